@@ -1,0 +1,205 @@
+"""Reading a corpus and turning it into character ids.
+
+Input can be a `.txt` file, a `.zip` holding exactly one text file (the format
+of the book's `jaychou_lyrics.txt.zip`), raw bytes (an upload) or a string.
+The book's preprocessing is the default: newlines become spaces and only the
+first 10,000 characters are kept. The vocabulary is `sorted(set(text))` so the
+ids are identical in every process (the book's unordered set is not).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CorpusError
+
+BOOK_MAX_CHARS = 10_000
+MAX_FILE_BYTES = 20 * 1024 * 1024  # a corpus larger than this is not a classroom corpus
+MAX_VOCAB = 8_000  # the output layer grows with the vocabulary; beyond this training crawls
+
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive",
+    b"\x7fELF": "a program (ELF binary)",
+    b"RIFF": "a RIFF media file",
+    b"\x1f\x8b": "a gzip archive",
+}
+
+
+def _human_size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
+
+
+def decode_bytes(data: bytes, name: str = "the file") -> str:
+    """Decode text the way Chinese text files are actually saved.
+
+    Order matters: a BOM is authoritative; then strict UTF-8 (which almost never
+    decodes GBK bytes by accident); then GB18030, a superset of GBK/GB2312.
+    """
+    if not data:
+        raise CorpusError(f"{name} is empty: there is no text to learn from.")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"{name} starts like UTF-16 but is not valid UTF-16 text.") from exc
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            raise CorpusError(f"{name} is {what}, not a text file: upload a .txt file or a .zip with one.")
+    if b"\x00" in data[:4096]:
+        raise CorpusError(f"{name} looks binary (it contains NUL bytes), not like a text file.")
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        controls = sum(1 for ch in text[:20_000] if ord(ch) < 32 and ch not in "\n\r\t\f")
+        if controls > max(8, len(text[:20_000]) // 100):
+            raise CorpusError(f"{name} looks binary (many control characters), not like a text file.")
+        return text
+    raise CorpusError(
+        f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again."
+    )
+
+
+def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise CorpusError(f"{name} is not a valid zip archive.") from exc
+    with archive:
+        members = [
+            info
+            for info in archive.infolist()
+            if not info.is_dir()
+            and not info.filename.startswith("__MACOSX/")
+            and not Path(info.filename).name.startswith(".")
+        ]
+        if not members:
+            raise CorpusError(f"{name} holds no file: put one text file in the zip.")
+        if len(members) > 1:
+            listed = ", ".join(m.filename for m in members[:5])
+            more = "…" if len(members) > 5 else ""
+            raise CorpusError(
+                f"{name} holds {len(members)} files ({listed}{more}): put exactly one text file in the zip."
+            )
+        info = members[0]
+        if info.file_size > max_bytes:
+            raise CorpusError(
+                f"{info.filename} in {name} is {_human_size(info.file_size)} unpacked; "
+                f"the limit is {_human_size(max_bytes)}: use a shorter excerpt."
+            )
+        try:
+            return info.filename, archive.read(info)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+            raise CorpusError(f"{info.filename} in {name} cannot be unpacked ({exc}).") from exc
+
+
+def read_corpus_bytes(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Text of an uploaded or read file (`.zip` or plain text), with clear errors."""
+    if len(data) > max_bytes:
+        raise CorpusError(
+            f"{name} is {_human_size(len(data))}; the limit is {_human_size(max_bytes)}: "
+            "use a shorter excerpt (a few hundred KB is plenty for a character RNN)."
+        )
+    if name.lower().endswith(".zip") or data.startswith(b"PK\x03\x04"):
+        inner, data = _read_zip(data, name, max_bytes)
+        return decode_bytes(data, f"{inner} (in {name})")
+    return decode_bytes(data, name)
+
+
+def read_corpus_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Text of a `.txt` or single-file `.zip` on disk."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CorpusError(f"No file at {path}.")
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder, not a corpus file.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise CorpusError(
+            f"{path.name} is {_human_size(size)}; the limit is {_human_size(max_bytes)}: use a shorter excerpt."
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{path} cannot be read ({exc.strerror}).") from exc
+    return read_corpus_bytes(data, path.name, max_bytes)
+
+
+def book_preprocess(text: str, max_chars: int | None = BOOK_MAX_CHARS) -> str:
+    """The book's cleaning: `\\n` and `\\r` each become a space, then truncate.
+
+    `max_chars=None` keeps everything.
+    """
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if max_chars is None else text[:max_chars]
+
+
+@dataclass
+class Corpus:
+    """A preprocessed text with its stable vocabulary and id sequence."""
+
+    name: str
+    text: str
+    idx_to_char: list[str] = field(default_factory=list)
+    char_to_idx: dict[str, int] = field(default_factory=dict)
+    indices: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_text(
+        cls,
+        text: str,
+        name: str = "text",
+        max_chars: int | None = BOOK_MAX_CHARS,
+        max_vocab: int = MAX_VOCAB,
+    ) -> Corpus:
+        if max_chars is not None and max_chars < 2:
+            raise CorpusError("Keep at least 2 characters of the corpus.")
+        text = book_preprocess(text, max_chars)
+        if not text.strip():
+            raise CorpusError(f"{name} has no text (only white space).")
+        idx_to_char = sorted(set(text))
+        if len(idx_to_char) > max_vocab:
+            raise CorpusError(
+                f"{name} has {len(idx_to_char):,} distinct characters; the limit is {max_vocab:,}: "
+                "keep fewer characters or use a more uniform text."
+            )
+        char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
+        return cls(name, text, idx_to_char, char_to_idx, [char_to_idx[ch] for ch in text])
+
+    @classmethod
+    def from_file(cls, path: str | Path, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:
+        return cls.from_text(read_corpus_file(path), Path(path).name, max_chars)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.idx_to_char)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of `text` outside the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+
+    def encode(self, text: str) -> list[int]:
+        return [self.char_to_idx[ch] for ch in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.idx_to_char[i] for i in ids)
+
+    def split(self, val_fraction: float) -> tuple[list[int], list[int]]:
+        """Training ids and a held-out tail of `val_fraction` of the corpus."""
+        if not 0.0 <= val_fraction < 0.5:
+            raise CorpusError("The validation share must be between 0 and 0.5.")
+        cut = len(self.indices) - int(len(self.indices) * val_fraction)
+        return self.indices[:cut], self.indices[cut:]

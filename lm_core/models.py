@@ -1,0 +1,363 @@
+"""Character language models with one interface.
+
+Every model maps `(B, T)` character ids and a state to `(T*B, V)` logits
+(time-major rows, matching the book's `flatten(Y.T)` labels) and a new state.
+`State` is a tuple: `(H,)` for RNN/GRU, `(H, C)` for LSTM, each `(B, h)`.
+
+* `scratch-*`: the book's equations with explicit parameters named as in the
+  chapter (`W_xh, W_hh, b_h, ...`) and its initialisation N(0, 0.01), zero bias.
+* `rnn`, `gru`, `lstm`: a `torch.nn.RNN/GRU/LSTM` over one-hot inputs plus an
+  `nn.Linear` output layer: the book's concise model, so its `state_dict` is
+  plain torch.nn.
+
+Speed without changing the maths: a one-hot row times a matrix is one row of
+that matrix, so inputs are gathered (`F.embedding`) instead of multiplied; the
+output layer runs once over all time steps; the tanh recurrence has a
+hand-written backward pass (one large matmul for dW_hh instead of T small ones).
+`trace()` returns the hidden state (and gates) at every step for the UI.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+State = tuple[torch.Tensor, ...]
+
+MODEL_KINDS = ("scratch-rnn", "scratch-gru", "scratch-lstm", "rnn", "gru", "lstm")
+MODEL_LABELS = {
+    "scratch-rnn": "RNN from scratch (book)",
+    "scratch-gru": "GRU from scratch (book)",
+    "scratch-lstm": "LSTM from scratch (book)",
+    "rnn": "torch.nn.RNN",
+    "gru": "torch.nn.GRU",
+    "lstm": "torch.nn.LSTM",
+}
+
+
+def init_normal(shape: tuple[int, ...], gen: torch.Generator) -> nn.Parameter:
+    """The book's `_one`: N(0, 0.01), drawn from a private generator.
+
+    A private generator (not `torch.manual_seed`) keeps two jobs in two threads
+    from disturbing each other's initial weights.
+    """
+    return nn.Parameter(torch.randn(shape, generator=gen) * 0.01)
+
+
+def _zeros(n: int) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(n))
+
+
+def fast_tanh(z: torch.Tensor) -> torch.Tensor:
+    """tanh(z) computed as 2·σ(2z) − 1 (in place on `z`).
+
+    The same function to within float rounding; on this CPU torch's sigmoid is
+    about 5× faster than its tanh, and the recurrence is a chain of T of them.
+    """
+    return torch.sigmoid_(z.mul_(2)).mul_(2).sub_(1)
+
+
+class _TanhRecurrence(torch.autograd.Function):
+    """H_t = tanh(XW_t + H_{t-1} W + b) over all t, with a batched backward."""
+
+    @staticmethod
+    def forward(ctx, xw: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
+        hs = torch.empty_like(xw)  # (T, B, h)
+        h = h0
+        for t in range(xw.shape[0]):
+            h = fast_tanh(torch.addmm(xw[t], h, W).add_(b))
+            hs[t] = h
+        ctx.save_for_backward(hs, h0, W)
+        return hs
+
+    @staticmethod
+    def backward(ctx, dhs: torch.Tensor):
+        hs, h0, W = ctx.saved_tensors
+        dz = 1 - hs * hs  # tanh' for every step at once, (T, B, h)
+        dh = torch.zeros_like(h0)
+        Wt = W.t()
+        for t in range(hs.shape[0] - 1, -1, -1):
+            dz[t].mul_(dh.add_(dhs[t]))
+            dh = dz[t] @ Wt
+        prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, h): H_{t-1}
+        flat_dz = dz.reshape(-1, dz.shape[-1])
+        dW = prev.reshape(-1, prev.shape[-1]).t() @ flat_dz
+        return dz, dh, dW, flat_dz.sum(0)
+
+
+def _output_layer(hs: torch.Tensor, weight_vh: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(T, B, h) hidden states -> (T*B, V) logits, with `weight_vh` of shape (V, h).
+
+    Computed as (W Hᵀ)ᵀ: the same product as H Wᵀ, in the layout that CPU BLAS
+    runs fastest for a vocabulary-sized output (about 1.5× on this machine).
+    """
+    flat = hs.reshape(-1, hs.shape[-1])
+    return torch.addmm(bias.unsqueeze(1), weight_vh, flat.t()).t()
+
+
+class CharModel(nn.Module):
+    """Interface shared by every model; see the module docstring."""
+
+    kind: ClassVar[str]
+    n_state: ClassVar[int] = 1
+    gate_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, vocab_size: int, num_hiddens: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.num_hiddens = num_hiddens
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def begin_state(self, batch_size: int) -> State:
+        return tuple(
+            torch.zeros(batch_size, self.num_hiddens, device=self.device) for _ in range(self.n_state)
+        )
+
+    def forward(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def trace(self, X: torch.Tensor, state: State | None = None) -> dict[str, torch.Tensor]:
+        """Hidden state `H` (and gates, and LSTM cell `C`) at every step, each (T, B, h)."""
+        state = self.begin_state(X.shape[0]) if state is None else state
+        steps: list[dict[str, torch.Tensor]] = []
+        for t in range(X.shape[1]):
+            values, state = self.step(X[:, t], state)
+            steps.append(values)
+        return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[dict[str, torch.Tensor], State]:
+        """One time step on ids `x` (B,), returning named internals and the new state."""
+        raise NotImplementedError
+
+
+class ScratchRNN(CharModel):
+    """H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q."""
+
+    kind = "scratch-rnn"
+
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+        super().__init__(vocab_size, num_hiddens)
+        V, h = vocab_size, num_hiddens
+        self.W_xh = init_normal((V, h), gen)
+        self.W_hh = init_normal((h, h), gen)
+        self.b_h = _zeros(h)
+        self.W_hq = init_normal((h, V), gen)
+        self.b_q = _zeros(V)
+
+    def forward(self, X, state):
+        xw = F.embedding(X.t(), self.W_xh)  # (T, B, h) == one-hot(X_t) @ W_xh
+        hs = _TanhRecurrence.apply(xw, state[0], self.W_hh, self.b_h)
+        return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
+
+    def step(self, x, state):
+        H = torch.tanh(self.W_xh[x] + state[0] @ self.W_hh + self.b_h)
+        return {"H": H}, (H,)
+
+
+class ScratchGRU(CharModel):
+    """The book's GRU: reset gate R, update gate Z, candidate from (R ⊙ H) W_hh."""
+
+    kind = "scratch-gru"
+    gate_names = ("Z", "R")
+
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+        super().__init__(vocab_size, num_hiddens)
+        V, h = vocab_size, num_hiddens
+        self.W_xz, self.W_hz, self.b_z = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_xr, self.W_hr, self.b_r = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_xh, self.W_hh, self.b_h = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_hq, self.b_q = init_normal((h, V), gen), _zeros(V)
+
+    def _cell(self, xz, xr, xh, H):
+        Z = torch.sigmoid(xz + H @ self.W_hz + self.b_z)  # update gate
+        R = torch.sigmoid(xr + H @ self.W_hr + self.b_r)  # reset gate
+        H_tilde = torch.tanh(xh + (R * H) @ self.W_hh + self.b_h)  # candidate
+        return Z * H + (1 - Z) * H_tilde, Z, R
+
+    def forward(self, X, state):
+        xs = F.embedding(X.t(), torch.cat([self.W_xz, self.W_xr, self.W_xh], 1))  # (T, B, 3h)
+        xz, xr, xh = xs.chunk(3, dim=2)
+        H, hs = state[0], []
+        for t in range(X.shape[1]):
+            H, _, _ = self._cell(xz[t], xr[t], xh[t], H)
+            hs.append(H)
+        return _output_layer(torch.stack(hs), self.W_hq.t(), self.b_q), (H,)
+
+    def step(self, x, state):
+        H, Z, R = self._cell(self.W_xz[x], self.W_xr[x], self.W_xh[x], state[0])
+        return {"H": H, "Z": Z, "R": R}, (H,)
+
+
+class ScratchLSTM(CharModel):
+    """The book's LSTM: input I, forget F, output O gates and candidate cell C̃."""
+
+    kind = "scratch-lstm"
+    n_state = 2
+    gate_names = ("I", "F", "O", "C")
+
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+        super().__init__(vocab_size, num_hiddens)
+        V, h = vocab_size, num_hiddens
+        self.W_xi, self.W_hi, self.b_i = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_xf, self.W_hf, self.b_f = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_xo, self.W_ho, self.b_o = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_xc, self.W_hc, self.b_c = init_normal((V, h), gen), init_normal((h, h), gen), _zeros(h)
+        self.W_hq, self.b_q = init_normal((h, V), gen), _zeros(V)
+
+    def _cell(self, xi, xf, xo, xc, H, C):
+        I = torch.sigmoid(xi + H @ self.W_hi + self.b_i)  # noqa: E741  input gate
+        Fg = torch.sigmoid(xf + H @ self.W_hf + self.b_f)  # forget gate
+        O = torch.sigmoid(xo + H @ self.W_ho + self.b_o)  # noqa: E741  output gate
+        C_tilde = torch.tanh(xc + H @ self.W_hc + self.b_c)
+        C = Fg * C + I * C_tilde
+        return O * torch.tanh(C), C, I, Fg, O
+
+    def forward(self, X, state):
+        W_x = torch.cat([self.W_xi, self.W_xf, self.W_xo, self.W_xc], 1)
+        xi, xf, xo, xc = F.embedding(X.t(), W_x).chunk(4, dim=2)  # each (T, B, h)
+        (H, C), hs = state, []
+        for t in range(X.shape[1]):
+            H, C, *_ = self._cell(xi[t], xf[t], xo[t], xc[t], H, C)
+            hs.append(H)
+        return _output_layer(torch.stack(hs), self.W_hq.t(), self.b_q), (H, C)
+
+    def step(self, x, state):
+        H, C, I, Fg, O = self._cell(self.W_xi[x], self.W_xf[x], self.W_xo[x], self.W_xc[x], *state)
+        return {"H": H, "I": I, "F": Fg, "O": O, "C": C}, (H, C)
+
+
+class TorchRecurrentLM(CharModel):
+    """`torch.nn.RNN/GRU/LSTM` on one-hot input + `nn.Linear`, the book's concise model.
+
+    The layer's own parameters are used, so `self.rnn(one_hot)` gives the same
+    result as `forward`; `forward` gathers `weight_ih` columns instead of
+    multiplying by one-hot vectors (identical maths, no V-wide product).
+    """
+
+    layer_cls: ClassVar[type[nn.RNNBase]]
+
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+        super().__init__(vocab_size, num_hiddens)
+        self.rnn = self.layer_cls(vocab_size, num_hiddens)
+        self.dense = nn.Linear(num_hiddens, vocab_size)
+        # torch.nn's default U(-1/√h, 1/√h), but drawn from our generator (thread-safe, seeded).
+        bound = 1.0 / math.sqrt(num_hiddens)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
+
+    def _inputs(self, X: torch.Tensor) -> torch.Tensor:
+        """x_t W_ihᵀ + b_ih for all steps, (T, B, gates*h)."""
+        return F.embedding(X.t(), self.rnn.weight_ih_l0.t()) + self.rnn.bias_ih_l0
+
+    def _finish(self, hs: torch.Tensor) -> torch.Tensor:
+        return _output_layer(hs, self.dense.weight, self.dense.bias)
+
+    def reference_forward(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The plain torch.nn path (one-hot into the layer): used to prove `forward` equal."""
+        onehot = F.one_hot(X.t(), self.vocab_size).float()
+        hx = tuple(s.unsqueeze(0) for s in state)
+        out, hn = self.rnn(onehot, hx if self.n_state == 2 else hx[0])
+        hn = hn if isinstance(hn, tuple) else (hn,)
+        return self.dense(out.reshape(-1, self.num_hiddens)), tuple(h.squeeze(0) for h in hn)
+
+
+class TorchRNN(TorchRecurrentLM):
+    kind = "rnn"
+    layer_cls = nn.RNN
+
+    def forward(self, X, state):
+        r = self.rnn
+        hs = _TanhRecurrence.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
+        return self._finish(hs), (hs[-1],)
+
+    def step(self, x, state):
+        r = self.rnn
+        H = torch.tanh(self._inputs(x[:, None])[0] + state[0] @ r.weight_hh_l0.t() + r.bias_hh_l0)
+        return {"H": H}, (H,)
+
+
+class TorchGRU(TorchRecurrentLM):
+    """PyTorch's GRU: the reset gate multiplies (H W_hn + b_hn), not H."""
+
+    kind = "gru"
+    layer_cls = nn.GRU
+    gate_names = ("Z", "R")
+
+    def _cell(self, gi, H):
+        gh = H @ self.rnn.weight_hh_l0.t() + self.rnn.bias_hh_l0
+        i_r, i_z, i_n = gi.chunk(3, 1)
+        h_r, h_z, h_n = gh.chunk(3, 1)
+        R = torch.sigmoid(i_r + h_r)
+        Z = torch.sigmoid(i_z + h_z)
+        N = torch.tanh(i_n + R * h_n)
+        return (1 - Z) * N + Z * H, Z, R
+
+    def forward(self, X, state):
+        gi = self._inputs(X)
+        H, hs = state[0], []
+        for t in range(X.shape[1]):
+            H, _, _ = self._cell(gi[t], H)
+            hs.append(H)
+        return self._finish(torch.stack(hs)), (H,)
+
+    def step(self, x, state):
+        H, Z, R = self._cell(self._inputs(x[:, None])[0], state[0])
+        return {"H": H, "Z": Z, "R": R}, (H,)
+
+
+class TorchLSTM(TorchRecurrentLM):
+    kind = "lstm"
+    layer_cls = nn.LSTM
+    n_state = 2
+    gate_names = ("I", "F", "O", "C")
+
+    def _cell(self, gi, H, C):
+        g = gi + H @ self.rnn.weight_hh_l0.t() + self.rnn.bias_hh_l0
+        i, f, c, o = g.chunk(4, 1)
+        I, Fg, O = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)  # noqa: E741
+        C = Fg * C + I * torch.tanh(c)
+        return O * torch.tanh(C), C, I, Fg, O
+
+    def forward(self, X, state):
+        gi = self._inputs(X)
+        (H, C), hs = state, []
+        for t in range(X.shape[1]):
+            H, C, *_ = self._cell(gi[t], H, C)
+            hs.append(H)
+        return self._finish(torch.stack(hs)), (H, C)
+
+    def step(self, x, state):
+        H, C, I, Fg, O = self._cell(self._inputs(x[:, None])[0], *state)
+        return {"H": H, "I": I, "F": Fg, "O": O, "C": C}, (H, C)
+
+
+_CLASSES: dict[str, type[CharModel]] = {
+    cls.kind: cls for cls in (ScratchRNN, ScratchGRU, ScratchLSTM, TorchRNN, TorchGRU, TorchLSTM)
+}
+
+MAX_HIDDEN = 2048
+
+
+def build_model(kind: str, vocab_size: int, num_hiddens: int, seed: int = 0) -> CharModel:
+    """A freshly initialised model; the same `seed` gives the same weights."""
+    if kind not in _CLASSES:
+        raise ConfigError(f"Unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}.")
+    if not 1 <= num_hiddens <= MAX_HIDDEN:
+        raise ConfigError(f"Hidden units must be between 1 and {MAX_HIDDEN} (got {num_hiddens}).")
+    gen = torch.Generator().manual_seed(seed)
+    return _CLASSES[kind](vocab_size, num_hiddens, gen)
+
+
+def detach_state(state: State) -> State:
+    return tuple(s.detach() for s in state)

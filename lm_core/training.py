@@ -1,0 +1,322 @@
+"""Training as a stream of events, with the book's state handling.
+
+`Trainer.train()` yields a `StepEvent` per minibatch (gradient norm before
+clipping), an `EpochEvent` per epoch (perplexity, time, gradient statistics)
+and one `EndEvent` (finished / stopped / diverged). The CLI prints them, the
+app's job manager stores them, the tests read them: nobody prints from here.
+
+Hidden state follows the book: random sampling starts every minibatch from
+zeros; adjacent sampling starts each epoch from zeros and carries the state
+across minibatches, detached from the graph. A `Control` lets another thread
+pause, resume, step one epoch or stop between minibatches.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .corpus import Corpus
+from .device import DEVICE
+from .errors import ConfigError
+from .models import MODEL_KINDS, CharModel, build_model, detach_state
+from .sampling import MODES, adjacent_batches, batches, check_enough
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; shown on the page, stored in checkpoints and URLs."""
+
+    model: str = "scratch-rnn"  # one of MODEL_KINDS
+    sampling: str = "random"  # "random" or "adjacent"
+    hidden: int = 256  # hidden units h
+    num_steps: int = 35  # T, characters per row of a minibatch
+    batch_size: int = 32  # B, rows per minibatch
+    lr: float = 100.0  # the book uses SGD lr 100 for its scratch models
+    optimizer: str = "sgd"  # "sgd" (the book's) or "adam" (its concise chapters)
+    clip: float | None = 0.01  # θ for global-norm clipping; None turns clipping off
+    epochs: int = 250  # planned epochs
+    seed: int = 0  # initial weights and minibatch shuffles
+    val_fraction: float = 0.0  # held-out tail for validation perplexity (0: none, as the book)
+
+    def validate(self) -> None:
+        """Raise `ConfigError` with a user-facing message for any bad value."""
+        if self.model not in MODEL_KINDS:
+            raise ConfigError(f"Unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}.")
+        if self.sampling not in MODES:
+            raise ConfigError(f"Unknown sampling mode {self.sampling!r}: use random or adjacent.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"Unknown optimiser {self.optimizer!r}: use sgd or adam.")
+        checks = [
+            (1 <= self.hidden <= 2048, "Hidden units must be between 1 and 2048."),
+            (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000."),
+            (1 <= self.batch_size <= 1024, "Batch size must be between 1 and 1024."),
+            (math.isfinite(self.lr) and 0 < self.lr <= 1e4, "The learning rate must be above 0 and at most 10,000."),
+            (self.clip is None or (math.isfinite(self.clip) and self.clip > 0), "Clipping θ must be above 0 (or off)."),
+            (1 <= self.epochs <= 100_000, "Epochs must be between 1 and 100,000."),
+            (0 <= self.seed < 2**31, "The seed must be between 0 and 2,147,483,647."),
+            (0 <= self.val_fraction < 0.5, "The validation share must be between 0 and 0.5."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (older or newer checkpoints)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def book_config(model: str = "scratch-rnn", sampling: str | None = None, **overrides: Any) -> TrainConfig:
+    """The chapter's settings for `model`.
+
+    Scratch models: SGD lr 100; `torch.nn` models: Adam, lr 1e-3 (RNN) or 1e-2
+    (GRU/LSTM), adjacent sampling. RNN chapters train 250 epochs, GRU/LSTM 160.
+    """
+    scratch = model.startswith("scratch-")
+    cfg = TrainConfig(
+        model=model,
+        sampling=sampling or ("random" if scratch else "adjacent"),
+        optimizer="sgd" if scratch else "adam",
+        lr=100.0 if scratch else (1e-3 if model == "rnn" else 1e-2),
+        epochs=250 if model.endswith("rnn") else 160,
+    )
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+@dataclass
+class StepEvent:
+    epoch: int
+    step: int  # 1-based within the epoch
+    loss: float
+    grad_norm: float  # global L2 norm before clipping
+    clipped: bool
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    perplexity: float
+    seconds: float
+    tokens_per_s: float
+    grad_norm_mean: float
+    grad_norm_max: float
+    clipped_fraction: float
+    steps: int
+    val_perplexity: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EndEvent:
+    status: str  # "finished" | "stopped" | "diverged"
+    message: str
+    epoch: int
+    step: int = 0
+
+
+Event = StepEvent | EpochEvent | EndEvent
+
+
+class Control:
+    """Pause / resume / one-epoch step / stop, safe to call from any thread."""
+
+    def __init__(self) -> None:
+        self._go = threading.Event()
+        self._go.set()
+        self._stop = threading.Event()
+        self._pause_after_epoch = False
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._pause_after_epoch = False
+        self._go.set()
+
+    def step_epoch(self) -> None:
+        """Run until the end of the next epoch, then pause."""
+        self._pause_after_epoch = True
+        self._go.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._go.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._go.is_set() and not self._stop.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self) -> bool:
+        """Block while paused; return False when the run should stop."""
+        while not self._go.wait(timeout=0.1):
+            pass
+        return not self._stop.is_set()
+
+    def epoch_done(self) -> None:
+        if self._pause_after_epoch:
+            self._pause_after_epoch = False
+            self._go.clear()
+
+
+def make_optimizer(model: CharModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":  # p -= lr * grad, the book's d2l.sgd with batch_size 1
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def clip_gradients(params: list[torch.Tensor], theta: float | None) -> tuple[float, bool]:
+    """Global L2 norm of all gradients; scale them by θ/‖g‖ when it exceeds θ."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+    if theta is not None and norm > theta:
+        torch._foreach_mul_(grads, theta / norm)
+        return norm, True
+    return norm, False
+
+
+@torch.no_grad()
+def evaluate_perplexity(model: CharModel, ids: list[int], num_steps: int, batch_size: int) -> float | None:
+    """Perplexity on `ids`, read in adjacent order with the state carried.
+
+    The batch shrinks so that short held-out tails still give a minibatch.
+    """
+    batch_size = min(batch_size, len(ids) // (num_steps + 1))
+    if batch_size < 1:
+        return None
+    state = model.begin_state(batch_size)
+    total, n = 0.0, 0
+    for X, Y in adjacent_batches(ids, batch_size, num_steps, model.device):
+        logits, state = model(X, state)
+        y = Y.t().reshape(-1)
+        total += F.cross_entropy(logits, y, reduction="sum").item()
+        n += y.numel()
+    return math.exp(total / n) if n else None
+
+
+class Trainer:
+    """One model, its optimiser, its data stream and its history."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        config: TrainConfig,
+        model: CharModel | None = None,
+        device: torch.device = DEVICE,
+    ) -> None:
+        config.validate()
+        self.corpus = corpus
+        self.config = config
+        self.train_ids, self.val_ids = corpus.split(config.val_fraction)
+        check_enough(len(self.train_ids), config.batch_size, config.num_steps, config.sampling)
+        self.model = model or build_model(config.model, corpus.vocab_size, config.hidden, config.seed)
+        self.model.to(device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.rng = random.Random(config.seed)
+        self.history: list[EpochEvent] = []
+        self.control = Control()
+        self.status = "ready"  # ready | running | finished | stopped | diverged
+        self.message = ""
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def _set_lr(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr
+
+    def run_epoch(self) -> Iterator[StepEvent | EpochEvent | EndEvent]:
+        """One epoch; ends with an EpochEvent, or an EndEvent if stopped or diverged."""
+        cfg, model = self.config, self.model
+        self._set_lr()
+        params = list(model.parameters())
+        epoch = self.epoch + 1
+        good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        start = time.perf_counter()
+        state = model.begin_state(cfg.batch_size)
+        loss_sum, n, norms, n_clipped = 0.0, 0, [], 0
+        model.train()
+        stream = batches(cfg.sampling, self.train_ids, cfg.batch_size, cfg.num_steps, self.rng, model.device)
+        for step, (X, Y) in enumerate(stream, start=1):
+            if not self.control.wait():
+                model.load_state_dict(good)
+                yield self._end("stopped", f"Stopped during epoch {epoch}; kept the model after epoch {epoch - 1}.", step)
+                return
+            if cfg.sampling == "random":
+                state = model.begin_state(cfg.batch_size)
+            else:
+                state = detach_state(state)
+            logits, state = model(X, state)
+            y = Y.t().reshape(-1)  # time-major, like the logits
+            loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm, clipped = clip_gradients(params, cfg.clip)
+            loss_value = loss.item()
+            if not (math.isfinite(loss_value) and math.isfinite(norm)):
+                model.load_state_dict(good)
+                msg = f"Diverged at epoch {epoch}, step {step}: the loss became {loss_value:g}. "
+                msg += "The model was rolled back to the end of the previous epoch."
+                yield self._end("diverged", msg, step)
+                return
+            self.optimizer.step()
+            loss_sum += loss_value * y.numel()
+            n += y.numel()
+            norms.append(norm)
+            n_clipped += clipped
+            yield StepEvent(epoch, step, loss_value, norm, clipped)
+        seconds = time.perf_counter() - start
+        val = None
+        if self.val_ids:
+            val = evaluate_perplexity(model, self.val_ids, cfg.num_steps, cfg.batch_size)
+        event = EpochEvent(
+            epoch=epoch,
+            perplexity=math.exp(loss_sum / n),
+            seconds=seconds,
+            tokens_per_s=n / seconds if seconds > 0 else 0.0,
+            grad_norm_mean=sum(norms) / len(norms),
+            grad_norm_max=max(norms),
+            clipped_fraction=n_clipped / len(norms),
+            steps=len(norms),
+            val_perplexity=val,
+        )
+        self.history.append(event)
+        self.control.epoch_done()
+        yield event
+
+    def _end(self, status: str, message: str, step: int = 0) -> EndEvent:
+        self.status, self.message = status, message
+        return EndEvent(status, message, self.epoch, step)
+
+    def train(self) -> Iterator[Event]:
+        """Epochs until `config.epochs` are done, the run is stopped, or it diverges."""
+        self.status = "running"
+        while self.epoch < self.config.epochs:
+            for event in self.run_epoch():
+                yield event
+                if isinstance(event, EndEvent):
+                    return
+        yield self._end("finished", f"Finished {self.epoch} epochs.")
