@@ -215,9 +215,9 @@ class ScratchLSTM(CharModel):
         self.W_hq, self.b_q = init_normal((h, V), gen), _zeros(V)
 
     def _cell(self, xi, xf, xo, xc, H, C):
-        I = torch.sigmoid(xi + H @ self.W_hi + self.b_i)  # noqa: E741  input gate
+        I = torch.sigmoid(xi + H @ self.W_hi + self.b_i)
         Fg = torch.sigmoid(xf + H @ self.W_hf + self.b_f)  # forget gate
-        O = torch.sigmoid(xo + H @ self.W_ho + self.b_o)  # noqa: E741  output gate
+        O = torch.sigmoid(xo + H @ self.W_ho + self.b_o)
         C_tilde = torch.tanh(xc + H @ self.W_hc + self.b_c)
         C = Fg * C + I * C_tilde
         return O * torch.tanh(C), C, I, Fg, O
@@ -325,7 +325,7 @@ class TorchLSTM(TorchRecurrentLM):
     def _cell(self, gi, H, C):
         g = gi + H @ self.rnn.weight_hh_l0.t() + self.rnn.bias_hh_l0
         i, f, c, o = g.chunk(4, 1)
-        I, Fg, O = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)  # noqa: E741
+        I, Fg, O = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
         C = Fg * C + I * torch.tanh(c)
         return O * torch.tanh(C), C, I, Fg, O
 

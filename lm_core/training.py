@@ -17,7 +17,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -140,6 +140,9 @@ class Control:
     """Pause / resume / one-epoch step / stop, safe to call from any thread."""
 
     def __init__(self) -> None:
+        # Called around a pause, so a job manager can lend its CPU slot to a queued job.
+        self.on_block: Callable[[], None] | None = None
+        self.on_unblock: Callable[[], None] | None = None
         self._go = threading.Event()
         self._go.set()
         self._stop = threading.Event()
@@ -171,8 +174,13 @@ class Control:
 
     def wait(self) -> bool:
         """Block while paused; return False when the run should stop."""
-        while not self._go.wait(timeout=0.1):
-            pass
+        if not self._go.is_set():
+            if self.on_block:
+                self.on_block()
+            while not self._go.wait(timeout=0.1):
+                pass
+            if self.on_unblock and not self._stop.is_set():
+                self.on_unblock()
         return not self._stop.is_set()
 
     def epoch_done(self) -> None:
@@ -304,7 +312,6 @@ class Trainer:
             val_perplexity=val,
         )
         self.history.append(event)
-        self.control.epoch_done()
         yield event
 
     def _end(self, status: str, message: str, step: int = 0) -> EndEvent:
@@ -319,4 +326,5 @@ class Trainer:
                 yield event
                 if isinstance(event, EndEvent):
                     return
+            self.control.epoch_done()
         yield self._end("finished", f"Finished {self.epoch} epochs.")

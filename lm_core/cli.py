@@ -1,0 +1,197 @@
+"""`python -m lm_core {train,generate,bench}`.
+
+Defaults are the book's settings. Bad arguments and bad files print one line
+(`error: ...`) and exit with code 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, LabError
+
+BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for our own errors
+        self.exit(2, f"error: {message} (see `python -m lm_core {self.prog.split()[-1]} --help`)\n")
+
+
+def _clip(value: str) -> float | None:
+    if value.lower() in ("none", "off", "0"):
+        return None
+    try:
+        theta = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"clip must be a number or 'none', not {value!r}") from None
+    if not (math.isfinite(theta) and theta > 0):
+        raise argparse.ArgumentTypeError("clip must be above 0 (or 'none')")
+    return theta
+
+
+def _max_chars(value: str) -> int | None:
+    if value.lower() == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"max-chars must be a whole number or 'all', not {value!r}") from None
+    if n < 2:
+        raise argparse.ArgumentTypeError("max-chars must be at least 2")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import MODEL_KINDS
+
+    parser = _Parser(prog="python -m lm_core", description="The book's character-level RNN, from the terminal.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model and print perplexity per epoch")
+    t.add_argument("--corpus", default="songci", help="a .txt/.zip path, or 'songci' (bundled, default)")
+    t.add_argument("--songci-subset", default=None, help="which Song ci authors (default 辛弃疾)")
+    t.add_argument("--model", choices=MODEL_KINDS, default="scratch-rnn")
+    t.add_argument("--sampling", choices=("random", "adjacent"), default=None,
+                   help="default: random for scratch models, adjacent for torch.nn (as the book)")
+    t.add_argument("--epochs", type=int, default=None, help="default: 250 (RNN) or 160 (GRU/LSTM)")
+    t.add_argument("--hidden", type=int, default=256)
+    t.add_argument("--steps", type=int, default=35, help="num_steps T")
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=None, help="default: 100 (SGD) or the book's Adam rate")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
+    t.add_argument("--clip", type=_clip, default=0.01, help="θ, or 'none'")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-chars", type=_max_chars, default=10_000, help="characters kept, or 'all'")
+    t.add_argument("--val-fraction", type=float, default=0.0, help="held-out tail for validation perplexity")
+    t.add_argument("--jsonl", type=Path, default=None, help="write one JSON object per epoch here")
+    t.add_argument("--save", type=Path, default=None, help="write a checkpoint here when done")
+    t.add_argument("--resume", type=Path, default=None, help="continue training this checkpoint")
+    t.add_argument("--print-every", type=int, default=50, help="print greedy lines every N epochs")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    g = sub.add_parser("generate", help="write lyrics from a prefix with a checkpoint")
+    g.add_argument("--checkpoint", type=Path, required=True)
+    g.add_argument("--prefix", required=True)
+    g.add_argument("--length", type=int, default=50)
+    g.add_argument("--strategy", choices=("greedy", "sample"), default="greedy")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="seconds/epoch of each training path vs the book's procedure")
+    b.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help="default: ../shared/data/jaychou_lyrics.txt.zip")
+    b.add_argument("--epochs", type=int, default=6)
+    b.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _load_corpus(spec: str, max_chars: int | None, subset: str | None):
+    from .corpus import Corpus
+    from .songci import DEFAULT_SUBSET, songci_corpus
+
+    if spec == "songci":
+        return songci_corpus(subset or DEFAULT_SUBSET, max_chars)
+    return Corpus.from_file(spec, max_chars)
+
+
+def _progress(done: int, total: int, ppl: float, secs: float) -> str:
+    width = 30
+    filled = int(width * done / total)
+    eta = secs * (total - done)
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} perplexity {ppl:8.2f}  {secs:.2f}s/epoch  ~{eta:.0f}s left"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .generation import default_prefixes, generate
+    from .training import EndEvent, EpochEvent, Trainer, book_config
+
+    corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
+    overrides = {"hidden": args.hidden, "num_steps": args.steps, "batch_size": args.batch,
+                 "clip": args.clip, "seed": args.seed, "val_fraction": args.val_fraction}
+    for key, value in (("epochs", args.epochs), ("lr", args.lr), ("optimizer", args.optimizer)):
+        if value is not None:
+            overrides[key] = value
+    if args.optimizer and args.lr is None:
+        overrides["lr"] = 100.0 if args.optimizer == "sgd" else 1e-3
+    cfg = book_config(args.model, args.sampling, **overrides)
+    trainer = Trainer(corpus, cfg)
+    if args.resume:
+        checkpoint.restore_trainer(checkpoint.load(args.resume), trainer)
+    prefixes = default_prefixes(corpus)
+    print(f"corpus {corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
+    print(f"config {json.dumps(cfg.to_dict(), ensure_ascii=False)}", file=sys.stderr)
+    jsonl = args.jsonl.open("w", encoding="utf-8") if args.jsonl else None
+    end = None
+    try:
+        for event in trainer.train():
+            if isinstance(event, EpochEvent):
+                if jsonl:
+                    jsonl.write(json.dumps(event.to_dict()) + "\n")
+                    jsonl.flush()
+                if not args.quiet and sys.stderr.isatty():
+                    print(_progress(event.epoch, cfg.epochs, event.perplexity, event.seconds), end="", file=sys.stderr)
+                if event.epoch % args.print_every == 0 or event.epoch == cfg.epochs:
+                    if sys.stderr.isatty() and not args.quiet:
+                        print(file=sys.stderr)
+                    val = f", validation {event.val_perplexity:.2f}" if event.val_perplexity else ""
+                    print(f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
+                          f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}")
+                    for p in prefixes:
+                        print(" -", generate(trainer.model, corpus, p, 50).text)
+            elif isinstance(event, EndEvent):
+                end = event
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving what was trained so far", file=sys.stderr)
+    finally:
+        if jsonl:
+            jsonl.close()
+    if args.save:
+        checkpoint.save(checkpoint.from_trainer(trainer, note=f"trained with: {' '.join(sys.argv[1:])}"), args.save)
+        print(f"saved {args.save}", file=sys.stderr)
+    if end is not None and end.status == "diverged":
+        print(f"error: {end.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .generation import generate
+
+    ckpt = checkpoint.load(args.checkpoint)
+    model = ckpt.build_model()
+    out = generate(model, ckpt.vocab, args.prefix, args.length, args.strategy, args.temperature,
+                   args.top_k, args.seed)
+    print(out.text)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .corpus import Corpus
+
+    if args.epochs < 2:
+        raise ConfigError("bench needs at least 2 epochs (the first is a warm-up).")
+    corpus = Corpus.from_file(args.corpus)
+    print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
+    print(bench.main(corpus, args.epochs, args.seed))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "generate": cmd_generate, "bench": cmd_bench}
+    try:
+        return handlers[args.command](args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
+        return 2

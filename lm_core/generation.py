@@ -1,0 +1,149 @@
+"""Writing text from a prefix: the book's greedy decoding, temperature and top-k.
+
+As in the book, the state starts at zero, the prefix is fed one character at a
+time (forced), then each next character is chosen from the model's
+distribution and fed back. The output includes the prefix. Sampling uses a
+private `torch.Generator`, so a seed reproduces the text exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .corpus import Corpus
+from .errors import ConfigError, VocabularyError
+from .models import CharModel
+
+STRATEGIES = ("greedy", "sample")
+MAX_LENGTH = 2_000
+
+
+@dataclass
+class Candidate:
+    char: str
+    prob: float
+
+
+@dataclass
+class Generation:
+    prefix: str
+    text: str  # prefix + generated characters
+    steps: list[list[Candidate]] = field(default_factory=list)  # per generated char, top candidates
+
+    @property
+    def generated(self) -> str:
+        return self.text[len(self.prefix) :]
+
+
+BOOK_PREFIXES = ("分开", "不分开")
+
+
+def default_prefixes(vocab: dict[str, int] | Corpus, text: str = "") -> tuple[str, ...]:
+    """The book's prefixes when the vocabulary has them, else the corpus's first characters."""
+    known = vocab.char_to_idx if isinstance(vocab, Corpus) else vocab
+    text = text or (vocab.text if isinstance(vocab, Corpus) else "")
+    usable = tuple(p for p in BOOK_PREFIXES if all(ch in known for ch in p))
+    if usable:
+        return usable
+    start = text.strip()[:4]
+    return (start[:2], start[:4]) if len(start) >= 4 else ((start,) if start else ())
+
+
+def check_prefix(prefix: str, vocab: dict[str, int]) -> None:
+    """Raise a `VocabularyError` naming every character the model does not know."""
+    if not prefix:
+        raise VocabularyError("Type a prefix of at least one character.")
+    unknown = list(dict.fromkeys(ch for ch in prefix if ch not in vocab))
+    if unknown:
+        shown = " ".join(repr(ch) if ch.isspace() else ch for ch in unknown[:20])
+        more = f" (and {len(unknown) - 20} more)" if len(unknown) > 20 else ""
+        if len(unknown) == len(set(prefix)):
+            raise VocabularyError(
+                f"None of the prefix's characters are in the model's vocabulary: {shown}{more}. "
+                "Use characters from the training corpus."
+            )
+        raise VocabularyError(
+            f"Not in the model's vocabulary: {shown}{more}. Remove or replace them."
+        )
+
+
+@torch.no_grad()
+def generate(
+    model: CharModel,
+    vocab: Corpus | list[str],
+    prefix: str,
+    length: int = 50,
+    strategy: str = "greedy",
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    n_candidates: int = 5,
+) -> Generation:
+    """Append `length` characters to `prefix` and record the top candidates per step."""
+    idx_to_char = vocab.idx_to_char if isinstance(vocab, Corpus) else list(vocab)
+    char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
+    check_prefix(prefix, char_to_idx)
+    if not 0 <= length <= MAX_LENGTH:
+        raise ConfigError(f"Length must be between 0 and {MAX_LENGTH}.")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"Unknown strategy {strategy!r}: use greedy or sample.")
+    if strategy == "sample" and not (math.isfinite(temperature) and 0.01 <= temperature <= 10):
+        raise ConfigError("Temperature must be between 0.01 and 10.")
+    if top_k is not None and top_k < 1:
+        raise ConfigError("top-k must be at least 1 (or off).")
+
+    was_training = model.training
+    model.eval()
+    device = model.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    state = model.begin_state(1)
+    out = [char_to_idx[prefix[0]]]
+    steps: list[list[Candidate]] = []
+    for t in range(len(prefix) - 1 + length):
+        logits, state = model(torch.tensor([[out[-1]]], device=device), state)
+        if t < len(prefix) - 1:
+            out.append(char_to_idx[prefix[t + 1]])
+            continue
+        logits = logits[0].float()
+        if strategy == "greedy":
+            probs = torch.softmax(logits, 0)
+            choice = int(probs.argmax())
+        else:
+            scaled = logits / temperature
+            if top_k is not None and top_k < scaled.numel():
+                kth = torch.topk(scaled, top_k).values[-1]
+                scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+            probs = torch.softmax(scaled, 0)
+            choice = int(torch.multinomial(probs, 1, generator=gen))
+        top = torch.topk(probs, min(n_candidates, probs.numel()))
+        steps.append([Candidate(idx_to_char[int(i)], float(p)) for p, i in zip(top.values, top.indices)])
+        out.append(choice)
+    model.train(was_training)
+    return Generation(prefix, "".join(idx_to_char[i] for i in out), steps)
+
+
+def copied_spans(text: str, corpus_text: str, min_len: int = 8, start: int = 0) -> list[tuple[int, int]]:
+    """Maximal stretches of `text[start:]` (≥ `min_len` chars) found verbatim in the corpus.
+
+    Returns `(begin, end)` index pairs into `text`, merged where they overlap:
+    the memorisation meter of the Generate page.
+    """
+    spans: list[tuple[int, int]] = []
+    i = start
+    n = len(text)
+    while i + min_len <= n:
+        if text[i : i + min_len] in corpus_text:
+            j = i + min_len
+            while j < n and text[i : j + 1] in corpus_text:
+                j += 1
+            if spans and i <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], j))
+            else:
+                spans.append((i, j))
+            i += 1
+        else:
+            i += 1
+    return spans

