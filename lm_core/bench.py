@@ -40,8 +40,9 @@ def _trainer_epochs(trainer: Trainer) -> Iterator[tuple[float, float]]:
                 yield event.perplexity, event.seconds
 
 
-def run_bench(corpus: Corpus, epochs: int = 6, seed: int = 0, sampling: str = "random",
-              log: Callable[[str], None] = print) -> list[PathResult]:
+def run_bench(
+    corpus: Corpus, epochs: int = 6, seed: int = 0, sampling: str = "random", log: Callable[[str], None] = print
+) -> list[PathResult]:
     """Measure every path for `epochs` epochs each; returns the results (reference first)."""
     torch.set_num_threads(1)
     paths: dict[str, Iterator[tuple[float, float]]] = {
@@ -53,8 +54,9 @@ def run_bench(corpus: Corpus, epochs: int = 6, seed: int = 0, sampling: str = "r
         )
     }
     for kind in ("scratch-rnn", "rnn", "gru", "lstm", "scratch-gru", "scratch-lstm"):
-        cfg = book_config(kind, sampling="random" if kind.startswith("scratch") else "adjacent",
-                          epochs=epochs, seed=seed)
+        cfg = book_config(
+            kind, sampling="random" if kind.startswith("scratch") else "adjacent", epochs=epochs, seed=seed
+        )
         if kind == "scratch-rnn":
             cfg.sampling = sampling
         label = f"{kind} ({cfg.sampling}, {cfg.optimizer} lr {cfg.lr:g})"
@@ -73,9 +75,7 @@ def format_results(results: list[PathResult]) -> str:
     ref = results[0]
     lines = [f"{'path':<44} {'s/epoch':>8} {'ratio':>6} {'ppl@last':>9}"]
     for r in results:
-        lines.append(
-            f"{r.name:<44} {r.median:8.3f} {r.median / ref.median:6.2f} {r.perplexity[-1]:9.2f}"
-        )
+        lines.append(f"{r.name:<44} {r.median:8.3f} {r.median / ref.median:6.2f} {r.perplexity[-1]:9.2f}")
     fast = next(r for r in results if r.name.startswith("scratch-rnn"))
     lines.append("")
     lines.append("same seed, reference vs fast scratch-rnn perplexity per epoch:")

@@ -118,7 +118,9 @@ def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
     if not data:
         raise CheckpointError(f"{name} is empty.")
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{name} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MB: not a checkpoint of this app.")
+        raise CheckpointError(
+            f"{name} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MB: not a checkpoint of this app."
+        )
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file

@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus", default="songci", help="a .txt/.zip path, or 'songci' (bundled, default)")
     t.add_argument("--songci-subset", default=None, help="which Song ci authors (default 辛弃疾)")
     t.add_argument("--model", choices=MODEL_KINDS, default="scratch-rnn")
-    t.add_argument("--sampling", choices=("random", "adjacent"), default=None,
-                   help="default: random for scratch models, adjacent for torch.nn (as the book)")
+    t.add_argument(
+        "--sampling",
+        choices=("random", "adjacent"),
+        default=None,
+        help="default: random for scratch models, adjacent for torch.nn (as the book)",
+    )
     t.add_argument("--epochs", type=int, default=None, help="default: 250 (RNN) or 160 (GRU/LSTM)")
     t.add_argument("--hidden", type=int, default=256)
     t.add_argument("--steps", type=int, default=35, help="num_steps T")
@@ -112,8 +116,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import EndEvent, EpochEvent, Trainer, book_config
 
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
-    overrides = {"hidden": args.hidden, "num_steps": args.steps, "batch_size": args.batch,
-                 "clip": args.clip, "seed": args.seed, "val_fraction": args.val_fraction}
+    overrides = {
+        "hidden": args.hidden,
+        "num_steps": args.steps,
+        "batch_size": args.batch,
+        "clip": args.clip,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+    }
     for key, value in (("epochs", args.epochs), ("lr", args.lr), ("optimizer", args.optimizer)):
         if value is not None:
             overrides[key] = value
@@ -140,8 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     if sys.stderr.isatty() and not args.quiet:
                         print(file=sys.stderr)
                     val = f", validation {event.val_perplexity:.2f}" if event.val_perplexity else ""
-                    print(f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
-                          f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}")
+                    print(
+                        f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
+                        f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}"
+                    )
                     for p in prefixes:
                         print(" -", generate(trainer.model, corpus, p, 50).text)
             elif isinstance(event, EndEvent):
@@ -166,8 +178,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     ckpt = checkpoint.load(args.checkpoint)
     model = ckpt.build_model()
-    out = generate(model, ckpt.vocab, args.prefix, args.length, args.strategy, args.temperature,
-                   args.top_k, args.seed)
+    out = generate(model, ckpt.vocab, args.prefix, args.length, args.strategy, args.temperature, args.top_k, args.seed)
     print(out.text)
     return 0
 

@@ -65,9 +65,7 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
         if controls > max(8, len(text[:20_000]) // 100):
             raise CorpusError(f"{name} looks binary (many control characters), not like a text file.")
         return text
-    raise CorpusError(
-        f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again."
-    )
+    raise CorpusError(f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again.")
 
 
 def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:

@@ -65,9 +65,7 @@ def check_prefix(prefix: str, vocab: dict[str, int]) -> None:
                 f"None of the prefix's characters are in the model's vocabulary: {shown}{more}. "
                 "Use characters from the training corpus."
             )
-        raise VocabularyError(
-            f"Not in the model's vocabulary: {shown}{more}. Remove or replace them."
-        )
+        raise VocabularyError(f"Not in the model's vocabulary: {shown}{more}. Remove or replace them.")
 
 
 @torch.no_grad()

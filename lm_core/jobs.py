@@ -146,7 +146,7 @@ class Job:
             self._started = time.time()
             self._set_status("running")
             self._loop()
-        except Exception as exc:  # the UI shows this instead of the thread dying silently
+        except Exception as exc:  # noqa: BLE001 -- the UI shows this instead of the thread dying silently
             self._finish("error", f"Training failed: {type(exc).__name__}: {exc}")
             traceback.print_exc()
         finally:
@@ -251,9 +251,17 @@ class Job:
         if status == "running" and self.control.paused:
             status = "paused"
         return JobView(
-            job_id=self.id, status=status, message=message, queue_position=queue_position,
-            epoch=epoch, planned_epochs=planned, version=version, elapsed=elapsed,
-            eta_seconds=eta, tokens_per_s=tps, runs=runs,
+            job_id=self.id,
+            status=status,
+            message=message,
+            queue_position=queue_position,
+            epoch=epoch,
+            planned_epochs=planned,
+            version=version,
+            elapsed=elapsed,
+            eta_seconds=eta,
+            tokens_per_s=tps,
+            runs=runs,
         )
 
 
@@ -273,9 +281,7 @@ class JobManager:
     def _acquire(self, job: Job) -> None:
         with self._lock:
             self._waiting.append(job.id)
-            while job.id in self._waiting and (
-                self._waiting[0] != job.id or len(self._running) >= self.max_running
-            ):
+            while job.id in self._waiting and (self._waiting[0] != job.id or len(self._running) >= self.max_running):
                 if job.control.stopped:
                     break
                 self._lock.wait(timeout=0.2)

@@ -118,9 +118,7 @@ class CharModel(nn.Module):
         return next(self.parameters()).device
 
     def begin_state(self, batch_size: int) -> State:
-        return tuple(
-            torch.zeros(batch_size, self.num_hiddens, device=self.device) for _ in range(self.n_state)
-        )
+        return tuple(torch.zeros(batch_size, self.num_hiddens, device=self.device) for _ in range(self.n_state))
 
     def forward(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError

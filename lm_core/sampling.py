@@ -135,9 +135,7 @@ def describe_minibatches(
         row_len = n_chars // batch_size
         for b in range(min(k, max(0, (row_len - 1) // num_steps))):
             for r in range(batch_size):
-                spans.append(
-                    RowSpan(b, r, r * row_len + b * num_steps, num_steps, "reset" if b == 0 else "carried")
-                )
+                spans.append(RowSpan(b, r, r * row_len + b * num_steps, num_steps, "reset" if b == 0 else "carried"))
     else:
         raise ValueError(f"unknown sampling mode {mode!r}")
     return spans

@@ -271,7 +271,9 @@ class Trainer:
         for step, (X, Y) in enumerate(stream, start=1):
             if not self.control.wait():
                 model.load_state_dict(good)
-                yield self._end("stopped", f"Stopped during epoch {epoch}; kept the model after epoch {epoch - 1}.", step)
+                yield self._end(
+                    "stopped", f"Stopped during epoch {epoch}; kept the model after epoch {epoch - 1}.", step
+                )
                 return
             if cfg.sampling == "random":
                 state = model.begin_state(cfg.batch_size)
