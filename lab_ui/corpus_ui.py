@@ -1,0 +1,190 @@
+"""Choosing the corpus: bundled Song ci, the book's corpus, an upload or pasted text.
+
+One choice per browser session, shown in the sidebar of every training page.
+The bundled Song ci is the default. The book's `jaychou_lyrics.txt.zip` is
+recognised by content wherever it comes from (a path, an upload, or a git-ignored
+`data/` folder) and then gets the book's name and preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from lm_core.corpus import BOOK_MAX_CHARS, Corpus, read_corpus_bytes
+from lm_core.errors import CorpusError
+from lm_core.sampling import minibatches_per_epoch
+from lm_core.songci import SUBSETS, songci_corpus
+
+from .i18n import Translator
+from .persist import restore, save
+
+BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
+BOOK_FILE = "jaychou_lyrics.txt.zip"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
+MAX_UPLOAD_MB = 20
+SOURCES = ("songci", "book", "upload", "paste")
+
+t = Translator(
+    {
+        "corpus": ("语料", "Corpus"),
+        "corpus_help": ("模型要学习的文本。", "The text the model learns from."),
+        "src_songci": ("宋词（内置）", "Song ci 宋词 (bundled)"),
+        "src_book": ("书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"),
+        "src_upload": ("上传文件", "Upload a file"),
+        "src_paste": ("粘贴文本", "Paste text"),
+        "subset": ("作者", "Authors"),
+        "subset_help": ("宋词的哪一部分。", "Which part of the Song ci."),
+        "book_path": ("jaychou_lyrics.txt.zip 的路径", "Path to jaychou_lyrics.txt.zip"),
+        "book_path_help": (
+            "服务器上的路径；也可放在项目的 data/ 文件夹中（git 会忽略它），或在「上传文件」中上传。",
+            "A path on the server; or put it in the project's data/ folder (ignored by git), or upload it.",
+        ),
+        "book_missing": (
+            "未找到书中语料：请输入路径，或上传 jaychou_lyrics.txt.zip。",
+            "The book's corpus was not found: give its path or upload jaychou_lyrics.txt.zip.",
+        ),
+        "upload": ("上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）", "Upload .txt or .zip (UTF-8, UTF-16, GBK/GB18030)"),
+        "upload_help": ("最大 {mb} MB；zip 中只能有一个文本文件。", "At most {mb} MB; a zip must hold exactly one text file."),
+        "upload_first": ("请先上传文件。", "Upload a file first."),
+        "paste": ("在此粘贴文本", "Paste text here"),
+        "paste_help": ("至少几千个字符，才能学到东西。", "A few thousand characters at least, for the model to learn anything."),
+        "paste_first": ("请先粘贴文本。", "Paste some text first."),
+        "max_chars": ("使用前多少个字符", "Characters used"),
+        "max_chars_help": (
+            "书中只用前 10,000 个字符（换行替换为空格）。0 = 全部。",
+            "The book uses the first 10,000 characters (newlines become spaces). 0 = all.",
+        ),
+        "corpus_stats": (
+            "**{name}** · {n:,} 个字符 · 词典 {v:,} 个字",
+            "**{name}** · {n:,} characters · vocabulary {v:,}",
+        ),
+        "recognised_book": ("已识别为书中语料，采用书中的预处理。", "Recognised as the book's corpus, with the book's preprocessing."),
+        "batches_per_epoch": (
+            "每个周期的小批量数：随机采样 {r}，相邻采样 {a}（批量 {b}，时间步 {s}）",
+            "Minibatches per epoch: {r} random, {a} adjacent (batch {b}, num_steps {s})",
+        ),
+        "too_few_batches": (
+            "当前设置下语料太短，一个周期不足一个小批量：请减小批量大小或时间步数，或使用更长的文本。",
+            "With these settings the corpus is too short for one minibatch: lower batch size or num_steps, "
+            "or use a longer text.",
+        ),
+        "few_batches": (
+            "每个周期只有 {n} 个小批量：模型很快会背下整段文本。",
+            "Only {n} minibatch(es) per epoch: the model will soon memorise the whole text.",
+        ),
+        "preview": ("预览", "Preview"),
+        "big_vocab": (
+            "词典有 {v:,} 个字：输出层随词典变大，训练会变慢。",
+            "The vocabulary has {v:,} characters: the output layer grows with it and training slows down.",
+        ),
+    }
+)
+
+
+@dataclass
+class CorpusChoice:
+    corpus: Corpus | None
+    error: str | None
+    key: str  # identifies the corpus content and preprocessing (for caching, checkpoints)
+    is_book: bool = False
+
+
+@st.cache_resource(max_entries=4)
+def _songci(subset: str, max_chars: int | None) -> Corpus:
+    return songci_corpus(subset, max_chars)
+
+
+@st.cache_resource(max_entries=16)
+def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> Corpus:
+    return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars)
+
+
+def _book_candidates(path_text: str) -> list[Path]:
+    paths = [Path(path_text).expanduser()] if path_text.strip() else []
+    return [*paths, DATA_DIR / BOOK_FILE]
+
+
+def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
+    digest = hashlib.sha256(data).hexdigest()
+    is_book = digest == BOOK_SHA256
+    label = t("src_book") if is_book else name
+    try:
+        corpus = _from_bytes(digest, label, max_chars, data)
+    except CorpusError as exc:
+        return CorpusChoice(None, str(exc), digest)
+    return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
+
+
+def corpus_ui() -> CorpusChoice:
+    """Draw the corpus picker (call inside `with st.sidebar:`) and load the choice."""
+    restore("corpus:max_chars", BOOK_MAX_CHARS)
+    for key in ("corpus:source", "corpus:subset", "corpus:book_path", "corpus:paste"):
+        restore(key)
+    try:
+        return _corpus_widgets()
+    finally:
+        for key in ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste"):
+            save(key)
+
+
+def _corpus_widgets() -> CorpusChoice:
+    source = st.selectbox(
+        t("corpus"), SOURCES, key="corpus:source", help=t("corpus_help"), format_func=lambda s: t(f"src_{s}")
+    )
+    max_chars = int(
+        st.number_input(t("max_chars"), 0, 2_000_000, step=1000, key="corpus:max_chars", help=t("max_chars_help"))
+    ) or None
+    if source == "songci":
+        subset = st.selectbox(t("subset"), list(SUBSETS), key="corpus:subset", help=t("subset_help"))
+        try:
+            return CorpusChoice(_songci(subset, max_chars), None, f"songci:{subset}:{max_chars}")
+        except CorpusError as exc:
+            return CorpusChoice(None, str(exc), "songci")
+    if source == "book":
+        path_text = st.text_input(t("book_path"), key="corpus:book_path", help=t("book_path_help"))
+        for path in _book_candidates(path_text):
+            if path.is_file():
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    return CorpusChoice(None, f"{path}: {exc.strerror}", "book")
+                return _load_bytes(data, path.name, max_chars)
+        return CorpusChoice(None, t("book_missing"), "book")
+    if source == "upload":
+        up = st.file_uploader(t("upload"), type=["txt", "zip"], key="corpus:upload",
+                              help=t("upload_help", mb=MAX_UPLOAD_MB), max_upload_size=MAX_UPLOAD_MB)
+        if up is not None:  # kept: the uploader itself forgets its file on a page switch
+            st.session_state["corpus:uploaded"] = (up.name, up.getvalue())
+        elif "corpus:uploaded" not in st.session_state:
+            return CorpusChoice(None, t("upload_first"), "upload")
+        name, data = st.session_state["corpus:uploaded"]
+        return _load_bytes(data, name, max_chars)
+    text = st.text_area(t("paste"), key="corpus:paste", help=t("paste_help"), height=120)
+    if not text.strip():
+        return CorpusChoice(None, t("paste_first"), "paste")
+    return _load_bytes(text.encode("utf-8"), "pasted text", max_chars)
+
+
+def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> None:
+    """Size, vocabulary, minibatches per epoch and a preview, with warnings."""
+    corpus = choice.corpus
+    if corpus is None:
+        return
+    st.markdown(t("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
+    if choice.is_book:
+        st.caption(t("recognised_book"))
+    r = minibatches_per_epoch(len(corpus), batch_size, num_steps, "random")
+    a = minibatches_per_epoch(len(corpus), batch_size, num_steps, "adjacent")
+    st.caption(t("batches_per_epoch", r=r, a=a, b=batch_size, s=num_steps))
+    if min(r, a) == 0:
+        st.warning(t("too_few_batches"))
+    elif min(r, a) < 3:
+        st.info(t("few_batches", n=min(r, a)))
+    if corpus.vocab_size > 3000:
+        st.info(t("big_vocab", v=corpus.vocab_size))
+    with st.expander(t("preview")):
+        st.text(corpus.text[:600] + ("…" if len(corpus.text) > 600 else ""))

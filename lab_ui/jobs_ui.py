@@ -1,0 +1,131 @@
+"""A page's training job: start it, control it, and redraw it while it runs.
+
+The job itself lives in the process-wide `JobManager` (a background thread);
+the page keeps only its id, in `st.session_state` and in the URL (`job`), so
+switching pages or reloading the tab finds the same job. `live_ui` draws a
+fragment that polls the job every half second while it trains (every five
+seconds while paused, to keep it from being reaped) and not at all when it is
+done; the Pause/Resume/Step/Stop buttons only flip the trainer's events, so
+they answer at once even in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from lm_core.jobs import Job, JobView
+from lm_core.training import Trainer
+
+from .i18n import t
+from .session import MAX_RUNNING_JOBS, manager, owner_id
+
+POLL_RUNNING = 0.5
+POLL_PAUSED = 5.0
+
+
+def _key(page: str) -> str:
+    return f"{page}:job"
+
+
+def page_job(page: str) -> Job | None:
+    """This page's job for this browser, re-attached from the URL after a reload."""
+    job_id = st.session_state.get(_key(page))
+    if job_id is None and f"{page}:url_checked" not in st.session_state:
+        st.session_state[f"{page}:url_checked"] = True
+        url_id = st.query_params.get("job")
+        if url_id:
+            if manager().get(url_id, owner_id()) is not None:
+                st.session_state[_key(page)] = job_id = url_id
+            else:
+                st.session_state[f"{page}:foreign_job"] = True
+    job = manager().get(job_id, owner_id())
+    if job is not None:
+        st.query_params["job"] = job.id
+    return job
+
+
+def foreign_job_notice(page: str) -> None:
+    """Say so when the URL names a job this browser cannot see."""
+    if st.session_state.pop(f"{page}:foreign_job", False):
+        st.info(t("foreign_job"))
+
+
+def start_job(page: str, trainers: list[Trainer], labels: list[str], prefixes: tuple[str, ...] = (),
+              sample_every: int = 10) -> Job:
+    """Replace this page's job by a new one (the old one is stopped, not leaked)."""
+    old = page_job(page)
+    if old is not None and not old.done:
+        old.stop()
+    job = manager().submit(owner_id(), trainers, labels, prefixes=prefixes, sample_every=sample_every, kind=page)
+    st.session_state[_key(page)] = job.id
+    st.query_params["job"] = job.id
+    return job
+
+
+def _status_text(view: JobView) -> str:
+    if view.status == "queued":
+        return t("status_queued", n=max(0, view.queue_position - 1), cap=MAX_RUNNING_JOBS)
+    return t(f"status_{view.status}")
+
+
+def controls_ui(page: str, job: Job, view: JobView) -> None:
+    """Pause/Resume, Step and Stop; callbacks only flip events, so they never block."""
+    cols = st.columns(3)
+    paused = view.status == "paused"
+    with cols[0]:
+        if paused:
+            st.button(t("resume"), key=f"{page}:resume", on_click=job.resume, width="stretch", disabled=view.done)
+        else:
+            st.button(t("pause"), key=f"{page}:pause", on_click=job.pause, width="stretch", disabled=view.done)
+    with cols[1]:
+        st.button(t("step"), key=f"{page}:step", on_click=job.step_epoch, width="stretch",
+                  disabled=view.done or not paused)
+    with cols[2]:
+        st.button(t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch", disabled=view.done)
+
+
+def progress_ui(view: JobView) -> None:
+    """Progress bar with epoch, time left and characters per second."""
+    frac = view.epoch / view.planned_epochs if view.planned_epochs else 0.0
+    parts = [t("epoch_of", e=view.epoch, n=view.planned_epochs), _status_text(view)]
+    if view.eta_seconds is not None and view.status == "running":
+        parts.append(t("time_left", s=_fmt_seconds(view.eta_seconds)))
+    if view.tokens_per_s:
+        parts.append(t("tokens_s", v=view.tokens_per_s))
+    st.progress(min(1.0, frac), text=" · ".join(parts))
+    if view.status == "queued":
+        st.info(_status_text(view))
+    if view.message and view.done:
+        (st.error if view.status in ("error", "diverged") else st.success)(view.message)
+
+
+def _fmt_seconds(s: float) -> str:
+    s = round(s)
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
+    """Draw `draw(job, view)` in a fragment that polls only while the job is alive."""
+    job = page_job(page)
+    if job is None:
+        return
+    view = manager().view(job)
+    every = None if view.done else (POLL_PAUSED if view.status == "paused" else POLL_RUNNING)
+
+    @st.fragment(run_every=every)
+    def _panel() -> None:
+        job = page_job(page)
+        if job is None:
+            return
+        view = manager().view(job)
+        draw(job, view)
+        was = st.session_state.get(f"{page}:polling")
+        now = None if view.done else (POLL_PAUSED if view.status == "paused" else POLL_RUNNING)
+        st.session_state[f"{page}:polling"] = now
+        if was is not None and now != was:
+            st.rerun()  # change the polling rate (or stop polling) and refresh the rest of the page
+
+    st.session_state[f"{page}:polling"] = every
+    _panel()

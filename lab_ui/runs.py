@@ -1,0 +1,33 @@
+"""Turning a job's snapshot into chart curves and tables (shared by the training pages)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lm_core.jobs import JobView
+
+from .charts import Curve
+
+COLUMNS = ("epoch", "perplexity", "val_perplexity", "seconds", "tokens_per_s", "grad_norm_mean", "grad_norm_max",
+           "clipped_fraction")
+
+
+def curves_from_view(view: JobView, metric: str = "perplexity") -> list[Curve]:
+    """One curve per run; a diverged run gets a marker one epoch after its last good one."""
+    curves = []
+    for run in view.runs:
+        epochs = [h["epoch"] for h in run.history]
+        values = [h[metric] for h in run.history]
+        diverged = (epochs[-1] if epochs else 0) + 1 if run.status == "diverged" else None
+        curves.append(Curve(run.label, epochs, values, diverged_at=diverged))
+    return curves
+
+
+def epochs_table(view: JobView) -> pd.DataFrame:
+    """Every run's per-epoch metrics in one long table (also the CSV download)."""
+    frames = []
+    for run in view.runs:
+        df = pd.DataFrame(run.history, columns=list(COLUMNS))
+        df.insert(0, "run", run.label)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", *COLUMNS])

@@ -1,0 +1,73 @@
+"""What every page sets up first, whichever page a browser opens first.
+
+With `st.navigation` plus a `pages/` folder, a deep link on a fresh server
+can run a page without the entrypoint, so each page calls `init()` itself.
+It fixes the language (URL `lang`), the caller's owner id, and the
+process-wide job manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import streamlit as st
+
+from lm_core.jobs import JobManager
+
+from .i18n import LANGS, current_lang, t
+
+MAX_RUNNING_JOBS = 2  # two workers with one torch thread each on a 2-core machine
+
+
+@st.cache_resource
+def manager() -> JobManager:
+    """One job manager for the whole server process (shared by all sessions)."""
+    return JobManager(max_running=MAX_RUNNING_JOBS)
+
+
+def owner_id() -> str:
+    """Who owns jobs started from this browser.
+
+    Derived from the XSRF cookie token Streamlit keeps per browser, so a reload
+    or a new tab of the same browser finds its jobs again while another
+    browser, even with the same URL (job id included), never sees them.
+    Falls back to a per-session random id where there is no cookie (tests).
+    """
+    if "owner" not in st.session_state:
+        owner = None
+        try:
+            cookie = st.context.cookies.get("_streamlit_xsrf")
+        except Exception:  # noqa: BLE001 -- no request context (AppTest)
+            cookie = None
+        if isinstance(cookie, str) and cookie:
+            parts = cookie.split("|")
+            token = parts[2] if len(parts) >= 3 else cookie
+            owner = hashlib.sha256(token.encode()).hexdigest()[:16]
+        st.session_state["owner"] = owner or secrets.token_hex(8)
+    return st.session_state["owner"]
+
+
+def _on_lang_change() -> None:
+    st.session_state["lang"] = st.session_state["_lang_widget"]
+    st.query_params["lang"] = st.session_state["lang"]
+
+
+def init() -> None:
+    """Language, owner id and page config; call at the top of every page."""
+    if "lang" not in st.session_state:
+        lang = st.query_params.get("lang", "")
+        st.session_state["lang"] = lang if lang in LANGS else current_lang()
+    owner_id()
+    with st.sidebar:
+        st.session_state["_lang_widget"] = st.session_state["lang"]
+        st.radio(
+            t("lang_label"),
+            LANGS,
+            format_func=lambda code: "中文" if code == "zh" else "English",
+            key="_lang_widget",
+            horizontal=True,
+            on_change=_on_lang_change,
+        )
+    if st.session_state["lang"] != "zh" or "lang" in st.query_params:
+        st.query_params["lang"] = st.session_state["lang"]

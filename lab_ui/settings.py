@@ -1,0 +1,185 @@
+"""Training settings as widgets that survive page switches and live in the URL.
+
+Each setting is a `Field`: how it is drawn, how it is written in the URL and
+read back. A page asks for the fields it needs; `settings_ui` draws them,
+restores them after a page switch (Streamlit drops widget state of pages not
+shown), takes them from a shared lesson link on first load, and writes them
+back to `st.query_params` so the address bar is always a shareable lesson.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from lm_core.models import MODEL_KINDS, MODEL_LABELS
+from lm_core.training import TrainConfig
+
+from .i18n import t
+
+HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)
+BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+CLIP_OPTIONS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+
+
+def _nearest(options: Sequence[float], value: float, log: bool = False) -> float:
+    key = (lambda o: abs(math.log(o) - math.log(value))) if log and value > 0 else (lambda o: abs(o - value))
+    return min(options, key=key)
+
+
+def _fmt_num(v: float) -> str:
+    return f"{v:g}"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # TrainConfig attribute (or page-level setting) and URL key
+    widget: str  # selectbox | radio | select_slider | slider | number | toggle
+    options: Sequence[Any] = ()
+    bounds: tuple[int, int] = (0, 0)
+    log: bool = False
+    label_key: str = ""
+    help_key: str = ""
+    fmt: Callable[[Any], str] | None = None
+
+    def parse(self, raw: str) -> Any:
+        """URL text -> value, or raise ValueError."""
+        if self.widget == "toggle":
+            if raw not in ("on", "off"):
+                raise ValueError(raw)
+            return raw == "on"
+        if self.widget in ("selectbox", "radio"):
+            if raw not in [str(o) for o in self.options]:
+                raise ValueError(raw)
+            return next(o for o in self.options if str(o) == raw)
+        if self.widget == "select_slider":
+            value = float(raw)
+            if not math.isfinite(value) or (self.log and value <= 0):
+                raise ValueError(raw)
+            return _nearest(self.options, value, self.log)
+        value = int(raw)
+        lo, hi = self.bounds
+        if not lo <= value <= hi:
+            raise ValueError(raw)
+        return value
+
+    def dump(self, value: Any) -> str:
+        if self.widget == "toggle":
+            return "on" if value else "off"
+        return _fmt_num(value) if isinstance(value, float) else str(value)
+
+
+def _model_label(kind: str) -> str:
+    return MODEL_LABELS.get(kind, kind)
+
+
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field("model", "selectbox", MODEL_KINDS, label_key="model", help_key="model_help", fmt=_model_label),
+        Field("sampling", "radio", ("random", "adjacent"), label_key="sampling", help_key="sampling_help", fmt=t),
+        Field("hidden", "select_slider", HIDDEN_OPTIONS, label_key="hidden", help_key="hidden_help"),
+        Field("num_steps", "slider", bounds=(1, 200), label_key="steps", help_key="steps_help"),
+        Field("batch_size", "select_slider", BATCH_OPTIONS, label_key="batch", help_key="batch_help"),
+        Field("lr", "select_slider", LR_OPTIONS, log=True, label_key="lr", help_key="lr_help", fmt=_fmt_num),
+        Field("optimizer", "radio", ("sgd", "adam"), label_key="optimizer", help_key="optimizer_help"),
+        Field("clip_on", "toggle", label_key="clip_on", help_key="clip_on_help"),
+        Field("clip", "select_slider", CLIP_OPTIONS, log=True, label_key="clip", help_key="clip_help", fmt=_fmt_num),
+        Field("epochs", "slider", bounds=(1, 500), label_key="epochs", help_key="epochs_help"),
+        Field("seed", "number", bounds=(0, 2**31 - 1), label_key="seed", help_key="seed_help"),
+        Field("compare", "selectbox", ("none", *MODEL_KINDS), label_key="compare", help_key="compare_help",
+              fmt=lambda k: t("compare_none") if k == "none" else _model_label(k)),
+    )
+}
+
+URL_KEYS = {"num_steps": "steps", "batch_size": "batch", "optimizer": "opt", "clip_on": "clipping"}
+
+
+def defaults_from(cfg: TrainConfig) -> dict[str, Any]:
+    """Widget values for a config (θ off is `clip_on=False` with θ kept at the book's 0.01)."""
+    values = {name: getattr(cfg, name) for name in FIELDS if hasattr(cfg, name)}
+    values["clip_on"] = cfg.clip is not None
+    values["clip"] = cfg.clip if cfg.clip is not None else 0.01
+    values["hidden"] = _nearest(HIDDEN_OPTIONS, cfg.hidden)
+    values["batch_size"] = _nearest(BATCH_OPTIONS, cfg.batch_size)
+    values["lr"] = _nearest(LR_OPTIONS, cfg.lr, log=True)
+    return values
+
+
+def to_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    cfg = TrainConfig.from_dict({**(base or TrainConfig()).to_dict(), **values})
+    if "clip_on" in values:
+        cfg.clip = values.get("clip", 0.01) if values["clip_on"] else None
+    return cfg
+
+
+def _wkey(page: str, name: str) -> str:
+    return f"{page}:w:{name}"
+
+
+def _skey(page: str, name: str) -> str:
+    return f"{page}:saved:{name}"
+
+
+def apply_values(page: str, values: dict[str, Any]) -> None:
+    """Set widgets (e.g. from a preset); safe inside an `on_click` callback."""
+    for name, value in values.items():
+        st.session_state[_wkey(page, name)] = value
+        st.session_state[_skey(page, name)] = value
+
+
+def settings_ui(page: str, names: Sequence[str], defaults: dict[str, Any], columns: int = 1,
+                disabled: bool = False) -> dict[str, Any]:
+    """Draw the fields `names` and return their values; syncs session and URL."""
+    first_visit = f"{page}:visited" not in st.session_state
+    st.session_state[f"{page}:visited"] = True
+    bad: list[str] = []
+    for name in names:
+        wkey = _wkey(page, name)
+        if wkey in st.session_state:
+            continue
+        value = st.session_state.get(_skey(page, name), defaults[name])
+        raw = st.query_params.get(URL_KEYS.get(name, name))
+        if first_visit and raw is not None:
+            try:
+                value = FIELDS[name].parse(raw)
+            except (ValueError, TypeError):
+                bad.append(f"{URL_KEYS.get(name, name)}={raw}")
+        st.session_state[wkey] = value
+    if bad:
+        st.warning(t("url_ignored", items=", ".join(bad)))
+    cols = st.columns(columns) if columns > 1 else [st.container()]
+    values: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        field = FIELDS[name]
+        with cols[i % len(cols)]:
+            values[name] = _draw(field, _wkey(page, name), disabled)
+    for name, value in values.items():
+        st.session_state[_skey(page, name)] = value
+        st.query_params[URL_KEYS.get(name, name)] = FIELDS[name].dump(value)
+    return values
+
+
+def _draw(field: Field, key: str, disabled: bool) -> Any:
+    label, help_ = t(field.label_key), t(field.help_key)
+    kw: dict[str, Any] = {"key": key, "help": help_, "disabled": disabled}
+    if field.fmt:
+        kw["format_func"] = field.fmt
+    if field.widget == "selectbox":
+        return st.selectbox(label, field.options, **kw)
+    if field.widget == "radio":
+        return st.radio(label, field.options, horizontal=True, **kw)
+    if field.widget == "select_slider":
+        return st.select_slider(label, field.options, **kw)
+    kw.pop("format_func", None)
+    if field.widget == "toggle":
+        return st.toggle(label, **kw)
+    lo, hi = field.bounds
+    if field.widget == "slider":
+        return st.slider(label, lo, hi, **kw)
+    return int(st.number_input(label, lo, hi, step=1, **kw))

@@ -1,0 +1,126 @@
+"""Train page: pick corpus, model and hyperparameters, press Train, watch it learn."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
+from lab_ui.i18n import Translator, current_lang
+from lab_ui.runs import curves_from_view, epochs_table
+from lab_ui.text import escape_markdown
+from lm_core.errors import LabError
+from lm_core.generation import default_prefixes
+from lm_core.jobs import Job, JobView
+from lm_core.models import MODEL_LABELS
+from lm_core.training import Trainer
+
+PAGE = "train"
+FIELDS = ("model", "sampling", "hidden", "num_steps", "batch_size", "lr", "optimizer", "clip_on", "clip",
+          "epochs", "seed", "compare")
+
+t = Translator(
+    {
+        "title": ("训练一个字符级循环神经网络", "Train a character-level RNN"),
+        "intro": (
+            "模型读入一个字符，预测下一个字符。困惑度 = exp(平均交叉熵)：最好为 1，"
+            "随机猜测时等于词典大小（图中虚线）。每隔几个周期，下面会显示模型从前缀出发贪心写出的歌词。",
+            "The model reads one character and predicts the next. Perplexity = exp(mean cross-entropy): 1 at best, "
+            "the vocabulary size for a uniform guess (dotted line). Every few epochs the model writes greedy lines "
+            "from the prefixes below, so you can see it learn.",
+        ),
+        "chart_title": ("训练困惑度（对数坐标）", "Training perplexity (log scale)"),
+        "baseline": ("均匀猜测 = 词典大小", "uniform guess = vocabulary size"),
+        "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
+        "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
+        "metrics": ("每个周期的数据", "Per-epoch numbers"),
+        "book_preset": ("恢复书中设置", "Book settings"),
+        "book_preset_help": (
+            "书中第一个实验：从零实现的 RNN，隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01，250 个周期。",
+            "The chapter's first run: RNN from scratch, 256 hidden units, num_steps 35, batch 32, SGD lr 100, "
+            "θ = 0.01, 250 epochs.",
+        ),
+        "clip_note_off": ("梯度裁剪已关闭：学习率大时训练可能发散。", "Clipping is off: with a large learning rate training may diverge."),
+        "run_label": ("{m}", "{m}"),
+        "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
+    }
+)
+
+
+def _labels(values: dict) -> list[str]:
+    names = [MODEL_LABELS[values["model"]]]
+    if values["compare"] != "none":
+        names.append(MODEL_LABELS[values["compare"]])
+    return names
+
+
+def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
+    """Build trainers from the settings and hand them to the job manager."""
+    cfg = settings.to_config(values)
+    trainers = [Trainer(choice.corpus, cfg)]
+    if values["compare"] != "none":
+        trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
+    jobs_ui.start_job(PAGE, trainers, _labels(values), prefixes=default_prefixes(choice.corpus),
+                      sample_every=max(1, cfg.epochs // 25))
+
+
+def _draw(job: Job, view: JobView) -> None:
+    jobs_ui.progress_ui(view)
+    jobs_ui.controls_ui(PAGE, job, view)
+    vocab = len(job.checkpoint(0).vocab)
+    fig = charts.perplexity_figure(
+        curves_from_view(view), view.planned_epochs, t("chart_title"), t("epoch"), t("perplexity"),
+        vocab_size=vocab, baseline_label=t("baseline"),
+    )
+    st.plotly_chart(fig, width="stretch", key=f"{PAGE}:chart")
+    for run in view.runs:
+        if not run.samples:
+            continue
+        last = max(run.samples)
+        st.markdown(f"**{run.label}** · " + t("samples", e=last))
+        for prefix, text in run.samples[last].items():
+            st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix):])}")
+    with st.expander(t("metrics")):
+        st.dataframe(epochs_table(view), hide_index=True, width="stretch")
+
+
+def main() -> None:
+    session.init()
+    st.title(t("title"))
+    st.caption(t("intro"))
+    with st.sidebar:
+        choice = corpus_ui.corpus_ui()
+
+    preset_col, book_col = st.columns([3, 1])
+    with preset_col:
+        name = st.selectbox(t("preset"), list(presets.PRESETS), key=f"{PAGE}:preset", help=t("preset_help"),
+                            format_func=lambda k: presets.PRESET_LABELS[k][0 if current_lang() == "zh" else 1])
+    with book_col:
+        st.write("")
+        st.button(t("apply_preset"), key=f"{PAGE}:apply", on_click=settings.apply_values,
+                  args=(PAGE, presets.PRESETS[name]), width="stretch")
+    st.button(t("book_preset"), key=f"{PAGE}:book", help=t("book_preset_help"), on_click=settings.apply_values,
+              args=(PAGE, presets.PRESETS["book_random"]))
+
+    with st.expander(t("settings"), expanded=True):
+        values = settings.settings_ui(PAGE, FIELDS, presets.PRESETS["book_random"], columns=3)
+        if not values["clip_on"]:
+            st.caption(t("clip_note_off"))
+
+    if choice.error:
+        st.warning(t("corpus_error", msg=choice.error))
+    else:
+        corpus_ui.corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
+
+    if st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None):
+        try:
+            _start(values, choice)
+        except LabError as exc:
+            st.error(t("bad_setting", msg=str(exc)))
+
+    jobs_ui.foreign_job_notice(PAGE)
+    if jobs_ui.page_job(PAGE) is None:
+        st.info(t("no_job"))
+    jobs_ui.live_ui(PAGE, _draw)
+
+
+main()
