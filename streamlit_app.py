@@ -9,7 +9,7 @@ st.set_page_config(page_title="RNN Lyrics Lab", page_icon=":material/lyrics:", l
 PAGES = [
     st.Page("pages/train.py", title=t("page_train"), icon=":material/show_chart:", url_path="train", default=True),
     st.Page("pages/sampling.py", title=t("page_sampling"), icon=":material/shuffle:", url_path="sampling"),
-    st.Page("pages/hidden_states.py", title=t("page_hidden"), icon=":material/grid_on:", url_path="hidden"),
+    st.Page("pages/hidden_states.py", title=t("page_hidden"), icon=":material/grid_on:", url_path="hidden_states"),
     st.Page("pages/clipping.py", title=t("page_clipping"), icon=":material/content_cut:", url_path="clipping"),
     st.Page("pages/generate.py", title=t("page_generate"), icon=":material/edit_note:", url_path="generate"),
 ]

@@ -53,8 +53,27 @@ def _on_lang_change() -> None:
     st.query_params["lang"] = st.session_state["lang"]
 
 
+def _leave_legacy_navigation() -> None:
+    """Switch a fresh server out of Streamlit's legacy `pages/` mode.
+
+    Until some session has run the entrypoint's `st.navigation`, Streamlit
+    serves a deep link (e.g. /clipping) in legacy mode: the page runs without
+    the entrypoint and the sidebar lists raw file names. Turning the flag off
+    (what `st.navigation` itself does) and rerunning routes the same URL
+    through the entrypoint. Internal API, hence the guard.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def init() -> None:
     """Language, owner id and page config; call at the top of every page."""
+    _leave_legacy_navigation()
     if "lang" not in st.session_state:
         lang = st.query_params.get("lang", "")
         st.session_state["lang"] = lang if lang in LANGS else current_lang()

@@ -15,8 +15,20 @@ from lm_core.models import MODEL_LABELS
 from lm_core.training import Trainer
 
 PAGE = "train"
-FIELDS = ("model", "sampling", "hidden", "num_steps", "batch_size", "lr", "optimizer", "clip_on", "clip",
-          "epochs", "seed", "compare")
+FIELDS = (
+    "model",
+    "sampling",
+    "hidden",
+    "num_steps",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "clip_on",
+    "clip",
+    "epochs",
+    "seed",
+    "compare",
+)
 
 t = Translator(
     {
@@ -39,7 +51,10 @@ t = Translator(
             "The chapter's first run: RNN from scratch, 256 hidden units, num_steps 35, batch 32, SGD lr 100, "
             "θ = 0.01, 250 epochs.",
         ),
-        "clip_note_off": ("梯度裁剪已关闭：学习率大时训练可能发散。", "Clipping is off: with a large learning rate training may diverge."),
+        "clip_note_off": (
+            "梯度裁剪已关闭：学习率大时训练可能发散。",
+            "Clipping is off: with a large learning rate training may diverge.",
+        ),
         "run_label": ("{m}", "{m}"),
         "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
     }
@@ -59,8 +74,9 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
     trainers = [Trainer(choice.corpus, cfg)]
     if values["compare"] != "none":
         trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
-    jobs_ui.start_job(PAGE, trainers, _labels(values), prefixes=default_prefixes(choice.corpus),
-                      sample_every=max(1, cfg.epochs // 25))
+    jobs_ui.start_job(
+        PAGE, trainers, _labels(values), prefixes=default_prefixes(choice.corpus), sample_every=max(1, cfg.epochs // 25)
+    )
 
 
 def _draw(job: Job, view: JobView) -> None:
@@ -68,8 +84,13 @@ def _draw(job: Job, view: JobView) -> None:
     jobs_ui.controls_ui(PAGE, job, view)
     vocab = len(job.checkpoint(0).vocab)
     fig = charts.perplexity_figure(
-        curves_from_view(view), view.planned_epochs, t("chart_title"), t("epoch"), t("perplexity"),
-        vocab_size=vocab, baseline_label=t("baseline"),
+        curves_from_view(view),
+        view.planned_epochs,
+        t("chart_title"),
+        t("epoch"),
+        t("perplexity"),
+        vocab_size=vocab,
+        baseline_label=t("baseline"),
     )
     st.plotly_chart(fig, width="stretch", key=f"{PAGE}:chart")
     for run in view.runs:
@@ -78,7 +99,7 @@ def _draw(job: Job, view: JobView) -> None:
         last = max(run.samples)
         st.markdown(f"**{run.label}** · " + t("samples", e=last))
         for prefix, text in run.samples[last].items():
-            st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix):])}")
+            st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix) :])}")
     with st.expander(t("metrics")):
         st.dataframe(epochs_table(view), hide_index=True, width="stretch")
 
@@ -92,14 +113,29 @@ def main() -> None:
 
     preset_col, book_col = st.columns([3, 1])
     with preset_col:
-        name = st.selectbox(t("preset"), list(presets.PRESETS), key=f"{PAGE}:preset", help=t("preset_help"),
-                            format_func=lambda k: presets.PRESET_LABELS[k][0 if current_lang() == "zh" else 1])
+        name = st.selectbox(
+            t("preset"),
+            list(presets.PRESETS),
+            key=f"{PAGE}:preset",
+            help=t("preset_help"),
+            format_func=lambda k: presets.PRESET_LABELS[k][0 if current_lang() == "zh" else 1],
+        )
     with book_col:
         st.write("")
-        st.button(t("apply_preset"), key=f"{PAGE}:apply", on_click=settings.apply_values,
-                  args=(PAGE, presets.PRESETS[name]), width="stretch")
-    st.button(t("book_preset"), key=f"{PAGE}:book", help=t("book_preset_help"), on_click=settings.apply_values,
-              args=(PAGE, presets.PRESETS["book_random"]))
+        st.button(
+            t("apply_preset"),
+            key=f"{PAGE}:apply",
+            on_click=settings.apply_values,
+            args=(PAGE, presets.PRESETS[name]),
+            width="stretch",
+        )
+    st.button(
+        t("book_preset"),
+        key=f"{PAGE}:book",
+        help=t("book_preset_help"),
+        on_click=settings.apply_values,
+        args=(PAGE, presets.PRESETS["book_random"]),
+    )
 
     with st.expander(t("settings"), expanded=True):
         values = settings.settings_ui(PAGE, FIELDS, presets.PRESETS["book_random"], columns=3)
