@@ -7,7 +7,9 @@ from lab_ui.i18n import t
 st.set_page_config(page_title="RNN Lyrics Lab", page_icon=":material/lyrics:", layout="wide")
 
 PAGES = [
-    st.Page("pages/train.py", title=t("page_train"), icon=":material/show_chart:", url_path="train", default=True),
+    st.Page(
+        "pages/train.py", title=t("page_train"), icon=":material/show_chart:", default=True
+    ),  # the default page is served at /
     st.Page("pages/sampling.py", title=t("page_sampling"), icon=":material/shuffle:", url_path="sampling"),
     st.Page("pages/hidden_states.py", title=t("page_hidden"), icon=":material/grid_on:", url_path="hidden_states"),
     st.Page("pages/clipping.py", title=t("page_clipping"), icon=":material/content_cut:", url_path="clipping"),

@@ -26,6 +26,21 @@ def manager() -> JobManager:
     return JobManager(max_running=MAX_RUNNING_JOBS)
 
 
+def _xsrf_token(cookie: str) -> bytes:
+    """The browser's stable token inside Streamlit's XSRF cookie.
+
+    The cookie reads `2|mask|masked_token|timestamp` and is re-masked with a
+    new random mask on every page load; XOR-ing the mask back gives the same
+    token for the whole browser session.
+    """
+    parts = cookie.split("|")
+    try:
+        mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+        return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+    except (IndexError, ValueError, ZeroDivisionError):
+        return cookie.encode()
+
+
 def owner_id() -> str:
     """Who owns jobs started from this browser.
 
@@ -41,9 +56,7 @@ def owner_id() -> str:
         except Exception:  # noqa: BLE001 -- no request context (AppTest)
             cookie = None
         if isinstance(cookie, str) and cookie:
-            parts = cookie.split("|")
-            token = parts[2] if len(parts) >= 3 else cookie
-            owner = hashlib.sha256(token.encode()).hexdigest()[:16]
+            owner = hashlib.sha256(_xsrf_token(cookie)).hexdigest()[:16]
         st.session_state["owner"] = owner or secrets.token_hex(8)
     return st.session_state["owner"]
 

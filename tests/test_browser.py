@@ -152,17 +152,18 @@ def _shot(pg, name: str) -> None:
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-@pytest.mark.parametrize("path", ["train", "sampling", "hidden_states", "clipping", "generate"])
+@pytest.mark.parametrize("path", ["", "sampling", "hidden_states", "clipping", "generate"])
 def test_every_page_opens_without_error(page, server: str, path: str) -> None:
     page.goto(f"{server}/{path}?lang=en")
     _wait_ready(page)
     assert _main(page).get_by_role("heading").first.inner_text()
     assert page.get_by_test_id("stException").count() == 0, f"/{path} shows an exception"
-    _shot(page, f"page_{path}")
+    assert page.get_by_role("dialog").count() == 0, f"/{path} opens a dialog (e.g. 'Page not found')"
+    _shot(page, f"page_{path or 'train'}")
 
 
 def test_train_three_epochs_draws_three_points(page, server: str) -> None:
-    page.goto(f"{server}/train?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs=3&opt=adam&lr=0.01")
+    page.goto(f"{server}/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs=3&opt=adam&lr=0.01")
     _wait_ready(page)
     _main(page).get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function(
@@ -189,7 +190,7 @@ def test_train_three_epochs_draws_three_points(page, server: str) -> None:
 
 
 def test_pause_resume_and_stop_respond(page, server: str) -> None:
-    page.goto(f"{server}/train?lang=en&model=scratch-rnn&hidden=64&batch=8&steps=10&epochs=500")
+    page.goto(f"{server}/?lang=en&model=scratch-rnn&hidden=64&batch=8&steps=10&epochs=500")
     _wait_ready(page)
     _main(page).get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("() => /Epoch [1-9]\\d*\\/500/.test(document.body.innerText)", timeout=60_000)
