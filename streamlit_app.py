@@ -16,4 +16,6 @@ PAGES = [
     st.Page("pages/generate.py", title=t("page_generate"), icon=":material/edit_note:", url_path="generate"),
 ]
 
-st.navigation(PAGES).run()
+current = st.navigation(PAGES)
+st.session_state["page"] = current.url_path or "train"  # lets shared code know which page is drawing
+current.run()

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=Path, default=None, help="continue training this checkpoint")
     t.add_argument("--print-every", type=int, default=50, help="print greedy lines every N epochs")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
 
     g = sub.add_parser("generate", help="write lyrics from a prefix with a checkpoint")
     g.add_argument("--checkpoint", type=Path, required=True)
@@ -111,10 +113,16 @@ def _progress(done: int, total: int, ppl: float, secs: float) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from . import checkpoint
     from .generation import default_prefixes, generate
     from .training import EndEvent, EpochEvent, Trainer, book_config
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError("--threads must be at least 1.")
+        torch.set_num_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
     overrides = {
         "hidden": args.hidden,
@@ -164,7 +172,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if jsonl:
             jsonl.close()
     if args.save:
-        checkpoint.save(checkpoint.from_trainer(trainer, note=f"trained with: {' '.join(sys.argv[1:])}"), args.save)
+        ckpt = checkpoint.from_trainer(trainer, note=f"python -m lm_core {' '.join(sys.argv[1:])}")
+        if args.slim:
+            ckpt.optimizer_state = None
+        checkpoint.save(ckpt, args.save)
         print(f"saved {args.save}", file=sys.stderr)
     if end is not None and end.status == "diverged":
         print(f"error: {end.message}", file=sys.stderr)

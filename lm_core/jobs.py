@@ -321,6 +321,16 @@ class JobManager:
         job.touch()
         return job
 
+    def latest(self, owner: str, kind: str) -> Job | None:
+        """The owner's most recent job of `kind` (a reloaded page finds its run again)."""
+        with self._lock:
+            mine = [j for j in self._jobs.values() if j.owner == owner and j.kind == kind]
+        if not mine:
+            return None
+        job = max(mine, key=lambda j: j.created)
+        job.touch()
+        return job
+
     def queue_position(self, job: Job) -> int:
         with self._lock:
             return self._waiting.index(job.id) + 1 if job.id in self._waiting else 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
+from lab_ui import charts, corpus_ui, jobs_ui, lesson, presets, session, settings
 from lab_ui.i18n import Translator, current_lang
 from lab_ui.runs import curves_from_view, epochs_table
 from lab_ui.text import escape_markdown
+from lm_core import checkpoint
 from lm_core.errors import LabError
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
@@ -56,6 +57,14 @@ t = Translator(
             "Clipping is off: with a large learning rate training may diverge.",
         ),
         "run_label": ("{m}", "{m}"),
+        "download_ckpt": ("下载检查点：{m}", "Download checkpoint: {m}"),
+        "download_csv": ("下载困惑度 CSV", "Download metrics CSV"),
+        "continue": ("继续训练 {n} 个周期", "Continue for {n} more epochs"),
+        "continue_help": (
+            "在本页已完成或已停止的模型上继续训练（保留权重、优化器状态和历史），周期数取自「迭代周期数」。",
+            "Keep training this page's finished or stopped model (weights, optimiser state and history kept); "
+            "the number of extra epochs comes from the Epochs slider.",
+        ),
         "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
     }
 )
@@ -102,6 +111,47 @@ def _draw(job: Job, view: JobView) -> None:
             st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix) :])}")
     with st.expander(t("metrics")):
         st.dataframe(epochs_table(view), hide_index=True, width="stretch")
+    if view.epoch > 0:
+        _downloads(job, view)
+
+
+def _downloads(job: Job, view: JobView) -> None:
+    """Checkpoint and CSV of the current run; built only when clicked."""
+    cols = st.columns(len(view.runs) + 1)
+    for i, run in enumerate(view.runs):
+        with cols[i]:
+            st.download_button(
+                t("download_ckpt", m=run.label),
+                data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),
+                file_name=f"{job.checkpoint(i).config.model}-epoch{len(run.history)}.pt",
+                mime="application/octet-stream",
+                on_click="ignore",
+                key=f"{PAGE}:dl:{i}",
+                icon=":material/download:",
+            )
+    with cols[-1]:
+        st.download_button(
+            t("download_csv"),
+            data=lambda: epochs_table(job.snapshot()).to_csv(index=False).encode("utf-8"),
+            file_name="perplexity.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key=f"{PAGE}:dl:csv",
+            icon=":material/table:",
+        )
+
+
+def _continue(job: Job, extra_epochs: int, values: dict) -> None:
+    """Train the finished or stopped run further: same model, optimiser state and history."""
+    trainers = []
+    for i, old in enumerate(job.trainers):
+        ckpt = job.checkpoint(i)
+        cfg = settings.to_config({**values, "model": ckpt.config.model, "hidden": ckpt.config.hidden})
+        cfg.epochs = len(ckpt.history) + extra_epochs
+        trainer = Trainer(old.corpus, cfg)
+        checkpoint.restore_trainer(ckpt, trainer)
+        trainers.append(trainer)
+    jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 
 def main() -> None:
@@ -147,11 +197,25 @@ def main() -> None:
     else:
         corpus_ui.corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
 
-    if st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None):
-        try:
+    job = jobs_ui.page_job(PAGE)
+    start_col, more_col = st.columns([1, 2])
+    with start_col:
+        start = st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None)
+    with more_col:
+        more = job is not None and job.done and job.trainers[0].epoch > 0
+        go_on = st.button(
+            t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
+        )
+    if job is not None:
+        st.caption(t("replace_warning"))
+    try:
+        if start:
             _start(values, choice)
-        except LabError as exc:
-            st.error(t("bad_setting", msg=str(exc)))
+        elif go_on and job is not None:
+            _continue(job, values["epochs"], values)
+    except LabError as exc:
+        st.error(t("bad_setting", msg=str(exc)))
+    lesson.lesson_link_ui()
 
     jobs_ui.foreign_job_notice(PAGE)
     if jobs_ui.page_job(PAGE) is None:
