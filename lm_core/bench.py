@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .corpus import Corpus
-from .reference import train_reference
+from .reference import train_reference, train_reference_concise
 from .training import EpochEvent, Trainer, book_config
 
 
@@ -53,6 +53,14 @@ def run_bench(
             )
         )
     }
+    for kind in ("rnn", "gru", "lstm"):
+        cfg = book_config(kind, epochs=epochs, seed=seed)
+        paths[f"book concise {kind} (one-hot nn.{kind.upper()})"] = (
+            (ppl, sec)
+            for _, ppl, sec in train_reference_concise(
+                corpus.indices, corpus.vocab_size, kind=kind, lr=cfg.lr, epochs=epochs, seed=seed
+            )
+        )
     for kind in ("scratch-rnn", "rnn", "gru", "lstm", "scratch-gru", "scratch-lstm"):
         cfg = book_config(
             kind, sampling="random" if kind.startswith("scratch") else "adjacent", epochs=epochs, seed=seed
@@ -72,10 +80,15 @@ def run_bench(
 
 
 def format_results(results: list[PathResult]) -> str:
+    """A table: s/epoch, ratio to the book's scratch procedure, and for torch.nn models
+    the ratio to the book's concise procedure with the same layer."""
     ref = results[0]
-    lines = [f"{'path':<44} {'s/epoch':>8} {'ratio':>6} {'ppl@last':>9}"]
+    concise = {r.name.split()[2]: r for r in results if r.name.startswith("book concise")}
+    lines = [f"{'path':<44} {'s/epoch':>8} {'ratio':>6} {'vs concise':>10} {'ppl@last':>9}"]
     for r in results:
-        lines.append(f"{r.name:<44} {r.median:8.3f} {r.median / ref.median:6.2f} {r.perplexity[-1]:9.2f}")
+        kind = r.name.split()[0]
+        own = f"{r.median / concise[kind].median:10.2f}" if kind in concise else " " * 10
+        lines.append(f"{r.name:<44} {r.median:8.3f} {r.median / ref.median:6.2f} {own} {r.perplexity[-1]:9.2f}")
     fast = next(r for r in results if r.name.startswith("scratch-rnn"))
     lines.append("")
     lines.append("same seed, reference vs fast scratch-rnn perplexity per epoch:")

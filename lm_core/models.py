@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import recurrences as rec
 from .errors import ConfigError
 
 State = tuple[torch.Tensor, ...]
@@ -52,43 +53,6 @@ def init_normal(shape: tuple[int, ...], gen: torch.Generator) -> nn.Parameter:
 
 def _zeros(n: int) -> nn.Parameter:
     return nn.Parameter(torch.zeros(n))
-
-
-def fast_tanh(z: torch.Tensor) -> torch.Tensor:
-    """tanh(z) computed as 2·σ(2z) − 1 (in place on `z`).
-
-    The same function to within float rounding; on this CPU torch's sigmoid is
-    about 5× faster than its tanh, and the recurrence is a chain of T of them.
-    """
-    return torch.sigmoid_(z.mul_(2)).mul_(2).sub_(1)
-
-
-class _TanhRecurrence(torch.autograd.Function):
-    """H_t = tanh(XW_t + H_{t-1} W + b) over all t, with a batched backward."""
-
-    @staticmethod
-    def forward(ctx, xw: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
-        hs = torch.empty_like(xw)  # (T, B, h)
-        h = h0
-        for t in range(xw.shape[0]):
-            h = fast_tanh(torch.addmm(xw[t], h, W).add_(b))
-            hs[t] = h
-        ctx.save_for_backward(hs, h0, W)
-        return hs
-
-    @staticmethod
-    def backward(ctx, dhs: torch.Tensor):
-        hs, h0, W = ctx.saved_tensors
-        dz = 1 - hs * hs  # tanh' for every step at once, (T, B, h)
-        dh = torch.zeros_like(h0)
-        Wt = W.t()
-        for t in range(hs.shape[0] - 1, -1, -1):
-            dz[t].mul_(dh.add_(dhs[t]))
-            dh = dz[t] @ Wt
-        prev = torch.cat([h0.unsqueeze(0), hs[:-1]])  # (T, B, h): H_{t-1}
-        flat_dz = dz.reshape(-1, dz.shape[-1])
-        dW = prev.reshape(-1, prev.shape[-1]).t() @ flat_dz
-        return dz, dh, dW, flat_dz.sum(0)
 
 
 def _output_layer(hs: torch.Tensor, weight_vh: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -118,7 +82,10 @@ class CharModel(nn.Module):
         return next(self.parameters()).device
 
     def begin_state(self, batch_size: int) -> State:
-        return tuple(torch.zeros(batch_size, self.num_hiddens, device=self.device) for _ in range(self.n_state))
+        p = next(self.parameters())
+        return tuple(
+            torch.zeros(batch_size, self.num_hiddens, device=p.device, dtype=p.dtype) for _ in range(self.n_state)
+        )
 
     def forward(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
@@ -154,7 +121,7 @@ class ScratchRNN(CharModel):
 
     def forward(self, X, state):
         xw = F.embedding(X.t(), self.W_xh)  # (T, B, h) == one-hot(X_t) @ W_xh
-        hs = _TanhRecurrence.apply(xw, state[0], self.W_hh, self.b_h)
+        hs = rec.TanhRNN.apply(xw, state[0], self.W_hh, self.b_h)
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
@@ -183,13 +150,11 @@ class ScratchGRU(CharModel):
         return Z * H + (1 - Z) * H_tilde, Z, R
 
     def forward(self, X, state):
-        xs = F.embedding(X.t(), torch.cat([self.W_xz, self.W_xr, self.W_xh], 1))  # (T, B, 3h)
-        xz, xr, xh = xs.chunk(3, dim=2)
-        H, hs = state[0], []
-        for t in range(X.shape[1]):
-            H, _, _ = self._cell(xz[t], xr[t], xh[t], H)
-            hs.append(H)
-        return _output_layer(torch.stack(hs), self.W_hq.t(), self.b_q), (H,)
+        xzr = F.embedding(X.t(), torch.cat([self.W_xz, self.W_xr], 1))  # (T, B, 2h)
+        xh = F.embedding(X.t(), self.W_xh)
+        W_zr, b_zr = torch.cat([self.W_hz, self.W_hr], 1), torch.cat([self.b_z, self.b_r])
+        hs = rec.GRUBook.apply(xzr, xh, state[0], W_zr, b_zr, self.W_hh, self.b_h)
+        return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
         H, Z, R = self._cell(self.W_xz[x], self.W_xr[x], self.W_xh[x], state[0])
@@ -221,13 +186,12 @@ class ScratchLSTM(CharModel):
         return O * torch.tanh(C), C, I, Fg, O
 
     def forward(self, X, state):
-        W_x = torch.cat([self.W_xi, self.W_xf, self.W_xo, self.W_xc], 1)
-        xi, xf, xo, xc = F.embedding(X.t(), W_x).chunk(4, dim=2)  # each (T, B, h)
-        (H, C), hs = state, []
-        for t in range(X.shape[1]):
-            H, C, *_ = self._cell(xi[t], xf[t], xo[t], xc[t], H, C)
-            hs.append(H)
-        return _output_layer(torch.stack(hs), self.W_hq.t(), self.b_q), (H, C)
+        # gate order (i, f, c̃, o), as rec.LSTM expects
+        W_x = torch.cat([self.W_xi, self.W_xf, self.W_xc, self.W_xo], 1)
+        W_h = torch.cat([self.W_hi, self.W_hf, self.W_hc, self.W_ho], 1)
+        b = torch.cat([self.b_i, self.b_f, self.b_c, self.b_o])
+        hs, C = rec.LSTM.apply(F.embedding(X.t(), W_x) + b, state[0], state[1], W_h)
+        return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1], C)
 
     def step(self, x, state):
         H, C, I, Fg, O = self._cell(self.W_xi[x], self.W_xf[x], self.W_xo[x], self.W_xc[x], *state)
@@ -276,7 +240,7 @@ class TorchRNN(TorchRecurrentLM):
 
     def forward(self, X, state):
         r = self.rnn
-        hs = _TanhRecurrence.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
+        hs = rec.TanhRNN.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
         return self._finish(hs), (hs[-1],)
 
     def step(self, x, state):
@@ -302,12 +266,9 @@ class TorchGRU(TorchRecurrentLM):
         return (1 - Z) * N + Z * H, Z, R
 
     def forward(self, X, state):
-        gi = self._inputs(X)
-        H, hs = state[0], []
-        for t in range(X.shape[1]):
-            H, _, _ = self._cell(gi[t], H)
-            hs.append(H)
-        return self._finish(torch.stack(hs)), (H,)
+        r = self.rnn
+        hs = rec.GRUTorch.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
+        return self._finish(hs), (hs[-1],)
 
     def step(self, x, state):
         H, Z, R = self._cell(self._inputs(x[:, None])[0], state[0])
@@ -328,12 +289,9 @@ class TorchLSTM(TorchRecurrentLM):
         return O * torch.tanh(C), C, I, Fg, O
 
     def forward(self, X, state):
-        gi = self._inputs(X)
-        (H, C), hs = state, []
-        for t in range(X.shape[1]):
-            H, C, *_ = self._cell(gi[t], H, C)
-            hs.append(H)
-        return self._finish(torch.stack(hs)), (H, C)
+        r = self.rnn
+        hs, C = rec.LSTM.apply(self._inputs(X) + r.bias_hh_l0, state[0], state[1], r.weight_hh_l0.t())
+        return self._finish(hs), (hs[-1], C)
 
     def step(self, x, state):
         H, C, I, Fg, O = self._cell(self._inputs(x[:, None])[0], *state)

@@ -31,6 +31,9 @@ from .models import MODEL_KINDS, CharModel, build_model, detach_state
 from .sampling import MODES, adjacent_batches, batches, check_enough
 
 OPTIMIZERS = ("sgd", "adam")
+# A mean loss above this makes exp(loss) overflow a float: no perplexity can be reported, so the
+# run has diverged even if the loss is still finite (unclipped SGD at lr 100 gets there in a few steps).
+MAX_LOSS = 700.0
 
 
 @dataclass
@@ -286,7 +289,7 @@ class Trainer:
             loss.backward()
             norm, clipped = clip_gradients(params, cfg.clip)
             loss_value = loss.item()
-            if not (math.isfinite(loss_value) and math.isfinite(norm)):
+            if not (math.isfinite(loss_value) and math.isfinite(norm) and loss_value <= MAX_LOSS):
                 model.load_state_dict(good)
                 msg = f"Diverged at epoch {epoch}, step {step}: the loss became {loss_value:g}. "
                 msg += "The model was rolled back to the end of the previous epoch."
