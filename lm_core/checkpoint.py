@@ -102,9 +102,7 @@ def save(ckpt: Checkpoint, path: str | Path) -> Path:
     data = to_bytes(ckpt)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved checkpoint is an ordinary file
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved checkpoint is an ordinary readable file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
