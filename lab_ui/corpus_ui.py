@@ -47,11 +47,20 @@ t = Translator(
             "未找到书中语料：请输入路径，或上传 jaychou_lyrics.txt.zip。",
             "The book's corpus was not found: give its path or upload jaychou_lyrics.txt.zip.",
         ),
-        "upload": ("上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）", "Upload .txt or .zip (UTF-8, UTF-16, GBK/GB18030)"),
-        "upload_help": ("最大 {mb} MB；zip 中只能有一个文本文件。", "At most {mb} MB; a zip must hold exactly one text file."),
+        "upload": (
+            "上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）",
+            "Upload .txt or .zip (UTF-8, UTF-16, GBK/GB18030)",
+        ),
+        "upload_help": (
+            "最大 {mb} MB；zip 中只能有一个文本文件。",
+            "At most {mb} MB; a zip must hold exactly one text file.",
+        ),
         "upload_first": ("请先上传文件。", "Upload a file first."),
         "paste": ("在此粘贴文本", "Paste text here"),
-        "paste_help": ("至少几千个字符，才能学到东西。", "A few thousand characters at least, for the model to learn anything."),
+        "paste_help": (
+            "至少几千个字符，才能学到东西。",
+            "A few thousand characters at least, for the model to learn anything.",
+        ),
         "paste_first": ("请先粘贴文本。", "Paste some text first."),
         "max_chars": ("使用前多少个字符", "Characters used"),
         "max_chars_help": (
@@ -62,7 +71,10 @@ t = Translator(
             "**{name}** · {n:,} 个字符 · 词典 {v:,} 个字",
             "**{name}** · {n:,} characters · vocabulary {v:,}",
         ),
-        "recognised_book": ("已识别为书中语料，采用书中的预处理。", "Recognised as the book's corpus, with the book's preprocessing."),
+        "recognised_book": (
+            "已识别为书中语料，采用书中的预处理。",
+            "Recognised as the book's corpus, with the book's preprocessing.",
+        ),
         "batches_per_epoch": (
             "每个周期的小批量数：随机采样 {r}，相邻采样 {a}（批量 {b}，时间步 {s}）",
             "Minibatches per epoch: {r} random, {a} adjacent (batch {b}, num_steps {s})",
@@ -119,8 +131,38 @@ def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 
+URL_PARAMS = {"corpus:source": "corpus", "corpus:subset": "subset", "corpus:max_chars": "chars"}
+
+
+def _from_url() -> None:
+    """On a session's first corpus picker, take source, subset and size from a lesson link."""
+    if "corpus:url_read" in st.session_state:
+        return
+    st.session_state["corpus:url_read"] = True
+    source = st.query_params.get("corpus")
+    if source in SOURCES:
+        st.session_state["corpus:source"] = source
+    subset = st.query_params.get("subset")
+    if subset in SUBSETS:
+        st.session_state["corpus:subset"] = subset
+    chars = st.query_params.get("chars", "")
+    if chars.isdigit() and int(chars) <= 2_000_000:
+        st.session_state["corpus:max_chars"] = int(chars)
+
+
+def _to_url() -> None:
+    for key, param in URL_PARAMS.items():
+        if key in st.session_state:
+            st.query_params[param] = str(st.session_state[key])
+
+
 def corpus_ui() -> CorpusChoice:
-    """Draw the corpus picker (call inside `with st.sidebar:`) and load the choice."""
+    """Draw the corpus picker (call inside `with st.sidebar:`) and load the choice.
+
+    Source, Song ci subset and size are part of the lesson link (URL); an
+    upload or pasted text cannot be, so a link to those opens on the picker.
+    """
+    _from_url()
     restore("corpus:max_chars", BOOK_MAX_CHARS)
     for key in ("corpus:source", "corpus:subset", "corpus:book_path", "corpus:paste"):
         restore(key)
@@ -129,15 +171,17 @@ def corpus_ui() -> CorpusChoice:
     finally:
         for key in ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste"):
             save(key)
+        _to_url()
 
 
 def _corpus_widgets() -> CorpusChoice:
     source = st.selectbox(
         t("corpus"), SOURCES, key="corpus:source", help=t("corpus_help"), format_func=lambda s: t(f"src_{s}")
     )
-    max_chars = int(
-        st.number_input(t("max_chars"), 0, 2_000_000, step=1000, key="corpus:max_chars", help=t("max_chars_help"))
-    ) or None
+    max_chars = (
+        int(st.number_input(t("max_chars"), 0, 2_000_000, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
+        or None
+    )
     if source == "songci":
         subset = st.selectbox(t("subset"), list(SUBSETS), key="corpus:subset", help=t("subset_help"))
         try:
@@ -155,8 +199,13 @@ def _corpus_widgets() -> CorpusChoice:
                 return _load_bytes(data, path.name, max_chars)
         return CorpusChoice(None, t("book_missing"), "book")
     if source == "upload":
-        up = st.file_uploader(t("upload"), type=["txt", "zip"], key="corpus:upload",
-                              help=t("upload_help", mb=MAX_UPLOAD_MB), max_upload_size=MAX_UPLOAD_MB)
+        up = st.file_uploader(
+            t("upload"),
+            type=["txt", "zip"],
+            key="corpus:upload",
+            help=t("upload_help", mb=MAX_UPLOAD_MB),
+            max_upload_size=MAX_UPLOAD_MB,
+        )
         if up is not None:  # kept: the uploader itself forgets its file on a page switch
             st.session_state["corpus:uploaded"] = (up.name, up.getvalue())
         elif "corpus:uploaded" not in st.session_state:

@@ -179,6 +179,7 @@ def main() -> None:
             args=(PAGE, presets.PRESETS[name]),
             width="stretch",
         )
+    st.caption(presets.PRESET_NOTES[name][0 if current_lang() == "zh" else 1])
     st.button(
         t("book_preset"),
         key=f"{PAGE}:book",
