@@ -1,0 +1,186 @@
+"""The Train page with AppTest: controls, a real short run, continuing, presets, lesson links, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from apptest_helpers import (
+    REPO,
+    TIMEOUT,
+    _clean_runtime,
+    all_text,
+    app_page,
+    plotly_specs,
+    use_tiny_settings,
+    wait_for_job,
+)
+from streamlit.testing.v1 import AppTest
+
+from lab_ui import session
+
+PAGE = "train"
+
+
+@pytest.fixture()
+def at() -> Iterator[AppTest]:
+    with app_page("pages/train.py") as app:
+        yield app
+
+
+def _start(at: AppTest) -> None:
+    at.button(key="train:start").click().run()
+    assert not at.exception, at.exception
+
+
+def test_renders_with_every_control(at: AppTest) -> None:
+    assert not at.exception
+    for name in ("hidden", "num_steps", "batch_size", "lr", "clip", "epochs"):
+        assert any(w.key == f"train:w:{name}" for w in (*at.slider, *at.select_slider)), name
+    for key in ("train:w:model", "train:w:compare", "train:preset", "corpus:source"):
+        assert at.selectbox(key=key) is not None
+    assert at.button(key="train:start").disabled is False
+    assert at.button(key="train:continue").disabled is True  # nothing to continue yet
+
+
+def test_short_run_draws_history_and_samples(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="rnn")
+    _start(at)
+    job = wait_for_job(at, PAGE)
+    at.run()
+    assert not at.exception
+    assert [len(r.history) for r in session.manager().view(job).runs] == [2]
+    traces = [t for spec in plotly_specs(at) for t in spec["data"] if t.get("mode", "").startswith("lines")]
+    assert traces and len(traces[0]["x"]) == 2
+    assert "分开" in all_text(at) or any("分开" in m.value for m in at.markdown)
+    assert any(b.key == "train:dl:0" for b in at.get("download_button"))
+
+
+def test_continue_trains_the_same_model_further(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="scratch-rnn")
+    _start(at)
+    first = wait_for_job(at, PAGE)
+    at.run()
+    weights_before = first.checkpoint(0).model_state["W_hh"].clone()
+    at.button(key="train:continue").click().run()
+    second = wait_for_job(at, PAGE)
+    assert second.id != first.id
+    history = second.checkpoint(0).history
+    assert [h.epoch for h in history] == [1, 2, 3, 4]
+    assert history[:2] == first.checkpoint(0).history  # the old epochs are kept, not retrained
+    assert not second.checkpoint(0).model_state["W_hh"].equal(weights_before)
+
+
+def test_compare_trains_two_models_in_lockstep(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="scratch-rnn", compare="scratch-gru")
+    _start(at)
+    job = wait_for_job(at, PAGE)
+    at.run()
+    view = session.manager().view(job)
+    assert [r.config["model"] for r in view.runs] == ["scratch-rnn", "scratch-gru"]
+    assert [len(r.history) for r in view.runs] == [2, 2]
+    names = {t.get("name") for spec in plotly_specs(at) for t in spec["data"]}
+    assert {r.label for r in view.runs} <= names
+
+
+def test_preset_applies_its_settings(at: AppTest) -> None:
+    at.selectbox(key="train:preset").set_value("no_clip").run()
+    at.button(key="train:apply").click().run()
+    assert at.toggle(key="train:w:clip_on").value is False
+    at.selectbox(key="train:preset").set_value("quick_demo").run()
+    at.button(key="train:apply").click().run()
+    assert at.selectbox(key="train:w:model").value == "gru"
+    assert at.toggle(key="train:w:clip_on").value is True
+    at.button(key="train:book").click().run()
+    assert at.selectbox(key="train:w:model").value == "scratch-rnn"
+    assert at.select_slider(key="train:w:lr").value == 100.0
+
+
+def test_lesson_link_opens_with_its_settings_and_warns_about_bad_ones() -> None:
+    with _clean_runtime():
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+        at.query_params.update({"model": "lstm", "hidden": "64", "seed": "7", "lr": "0.01", "steps": "oops"})
+        at.run()
+        assert not at.exception
+        assert at.selectbox(key="train:w:model").value == "lstm"
+        assert at.select_slider(key="train:w:hidden").value == 64
+        assert at.number_input(key="train:w:seed").value == 7
+        assert at.slider(key="train:w:num_steps").value == 35  # invalid value reset to the default ...
+        assert "steps=oops" in all_text(at)  # ... and the user is told
+
+
+def test_diverging_run_is_reported_not_raised(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="scratch-rnn", lr=1000.0)
+    at.toggle(key="train:w:clip_on").set_value(False).run()
+    _start(at)
+    job = wait_for_job(at, PAGE)
+    at.run()
+    assert not at.exception
+    assert session.manager().view(job).runs[0].status == "diverged"
+    assert "diverg" in all_text(at).lower() or "发散" in all_text(at)
+
+
+def test_one_hidden_unit_trains(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="scratch-rnn", hidden=1, epochs=1)
+    _start(at)
+    job = wait_for_job(at, PAGE)
+    assert session.manager().view(job).status == "finished"
+
+
+def test_num_steps_longer_than_corpus_says_what_to_do(at: AppTest) -> None:
+    at.number_input(key="corpus:max_chars").set_value(100).run()
+    at.slider(key="train:w:num_steps").set_value(200).run()
+    _start(at)
+    assert not at.exception
+    text = all_text(at)
+    assert "too short" in text or "太短" in text
+    assert "train:job" not in at.session_state
+
+
+def test_pasted_text_too_short_or_empty_is_explained(at: AppTest) -> None:
+    at.selectbox(key="corpus:source").set_value("paste").run()
+    assert not at.exception
+    assert at.button(key="train:start").disabled is True  # nothing pasted yet
+    at.text_area(key="corpus:paste").set_value("短").run()
+    _start(at)
+    text = all_text(at)
+    assert "too short" in text or "太短" in text
+
+
+def test_two_sessions_never_see_each_others_jobs() -> None:
+    with _clean_runtime():
+        a = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+        b = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT).run()
+        for app in (a, b):
+            use_tiny_settings(app, PAGE, model="rnn", epochs=2)
+            _start(app)
+        job_a, job_b = wait_for_job(a, PAGE), wait_for_job(b, PAGE)
+        assert job_a.id != job_b.id and job_a.owner != job_b.owner
+        assert session.manager().get(job_a.id, b.session_state["owner"]) is None
+        assert job_a.trainers[0].model is not job_b.trainers[0].model
+        # A third browser opening a link that carries a's job id gets a notice, not a's job.
+        c = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+        c.query_params["job"] = job_a.id
+        c.run()
+        assert not c.exception
+        assert "train:job" not in c.session_state
+        assert "not available" in all_text(c) or "不可用" in all_text(c)
+
+
+def test_stopped_run_keeps_its_model(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="scratch-rnn", epochs=500)
+    _start(at)
+    job = session.manager().get(at.session_state["train:job"], at.session_state["owner"])
+    job.step_epoch()  # run exactly to the end of an epoch, then pause
+    for _ in range(600):
+        if job.trainers[0].epoch >= 1 and job.control.paused:
+            break
+        job.thread.join(0.1)
+    at.button(key="train:stop").click().run()
+    job.thread.join(30)
+    at.run()
+    assert not at.exception
+    view = session.manager().view(job)
+    assert view.status == "stopped"
+    assert len(job.checkpoint(0).history) >= 1
+    assert any(b.key == "train:dl:0" for b in at.get("download_button"))
