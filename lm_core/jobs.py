@@ -276,6 +276,14 @@ class JobManager:
         self._lock = threading.Condition()
         self._running: set[str] = set()
         self._waiting: list[str] = []
+        # Reaping must not wait for the next visitor: a closed tab's job is stopped on time.
+        self._closing = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="job-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while not self._closing.wait(timeout=min(10.0, self.reap_after / 4)):
+            self.reap()
 
     # slots -----------------------------------------------------------------------------
     def _acquire(self, job: Job) -> None:
@@ -361,6 +369,7 @@ class JobManager:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every job and wait for the threads (tests call this)."""
+        self._closing.set()
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:

@@ -1,8 +1,308 @@
-"""Placeholder while the page is being written."""
+"""Hidden states page: what the network carries from one character to the next, unit by unit."""
 
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
+import torch
 
-from lab_ui import session
+from lab_ui import charts, model_source, session
+from lab_ui.highlight import activation_html
+from lab_ui.i18n import Translator
+from lab_ui.model_source import ModelChoice
+from lab_ui.persist import restore, save
 
-session.init()
-st.title("hidden_states")
+PAGE = "hidden"
+SORTS = ("variance", "activity", "index")  # variance first: units that change along the text tell the most
+MAX_TEXT = 300  # characters traced; the heatmap stays readable and the trace fast
+DEFAULT_TOP = 32
+
+t = Translator(
+    {
+        "title": ("隐藏状态：模型记住了什么", "Hidden states: what the model remembers"),
+        "intro": (
+            "模型每读一个字，就更新一次隐藏状态 H：一个由 h 个数组成的向量，是它对已读内容的全部记忆。"
+            "每个数叫一个隐藏单元。下图每一行是一个单元，每一列是一个字。",
+            "Each character the model reads updates its hidden state H: a vector of h numbers, all it remembers "
+            "of the text so far. Each number is a hidden unit. Below, each row is a unit and each column a "
+            "character.",
+        ),
+        "text": ("输入一段文字", "Type a text"),
+        "text_help": (
+            "模型从零状态开始逐字读入这段文字（最多 {n} 个字）。默认是训练语料的开头。",
+            "The model reads it character by character from a zero state (at most {n} characters). The default "
+            "is the start of its training corpus.",
+        ),
+        "reset_text": ("恢复默认文字", "Default text"),
+        "type_text": ("请输入一段文字。", "Type a text to see the hidden states."),
+        "stripped": (
+            "这些字不在模型的词典中，已跳过：{chars}",
+            "Skipped, not in the model's vocabulary: {chars}",
+        ),
+        "nothing_known": (
+            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字，或恢复默认文字。",
+            "The model knows none of these characters ({chars}). Use characters from its training corpus, or "
+            "restore the default text.",
+        ),
+        "follow": ("跟随训练", "Follow training"),
+        "follow_help": (
+            "每完成一个周期，就用最新的权重重新计算。",
+            "Recompute with the newest weights after every epoch.",
+        ),
+        "source": ("显示", "Show"),
+        "source_help": ("隐藏状态 H，或门控循环单元的各个门。", "The hidden state H, or one of the gates."),
+        "src_H": ("H 隐藏状态", "H hidden state"),
+        "src_Z": ("Z 更新门", "Z update gate"),
+        "src_R": ("R 重置门", "R reset gate"),
+        "src_I": ("I 输入门", "I input gate"),
+        "src_F": ("F 遗忘门", "F forget gate"),
+        "src_O": ("O 输出门", "O output gate"),
+        "src_C": ("C 记忆细胞", "C memory cell"),
+        "sort": ("单元排序", "Order units by"),
+        "sort_help": (
+            "方差 = 随字符变化的程度（最能说明问题）；活跃度 = 平均 |值|（常包括一直饱和的单元）；编号 = 原始顺序。",
+            "Variance = how much it changes along the text (the most telling); activity = mean |value| (often "
+            "units stuck near ±1); index = original order.",
+        ),
+        "sort_activity": ("活跃度", "activity"),
+        "sort_variance": ("方差", "variance"),
+        "sort_index": ("编号", "index"),
+        "top": ("显示前几个单元", "Units shown"),
+        "top_help": ("按所选顺序的前 N 个单元。", "The first N units in the chosen order."),
+        "unit": ("给文字着色的单元", "Unit that colours the text"),
+        "unit_help": ("0 到 h−1。默认是排在最前面的单元。", "0 to h−1. The default is the first unit in the order."),
+        "heat_title": (
+            "{src}：{n}/{h} 个单元（按{sort}）× {T} 个字",
+            "{src}: {n} of {h} units (by {sort}) × {T} characters",
+        ),
+        "unit_axis": ("单元", "unit"),
+        "hover": ("字 {ch} · 单元 {unit}<br>值 {v}", "char {ch} · unit {unit}<br>value {v}"),
+        "top_units": ("排在最前的单元：{units}", "First units in this order: {units}"),
+        "unit_title": ("单元 #{u} 的{src}，逐字着色", "{src} of unit #{u}, character by character"),
+        "char_value": ("{ch} · 第 {i} 个字 · {v:+.3f}", "{ch} · character {i} · {v:+.3f}"),
+        "legend_signed": (
+            "红色 = 负值，白色 = 0，蓝色 = 正值（范围 {lo:g} 到 {hi:g}）。鼠标悬停可看数值。",
+            "Red = negative, white = 0, blue = positive (range {lo:g} to {hi:g}). Hover a character for its value.",
+        ),
+        "legend_gate": (
+            "白色 = 0（门关闭），深蓝 = 1（门打开）。鼠标悬停可看数值。",
+            "White = 0 (gate closed), dark blue = 1 (gate open). Hover a character for its value.",
+        ),
+        "unit_stats": (
+            "单元 #{u}：平均 {mean:+.3f}，平均 |值| {act:.3f}，方差 {var:.3f}",
+            "Unit #{u}: mean {mean:+.3f}, mean |value| {act:.3f}, variance {var:.3f}",
+        ),
+        "explain": ("这些数是什么？", "What are these numbers?"),
+        "explain_h": (
+            "**隐藏单元**：H 的一个分量。模型没有别的记忆，所以要预测下一个字，它需要的一切（在句中的位置、"
+            "前面是什么字、韵脚……）都得编码在这 h 个数里。有些单元看得出含义，多数单元是多种信息的混合。\n\n"
+            "RNN 和 GRU 的 H 经过 tanh，LSTM 的 H = O ⊙ tanh(C)，所以 H 的每个值都在 **[-1, 1]** 之间。"
+            "接近 ±1 表示单元「饱和」。",
+            "**A hidden unit** is one component of H. The model has no other memory, so everything it needs to "
+            "predict the next character (position in the line, the characters before, the rhyme…) must be "
+            "encoded in these h numbers. Some units mean something you can see; most mix several things.\n\n"
+            "In an RNN and a GRU, H comes out of a tanh; in an LSTM, H = O ⊙ tanh(C): so every value of H lies "
+            "in **[-1, 1]**. Values near ±1 mean the unit is saturated.",
+        ),
+        "explain_rnn": (
+            "这是普通 RNN：没有门，每一步都用 tanh 把输入和旧状态混合成新状态。",
+            "This is a plain RNN: no gates; each step mixes the input and the old state through a tanh.",
+        ),
+        "explain_gru": (
+            "**GRU 的门**是 sigmoid，取值在 [0, 1]。**更新门 Z** 接近 1 时保留旧状态（H_t ≈ H_{t−1}），"
+            "接近 0 时换成候选状态 H̃_t。**重置门 R** 接近 0 时，候选状态忽略旧状态，像从句首重新开始。"
+            "（torch.nn.GRU 中 R 乘的是 H W_hh + b_hn，而不是 H 本身。）",
+            "**GRU gates** are sigmoids in [0, 1]. The **update gate Z** near 1 keeps the old state "
+            "(H_t ≈ H_{t−1}); near 0 it takes the candidate H̃_t. The **reset gate R** near 0 makes the "
+            "candidate ignore the old state, as if starting a new line. (In torch.nn.GRU, R multiplies "
+            "H W_hh + b_hn rather than H itself.)",
+        ),
+        "explain_lstm": (
+            "**LSTM** 多了一个**记忆细胞 C**（不受 [-1, 1] 限制），由三个门控制：**输入门 I** 决定写入多少新内容，"
+            "**遗忘门 F** 决定保留多少旧记忆（接近 1 = 记住），**输出门 O** 决定把多少记忆作为 H 输出。",
+            "An **LSTM** adds a **memory cell C** (not bounded to [-1, 1]) governed by three gates: the **input "
+            "gate I** decides how much new content is written, the **forget gate F** how much old memory is kept "
+            "(near 1 = remember), and the **output gate O** how much of the memory is shown as H.",
+        ),
+    }
+)
+
+GRU_LATEX = (
+    r"Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z),\quad R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r)"
+    r"\\ \tilde H_t = \tanh(X_t W_{xh} + (R_t \odot H_{t-1}) W_{hh} + b_h),\quad "
+    r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"
+)
+LSTM_LATEX = (
+    r"I_t, F_t, O_t = \sigma(X_t W_{x\cdot} + H_{t-1} W_{h\cdot} + b_\cdot),\quad "
+    r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c)"
+    r"\\ C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t,\quad H_t = O_t \odot \tanh(C_t)"
+)
+RNN_LATEX = r"H_t = \tanh(X_t W_{xh} + H_{t-1} W_{hh} + b_h)"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _trace(key: str, text: str, _choice: ModelChoice) -> dict[str, np.ndarray]:
+    """Every recorded quantity as a (h, T) array; cached so a widget change does not re-run the model."""
+    x = torch.tensor([_choice.encode(text)])
+    return {name: v[:, 0, :].T.float().numpy().copy() for name, v in _choice.model.trace(x).items()}
+
+
+def _order(values: np.ndarray, sort: str) -> np.ndarray:
+    """Unit ids, most interesting first (ties keep index order, so the order is deterministic)."""
+    if sort == "activity":
+        return np.argsort(-np.abs(values).mean(axis=1), kind="stable")
+    if sort == "variance":
+        return np.argsort(-values.var(axis=1), kind="stable")
+    return np.arange(values.shape[0])
+
+
+def _scale(source: str, values: np.ndarray) -> tuple[tuple[float, float], str]:
+    """Colour range and scale: tanh-bounded H in [-1, 1], gates in [0, 1], the LSTM cell symmetric."""
+    if source in ("Z", "R", "I", "F", "O"):
+        return (0.0, 1.0), charts.GATE_SCALE
+    if source == "C":
+        m = float(np.abs(values).max()) if values.size else 1.0
+        m = m if m > 1e-6 else 1.0
+        return (-m, m), charts.SIGNED_SCALE
+    return (-1.0, 1.0), charts.SIGNED_SCALE
+
+
+def _reset_text(default: str) -> None:
+    st.session_state[f"{PAGE}:text"] = default
+
+
+def _text_ui(choice: ModelChoice) -> str | None:
+    """The text to trace, with unknown characters skipped (and named); None when nothing is left."""
+    key = f"{PAGE}:text"
+    default = model_source.sample_text(choice)
+    restore(key)
+    # An untouched default follows the model; an edited text is the user's and stays.
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(f"{PAGE}:text_default"):
+        st.session_state[key] = default
+    st.session_state[f"{PAGE}:text_default"] = default
+    text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
+    with text_col:
+        text = st.text_area(t("text"), key=key, max_chars=MAX_TEXT, height=80, help=t("text_help", n=MAX_TEXT))
+    with button_col:
+        st.button(t("reset_text"), key=f"{PAGE}:reset", on_click=_reset_text, args=(default,), width="stretch")
+    save(key)
+    if not text:
+        st.info(t("type_text"))
+        return None
+    unknown = choice.unknown(text)
+    kept = "".join(ch for ch in text if ch in choice.char_to_idx)
+    if unknown and not kept:
+        st.warning(t("nothing_known", chars=model_source.format_chars(unknown)))
+        return None
+    if unknown:
+        st.warning(t("stripped", chars=model_source.format_chars(unknown)))
+    return kept
+
+
+def _setting(key: str, default: object, valid: list) -> None:
+    """Restore a widget value after a page switch, falling back to `default` when it no longer fits the model.
+
+    The value is written back even when unchanged: a slider whose range changed
+    (another model, another h) is a new widget to Streamlit, which would
+    otherwise start it at its minimum.
+    """
+    restore(key, default)
+    value = st.session_state.get(key)
+    st.session_state[key] = value if value in valid else default
+
+
+def _controls_ui(choice: ModelChoice, h: int, order_for) -> tuple[str, str, int, int]:
+    """Source (H or a gate), order, number of rows and the unit that colours the text."""
+    sources = ["H", *choice.gate_names]
+    keys = {name: f"{PAGE}:{name}" for name in ("source", "sort", "top", "unit")}
+    _setting(keys["source"], "H", sources)
+    _setting(keys["sort"], "variance", list(SORTS))
+    # Labels are bound now, not looked up lazily: AppTest calls format_func outside the script run.
+    source_labels = {s: t(f"src_{s}") for s in sources}
+    sort_labels = {s: t(f"sort_{s}") for s in SORTS}
+    source = "H"
+    if len(sources) > 1:
+        source = st.radio(
+            t("source"),
+            sources,
+            key=keys["source"],
+            help=t("source_help"),
+            horizontal=True,
+            format_func=source_labels.get,
+        )
+    cols = st.columns(3)
+    with cols[0]:
+        sort = st.selectbox(t("sort"), SORTS, key=keys["sort"], help=t("sort_help"), format_func=sort_labels.get)
+    order = order_for(source, sort)
+    _setting(keys["top"], min(h, DEFAULT_TOP), list(range(1, h + 1)))
+    _setting(keys["unit"], int(order[0]), list(range(h)))
+    with cols[1]:
+        top = st.slider(t("top"), 1, h, key=keys["top"], help=t("top_help")) if h > 1 else 1
+    with cols[2]:
+        unit = int(st.number_input(t("unit"), 0, h - 1, step=1, key=keys["unit"], help=t("unit_help")))
+    for key in keys.values():
+        save(key)
+    return source, sort, top, unit
+
+
+def _explain_ui(choice: ModelChoice) -> None:
+    with st.expander(t("explain")):
+        st.markdown(t("explain_h"))
+        gates = choice.gate_names
+        if "Z" in gates:
+            st.markdown(t("explain_gru"))
+            st.latex(GRU_LATEX)
+        elif "F" in gates:
+            st.markdown(t("explain_lstm"))
+            st.latex(LSTM_LATEX)
+        else:
+            st.markdown(t("explain_rnn"))
+            st.latex(RNN_LATEX)
+
+
+def main() -> None:
+    session.init()
+    st.title(t("title"))
+    st.caption(t("intro"))
+    choice = model_source.model_source_ui(PAGE)
+    if choice is None:
+        return
+    if choice.job is not None and not choice.job.done:
+        follow = st.toggle(t("follow"), value=True, key=f"{PAGE}:follow", help=t("follow_help"))
+        model_source.live_status_ui(choice, follow)
+    text = _text_ui(choice)
+    if text is None:
+        return
+    traces = _trace(choice.key, text, choice)
+    h = traces["H"].shape[0]
+    source, sort, top, unit = _controls_ui(choice, h, lambda src, srt: _order(traces[src], srt))
+    values = traces[source]
+    order = _order(values, sort)
+    shown = order[:top]
+    zrange, scale = _scale(source, values)
+    fig = charts.hidden_heatmap(
+        values[shown],
+        list(text),
+        shown.tolist(),
+        title=t("heat_title", src=t(f"src_{source}"), n=len(shown), h=h, sort=t(f"sort_{sort}"), T=len(text)),
+        y_title=t("unit_axis"),
+        zrange=zrange,
+        colorscale=scale,
+        marked_unit=unit,
+        hover=t("hover"),
+    )
+    st.plotly_chart(fig, width="stretch", key=f"{PAGE}:heatmap")
+    st.caption(t("top_units", units=", ".join(f"#{u}" for u in order[:10])))
+
+    st.subheader(t("unit_title", u=unit, src=t(f"src_{source}")))
+    row = values[unit]
+    colors = charts.value_colors(row.tolist(), zrange, scale)
+    titles = [t("char_value", ch=ch, i=i + 1, v=float(v)) for i, (ch, v) in enumerate(zip(text, row))]
+    st.html(activation_html(list(text), colors, titles))
+    lo, hi = zrange
+    st.caption(t("legend_gate") if scale == charts.GATE_SCALE else t("legend_signed", lo=round(lo, 3), hi=round(hi, 3)))
+    st.caption(t("unit_stats", u=unit, mean=float(row.mean()), act=float(np.abs(row).mean()), var=float(row.var())))
+    _explain_ui(choice)
+
+
+main()

@@ -1,0 +1,578 @@
+"""Which trained model a page uses: this session's run, a shipped checkpoint, or an upload.
+
+The Hidden states and Generate pages both start with `model_source_ui(page)`.
+The choice is shared by the two pages and kept outside widget keys (so it
+survives page switches); the torch model is built once per checkpoint version
+and cached process-wide, never kept in `st.session_state`; and the training
+text is found again where possible, for the memorisation meter.
+
+Shipped checkpoints are the `*.pt` files in the repository's `checkpoints/`
+folder. The environment variable `RNN_LAB_CHECKPOINTS` points the app at
+another folder instead: the tests and the screenshot runs use a temporary one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from lm_core.checkpoint import MAX_CHECKPOINT_BYTES, Checkpoint, from_bytes, load
+from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
+from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError
+from lm_core.generation import check_prefix, default_prefixes, generate
+from lm_core.jobs import Job
+from lm_core.models import MODEL_LABELS, CharModel
+from lm_core.songci import SUBSETS, songci_text
+
+from . import corpus_ui
+from .i18n import Translator, current_lang
+from .session import manager, owner_id
+
+CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SESSION_PAGES = ("train", "sampling", "clipping")  # pages whose training job can lend its model
+SONGCI_PREFIX = "宋词 · "  # lm_core.songci.songci_corpus names its corpora "宋词 · <subset>"
+CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
+EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
+UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
+POLL_SECONDS = 2.0
+
+t = Translator(
+    {
+        "source": ("使用哪个模型", "Which model"),
+        "source_help": (
+            "本次会话在「训练」等页面训练的模型、项目自带的检查点，或上传一个本应用保存的检查点文件（.pt）。",
+            "A model trained in this session (Train page and others), a checkpoint shipped with the app, or a "
+            "checkpoint file (.pt) saved by this app that you upload.",
+        ),
+        "opt_session": ("本次会话：{page} · {label} · 第 {e} 周期", "This session: {page} · {label} · epoch {e}"),
+        "opt_shipped": ("自带：{name}（{desc}）", "Shipped: {name} ({desc})"),
+        "opt_shipped_bad": ("自带：{name}（无法读取）", "Shipped: {name} (unreadable)"),
+        "opt_upload": ("上传检查点文件…", "Upload a checkpoint file…"),
+        "opt_uploaded": ("已上传：{name}", "Uploaded: {name}"),
+        "upload": ("检查点文件（.pt）", "Checkpoint file (.pt)"),
+        "upload_help": (
+            "在「训练」页下载的检查点，或用命令行保存的检查点。文件只在本次会话中使用。",
+            "A checkpoint downloaded from the Train page or saved by the command line. It is used in this "
+            "session only.",
+        ),
+        "upload_first": ("请上传一个检查点文件。", "Upload a checkpoint file."),
+        "upload_error": ("无法使用这个文件：{msg}", "This file cannot be used: {msg}"),
+        "upload_kept": ("仍在使用之前上传的 {name}。", "Still using the earlier upload, {name}."),
+        "no_model": (
+            "还没有可用的模型：先在「训练」页训练一个（几十秒即可），或在上面选择「上传检查点文件」。",
+            "No model yet: train one on the Train page (a few seconds is enough to start), or choose "
+            "“Upload a checkpoint file” above.",
+        ),
+        "go_train": ("去训练", "Go to Train"),
+        "shipped_none": (
+            "项目的 checkpoints/ 文件夹中还没有自带的模型。",
+            "No shipped models yet in the project's checkpoints/ folder.",
+        ),
+        "shipped_error": ("自带的检查点 {name} 无法读取：{msg}", "The shipped checkpoint {name} cannot be read: {msg}"),
+        "using": ("**正在使用**：{label}", "**Using**: {label}"),
+        "describe": (
+            "{model}，{h} 个隐藏单元，词典 {v:,} 个字，训练 {e} 个周期后困惑度 {ppl:.2f}",
+            "{model}, {h} hidden units, vocabulary {v:,}, perplexity {ppl:.2f} after {e} epochs",
+        ),
+        "describe_untrained": (
+            "{model}，{h} 个隐藏单元，词典 {v:,} 个字，尚未训练",
+            "{model}, {h} hidden units, vocabulary {v:,}, untrained",
+        ),
+        "corpus_line": ("语料：{name}", "Corpus: {name}"),
+        "corpus_unknown": ("（未记录）", "(not recorded)"),
+        "untrained_note": (
+            "这个模型还没有完成一个周期，它写出的是随机字符。等第一个周期结束后再看。",
+            "This model has not finished an epoch yet, so it writes random characters. Look again after the "
+            "first epoch.",
+        ),
+        "live": (
+            "训练仍在进行：已完成第 {e}/{n} 个周期（本页使用第 {m} 个周期的权重）。",
+            "Training continues: epoch {e}/{n} done (this page uses the weights after epoch {m}).",
+        ),
+        "meter_rebuilt": (
+            "记忆检测所用的训练文本：由内置宋词重建（{name}，前 {n:,} 个字符）。",
+            "Training text for the memorisation meter: rebuilt from the bundled Song ci ({name}, first {n:,} "
+            "characters).",
+        ),
+        "meter_rebuilt_book": (
+            "记忆检测所用的训练文本：data/ 中的书中语料（前 {n:,} 个字符）。",
+            "Training text for the memorisation meter: the book's corpus in data/ (first {n:,} characters).",
+        ),
+        "meter_unknown": (
+            "记忆检测不可用：无法找回这个模型的训练文本（语料：{name}）。只有本次会话训练的模型和内置宋词上训练的模型才能检测。",
+            "The memorisation meter is unavailable: this model's training text cannot be found (corpus: {name}). "
+            "It works for models trained in this session and on the bundled Song ci.",
+        ),
+        "meter_mismatch": (
+            "记忆检测不可用：模型的词典与这里的「{name}」文本不一致。",
+            "The memorisation meter is unavailable: the model's vocabulary does not match “{name}” as bundled here.",
+        ),
+        "meter_missing": (
+            "记忆检测不可用：内置宋词语料未安装（{msg}）。",
+            "The memorisation meter is unavailable: the bundled Song ci is not installed ({msg}).",
+        ),
+        "empty_text": ("请至少输入一个字符。", "Type at least one character."),
+        "all_unknown": (
+            "这些字都不在模型的词典中：{chars}。请使用训练语料中的字。",
+            "None of these characters are in the model's vocabulary: {chars}. Use characters from the training corpus.",
+        ),
+        "some_unknown": (
+            "不在模型词典中的字：{chars}。请删除或替换它们。",
+            "Not in the model's vocabulary: {chars}. Remove or replace them.",
+        ),
+        "and_more": ("（另有 {n} 个）", " (and {n} more)"),
+    }
+)
+
+
+# -- pure helpers (no widgets; tested directly) -------------------------------------------------------------
+
+
+def checkpoint_dir() -> Path:
+    """Folder of shipped checkpoints: `$RNN_LAB_CHECKPOINTS` if set, else the repository's `checkpoints/`."""
+    override = os.environ.get(CHECKPOINT_ENV, "").strip()
+    return Path(override).expanduser() if override else REPO_CHECKPOINTS
+
+
+def shipped_files() -> list[Path]:
+    """The `*.pt` files of the checkpoint folder, by name (an absent folder has none)."""
+    folder = checkpoint_dir()
+    try:
+        return sorted(p for p in folder.glob("*.pt") if p.is_file())
+    except OSError:
+        return []
+
+
+def parse_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
+    """`(checkpoint, None)` or `(None, user-facing reason)`; never raises for bad bytes.
+
+    `from_bytes` promises a `CheckpointError` for every bad file; the broad
+    fallback keeps the page alive if a torch version ever raises something else.
+    """
+    try:
+        return from_bytes(data, name), None
+    except LabError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 -- a bad upload must never take the page down
+        return None, f"{name} cannot be read ({type(exc).__name__})."
+
+
+def infer_training_text(full: str, vocab: list[str]) -> str | None:
+    """The prefix of `full` whose characters are exactly `vocab`, or None if there is none.
+
+    Checkpoints record the corpus name and vocabulary but not how many characters
+    were kept. The vocabulary of `full[:n]` only grows with n, so the vocabulary
+    pins n to a range; within it the book's 10,000, the whole text, or else the
+    smallest round thousand (the corpus picker steps by 1,000) is taken. Erring
+    short never claims a copy from text the model did not see.
+    """
+    wanted = set(vocab)
+    first: dict[str, int] = {}
+    for i, ch in enumerate(full):
+        if ch not in first:
+            first[ch] = i
+    if not full or any(ch not in first for ch in wanted):
+        return None
+    lo = max(first[ch] for ch in wanted) + 1  # the shortest prefix holding every vocabulary character
+    hi = min((i for ch, i in first.items() if ch not in wanted), default=len(full))  # before the first stranger
+    if lo > hi:
+        return None
+    rounds = range(math.ceil(lo / 1000) * 1000, hi + 1, 1000)
+    for n in (BOOK_MAX_CHARS, len(full), *rounds):
+        if lo <= n <= hi:
+            return full[:n]
+    return full[:hi]
+
+
+def _book_full_text() -> str | None:
+    """The book's corpus from the git-ignored data/ folder (verified by hash), preprocessed, untruncated."""
+    path = corpus_ui.DATA_DIR / corpus_ui.BOOK_FILE
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != corpus_ui.BOOK_SHA256:
+        return None
+    try:
+        return book_preprocess(read_corpus_bytes(data, corpus_ui.BOOK_FILE), None)
+    except CorpusError:
+        return None
+
+
+def find_training_text(corpus_name: str, vocab: list[str]) -> tuple[str | None, str, dict[str, object]]:
+    """Rebuild a checkpoint's training text from its corpus name: `(text, status, details)`.
+
+    status: "songci" or "book" (rebuilt), "unknown" (not a corpus the app
+    ships), "mismatch" (the vocabulary does not fit), "missing" (the Song ci
+    package is not installed; details["msg"] says what to do).
+    """
+    if corpus_name.startswith(SONGCI_PREFIX) and corpus_name[len(SONGCI_PREFIX) :] in SUBSETS:
+        try:
+            full = book_preprocess(songci_text(corpus_name[len(SONGCI_PREFIX) :]), None)
+        except CorpusError as exc:
+            return None, "missing", {"msg": str(exc)}
+        text = infer_training_text(full, vocab)
+        return (text, "songci", {"n": len(text)}) if text else (None, "mismatch", {})
+    if corpus_name in {*corpus_ui.t.strings["src_book"], corpus_ui.BOOK_FILE}:
+        full = _book_full_text()
+        text = infer_training_text(full, vocab) if full else None
+        return (text, "book", {"n": len(text)}) if text else (None, "unknown", {})
+    return None, "unknown", {}
+
+
+def describe(ckpt: Checkpoint) -> str:
+    """`Checkpoint.describe()` in the page's language."""
+    cfg = ckpt.config
+    args = {"model": MODEL_LABELS.get(cfg.model, cfg.model), "h": cfg.hidden, "v": len(ckpt.vocab)}
+    if not ckpt.history:
+        return t("describe_untrained", **args)
+    last = ckpt.history[-1]
+    return t("describe", ppl=last.perplexity, e=last.epoch, **args)
+
+
+def format_chars(chars: list[str], limit: int = 20) -> str:
+    """Characters named for a message: whitespace shown as repr, at most `limit` of them."""
+    shown = " ".join(repr(ch) if ch.isspace() else ch for ch in chars[:limit])
+    return shown + (t("and_more", n=len(chars) - limit) if len(chars) > limit else "")
+
+
+# -- the chosen model ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelChoice:
+    """A ready-to-use model and what the page needs to know about it (no tensors are stored per session)."""
+
+    key: str  # stable cache key of these weights: job + run + epoch, file + mtime, or upload hash
+    option: str  # the picker option it came from (the same across epochs of one run)
+    source: str  # "session" | "shipped" | "upload"
+    label: str  # what the picker shows
+    checkpoint: Checkpoint
+    model: CharModel
+    corpus_text: str | None  # training text for the memorisation meter (None: unavailable)
+    corpus_note: str = ""  # where the text came from, or why it is unavailable
+    job: Job | None = None
+    run: int = 0
+    char_to_idx: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.char_to_idx = {ch: i for i, ch in enumerate(self.checkpoint.vocab)}
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.checkpoint.vocab
+
+    @property
+    def epochs(self) -> int:
+        return len(self.checkpoint.history)
+
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        return tuple(self.model.gate_names)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of `text` outside the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+
+    def encode(self, text: str) -> list[int]:
+        return [self.char_to_idx[ch] for ch in text]
+
+
+def text_problem(text: str, choice: ModelChoice) -> str | None:
+    """Why `text` cannot be fed to the model (empty, or characters it never saw), translated; None if fine.
+
+    The decision is `lm_core.generation.check_prefix`'s; in English its message
+    is shown as is, in Chinese the same facts are worded here.
+    """
+    try:
+        check_prefix(text, choice.char_to_idx)
+    except VocabularyError as exc:
+        if current_lang() == "en":
+            return str(exc)
+        unknown = choice.unknown(text)
+        if not unknown:
+            return t("empty_text")
+        key = "all_unknown" if len(unknown) == len(set(text)) else "some_unknown"
+        return t(key, chars=format_chars(unknown))
+    return None
+
+
+def default_prefix(choice: ModelChoice) -> str:
+    """分开 when the vocabulary has it (the book's prefix), else the corpus's first characters."""
+    prefixes = default_prefixes(choice.char_to_idx, choice.corpus_text or "")
+    if prefixes and prefixes[0]:
+        return prefixes[0]
+    return next((ch for ch in choice.vocab if not ch.isspace()), choice.vocab[0])
+
+
+def sample_text(choice: ModelChoice, n: int = 40) -> str:
+    """A text the model knows every character of: the corpus's start, else its own greedy lines."""
+    if choice.corpus_text and choice.corpus_text.strip():
+        return choice.corpus_text.strip()[:n]
+    prefix = default_prefix(choice)
+    return generate(choice.model, choice.vocab, prefix, max(0, n - len(prefix))).text
+
+
+# -- caches (process-wide; keyed by content, so sessions share them safely) ---------------------------------
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _model(key: str, _ckpt: Checkpoint) -> CharModel:
+    """Built once per weights version; only read afterwards (trace and generate run under no_grad)."""
+    model = _ckpt.build_model()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, str | None]:
+    """A shipped file parsed once per version (mtime and size in the key)."""
+    try:
+        return load(path), None
+    except LabError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
+        return None, f"{Path(path).name} cannot be read ({type(exc).__name__})."
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _uploaded(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, str | None]:
+    return parse_checkpoint(_data, name)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _training_text(corpus_name: str, vocab_key: str, _vocab: tuple[str, ...]) -> tuple[str | None, str, dict]:
+    return find_training_text(corpus_name, list(_vocab))
+
+
+# -- the picker ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Option:
+    label: str
+    source: str
+    job: Job | None = None
+    run: int = 0
+    path: Path | None = None
+    ok: bool = True  # False: a shipped file that cannot be read (listed, but never the default)
+
+
+def _session_job(page: str) -> Job | None:
+    """A training page's job for this browser, without side effects on that page.
+
+    Not `jobs_ui.page_job`: that one writes the job id into this page's URL and
+    would adopt a URL job for whichever page asks. Here a URL job (after a
+    reload) counts only if it was started by `page` itself.
+    """
+    job = manager().get(st.session_state.get(f"{page}:job"), owner_id())
+    if job is None:
+        url_id = st.query_params.get("job")
+        candidate = manager().get(url_id, owner_id()) if url_id else None
+        if candidate is not None and candidate.kind == page:
+            job = candidate
+    return job
+
+
+def _options() -> dict[str, _Option]:
+    """Every model this browser can use now, the default first."""
+    opts: dict[str, _Option] = {}
+    for page in SESSION_PAGES:
+        job = _session_job(page)
+        if job is None:
+            continue
+        for run, label in enumerate(job.labels):
+            epochs = len(job.checkpoint(run).history)
+            text = t("opt_session", page=t(f"page_{page}"), label=label, e=epochs)
+            opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
+    for path in shipped_files():
+        ckpt, _ = _load_shipped(path)
+        text = t("opt_shipped", name=path.name, desc=describe(ckpt)) if ckpt else t("opt_shipped_bad", name=path.name)
+        opts[f"shipped:{path.name}"] = _Option(text, "shipped", path=path, ok=ckpt is not None)
+    held = st.session_state.get(UPLOAD_KEY)
+    opts["upload"] = _Option(t("opt_uploaded", name=held[0]) if held else t("opt_upload"), "upload")
+    return opts
+
+
+def _load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        return None, f"{path.name}: {exc.strerror}"
+    return _shipped(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _picked(widget_key: str) -> None:
+    st.session_state[CHOICE_KEY] = st.session_state[widget_key]
+    st.session_state[EXPLICIT_KEY] = True
+
+
+def _ingest_upload(page: str) -> str | None:
+    """Take in a newly uploaded file before the picker is drawn, so its label is already current.
+
+    A widget's value is in `st.session_state` from the start of the run that
+    follows the upload. A file that parses becomes the held upload (the widget
+    itself forgets its file on a page switch); the reason a file does not parse
+    is returned, to be shown under the uploader.
+    """
+    up = st.session_state.get(f"{page}:ckpt_upload")
+    if up is None:
+        return None
+    data = up.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    held = st.session_state.get(UPLOAD_KEY)
+    if held is not None and held[1] == digest:
+        return None
+    ckpt, error = _uploaded(digest, up.name, data)
+    if ckpt is None:
+        return error
+    st.session_state[UPLOAD_KEY] = (up.name, digest, data)
+    return None
+
+
+def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
+    """The uploader, the reason a new file was refused, and the held upload (if any) to use."""
+    st.file_uploader(
+        t("upload"),
+        type=["pt", "pth", "ckpt"],
+        key=f"{page}:ckpt_upload",
+        help=t("upload_help"),
+        max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
+    )
+    held = st.session_state.get(UPLOAD_KEY)
+    if error:
+        st.error(t("upload_error", msg=error))
+        if held is not None:
+            st.caption(t("upload_kept", name=held[0]))
+    if held is None:
+        if not error:
+            st.info(t("upload_first"))
+        return None
+    ckpt, _ = _uploaded(held[1], held[0], held[2])
+    return (f"upload:{held[1][:16]}", ckpt) if ckpt else None
+
+
+def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, str]:
+    """Training text and a note saying where it came from or why it is missing."""
+    if job is not None:
+        return job.trainers[run].corpus.text, ""
+    vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
+    text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
+    name = ckpt.corpus_name or t("corpus_unknown")
+    notes = {
+        "songci": lambda: t("meter_rebuilt", name=name, n=details.get("n", 0)),
+        "book": lambda: t("meter_rebuilt_book", n=details.get("n", 0)),
+        "missing": lambda: t("meter_missing", msg=details.get("msg", "")),
+        "mismatch": lambda: t("meter_mismatch", name=name),
+    }
+    return text, notes.get(status, lambda: t("meter_unknown", name=name))()
+
+
+def model_source_ui(page: str) -> ModelChoice | None:
+    """Draw the model picker and return the chosen, ready model (None: nothing usable yet, and said why).
+
+    Default: this session's trained model, else the first shipped checkpoint,
+    else the uploader. Until the user picks, the default follows newly
+    started runs; after that their choice stands while it exists.
+    """
+    upload_error = _ingest_upload(page)
+    opts = _options()
+    ids = list(opts)
+    default = next((i for i in ids if opts[i].source == "session"), None)
+    default = default or next((i for i in ids if opts[i].source == "shipped" and opts[i].ok), "upload")
+    chosen = st.session_state.get(CHOICE_KEY)
+    if chosen not in opts or not st.session_state.get(EXPLICIT_KEY):
+        chosen = default
+    st.session_state[CHOICE_KEY] = chosen
+    widget_key = f"{page}:model_source"
+    st.session_state[widget_key] = chosen
+
+    with st.container(border=True):
+        st.selectbox(
+            t("source"),
+            ids,
+            key=widget_key,
+            format_func=lambda i: opts[i].label if i in opts else i,
+            help=t("source_help"),
+            on_change=_picked,
+            args=(widget_key,),
+        )
+        option = opts[chosen]
+        if not any(o.source == "shipped" for o in opts.values()):
+            st.caption(t("shipped_none"))
+        picked = _resolve(page, option, upload_error)
+        if picked is None:
+            if option.source == "upload" and not any(o.source != "upload" for o in opts.values()):
+                st.info(t("no_model"))
+                st.page_link("pages/train.py", label=t("go_train"), icon=":material/show_chart:")
+            return None
+        key, ckpt = picked
+        try:
+            model = _model(key, ckpt)
+        except CheckpointError as exc:  # validated on load, so only a changed torch could get here
+            st.error(t("upload_error", msg=str(exc)))
+            return None
+        text, note = _corpus(ckpt, option.job, option.run)
+        label = option.label if option.source != "upload" else t("opt_uploaded", name=st.session_state[UPLOAD_KEY][0])
+        choice = ModelChoice(key, chosen, option.source, label, ckpt, model, text, note, option.job, option.run)
+        _summary_ui(choice)
+    return choice
+
+
+def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str, Checkpoint] | None:
+    """The cache key and checkpoint of an option, or None after saying what is wrong."""
+    if option.source == "session" and option.job is not None:
+        ckpt = option.job.checkpoint(option.run)
+        return f"job:{option.job.id}:{option.run}:{len(ckpt.history)}", ckpt
+    if option.source == "shipped" and option.path is not None:
+        ckpt, error = _load_shipped(option.path)
+        if ckpt is None:
+            st.error(t("shipped_error", name=option.path.name, msg=error))
+            return None
+        stat = option.path.stat()
+        return f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}", ckpt
+    return _upload_ui(page, upload_error)
+
+
+def _summary_ui(choice: ModelChoice) -> None:
+    """Always say which model is in use: description, corpus, epochs."""
+    ckpt = choice.checkpoint
+    st.markdown(t("using", label=describe(ckpt)))
+    st.caption(
+        t("corpus_line", name=ckpt.corpus_name or t("corpus_unknown")) + (f" · {ckpt.note}" if ckpt.note else "")
+    )
+    if not ckpt.history:
+        st.warning(t("untrained_note"))
+
+
+def live_status_ui(choice: ModelChoice, follow: bool) -> None:
+    """While the chosen session run still trains: say so, keep the job alive, and rerun on a new epoch.
+
+    `follow=True` reruns the page whenever an epoch ends (the Hidden states
+    page redraws from the newer weights); otherwise the note only says which
+    epoch is in use. Polling stops once the run is done.
+    """
+    job = choice.job
+    if job is None or job.done:
+        return
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def _poll() -> None:
+        live = manager().get(job.id, owner_id())  # also marks the job as watched, so it is not reaped
+        if live is None:
+            return
+        epochs = len(live.checkpoint(choice.run).history)
+        planned = live.trainers[choice.run].config.epochs
+        st.caption(t("live", e=epochs, n=planned, m=choice.epochs))
+        if live.done or (follow and epochs != choice.epochs):
+            st.rerun()
+
+    _poll()

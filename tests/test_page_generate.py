@@ -1,0 +1,163 @@
+"""Generate page: prefix checks, greedy vs sampled text, next-character bars, the memorisation meter."""
+
+from __future__ import annotations
+
+import apptest_helpers_models as helpers
+import pytest
+from apptest_helpers_models import clean_streamlit, shipped, trained
+from streamlit.testing.v1 import AppTest
+
+from lab_ui import charts
+from lab_ui.highlight import copied_html
+
+FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+CONTROLS = ("prefix", "length", "strategy", "temperature", "top_k", "seed")
+
+
+def _page(shipped, lang: str = "en", kind: str = "gru") -> AppTest:
+    shipped(kind)
+    return helpers.open_page("generate", lang=lang)
+
+
+def _generate(at: AppTest) -> AppTest:
+    at.button(key="generate:run").click().run()
+    helpers.assert_ok(at)
+    return at
+
+
+def _result(at: AppTest):
+    return at.session_state["generate:result"]
+
+
+def test_controls_exist_and_the_book_prefix_is_the_default(shipped) -> None:
+    at = _page(shipped)
+    assert at.text_input(key="generate:prefix").value == "分开"
+    assert at.slider(key="generate:length").value == 50
+    assert at.radio(key="generate:strategy").value == "greedy"
+    assert at.select_slider(key="generate:temperature").value == 1.0
+    assert at.select_slider(key="generate:top_k").value == "off"
+    assert at.number_input(key="generate:seed").value == 0
+    assert not at.button(key="generate:run").disabled
+    assert any("Press Generate" in i.value for i in at.info)
+
+
+def test_generate_writes_from_the_prefix_and_draws_the_probabilities(shipped) -> None:
+    at = _generate(_page(shipped))
+    gen = _result(at).main.generation
+    assert gen.text.startswith("分开") and len(gen.generated) == 50
+    assert gen.text in [helpers.html_text(h) for h in helpers.html_bodies(at)]
+
+    first = helpers.figure(at, "generate:probs_first")
+    bars = first["data"][0]
+    assert bars["type"] == "bar" and len(bars["x"]) == 10
+    probs = list(helpers.decode(bars["y"]))
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    assert bars["x"][0] == gen.generated[0]  # greedy writes the most likely character
+    assert "Step 1" in first["layout"]["title"]["text"]
+
+    at.slider(key="generate:step").set_value(7).run()
+    helpers.assert_ok(at)
+    step = helpers.figure(at, "generate:probs_step")
+    assert "Step 7" in step["layout"]["title"]["text"]
+    assert step["data"][0]["x"][0] == gen.generated[6]
+
+
+def test_greedy_and_sampled_texts_are_side_by_side_and_reproducible(shipped) -> None:
+    at = _page(shipped)
+    at.radio(key="generate:strategy").set_value("sample").run()  # enables temperature and top-k
+    at.select_slider(key="generate:temperature").set_value(0.7)
+    at.select_slider(key="generate:top_k").set_value(5)
+    at.number_input(key="generate:seed").set_value(3).run()
+    _generate(at)
+    result = _result(at)
+    labels = [w.label_key for w in result.variants]
+    assert labels == ["v_greedy", "v_temp", "v_temp", "v_temp", "v_yours"]
+    assert all(w.generation.text.startswith("分开") for w in result.variants)
+    assert result.variants[-1].generation.text == result.main.generation.text  # "your settings" column
+    page = helpers.texts(at)
+    assert "Greedy (the book)" in page and "Your settings · temperature 0.7, top-k 5" in page
+    # top-k 5: every step drew from at most five characters
+    assert all(sum(c.prob > 0 for c in step) <= 5 for step in result.main.generation.steps)
+    text = result.main.generation.text
+    _generate(at)
+    assert _result(at).main.generation.text == text
+
+
+def test_new_seed_button_generates_with_another_seed(shipped) -> None:
+    at = _page(shipped)
+    at.radio(key="generate:strategy").set_value("sample").run()
+    at.button(key="generate:reseed").click().run()
+    helpers.assert_ok(at)
+    assert _result(at).settings["seed"] == at.number_input(key="generate:seed").value
+
+
+@pytest.mark.parametrize(
+    ("prefix", "named"),
+    [("😀", "😀"), ("", "at least one character"), ("分😀开🎵", "😀 🎵"), ("ABC", "A B C")],
+    ids=["emoji", "empty", "partly-unknown", "only-unknown"],
+)
+def test_unusable_prefix_is_named_and_nothing_breaks(shipped, prefix: str, named: str) -> None:
+    at = _page(shipped)
+    at.text_input(key="generate:prefix").set_value(prefix).run()
+    helpers.assert_ok(at)
+    assert any(named in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="generate:run").disabled
+    assert not at.get("plotly_chart")
+
+
+def test_partly_unknown_prefix_offers_to_drop_the_unknown_characters(shipped) -> None:
+    at = _page(shipped)
+    at.text_input(key="generate:prefix").set_value("分😀开").run()
+    at.button(key="generate:strip").click().run()
+    helpers.assert_ok(at)
+    assert at.text_input(key="generate:prefix").value == "分开"
+    assert not at.error
+    _generate(at)
+    assert _result(at).main.generation.text.startswith("分开")
+
+
+def test_chinese_error_names_the_characters(shipped) -> None:
+    at = _page(shipped, lang="zh")
+    at.text_input(key="generate:prefix").set_value("😀").run()
+    helpers.assert_ok(at)
+    assert any("😀" in e.value and "词典" in e.value for e in at.error)
+    at.button(key="generate:use_default").click().run()
+    assert at.text_input(key="generate:prefix").value == "分开"
+    _generate(at)
+    assert "生成的歌词" in [s.value for s in at.subheader]
+
+
+def test_meter_is_unavailable_for_a_checkpoint_of_an_unknown_corpus(shipped) -> None:
+    at = _generate(_page(shipped))
+    assert at.metric[0].value == "n/a"
+    assert any("memorisation meter is unavailable" in c.value for c in at.caption)
+
+
+def test_lstm_and_rnn_checkpoints_generate_too(shipped) -> None:
+    shipped("scratch-lstm", "rnn")
+    at = helpers.open_page("generate")
+    for value in ("shipped:0_scratch-lstm.pt", "shipped:1_rnn.pt"):
+        at.selectbox(key="generate:model_source").set_value(value).run()
+        _generate(at)
+        assert _result(at).main.generation.text.startswith("分开")
+
+
+# -- the pieces, without the page ----------------------------------------------------------------------------------
+
+
+def test_copied_html_marks_copied_stretches_and_escapes_everything() -> None:
+    html = copied_html("分开<b>&的手在风里", 2, [(5, 10)], "copied", "prefix")
+    assert '<b title="prefix" style="color:#555">分开</b>' in html
+    assert "&lt;b&gt;" in html and "&amp;" in html and "<b>&" not in html
+    assert html.count("<mark") == 1
+    assert '">&amp;的手在风</mark>里</div>' in html  # characters 5..9 marked, the last one not
+
+
+def test_prob_bars_are_deterministic_and_highlight_the_written_character() -> None:
+    cands = [("花", 0.5), (" ", 0.3), ("1", 0.2)]
+    a, b = charts.prob_bars(cands, "t", chosen=" "), charts.prob_bars(cands, "t", chosen=" ")
+    assert a.to_json() == b.to_json()
+    bar = a.data[0]
+    assert list(bar.x) == ["花", "␣", "1"]  # a space is drawn visibly
+    assert a.layout.xaxis.type == "category"  # "1" stays a label, not a number
+    assert bar.marker.color[1] != bar.marker.color[0] == bar.marker.color[2]

@@ -1,0 +1,175 @@
+"""Hidden states page: the units × characters heatmap, gates, unit ordering and the coloured text."""
+
+from __future__ import annotations
+
+import re
+
+import apptest_helpers_models as helpers
+import numpy as np
+from apptest_helpers_models import clean_streamlit, shipped, trained
+from streamlit.testing.v1 import AppTest
+
+from lab_ui import charts
+from lab_ui.highlight import activation_html
+from lab_ui.text import visible_char
+from lm_core.training import Trainer
+
+FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+HEATMAP = "hidden:heatmap"
+
+
+def _page(shipped, *kinds: str, lang: str = "en") -> AppTest:
+    shipped(*(kinds or ("gru",)))
+    return helpers.open_page("hidden_states", lang=lang)
+
+
+def _heat(at: AppTest) -> tuple[np.ndarray, dict]:
+    trace = helpers.figure(at, HEATMAP)["data"][0]
+    return np.asarray(helpers.decode(trace["z"])), trace
+
+
+def test_heatmap_has_one_row_per_unit_and_one_column_per_character(shipped) -> None:
+    at = _page(shipped)
+    text = at.text_area(key="hidden:text").value
+    assert len(text) == 40  # no corpus text: the model's own greedy lines from 分开
+    assert text.startswith("分开")
+    z, trace = _heat(at)
+    assert z.shape == (16, 40)  # all 16 units (fewer than the default 32 rows)
+    assert np.all(np.abs(z) <= 1)  # tanh-bounded
+    fig = helpers.figure(at, HEATMAP)
+    assert fig["layout"]["xaxis"]["ticktext"] == [visible_char(c) for c in text]
+    assert trace["zmid"] == 0 and trace["zmin"] == -1 and trace["zmax"] == 1
+
+    at.slider(key="hidden:top").set_value(5).run()
+    helpers.assert_ok(at)
+    assert _heat(at)[0].shape == (5, 40)
+
+
+def test_units_are_ordered_by_activity_variance_or_index(shipped) -> None:
+    at = _page(shipped)
+    z, trace = _heat(at)
+    assert np.all(np.diff(z.var(axis=1)) <= 1e-6)  # the default: units that change most first
+    assert at.number_input(key="hidden:unit").value == int(trace["y"][0].replace("▶ #", ""))
+    at.selectbox(key="hidden:sort").set_value("activity").run()
+    z, _ = _heat(at)
+    assert np.all(np.diff(np.abs(z).mean(axis=1)) <= 1e-6)  # most active first
+    at.selectbox(key="hidden:sort").set_value("index").run()
+    _, trace = _heat(at)
+    assert [label.replace("▶ ", "") for label in trace["y"]] == [f"#{u}" for u in range(16)]
+
+
+def test_gate_selector_appears_for_gru_and_lstm_only(shipped) -> None:
+    at = _page(shipped, "gru", "scratch-lstm", "rnn")
+    assert at.radio(key="hidden:source").options == ["H hidden state", "Z update gate", "R reset gate"]
+    at.radio(key="hidden:source").set_value("Z").run()
+    helpers.assert_ok(at)
+    z, trace = _heat(at)
+    assert trace["zmin"] == 0 and trace["zmax"] == 1 and np.all((z >= 0) & (z <= 1))
+    assert "Z update gate" in helpers.figure(at, HEATMAP)["layout"]["title"]["text"]
+
+    at.selectbox(key="hidden:model_source").set_value("shipped:1_scratch-lstm.pt").run()
+    helpers.assert_ok(at)
+    assert [o.split()[0] for o in at.radio(key="hidden:source").options] == ["H", "I", "F", "O", "C"]
+    at.radio(key="hidden:source").set_value("C").run()
+    z, trace = _heat(at)
+    assert trace["zmid"] == 0 and trace["zmax"] == -trace["zmin"] >= np.abs(z).max() - 1e-6  # the cell is unbounded
+
+    at.selectbox(key="hidden:model_source").set_value("shipped:2_rnn.pt").run()
+    helpers.assert_ok(at)
+    assert not at.get("radio") or not any(r.key == "hidden:source" for r in at.radio)
+    assert "H hidden state" in helpers.figure(at, HEATMAP)["layout"]["title"]["text"]
+
+
+def test_settings_survive_a_model_with_another_size(shipped) -> None:
+    at = _page(shipped, "gru", "gru-h8")
+    at.slider(key="hidden:top").set_value(5).run()
+    at.number_input(key="hidden:unit").set_value(12).run()
+    at.selectbox(key="hidden:model_source").set_value("shipped:1_gru-h8.pt").run()
+    helpers.assert_ok(at)
+    assert at.slider(key="hidden:top").value == 5  # still fits: kept (a new slider range must not reset it)
+    z, trace = _heat(at)
+    assert z.shape == (5, 40)
+    unit = at.number_input(key="hidden:unit").value
+    assert unit == int(trace["y"][0].replace("▶ #", "")) < 8  # unit 12 does not exist here: back to the top unit
+
+
+def test_the_picked_unit_colours_the_text_with_values_in_tooltips(shipped) -> None:
+    at = _page(shipped)
+    at.number_input(key="hidden:unit").set_value(3).run()
+    helpers.assert_ok(at)
+    text = at.text_area(key="hidden:text").value
+    body = next(h for h in helpers.html_bodies(at) if "background:" in h)
+    assert body.count("<span") == len(text)
+    values = [float(v) for v in re.findall(r'title="[^"]*· ([+-]\d\.\d{3})"', body)]
+    assert len(values) == len(text) and all(-1 <= v <= 1 for v in values)
+    z, trace = _heat(at)
+    row = [label.replace("▶ ", "") for label in trace["y"]].index("#3")
+    assert trace["y"][row] == "▶ #3"  # the picked unit is marked on the heatmap
+    assert np.allclose(z[row], values, atol=1e-3)
+    assert "unit #3" in " ".join(s.value for s in at.subheader)
+
+
+def test_unknown_characters_are_skipped_and_named(shipped) -> None:
+    at = _page(shipped)
+    at.text_area(key="hidden:text").set_value("分开😀了ABC").run()
+    helpers.assert_ok(at)
+    assert any("😀" in w.value and "A B C" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert _heat(at)[0].shape[1] == 3  # 分开了
+
+
+def test_text_of_only_unknown_characters_stops_with_a_message_and_can_be_reset(shipped) -> None:
+    at = _page(shipped)
+    default = at.text_area(key="hidden:text").value
+    at.text_area(key="hidden:text").set_value("😀🎵").run()
+    helpers.assert_ok(at)
+    assert any("😀 🎵" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")
+    at.button(key="hidden:reset").click().run()
+    assert at.text_area(key="hidden:text").value == default
+    assert at.get("plotly_chart")
+
+
+def test_empty_text_asks_for_one(shipped) -> None:
+    at = _page(shipped)
+    at.text_area(key="hidden:text").set_value("").run()
+    helpers.assert_ok(at)
+    assert at.info and not at.get("plotly_chart")
+
+
+def test_session_model_reads_the_start_of_its_corpus_in_chinese(shipped) -> None:
+    shipped()
+
+    def with_job(at: AppTest) -> None:
+        at.session_state["owner"] = "tester"
+        job = helpers.session.manager().submit(
+            "tester", [Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru"))], ["gru"], kind="train"
+        )
+        job.thread.join(60)
+        at.session_state["train:job"] = job.id
+
+    at = helpers.open_page("hidden_states", lang="zh", prepare=with_job)
+    assert at.text_area(key="hidden:text").value == helpers.tiny_corpus().text.strip()[:40]
+    assert _heat(at)[0].shape == (16, 40)
+    assert "隐藏状态" in at.title[0].value
+    assert not at.get("toggle"), "no Follow toggle once training is over"
+
+
+# -- the figure builders, without the page ------------------------------------------------------------------------
+
+
+def test_hidden_heatmap_is_deterministic_and_keeps_repeated_characters_apart() -> None:
+    values = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    a = charts.hidden_heatmap(values, list("分 分开"[:4]), [7, 2, 5], "t", marked_unit=2)
+    b = charts.hidden_heatmap(values, list("分 分开"[:4]), [7, 2, 5], "t", marked_unit=2)
+    assert a.to_json() == b.to_json()
+    assert list(a.layout.xaxis.ticktext) == ["分", "␣", "分", "开"]  # two 分 columns, a visible space
+    assert list(a.data[0].y) == ["#7", "▶ #2", "#5"]
+    assert a.data[0].zmid == 0
+
+
+def test_value_colors_match_the_heatmap_scale_and_text_stays_readable() -> None:
+    low, mid, high = charts.value_colors([-1.0, 0.0, 1.0], (-1.0, 1.0), charts.SIGNED_SCALE)
+    assert mid.replace(" ", "") == "rgb(247,247,247)"  # white at zero
+    assert charts.is_dark(low) and charts.is_dark(high) and not charts.is_dark(mid)
+    html = activation_html(["<", "a"], [low, mid], ["< · -1.000", "a · +0.000"])
+    assert "&lt;" in html and "color:#fff" in html and "color:#111" in html
