@@ -11,7 +11,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lm_core.sampling import RowSpan
+
+from .text import visible_char
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -44,8 +51,12 @@ def perplexity_figure(
         ys.extend(vals)
         fig.add_trace(
             go.Scatter(
-                x=c.epochs, y=c.values, name=c.label, mode="lines+markers" if len(c.epochs) < 60 else "lines",
-                line={"color": color, "dash": c.dash}, marker={"size": 5},
+                x=c.epochs,
+                y=c.values,
+                name=c.label,
+                mode="lines+markers" if len(c.epochs) < 60 else "lines",
+                line={"color": color, "dash": c.dash},
+                marker={"size": 5},
                 hovertemplate="%{x}: %{y:.2f}<extra>" + c.label + "</extra>",
             )
         )
@@ -53,23 +64,490 @@ def perplexity_figure(
             y = vals[-1] if vals else (vocab_size or 1000)
             fig.add_trace(
                 go.Scatter(
-                    x=[c.diverged_at], y=[y], mode="markers+text", name=f"{c.label} ✕",
-                    marker={"symbol": "x", "size": 14, "color": color}, text=["✕"], textposition="top center",
-                    showlegend=False, hoverinfo="skip",
+                    x=[c.diverged_at],
+                    y=[y],
+                    mode="markers+text",
+                    name=f"{c.label} ✕",
+                    marker={"symbol": "x", "size": 14, "color": color},
+                    text=["✕"],
+                    textposition="top center",
+                    showlegend=not vals,  # a run that diverged in epoch 1 has no line to carry its legend entry
+                    hoverinfo="skip",
                 )
             )
     if vocab_size:
         ys.append(vocab_size)
-        fig.add_hline(y=vocab_size, line={"dash": "dot", "color": "#888"}, annotation_text=baseline_label,
-                      annotation_position="top right")
+        fig.add_hline(y=vocab_size, line={"dash": "dot", "color": "#888"})
+        if baseline_label:
+            _log_axis_label(fig, vocab_size, baseline_label, "bottom")
     lo = min(ys) if ys else 1.0
     hi = max(ys) if ys else 1000.0
     lo = max(1.0, lo) / 1.3
     fig.update_layout(
-        title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.18}, xaxis_title=x_title, yaxis_title=y_title,
+        title=title,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
         uirevision="keep",
     )
     fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5])
     fig.update_yaxes(type="log", range=[math.log10(lo), math.log10(hi * 1.3)])
+    return fig
+
+
+# -- Hidden states and generation (pages/hidden_states.py, pages/generate.py) ------------------------------
+
+SIGNED_SCALE = "RdBu"  # diverging: red below zero, white at zero, blue above (tanh-bounded H)
+GATE_SCALE = "Blues"  # sequential: a gate is a sigmoid in [0, 1]
+
+
+def value_colors(values: Sequence[float], zrange: tuple[float, float], colorscale: str) -> list[str]:
+    """The colour the heatmap gives each value, so coloured text matches the chart exactly."""
+    lo, hi = zrange
+    span = (hi - lo) or 1.0
+    fractions = [min(1.0, max(0.0, (float(v) - lo) / span)) if math.isfinite(v) else 0.5 for v in values]
+    return pc.sample_colorscale(colorscale, fractions) if fractions else []
+
+
+def is_dark(color: str) -> bool:
+    """Whether black text would be hard to read on `color` ("rgb(r, g, b)"), by relative luminance."""
+    r, g, b = (float(x) for x in color[color.index("(") + 1 : color.index(")")].split(",")[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 128
+
+
+def hidden_heatmap(
+    values: np.ndarray,
+    chars: Sequence[str],
+    unit_ids: Sequence[int],
+    title: str,
+    x_title: str = "",
+    y_title: str = "",
+    zrange: tuple[float, float] = (-1.0, 1.0),
+    colorscale: str = SIGNED_SCALE,
+    marked_unit: int | None = None,
+    hover: str = "{ch} · #{unit}: {v}",
+) -> go.Figure:
+    """Units (rows, in the order given) × characters (columns) of one recorded quantity.
+
+    `values` is (len(unit_ids), len(chars)). Columns are numbered, not named,
+    because a category axis would merge repeated characters; the characters
+    are the tick labels (spaces made visible). A signed range is centred on 0.
+    `hover` is a template with {ch}, {unit} and {v} (already translated).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    n_units, n_chars = values.shape
+    shown = [visible_char(c) for c in chars]
+    labels = [("▶ " if u == marked_unit else "") + f"#{u}" for u in unit_ids]
+    template = hover.format(ch="%{customdata}", unit="%{y}", v="%{z:.3f}") + "<extra></extra>"
+    lo, hi = zrange
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=np.arange(n_chars),
+            y=labels,
+            customdata=[shown] * n_units,
+            zmin=lo,
+            zmax=hi,
+            zmid=0.0 if lo < 0 < hi else None,
+            colorscale=colorscale,
+            colorbar={"thickness": 12, "len": 0.9},
+            hovertemplate=template,
+            xgap=1 if n_chars <= 80 else 0,
+            ygap=1 if n_units <= 64 else 0,
+        )
+    )
+    step = max(1, math.ceil(n_chars / 100))  # every character while they fit, then every `step`-th
+    fig.update_xaxes(
+        title=x_title,
+        tickmode="array",
+        tickvals=list(range(0, n_chars, step)),
+        ticktext=shown[::step],
+        tickangle=0,
+        side="top",
+        range=[-0.5, n_chars - 0.5],
+        showgrid=False,
+    )
+    fig.update_yaxes(
+        title=y_title,
+        type="category",
+        autorange="reversed",
+        showgrid=False,
+        tickfont={"size": 10 if n_units > 40 else 12},
+    )
+    fig.update_layout(
+        title={"text": title, "y": 0.995, "yanchor": "top"},
+        height=int(min(1100, max(260, 110 + 14 * n_units))),
+        margin={"l": 70, "r": 20, "t": 90, "b": 20},
+        font={"family": "sans-serif"},
+    )
+    return fig
+
+
+def prob_bars(
+    candidates: Sequence[tuple[str, float]],
+    title: str,
+    chosen: str | None = None,
+    x_title: str = "",
+    y_title: str = "",
+    height: int = 320,
+) -> go.Figure:
+    """Next-character probabilities, most likely first; the character actually written is highlighted."""
+    chars = [visible_char(c) for c, _ in candidates]
+    probs = [float(p) for _, p in candidates]
+    colors = [PALETTE[4] if c == chosen else PALETTE[0] for c, _ in candidates]  # orange: the one written
+    fig = go.Figure(
+        go.Bar(
+            x=chars,
+            y=probs,
+            marker={"color": colors},
+            text=[f"{p:.0%}" if p >= 0.005 else "" for p in probs],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    top = max(probs, default=1.0)
+    fig.update_xaxes(title=x_title, type="category", tickfont={"size": 16})
+    fig.update_yaxes(title=y_title, range=[0, min(1.0, top * 1.2) or 1.0], tickformat=".0%")
+    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, showlegend=False)
+    return fig
+
+
+# -- Minibatches and gradient norms (pages/sampling.py, pages/clipping.py) ---------------------------------
+
+MINIBATCH_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac")
+STATE_COLOR = "#333"
+TRACK_COLOR = "#d9d9d9"
+
+
+@dataclass(frozen=True)
+class MinibatchText:
+    """The words of the minibatch picture, already translated by the page.
+
+    `minibatch` takes `{i}`; `hover` takes `{i}`, `{r}`, `{a}`, `{b}` (first and
+    last input position) and `{state}`.
+    """
+
+    where: str = "Where in the corpus"
+    order: str = "In training order"
+    x_corpus: str = "corpus position (character)"
+    x_order: str = "minibatch"
+    y_row: str = "row"
+    minibatch: str = "minibatch {i}"
+    track: str = "row's slice of the corpus"
+    carried: str = "state carried"
+    reset: str = "state reset to zeros"
+    carried_word: str = "carried"
+    reset_word: str = "reset"
+    hover: str = "minibatch {i}, row {r}: characters {a}–{b}, state {state}"
+
+
+def shown_rows(n_rows: int, max_rows: int) -> list[int]:
+    """Which rows to draw: all of them, or `max_rows` spread evenly from the first to the last.
+
+    Spreading them (not just the first few) keeps the adjacent picture's staircase
+    across the whole corpus visible when B = 32.
+    """
+    if n_rows <= max_rows:
+        return list(range(n_rows))
+    if max_rows <= 1:
+        return [0]
+    return sorted({round(i * (n_rows - 1) / (max_rows - 1)) for i in range(max_rows)})
+
+
+def minibatch_figure(
+    spans: Sequence[RowSpan],
+    n_chars: int,
+    title: str,
+    text: MinibatchText = MinibatchText(),
+    max_rows: int = 8,
+    row_len: int | None = None,
+) -> go.Figure:
+    """Which corpus positions each row of the first minibatches reads, and what happens to the state.
+
+    Left panel: x = corpus position, one line per row, a bar per minibatch in its
+    colour; with `row_len` (adjacent sampling) a grey track shows each row's whole
+    slice. Right panel: the same rows in training order, minibatch by minibatch,
+    with an arrow where the state is carried from one minibatch to the next and a
+    bar where it starts from zeros. Of B rows at most `max_rows` are drawn (see
+    `shown_rows`) so B = 32 stays readable. Minibatches and rows are labelled 1-based.
+    """
+    n_rows = max((s.row for s in spans), default=-1) + 1
+    rows = shown_rows(n_rows, max_rows)
+    y_of = {r: i for i, r in enumerate(rows)}  # drawing position of each shown row, top to bottom
+    shown = [s for s in spans if s.row in y_of]
+    k = max((s.minibatch for s in shown), default=-1) + 1
+    by_cell = {(s.minibatch, s.row): s for s in shown}
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        column_widths=[0.7, 0.3],
+        horizontal_spacing=0.03,
+        subplot_titles=(text.where, text.order),
+    )
+    if row_len:
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for r in rows:
+            xs += [r * row_len, (r + 1) * row_len - 1, None]
+            ys += [y_of[r], y_of[r], None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=text.track,
+                line={"color": TRACK_COLOR, "width": 12},
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
+    for i in range(k):
+        color = MINIBATCH_COLORS[i % len(MINIBATCH_COLORS)]
+        cells = [by_cell[(i, r)] for r in rows if (i, r) in by_cell]
+        hovers = [
+            text.hover.format(
+                i=i + 1,
+                r=s.row + 1,
+                a=s.start,
+                b=s.start + s.length - 1,
+                state=text.carried_word if s.state == "carried" else text.reset_word,
+            )
+            for s in cells
+        ]
+        xs, ys, hs = [], [], []
+        for s, h in zip(cells, hovers, strict=True):
+            xs += [s.start, s.start + s.length - 1, None]
+            ys += [y_of[s.row], y_of[s.row], None]
+            hs += [h, h, None]
+        name = text.minibatch.format(i=i + 1)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                line={"color": color, "width": 12},
+                text=hs,
+                hovertemplate="%{text}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        if not row_len:  # scattered windows are only a few pixels wide: a square keeps each one visible
+            fig.add_trace(
+                go.Scatter(
+                    x=[s.start + s.length / 2 for s in cells],
+                    y=[y_of[s.row] for s in cells],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=False,
+                    marker={"symbol": "square", "size": 9, "color": color},
+                    text=hovers,
+                    hovertemplate="%{text}<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[i + 1] * len(cells),
+                y=[y_of[s.row] for s in cells],
+                mode="markers+text",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                marker={"symbol": "square", "size": 24, "color": color},
+                text=[str(s.start) for s in cells],
+                textfont={"size": 9, "color": "white"},
+                textposition="middle center",
+                customdata=hovers,
+                hovertemplate="%{customdata}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
+    carried = [s for s in shown if s.state == "carried" and (s.minibatch - 1, s.row) in by_cell]
+    if carried:
+        xs, ys = [], []
+        for s in carried:
+            xs += [s.minibatch + 0.25, s.minibatch + 0.75, None]  # from cell s.minibatch to cell s.minibatch + 1
+            ys += [y_of[s.row], y_of[s.row], None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=text.carried,
+                legendgroup="carried",
+                line={"color": STATE_COLOR, "width": 2},
+                marker={"symbol": "triangle-right", "size": [0, 9, 0] * len(carried), "color": STATE_COLOR},
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=2,
+        )
+    resets = [s for s in shown if s.state == "reset"]
+    if resets:
+        fig.add_trace(
+            go.Scatter(
+                x=[s.minibatch + 1 - 0.36 for s in resets],
+                y=[y_of[s.row] for s in resets],
+                mode="markers",
+                name=text.reset,
+                legendgroup="reset",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 16,
+                    "color": STATE_COLOR,
+                    "line": {"width": 3, "color": STATE_COLOR},
+                },
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(range=[0, max(n_chars, 1)], title=text.x_corpus, row=1, col=1)
+    fig.update_xaxes(
+        range=[0.4, max(k, 1) + 0.6],
+        tickvals=list(range(1, k + 1)),
+        title=text.x_order,
+        showgrid=False,
+        zeroline=False,
+        row=1,
+        col=2,
+    )
+    fig.update_yaxes(
+        range=[len(rows) - 0.4, -0.6],  # first row on top
+        tickvals=list(range(len(rows))),
+        ticktext=[str(r + 1) for r in rows],
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(title=text.y_row, row=1, col=1)
+    plot_h = 40 + 30 * len(rows)  # pixels for the rows themselves
+    fig.update_layout(
+        title=title,
+        height=plot_h + 70 + 110,
+        margin={"l": 50, "r": 20, "t": 70, "b": 110},
+        legend={"orientation": "h", "yanchor": "top", "y": -62 / plot_h, "x": 0},
+        uirevision="keep",
+    )
+    return fig
+
+
+def _log_axis_label(fig: go.Figure, y: float, text: str, yanchor: str) -> None:
+    """A label at the right end of a horizontal line on a log y-axis.
+
+    `add_hline(annotation_text=...)` places its label at y itself, but on a log
+    axis Plotly reads an annotation's y as log10(y): the label would land far
+    off the chart. So the label is added here with y already in log units.
+    """
+    fig.add_annotation(
+        x=1, xref="x domain", xanchor="right", y=math.log10(y), yref="y", yanchor=yanchor, text=text, showarrow=False
+    )
+
+
+@dataclass
+class NormTrace:
+    """One run's gradient norms before clipping, one per step in training order."""
+
+    label: str
+    norms: Sequence[float]
+    diverged: bool = False  # the run stopped after its last norm: drawn with a ✕
+
+
+def downsample_max(values: Sequence[float], max_points: int = 4000) -> tuple[list[int], list[float]]:
+    """1-based step numbers and values, at most `max_points` of them.
+
+    Each bucket of consecutive steps keeps its largest value at its own step, so
+    a single spike, the thing a reader looks for, never disappears.
+    """
+    n = len(values)
+    if n <= max_points:
+        return list(range(1, n + 1)), [float(v) for v in values]
+    size = math.ceil(n / max_points)
+    xs, ys = [], []
+    for lo in range(0, n, size):
+        bucket = values[lo : lo + size]
+        j = max(range(len(bucket)), key=lambda idx: bucket[idx])
+        xs.append(lo + j + 1)
+        ys.append(float(bucket[j]))
+    return xs, ys
+
+
+def grad_norm_figure(
+    traces: Sequence[NormTrace],
+    theta: float | None,
+    title: str,
+    x_title: str,
+    y_title: str,
+    theta_label: str = "",
+    planned_steps: int | None = None,
+    max_points: int = 4000,
+    height: int = 360,
+) -> go.Figure:
+    """Gradient norm before clipping per step (log y), with a dashed line at θ.
+
+    Steps above the line are the ones clipping rescales. Long traces are
+    downsampled (`downsample_max`); a diverged run ends in a ✕. The x-axis is
+    fixed to `planned_steps` when known so it does not jump while runs grow.
+    """
+    fig = go.Figure()
+    ys_all: list[float] = [theta] if theta else []
+    for i, tr in enumerate(traces):
+        color = PALETTE[i % len(PALETTE)]
+        finite = [v if math.isfinite(v) and v > 0 else float("nan") for v in tr.norms]
+        xs, ys = downsample_max(finite, max_points)
+        ys_all.extend(v for v in ys if math.isfinite(v))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=tr.label,
+                line={"color": color, "width": 1.2},
+                hovertemplate="%{x}: %{y:.3g}<extra>" + tr.label + "</extra>",
+            )
+        )
+        if tr.diverged:
+            last = next((v for v in reversed(ys) if math.isfinite(v)), theta or 1.0)
+            fig.add_trace(
+                go.Scatter(
+                    x=[len(tr.norms) + 1],
+                    y=[last],
+                    mode="markers+text",
+                    name=f"{tr.label} ✕",
+                    showlegend=False,
+                    marker={"symbol": "x", "size": 14, "color": color},
+                    text=["✕"],
+                    textposition="top center",
+                    hoverinfo="skip",
+                )
+            )
+    if theta:
+        fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
+        if theta_label:
+            _log_axis_label(fig, theta, theta_label, "top")
+    lo = min(ys_all) if ys_all else 1e-3
+    hi = max(ys_all) if ys_all else 1.0
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        uirevision="keep",
+    )
+    if planned_steps:
+        fig.update_xaxes(range=[0, planned_steps + 1])
+    # Powers of ten only: Plotly's default log ticks (…, 2, 5, 0.1, 2, 5, …) read ambiguously.
+    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.3, math.log10(hi) + 0.3], dtick=1)
     return fig
