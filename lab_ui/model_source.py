@@ -394,7 +394,7 @@ def _options() -> dict[str, _Option]:
             text = t("opt_session", page=t(f"page_{page}"), label=label, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     for path in shipped_files():
-        ckpt, _ = _load_shipped(path)
+        ckpt, _ = load_shipped(path)
         text = t("opt_shipped", name=path.name, desc=describe(ckpt)) if ckpt else t("opt_shipped_bad", name=path.name)
         opts[f"shipped:{path.name}"] = _Option(text, "shipped", path=path, ok=ckpt is not None)
     held = st.session_state.get(UPLOAD_KEY)
@@ -402,7 +402,8 @@ def _options() -> dict[str, _Option]:
     return opts
 
 
-def _load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
+def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
+    """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
     try:
         stat = path.stat()
     except OSError as exc:
@@ -533,7 +534,7 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
         ckpt = option.job.checkpoint(option.run)
         return f"job:{option.job.id}:{option.run}:{len(ckpt.history)}", ckpt
     if option.source == "shipped" and option.path is not None:
-        ckpt, error = _load_shipped(option.path)
+        ckpt, error = load_shipped(option.path)
         if ckpt is None:
             st.error(t("shipped_error", name=option.path.name, msg=error))
             return None

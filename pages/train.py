@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, lesson, presets, session, settings
+from lab_ui import charts, corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
 from lab_ui.i18n import Translator, current_lang
 from lab_ui.runs import curves_from_view, epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
+from lm_core.checkpoint import Checkpoint
 from lm_core.errors import LabError
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
@@ -65,6 +66,20 @@ t = Translator(
             "Keep training this page's finished or stopped model (weights, optimiser state and history kept); "
             "the number of extra epochs comes from the Epochs slider.",
         ),
+        "start_from": ("从检查点开始（可选）", "Start from a checkpoint (optional)"),
+        "start_from_help": (
+            "继续训练自带的或上传的模型：模型类型和隐藏单元数取自检查点，其余设置（学习率、周期数……）取自上面。"
+            "语料必须与检查点的词典一致。",
+            "Continue training a shipped or uploaded model: its type and hidden size come from the checkpoint, "
+            "everything else (learning rate, epochs, ...) from the settings above. The corpus must have the "
+            "checkpoint's vocabulary.",
+        ),
+        "from_new": ("新模型（随机初始权重）", "A new model (random initial weights)"),
+        "from_upload": ("上传检查点 (.pt)", "Upload a checkpoint (.pt)"),
+        "from_note": (
+            "将继续训练：{d}。再训练的周期数取自「迭代周期数」。",
+            "Will continue: {d}. The extra epochs come from the Epochs slider.",
+        ),
         "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
     }
 )
@@ -77,9 +92,48 @@ def _labels(values: dict) -> list[str]:
     return names
 
 
-def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
-    """Build trainers from the settings and hand them to the job manager."""
+def _start_from_ui() -> Checkpoint | None:
+    """Optionally start from a shipped or uploaded checkpoint instead of random weights."""
+    files = model_source.shipped_files()
+    options = ["new", *[f.name for f in files], "upload"]
+    labels = {"new": t("from_new"), "upload": t("from_upload")}
+    persist.restore(f"{PAGE}:from")
+    if st.session_state.get(f"{PAGE}:from") not in options:
+        st.session_state[f"{PAGE}:from"] = "new"
+    pick = st.selectbox(
+        t("start_from"), options, key=f"{PAGE}:from", help=t("start_from_help"), format_func=lambda o: labels.get(o, o)
+    )
+    persist.save(f"{PAGE}:from")
+    ckpt, error = None, None
+    if pick == "upload":
+        up = st.file_uploader(t("from_upload"), type=["pt"], key=f"{PAGE}:from_upload")
+        if up is not None:
+            ckpt, error = model_source.parse_checkpoint(up.getvalue(), up.name)
+    elif pick != "new":
+        ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
+    if error:
+        st.error(error)
+    if ckpt is not None:
+        st.caption(t("from_note", d=model_source.describe(ckpt)))
+    return ckpt
+
+
+def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
+    """Build trainers from the settings (or a checkpoint) and hand them to the job manager."""
     cfg = settings.to_config(values)
+    if base is not None:  # the checkpoint decides the model; the settings decide how to train it further
+        cfg = settings.to_config({**values, "model": base.config.model, "hidden": base.config.hidden})
+        cfg.epochs = len(base.history) + values["epochs"]
+        trainer = Trainer(choice.corpus, cfg)
+        checkpoint.restore_trainer(base, trainer)
+        jobs_ui.start_job(
+            PAGE,
+            [trainer],
+            [MODEL_LABELS[cfg.model]],
+            prefixes=default_prefixes(choice.corpus),
+            sample_every=max(1, cfg.epochs // 25),
+        )
+        return
     trainers = [Trainer(choice.corpus, cfg)]
     if values["compare"] != "none":
         trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
@@ -193,6 +247,9 @@ def main() -> None:
         if not values["clip_on"]:
             st.caption(t("clip_note_off"))
 
+    with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
+        base = _start_from_ui()
+
     if choice.error:
         st.warning(t("corpus_error", msg=choice.error))
     else:
@@ -211,7 +268,7 @@ def main() -> None:
         st.caption(t("replace_warning"))
     try:
         if start:
-            _start(values, choice)
+            _start(values, choice, base)
         elif go_on and job is not None:
             _continue(job, values["epochs"], values)
     except LabError as exc:

@@ -184,3 +184,23 @@ def test_stopped_run_keeps_its_model(at: AppTest) -> None:
     assert view.status == "stopped"
     assert len(job.checkpoint(0).history) >= 1
     assert any(b.key == "train:dl:0" for b in at.get("download_button"))
+
+
+def test_start_from_a_shipped_checkpoint_continues_it(at: AppTest) -> None:
+    at.selectbox(key="train:from").set_value("songci-scratch-rnn.pt").run()
+    assert not at.exception
+    at.slider(key="train:w:epochs").set_value(1).run()
+    _start(at)
+    job = wait_for_job(at, PAGE)
+    ckpt = job.checkpoint(0)
+    assert ckpt.config.model == "scratch-rnn" and ckpt.config.hidden == 256  # from the checkpoint
+    assert [h.epoch for h in ckpt.history][-2:] == [250, 251]  # its 250 epochs, then one more
+
+
+def test_checkpoint_from_another_vocabulary_is_refused_with_a_message(at: AppTest) -> None:
+    at.selectbox(key="corpus:subset").set_value("苏轼").run()  # a different vocabulary
+    at.selectbox(key="train:from").set_value("songci-gru.pt").run()
+    _start(at)
+    assert not at.exception
+    assert "vocabulary" in all_text(at) or "词典" in all_text(at)
+    assert "train:job" not in at.session_state
