@@ -16,6 +16,4 @@ PAGES = [
     st.Page("pages/generate.py", title=t("page_generate"), icon=":material/edit_note:", url_path="generate"),
 ]
 
-current = st.navigation(PAGES)
-st.session_state["page"] = current.url_path or "train"  # lets shared code know which page is drawing
-current.run()
+st.navigation(PAGES).run()

@@ -20,7 +20,7 @@ from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
 
 from .i18n import Translator
-from .persist import restore, save
+from .persist import remember, restore, save
 
 BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 BOOK_FILE = "jaychou_lyrics.txt.zip"
@@ -131,6 +131,7 @@ def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 
+WIDGET_KEYS = ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste")
 URL_PARAMS = {"corpus:source": "corpus", "corpus:subset": "subset", "corpus:max_chars": "chars"}
 
 
@@ -140,14 +141,18 @@ def _from_url() -> None:
         return
     st.session_state["corpus:url_read"] = True
     source = st.query_params.get("corpus")
+    values: dict[str, object] = {}
     if source in SOURCES:
-        st.session_state["corpus:source"] = source
+        values["corpus:source"] = source
     subset = st.query_params.get("subset")
     if subset in SUBSETS:
-        st.session_state["corpus:subset"] = subset
+        values["corpus:subset"] = subset
     chars = st.query_params.get("chars", "")
     if chars.isdigit() and int(chars) <= 2_000_000:
-        st.session_state["corpus:max_chars"] = int(chars)
+        values["corpus:max_chars"] = int(chars)
+    for key, value in values.items():
+        st.session_state[key] = value
+        remember(key, value)
 
 
 def _to_url() -> None:
@@ -163,13 +168,20 @@ def corpus_ui() -> CorpusChoice:
     upload or pasted text cannot be, so a link to those opens on the picker.
     """
     _from_url()
+    page = st.session_state.get("page")
+    if st.session_state.get("corpus:drawn_on") != page:
+        # The same widget keys on another page are new widgets: Streamlit would reset them to their
+        # defaults (0 characters = all!) from the stale state, so drop it and restore the saved copies.
+        for key in WIDGET_KEYS:
+            st.session_state.pop(key, None)
+        st.session_state["corpus:drawn_on"] = page
     restore("corpus:max_chars", BOOK_MAX_CHARS)
-    for key in ("corpus:source", "corpus:subset", "corpus:book_path", "corpus:paste"):
+    for key in WIDGET_KEYS:
         restore(key)
     try:
         return _corpus_widgets()
     finally:
-        for key in ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste"):
+        for key in WIDGET_KEYS:
             save(key)
         _to_url()
 

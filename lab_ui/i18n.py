@@ -50,7 +50,10 @@ COMMON: Strings = {
         "Log scale. Book: SGD 100 (from scratch), Adam 1e-3 (nn.RNN), 1e-2 (nn.GRU/LSTM).",
     ),
     "optimizer": ("优化器", "Optimiser"),
-    "optimizer_help": ("sgd：书中的 d2l.sgd；adam：书中简洁实现所用。", "sgd: the book's d2l.sgd; adam: its concise chapters."),
+    "optimizer_help": (
+        "sgd：书中的 d2l.sgd；adam：书中简洁实现所用。",
+        "sgd: the book's d2l.sgd; adam: its concise chapters.",
+    ),
     "clip_on": ("梯度裁剪", "Clip gradients"),
     "clip_on_help": (
         "把所有参数梯度拼成向量 g，若 ‖g‖ > θ 则乘以 θ/‖g‖。",
@@ -59,7 +62,10 @@ COMMON: Strings = {
     "clip": ("裁剪阈值 θ", "Clipping θ"),
     "clip_help": ("书中 θ = 0.01。对数刻度。", "The book uses θ = 0.01. Log scale."),
     "epochs": ("迭代周期数", "Epochs"),
-    "epochs_help": ("计划训练的周期数（书中 RNN 250，GRU/LSTM 160）。", "Planned epochs (book: 250 for RNN, 160 for GRU/LSTM)."),
+    "epochs_help": (
+        "计划训练的周期数（书中 RNN 250，GRU/LSTM 160）。",
+        "Planned epochs (book: 250 for RNN, 160 for GRU/LSTM).",
+    ),
     "seed": ("随机种子", "Seed"),
     "seed_help": (
         "决定初始权重和随机采样的顺序：同一种子 = 同一实验。",
@@ -81,7 +87,10 @@ COMMON: Strings = {
     "resume": ("继续", "Resume"),
     "step": ("单步（1 个周期）", "Step (1 epoch)"),
     "stop_run": ("停止训练", "Stop training"),
-    "status_queued": ("排队中：前面还有 {n} 个任务（本机同时最多训练 {cap} 个）。", "Queued: {n} job(s) ahead (this machine trains at most {cap} at once)."),
+    "status_queued": (
+        "排队中：前面还有 {n} 个任务（本机同时最多训练 {cap} 个）。",
+        "Queued: {n} job(s) ahead (this machine trains at most {cap} at once).",
+    ),
     "status_running": ("训练中", "Training"),
     "status_paused": ("已暂停", "Paused"),
     "status_finished": ("已完成", "Finished"),
@@ -105,7 +114,10 @@ COMMON: Strings = {
         "The training run in this link is not available in this browser (it belongs to another browser, "
         "or the server restarted).",
     ),
-    "url_ignored": ("链接中的这些设置无效，已改用默认值：{items}", "These settings in the link were invalid and were reset: {items}"),
+    "url_ignored": (
+        "链接中的这些设置无效，已改用默认值：{items}",
+        "These settings in the link were invalid and were reset: {items}",
+    ),
     "replace_warning": (
         "开始新的训练会替换本页当前的模型（可先下载检查点）。",
         "Starting a new run replaces this page's current model (download its checkpoint first if you want it).",

@@ -11,6 +11,8 @@ they answer at once even in the middle of an epoch.
 
 from __future__ import annotations
 
+import re
+import statistics
 from collections.abc import Callable
 
 import streamlit as st
@@ -18,11 +20,25 @@ import streamlit as st
 from lm_core.jobs import Job, JobView
 from lm_core.training import Trainer
 
-from .i18n import t
+from .i18n import Translator, t
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 
 POLL_RUNNING = 0.5
 POLL_PAUSED = 5.0
+# lm_core's message for a run that blew up, e.g. "Diverged at epoch 1, step 4: the loss became 4497.62. ..."
+_DIVERGED = re.compile(r"epoch (\d+), step (\d+): the loss became (\S+?)\.?(?:\s|$)")
+
+_t = Translator(
+    {
+        "run_diverged": (
+            "「{label}」在第 {e} 个周期第 {s} 步发散：损失变为 {loss}。这次训练已停止，模型回退到上一个周期结束时的权重。",
+            "“{label}” diverged at epoch {e}, step {s}: the loss became {loss}. This run stopped; its weights were "
+            "rolled back to the end of the previous epoch.",
+        ),
+        "run_diverged_plain": ("「{label}」发散：{msg}", "“{label}” diverged: {msg}"),
+        "job_finished": ("已完成 {n} 个周期。", "Finished {n} epochs."),
+    }
+)
 
 
 def _key(page: str) -> str:
@@ -40,8 +56,12 @@ def page_job(page: str) -> Job | None:
                 st.session_state[_key(page)] = job_id = url_id
             else:
                 st.session_state[f"{page}:foreign_job"] = True
+        if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
+            latest = manager().latest(owner_id(), page)
+            if latest is not None:
+                st.session_state[_key(page)] = job_id = latest.id
     job = manager().get(job_id, owner_id())
-    if job is not None:
+    if job is not None and st.session_state.get("page") == page:
         st.query_params["job"] = job.id
     return job
 
@@ -52,8 +72,9 @@ def foreign_job_notice(page: str) -> None:
         st.info(t("foreign_job"))
 
 
-def start_job(page: str, trainers: list[Trainer], labels: list[str], prefixes: tuple[str, ...] = (),
-              sample_every: int = 10) -> Job:
+def start_job(
+    page: str, trainers: list[Trainer], labels: list[str], prefixes: tuple[str, ...] = (), sample_every: int = 10
+) -> Job:
     """Replace this page's job by a new one (the old one is stopped, not leaked)."""
     old = page_job(page)
     if old is not None and not old.done:
@@ -80,25 +101,60 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
         else:
             st.button(t("pause"), key=f"{page}:pause", on_click=job.pause, width="stretch", disabled=view.done)
     with cols[1]:
-        st.button(t("step"), key=f"{page}:step", on_click=job.step_epoch, width="stretch",
-                  disabled=view.done or not paused)
+        st.button(
+            t("step"), key=f"{page}:step", on_click=job.step_epoch, width="stretch", disabled=view.done or not paused
+        )
     with cols[2]:
         st.button(t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch", disabled=view.done)
 
 
+def _progress(view: JobView) -> tuple[int, float | None]:
+    """Epochs done and seconds left, counting only the runs that have not diverged.
+
+    `JobView.epoch` is the epoch every run has finished, so in a comparison a run
+    that diverged in epoch 1 would pin the bar at 0 while the other trains on.
+    """
+    alive = [r for r in view.runs if r.status != "diverged"]
+    if not alive or len(alive) == len(view.runs):
+        return view.epoch, view.eta_seconds
+    epoch = min(len(r.history) for r in alive)
+    eta = None
+    if view.eta_seconds is not None:  # only estimated while the job trains
+        per_round = sum(statistics.fmean(h["seconds"] for h in r.history[-5:]) for r in alive if r.history)
+        eta = per_round * max(0, view.planned_epochs - epoch)
+    return epoch, eta
+
+
 def progress_ui(view: JobView) -> None:
     """Progress bar with epoch, time left and characters per second."""
-    frac = view.epoch / view.planned_epochs if view.planned_epochs else 0.0
-    parts = [t("epoch_of", e=view.epoch, n=view.planned_epochs), _status_text(view)]
-    if view.eta_seconds is not None and view.status == "running":
-        parts.append(t("time_left", s=_fmt_seconds(view.eta_seconds)))
+    epoch, eta = _progress(view)
+    frac = epoch / view.planned_epochs if view.planned_epochs else 0.0
+    parts = [t("epoch_of", e=epoch, n=view.planned_epochs), _status_text(view)]
+    if eta is not None and view.status == "running":
+        parts.append(t("time_left", s=_fmt_seconds(eta)))
     if view.tokens_per_s:
         parts.append(t("tokens_s", v=view.tokens_per_s))
     st.progress(min(1.0, frac), text=" · ".join(parts))
     if view.status == "queued":
         st.info(_status_text(view))
-    if view.message and view.done:
+    divergence_ui(view)
+    covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
+    if view.status == "finished" and not covered:
+        st.success(_t("job_finished", n=view.planned_epochs))  # lm_core's own message is English only
+    elif view.message and view.done and not covered:
         (st.error if view.status in ("error", "diverged") else st.success)(view.message)
+
+
+def divergence_ui(view: JobView) -> None:
+    """One error per diverged run, as soon as it happens: in a comparison the other run trains on."""
+    for run in view.runs:
+        if run.status != "diverged":
+            continue
+        m = _DIVERGED.search(run.message)
+        if m:
+            st.error(_t("run_diverged", label=run.label, e=m[1], s=m[2], loss=m[3]))
+        else:
+            st.error(_t("run_diverged_plain", label=run.label, msg=run.message))
 
 
 def _fmt_seconds(s: float) -> str:

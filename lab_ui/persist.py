@@ -29,3 +29,8 @@ def save(key: str) -> None:
     """After drawing widget `key`: remember its value."""
     if key in st.session_state:
         st.session_state[_copy(key)] = st.session_state[key]
+
+
+def remember(key: str, value: Any) -> None:
+    """Set the saved copy directly (e.g. from a lesson link)."""
+    st.session_state[_copy(key)] = value

@@ -8,8 +8,16 @@ from lm_core.jobs import JobView
 
 from .charts import Curve
 
-COLUMNS = ("epoch", "perplexity", "val_perplexity", "seconds", "tokens_per_s", "grad_norm_mean", "grad_norm_max",
-           "clipped_fraction")
+COLUMNS = (
+    "epoch",
+    "perplexity",
+    "val_perplexity",
+    "seconds",
+    "tokens_per_s",
+    "grad_norm_mean",
+    "grad_norm_max",
+    "clipped_fraction",
+)
 
 
 def curves_from_view(view: JobView, metric: str = "perplexity") -> list[Curve]:

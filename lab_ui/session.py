@@ -96,9 +96,10 @@ def _leave_legacy_navigation() -> None:
         st.rerun()
 
 
-def init() -> None:
-    """Language, owner id and page config; call at the top of every page."""
+def init(page: str) -> None:
+    """Language, owner id and which page is drawing; call at the top of every page."""
     _leave_legacy_navigation()
+    st.session_state["page"] = page
     if "lang" not in st.session_state:
         lang = st.query_params.get("lang", "")
         st.session_state["lang"] = lang if lang in LANGS else current_lang()

@@ -92,8 +92,14 @@ FIELDS: dict[str, Field] = {
         Field("clip", "select_slider", CLIP_OPTIONS, log=True, label_key="clip", help_key="clip_help", fmt=_fmt_num),
         Field("epochs", "slider", bounds=(1, 500), label_key="epochs", help_key="epochs_help"),
         Field("seed", "number", bounds=(0, 2**31 - 1), label_key="seed", help_key="seed_help"),
-        Field("compare", "selectbox", ("none", *MODEL_KINDS), label_key="compare", help_key="compare_help",
-              fmt=lambda k: t("compare_none") if k == "none" else _model_label(k)),
+        Field(
+            "compare",
+            "selectbox",
+            ("none", *MODEL_KINDS),
+            label_key="compare",
+            help_key="compare_help",
+            fmt=lambda k: t("compare_none") if k == "none" else _model_label(k),
+        ),
     )
 }
 
@@ -133,8 +139,9 @@ def apply_values(page: str, values: dict[str, Any]) -> None:
         st.session_state[_skey(page, name)] = value
 
 
-def settings_ui(page: str, names: Sequence[str], defaults: dict[str, Any], columns: int = 1,
-                disabled: bool = False) -> dict[str, Any]:
+def settings_ui(
+    page: str, names: Sequence[str], defaults: dict[str, Any], columns: int = 1, disabled: bool = False
+) -> dict[str, Any]:
     """Draw the fields `names` and return their values; syncs session and URL."""
     first_visit = f"{page}:visited" not in st.session_state
     st.session_state[f"{page}:visited"] = True

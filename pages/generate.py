@@ -340,7 +340,7 @@ def _probs_ui(result: Result) -> None:
 
 
 def main() -> None:
-    session.init()
+    session.init(PAGE)
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

@@ -261,7 +261,7 @@ def _explain_ui(choice: ModelChoice) -> None:
 
 
 def main() -> None:
-    session.init()
+    session.init(PAGE)
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

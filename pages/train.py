@@ -209,7 +209,7 @@ def _continue(job: Job, extra_epochs: int, values: dict) -> None:
 
 
 def main() -> None:
-    session.init()
+    session.init(PAGE)
     st.title(t("title"))
     st.caption(t("intro"))
     with st.sidebar:

@@ -1,0 +1,132 @@
+"""Shared pieces for the page tests that drive the app with Streamlit's AppTest.
+
+A plain module (not conftest.py): test modules import it and wrap `app_page`
+in their own fixture. Every test gets a fresh `st.cache_resource` (so a fresh
+job manager) and, whatever happens, the manager is shut down afterwards so no
+training thread outlives the test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lab_ui import session
+from lm_core.jobs import Job
+
+TIMEOUT = 60  # seconds per script run; a loaded 2-core machine can be slow to import torch
+
+# The smallest settings that still train both runs for real: with the first TINY_CHARS characters of the
+# default corpus an epoch is 37 minibatches, well under a second for both runs even on a busy machine.
+TINY = {"hidden": 16, "epochs": 2, "batch_size": 8, "num_steps": 10}
+TINY_CHARS = 3000
+
+
+@contextmanager
+def app_page(page: str) -> Iterator[AppTest]:
+    """The app switched to `page` (e.g. "pages/sampling.py"), torn down cleanly afterwards.
+
+    In Chinese, the default: AppTest calls a selectbox's `format_func` again in
+    the test's own thread, where there is no session and `current_lang()` falls
+    back to Chinese, so in English the options would not match their labels.
+    """
+    with _clean_runtime():
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+        at.run()
+        at.switch_page(page).run()
+        yield at
+
+
+@contextmanager
+def english_page(page: str) -> Iterator[AppTest]:
+    """`page` run once, alone, with `?lang=en`: enough to read its English text (see `app_page`)."""
+    with _clean_runtime():
+        at = AppTest.from_file(str(REPO / page), default_timeout=TIMEOUT)
+        at.query_params["lang"] = "en"
+        yield at.run()
+
+
+@contextmanager
+def _clean_runtime() -> Iterator[None]:
+    """Fresh cached resources; afterwards every training thread stopped and joined.
+
+    `session.init` reruns a page it finds in Streamlit's legacy `pages/` mode
+    (a deep link on a fresh server). AppTest resets that mode before every
+    run, so the rerun would happen on every run and swallow each button click;
+    the app always goes through `st.navigation` here, so the helper is off.
+    """
+    leave_legacy = getattr(session, "_leave_legacy_navigation", None)
+    if leave_legacy is not None:
+        session._leave_legacy_navigation = lambda: None
+    st.cache_resource.clear()
+    try:
+        yield
+    finally:
+        if leave_legacy is not None:
+            session._leave_legacy_navigation = leave_legacy
+        session.manager().shutdown()
+        st.cache_resource.clear()
+
+
+def use_tiny_settings(at: AppTest, page: str, **overrides: Any) -> None:
+    """A short corpus and `TINY` settings (plus `overrides`), ready to press Train."""
+    at.number_input(key="corpus:max_chars").set_value(TINY_CHARS).run()
+    set_settings(at, page, {**TINY, **overrides})
+
+
+def set_settings(at: AppTest, page: str, values: dict[str, Any]) -> None:
+    """Set setting widgets by their keys (see `lab_ui.settings._wkey`) and rerun after each."""
+    for name, value in values.items():
+        key = f"{page}:w:{name}"
+        widget = next((w for w in (*at.select_slider, *at.slider) if w.key == key), None)
+        if widget is None:
+            widget = at.number_input(key=key) if name == "seed" else at.selectbox(key=key)
+        widget.set_value(value).run()
+
+
+def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
+    """The page's job, after its worker thread has finished."""
+    job = session.manager().get(at.session_state[f"{page}:job"], at.session_state["owner"])
+    assert job is not None, "the page did not start a job"
+    assert job.thread is not None
+    job.thread.join(timeout)
+    assert not job.thread.is_alive(), f"training did not finish within {timeout} s"
+    return job
+
+
+def plotly_specs(at: AppTest) -> list[dict[str, Any]]:
+    """The figure JSON of every Plotly chart on the page (AppTest knows them only as unknown elements)."""
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def trace_names(spec: dict[str, Any]) -> list[str]:
+    return [tr.get("name", "") for tr in spec.get("data", [])]
+
+
+def chart_titled(at: AppTest, title: str) -> dict[str, Any]:
+    """The one chart whose title contains `title`."""
+    found = [s for s in plotly_specs(at) if title in _title(s)]
+    assert len(found) == 1, f"expected one chart titled {title!r}, got {[_title(s) for s in plotly_specs(at)]}"
+    return found[0]
+
+
+def _title(spec: dict[str, Any]) -> str:
+    title = spec.get("layout", {}).get("title", "")
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def all_text(at: AppTest) -> str:
+    """Every message a reader sees in the main area: errors, warnings, infos, successes, markdown, captions."""
+    elements = (*at.error, *at.warning, *at.info, *at.success, *at.markdown, *at.caption)
+    return "\n".join(str(el.value) for el in elements)

@@ -1,0 +1,272 @@
+"""Checkpoints: a faithful round trip, atomic writes, clear errors for bad files, and no code execution."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from lm_core import checkpoint
+from lm_core.corpus import Corpus
+from lm_core.errors import CheckpointError
+from lm_core.generation import generate
+from lm_core.training import EpochEvent, TrainConfig, Trainer
+
+
+def _config(**overrides: object) -> TrainConfig:
+    cfg = TrainConfig(model="gru", hidden=16, num_steps=8, batch_size=8, optimizer="adam", lr=1e-2, epochs=2)
+    return dataclasses.replace(cfg, **overrides)
+
+
+@pytest.fixture()
+def trained(tiny_corpus: Corpus) -> Trainer:
+    """A trainer after 2 epochs (Adam, so the optimiser has state worth saving)."""
+    trainer = Trainer(tiny_corpus, _config())
+    list(trainer.train())
+    return trainer
+
+
+@pytest.fixture()
+def saved(trained: Trainer, tmp_path: Path) -> Path:
+    return checkpoint.save(checkpoint.from_trainer(trained, note="test"), tmp_path / "run.pt")
+
+
+def _equal_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def _equal_nested(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal_nested(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_equal_nested(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+# -- round trip ------------------------------------------------------------------------------------
+
+
+def test_round_trip_keeps_everything(trained: Trainer, saved: Path, tiny_corpus: Corpus) -> None:
+    """Weights, config, vocabulary, history, optimiser state and note survive save/load; generation is identical."""
+    ckpt = checkpoint.load(saved)
+    assert ckpt.config == trained.config
+    assert ckpt.vocab == tiny_corpus.idx_to_char
+    assert ckpt.corpus_name == "tiny" and ckpt.note == "test"
+    assert ckpt.history == trained.history and len(ckpt.history) == 2
+    assert all(isinstance(e, EpochEvent) for e in ckpt.history)
+    assert _equal_state(ckpt.model_state, trained.model.state_dict())
+    assert ckpt.optimizer_state is not None
+    assert _equal_nested(ckpt.optimizer_state, trained.optimizer.state_dict())
+    assert len(ckpt.optimizer_state["state"]) == len(list(trained.model.parameters()))
+
+    model = ckpt.build_model()
+    assert _equal_state(model.state_dict(), trained.model.state_dict())
+    for kwargs in ({}, {"strategy": "sample", "seed": 3}):
+        before = generate(trained.model, tiny_corpus, "春风", 30, **kwargs).text
+        after = generate(model, ckpt.vocab, "春风", 30, **kwargs).text
+        assert before == after
+    assert "gru" in ckpt.describe() and "16 hidden" in ckpt.describe()
+
+
+def test_bytes_round_trip_without_a_file(trained: Trainer) -> None:
+    """to_bytes/from_bytes (the upload/download path) round-trip too."""
+    data = checkpoint.to_bytes(checkpoint.from_trainer(trained))
+    ckpt = checkpoint.from_bytes(data)
+    assert _equal_state(ckpt.model_state, trained.model.state_dict())
+
+
+def test_checkpoint_is_a_snapshot_not_a_view(trained: Trainer) -> None:
+    """from_trainer copies the weights: training on afterwards does not change the checkpoint."""
+    ckpt = checkpoint.from_trainer(trained)
+    before = {k: v.clone() for k, v in ckpt.model_state.items()}
+    trained.config.epochs = 3
+    list(trained.train())
+    assert _equal_state(ckpt.model_state, before)
+    assert not _equal_state(ckpt.model_state, trained.model.state_dict())
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+
+
+def test_save_leaves_no_temporary_files(trained: Trainer, tmp_path: Path) -> None:
+    """A successful save leaves exactly the target file in the folder (twice, overwriting)."""
+    target = tmp_path / "sub" / "model.pt"
+    checkpoint.save(checkpoint.from_trainer(trained), target)
+    checkpoint.save(checkpoint.from_trainer(trained), target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_saved_checkpoint_is_an_ordinary_readable_file(saved: Path) -> None:
+    """The temp file's private 0600 mode is not kept: a saved checkpoint is 0644."""
+    assert saved.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("failing", ["os.replace", "torch.save"])
+def test_failed_save_keeps_the_old_file(
+    trained: Trainer, saved: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """If writing fails midway (rename or serialisation), the previous checkpoint is intact and no temp file remains."""
+    old_bytes = saved.read_bytes()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    if failing == "os.replace":
+        monkeypatch.setattr(os, "replace", boom)
+    else:
+        monkeypatch.setattr(torch, "save", boom)
+    trained.config.epochs = 3
+    list(trained.train())  # different weights, so a partial overwrite would be visible
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(checkpoint.from_trainer(trained), saved)
+    monkeypatch.undo()
+    assert saved.read_bytes() == old_bytes
+    assert sorted(p.name for p in saved.parent.iterdir()) == [saved.name]
+    assert len(checkpoint.load(saved).history) == 2
+
+
+# -- bad files -------------------------------------------------------------------------------------
+
+
+def test_truncated_checkpoint_is_a_checkpoint_error(saved: Path, tmp_path: Path) -> None:
+    """Half a checkpoint is reported as damaged or truncated."""
+    data = saved.read_bytes()
+    bad = tmp_path / "half.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        checkpoint.load(bad)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [random.Random(0).randbytes(2048), "春风吹过小河边\n这不是一个模型文件\n".encode()],
+    ids=["random-bytes", "text-file"],
+)
+def test_non_checkpoint_files_are_refused(tmp_path: Path, content: bytes) -> None:
+    """Random bytes or a text file are 'not a checkpoint'."""
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        checkpoint.load(path)
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    """An empty file and a missing path are CheckpointErrors."""
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        checkpoint.load(empty)
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_foreign_torch_file_is_refused(tmp_path: Path) -> None:
+    """A valid torch file that is not ours (torch.save({'a': 1})) is refused."""
+    path = tmp_path / "other.pt"
+    torch.save({"a": 1}, path)
+    with pytest.raises(CheckpointError, match="not an RNN Lyrics Lab checkpoint"):
+        checkpoint.load(path)
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(trained: Trainer) -> None:
+    """A checkpoint whose config says 32 hidden units but whose weights have 16 is refused."""
+    ckpt = checkpoint.from_trainer(trained)
+    lying = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, hidden=32))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.from_bytes(checkpoint.to_bytes(lying))
+    wrong_kind = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, model="lstm"))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.from_bytes(checkpoint.to_bytes(wrong_kind))
+
+
+def test_malformed_payloads_are_checkpoint_errors(trained: Trainer) -> None:
+    """A bad vocabulary, an invalid config or missing keys are CheckpointErrors, never KeyError/TypeError."""
+    good = checkpoint.from_trainer(trained)
+    bad_vocab = dataclasses.replace(good, vocab=good.vocab[:-1] + [good.vocab[0]])
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        checkpoint.from_bytes(checkpoint.to_bytes(bad_vocab))
+    bad_config = dataclasses.replace(good, config=dataclasses.replace(good.config, lr=-1.0))
+    with pytest.raises(CheckpointError):
+        checkpoint.from_bytes(checkpoint.to_bytes(bad_config))
+    buffer = io.BytesIO()
+    torch.save({"format": checkpoint.FORMAT, "vocab": ["a"]}, buffer)
+    with pytest.raises(CheckpointError, match="incomplete"):
+        checkpoint.from_bytes(buffer.getvalue())
+
+
+class _Evil:
+    """Unpickling this object would create a directory: a harmless stand-in for arbitrary code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
+    """A pickle (raw or inside a torch archive) whose __reduce__ runs code is refused and the code never runs."""
+    # Prove the payload works: plain unpickling does run it.
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Evil(probe)))
+    assert probe.is_dir()
+
+    marker = tmp_path / "pwned"
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps({"format": checkpoint.FORMAT, "x": _Evil(marker)}, protocol=2))
+    archive = tmp_path / "archive.pt"
+    torch.save({"format": checkpoint.FORMAT, "config": _Evil(marker)}, archive)
+    for path in (raw, archive):
+        with pytest.raises(CheckpointError):
+            checkpoint.load(path)
+        assert not marker.exists(), f"loading {path.name} executed code"
+
+
+# -- restoring into a trainer ------------------------------------------------------------------------
+
+
+def test_restore_refuses_another_vocabulary_or_model(trained: Trainer) -> None:
+    """restore_trainer needs the same model kind, size and vocabulary."""
+    ckpt = checkpoint.from_trainer(trained)
+    other_corpus = Corpus.from_text("月光照在老树上，山上的花开了。" * 30, max_chars=None)
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        checkpoint.restore_trainer(ckpt, Trainer(other_corpus, _config()))
+    with pytest.raises(CheckpointError, match="lstm"):
+        checkpoint.restore_trainer(ckpt, Trainer(trained.corpus, _config(model="lstm")))
+    with pytest.raises(CheckpointError, match="hidden"):
+        checkpoint.restore_trainer(ckpt, Trainer(trained.corpus, _config(hidden=24)))
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 1e-2)])
+def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
+    tiny_corpus: Corpus, tmp_path: Path, optimizer: str, lr: float
+) -> None:
+    """2 epochs + save + load + 2 more epochs numbers them 3 and 4 and equals an uninterrupted 4-epoch run."""
+    cfg = _config(model="scratch-rnn", optimizer=optimizer, lr=lr, clip=1.0, epochs=4, sampling="random")
+    straight = Trainer(tiny_corpus, dataclasses.replace(cfg))
+    expected = [e.perplexity for e in straight.train() if isinstance(e, EpochEvent)]
+
+    first = Trainer(tiny_corpus, dataclasses.replace(cfg, epochs=2))
+    list(first.train())
+    path = checkpoint.save(checkpoint.from_trainer(first), tmp_path / "half.pt")
+
+    resumed = Trainer(tiny_corpus, dataclasses.replace(cfg, seed=cfg.seed))
+    checkpoint.restore_trainer(checkpoint.load(path), resumed)
+    assert resumed.epoch == 2
+    later = [e for e in resumed.train() if isinstance(e, EpochEvent)]
+    assert [e.epoch for e in later] == [3, 4]
+    assert [e.epoch for e in resumed.history] == [1, 2, 3, 4]
+    assert [e.perplexity for e in resumed.history] == pytest.approx(expected, rel=1e-5)
+    assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())

@@ -1,0 +1,176 @@
+"""`python -m lm_core`: training writes JSON lines and a checkpoint, generation uses it, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lm_core import checkpoint
+from lm_core.corpus import Corpus
+from lm_core.training import TrainConfig, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 300
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+SMALL = ["--hidden", "16", "--batch", "4", "--steps", "8"]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _start(*args: str | Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lm_core", *map(str, args)],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> Result:
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return Result(proc.returncode, out.decode("utf-8"), err.decode("utf-8"))
+
+
+def run_cli(*args: str | Path) -> Result:
+    return _finish(_start(*args))
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Corpus) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "tiny.txt"
+    path.write_text(tiny_corpus.text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> tuple[Result, Path, Path]:
+    """One CLI training run of 2 epochs with --jsonl and --save."""
+    folder = tmp_path_factory.mktemp("cli-train")
+    jsonl, saved = folder / "log.jsonl", folder / "model.pt"
+    result = run_cli(
+        "train", "--corpus", corpus_file, "--epochs", "2", *SMALL, "--jsonl", jsonl, "--save", saved, "--quiet",
+        "--threads", "1",
+    )  # fmt: skip
+    return result, jsonl, saved
+
+
+def test_train_writes_json_lines_and_a_checkpoint(trained_run: tuple[Result, Path, Path], corpus_file: Path) -> None:
+    """train exits 0, writes one JSON object per epoch with the documented keys, and saves a loadable checkpoint."""
+    result, jsonl, saved = trained_run
+    assert result.returncode == 0, result.stderr
+    lines = jsonl.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    records = [json.loads(line) for line in lines]
+    for epoch, record in enumerate(records, start=1):
+        assert {"epoch", "perplexity", "seconds", "grad_norm_mean", "clipped_fraction"} <= set(record)
+        assert record["epoch"] == epoch
+        assert record["perplexity"] > 1 and record["seconds"] > 0 and record["grad_norm_mean"] > 0
+        assert 0 <= record["clipped_fraction"] <= 1
+    assert "epoch 2, perplexity" in result.stdout
+    assert "Traceback" not in result.stderr
+    ckpt = checkpoint.load(saved)
+    assert ckpt.config.hidden == 16 and ckpt.config.batch_size == 4 and ckpt.config.num_steps == 8
+    assert ckpt.config.epochs == 2 and len(ckpt.history) == 2
+    assert ckpt.vocab == Corpus.from_file(corpus_file).idx_to_char
+    assert [e.perplexity for e in ckpt.history] == pytest.approx([r["perplexity"] for r in records])
+
+
+def test_generate_prints_text_from_the_prefix(trained_run: tuple[Result, Path, Path]) -> None:
+    """generate with the saved checkpoint prints the prefix followed by --length characters."""
+    _, _, saved = trained_run
+    result = run_cli("generate", "--checkpoint", saved, "--prefix", "春风", "--length", "12")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.strip()
+    assert text.startswith("春风") and len(text) == 14
+    assert "Traceback" not in result.stderr
+
+
+# -- bad input: one line on stderr, exit 2 ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def error_runs(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path, tiny_corpus: Corpus) -> dict[str, Result]:
+    """Every bad invocation, started together (each pays torch's import time) and collected."""
+    folder = tmp_path_factory.mktemp("cli-errors")
+    empty = folder / "empty.txt"
+    empty.write_bytes(b"")
+    short = folder / "short.txt"
+    short.write_text("春风吹过小河边", encoding="utf-8")
+    corrupt = folder / "corrupt.pt"
+    corrupt.write_bytes(random.Random(0).randbytes(1000))
+    good_ckpt = folder / "good.pt"
+    trainer = Trainer(tiny_corpus, TrainConfig(hidden=8, num_steps=8, batch_size=4, epochs=1))
+    checkpoint.save(checkpoint.from_trainer(trainer), good_ckpt)
+    cases: dict[str, list[str | Path]] = {
+        "unknown model": ["train", "--corpus", corpus_file, "--model", "transformer"],
+        "bad clip": ["train", "--corpus", corpus_file, "--clip", "x"],
+        "missing corpus": ["train", "--corpus", folder / "nope.txt", *SMALL],
+        "empty corpus": ["train", "--corpus", empty, *SMALL],
+        "corpus too short": ["train", "--corpus", short, "--epochs", "1"],
+        "bad hidden": ["train", "--corpus", corpus_file, "--hidden", "0", "--epochs", "1"],
+        "bad threads": ["train", "--corpus", corpus_file, "--threads", "0", *SMALL],
+        "unknown prefix": ["generate", "--checkpoint", good_ckpt, "--prefix", "😀雪"],
+        "corrupt checkpoint": ["generate", "--checkpoint", corrupt, "--prefix", "春风"],
+        "missing checkpoint": ["generate", "--checkpoint", folder / "none.pt", "--prefix", "春风"],
+    }
+    procs = {name: _start(*args) for name, args in cases.items()}
+    return {name: _finish(proc) for name, proc in procs.items()}
+
+
+@pytest.mark.parametrize(
+    "case, hint",
+    [
+        ("unknown model", "transformer"),
+        ("bad clip", "clip"),
+        ("missing corpus", "nope.txt"),
+        ("empty corpus", "empty"),
+        ("corpus too short", "too short"),
+        ("bad hidden", "Hidden units"),
+        ("bad threads", "--threads"),
+        ("unknown prefix", "😀"),
+        ("corrupt checkpoint", "not a checkpoint"),
+        ("missing checkpoint", "No checkpoint"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(error_runs: dict[str, Result], case: str, hint: str) -> None:
+    """Bad arguments and files print a single 'error: ...' line (naming the problem), exit 2, no traceback."""
+    result = error_runs[case]
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert hint in lines[0]
+    assert result.stdout == ""
+
+
+def test_a_diverging_run_exits_1_with_one_error_line(corpus_file: Path, tmp_path: Path) -> None:
+    """An unclipped run at lr 1e4 reports its divergence as the last stderr line and exits 1, no traceback.
+
+    It still saves (--slim: without optimiser state) the finite model it rolled back to.
+    """
+    saved = tmp_path / "slim.pt"
+    result = run_cli(
+        "train", "--corpus", corpus_file, "--epochs", "3", "--hidden", "32", "--batch", "8", "--steps", "8",
+        "--lr", "10000", "--clip", "none", "--quiet", "--save", saved, "--slim",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Diverged") and "epoch" in last and "step" in last
+    ckpt = checkpoint.load(saved)
+    assert ckpt.optimizer_state is None
+    assert all(bool(t.isfinite().all()) for t in ckpt.model_state.values())

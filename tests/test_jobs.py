@@ -1,0 +1,283 @@
+"""Background jobs: running to the end, ownership, the CPU-slot queue, lockstep, reaping, published weights."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import torch
+
+from lm_core.corpus import Corpus
+from lm_core.jobs import Job, JobManager, JobView
+from lm_core.sampling import minibatches_per_epoch
+from lm_core.training import TrainConfig, Trainer
+
+TIMEOUT = 60.0  # upper bound for a thread to get somewhere; never a pass condition by itself
+
+
+def _config(**overrides: Any) -> TrainConfig:
+    cfg = TrainConfig(model="scratch-rnn", hidden=8, num_steps=8, batch_size=8, lr=1.0, clip=1.0, epochs=2)
+    return replace(cfg, **overrides)
+
+
+def _trainer(corpus: Corpus, **overrides: Any) -> Trainer:
+    return Trainer(corpus, _config(**overrides))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def join(job: Job) -> None:
+    assert job.thread is not None
+    job.thread.join(TIMEOUT)
+    assert not job.thread.is_alive(), f"job {job.id} did not end"
+
+
+def _equal_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture()
+def manager() -> Iterator[JobManager]:
+    """A manager that is always shut down, so no training thread outlives its test."""
+    mgr = JobManager(max_running=2)
+    try:
+        yield mgr
+    finally:
+        mgr.shutdown()
+        for job in list(mgr._jobs.values()):
+            assert job.thread is None or not job.thread.is_alive()
+
+
+@pytest.fixture()
+def single_slot() -> Iterator[JobManager]:
+    mgr = JobManager(max_running=1)
+    try:
+        yield mgr
+    finally:
+        mgr.shutdown()
+        for job in list(mgr._jobs.values()):
+            assert job.thread is None or not job.thread.is_alive()
+
+
+def test_job_trains_to_the_end(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """A 2-epoch job finishes with a 2-epoch history, every step's gradient norm and greedy samples."""
+    job = manager.submit("alice", [_trainer(tiny_corpus)], prefixes=("春风",), sample_every=1)
+    join(job)
+    view = manager.view(job)
+    assert isinstance(view, JobView)
+    assert view.status == "finished" and view.done and not view.active
+    assert view.epoch == view.planned_epochs == 2
+    assert view.queue_position == 0 and view.eta_seconds is None
+    assert view.tokens_per_s is not None and view.tokens_per_s > 0
+    (run,) = view.runs
+    assert [h["epoch"] for h in run.history] == [1, 2]
+    assert run.status == "finished" and run.label == "scratch-rnn"
+    assert len(run.step_norms) == len(run.step_clipped) == 2 * minibatches_per_epoch(len(tiny_corpus), 8, 8, "random")
+    assert set(run.samples) == {1, 2}
+    assert all(s["春风"].startswith("春风") and len(s["春风"]) == 52 for s in run.samples.values())
+    assert manager.running_count() == 0
+
+
+def test_only_the_owner_sees_a_job(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """get() returns the job for its owner only; another owner, no id or an unknown id get None."""
+    job = manager.submit("alice", [_trainer(tiny_corpus)])
+    assert manager.get(job.id, "alice") is job
+    assert manager.get(job.id, "bob") is None
+    assert manager.get(None, "alice") is None
+    assert manager.get("no-such-job", "alice") is None
+    join(job)
+
+
+def test_latest_finds_the_owners_newest_job_of_a_kind(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """latest(owner, kind) returns that owner's most recent job of that kind, never someone else's."""
+    first = manager.submit("alice", [_trainer(tiny_corpus)], kind="train")
+    second = manager.submit("alice", [_trainer(tiny_corpus)], kind="train")
+    other_kind = manager.submit("alice", [_trainer(tiny_corpus)], kind="compare")
+    bobs = manager.submit("bob", [_trainer(tiny_corpus)], kind="train")
+    for job in (first, second, other_kind, bobs):
+        join(job)
+    second.created = max(first.created, second.created) + 1  # creation times can tie at clock resolution
+    assert manager.latest("alice", "train") is second
+    assert manager.latest("alice", "compare") is other_kind
+    assert manager.latest("bob", "train") is bobs
+    assert manager.latest("carol", "train") is None
+    assert manager.latest("bob", "compare") is None
+
+
+def test_a_second_job_queues_until_the_slot_is_free(single_slot: JobManager, tiny_corpus: Corpus) -> None:
+    """With max_running=1 a second job waits at queue position 1 and starts once the first is stopped."""
+    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
+    assert wait_until(lambda: single_slot.view(first).status == "running")
+    second = single_slot.submit("bob", [_trainer(tiny_corpus)])
+    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+    view = single_slot.view(second)
+    assert view.status == "queued" and view.queue_position == 1 and view.epoch == 0
+    assert single_slot.running_count() == 1
+    assert single_slot.view(first).status == "running"
+
+    first.stop()
+    join(first)
+    assert single_slot.view(first).status == "stopped"
+    join(second)
+    view = single_slot.view(second)
+    assert view.status == "finished" and view.epoch == 2 and view.queue_position == 0
+
+
+def test_a_paused_job_lends_its_slot_to_a_queued_job(single_slot: JobManager, tiny_corpus: Corpus) -> None:
+    """Pausing gives the CPU slot away (Control.on_block): the queued job runs; the paused one queues to resume."""
+    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
+    assert wait_until(lambda: single_slot.view(first).status == "running")
+    second = single_slot.submit("bob", [_trainer(tiny_corpus)])
+    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+
+    first.pause()
+    join(second)
+    assert single_slot.view(second).status == "finished"
+    view = single_slot.view(first)
+    assert view.status == "paused"
+    epochs_while_paused = view.epoch
+
+    first.resume()
+    assert wait_until(lambda: single_slot.view(first).epoch > epochs_while_paused)
+    assert single_slot.view(first).status == "running"
+    first.stop()
+    join(first)
+    assert single_slot.view(first).status == "stopped"
+
+
+def test_stopping_a_queued_job_ends_it_before_it_starts(single_slot: JobManager, tiny_corpus: Corpus) -> None:
+    """A job stopped while waiting for a slot ends 'stopped' without training; the running job goes on."""
+    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
+    assert wait_until(lambda: single_slot.view(first).status == "running")
+    second = single_slot.submit("alice", [_trainer(tiny_corpus)])
+    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+    second.stop()
+    join(second)
+    view = single_slot.view(second)
+    assert view.status == "stopped" and view.epoch == 0
+    assert single_slot.view(first).status == "running"
+
+
+def test_two_runs_train_in_lockstep(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """After each step_epoch, both runs stand at the same epoch, and each published checkpoint is that epoch's model."""
+    trainers = [
+        _trainer(tiny_corpus, epochs=10),
+        _trainer(tiny_corpus, model="gru", optimizer="adam", lr=1e-2, epochs=10),
+    ]
+    job = manager.submit("alice", trainers, labels=["rnn", "gru"])
+    job.pause()
+    assert wait_until(lambda: manager.view(job).status == "paused")
+    for _ in range(3):
+        before = min(len(r.history) for r in manager.view(job).runs)
+        job.step_epoch()
+
+        def advanced(before: int = before) -> bool:
+            view = manager.view(job)
+            return view.status == "paused" and min(len(r.history) for r in view.runs) > before
+
+        assert wait_until(advanced), "the job did not pause after one more epoch"
+        view = manager.view(job)
+        lengths = [len(r.history) for r in view.runs]
+        assert lengths[0] == lengths[1] == before + 1 == view.epoch
+        for i, trainer in enumerate(trainers):
+            ckpt = job.checkpoint(i)
+            assert len(ckpt.history) == view.epoch
+            assert _equal_state(ckpt.model_state, trainer.model.state_dict())
+    assert [r.label for r in manager.view(job).runs] == ["rnn", "gru"]
+    job.stop()
+    join(job)
+    assert manager.view(job).status == "stopped"
+
+
+def test_published_checkpoint_is_a_copy_of_the_last_epoch(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """checkpoint(run) holds the weights after the last epoch, as a copy the worker does not touch."""
+    trainer = _trainer(tiny_corpus)
+    job = manager.submit("alice", [trainer])
+    join(job)
+    ckpt = job.checkpoint(0)
+    assert len(ckpt.history) == 2
+    assert _equal_state(ckpt.model_state, trainer.model.state_dict())
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(1.0)
+    assert not _equal_state(ckpt.model_state, trainer.model.state_dict())
+
+
+def test_reap_stops_a_job_nobody_polls(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """reap() stops running jobs unseen for reap_after seconds and forgets finished ones later."""
+    job = manager.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
+    assert wait_until(lambda: manager.view(job).status == "running")
+    assert manager.reap() == []
+    assert manager.reap(now=time.time() + 10_000) == [job.id]
+    join(job)
+    assert manager.view(job).status == "stopped"
+    assert manager.get(job.id, "alice") is job  # still kept for its page
+    assert manager.reap(now=time.time() + manager.forget_after + 10) == [job.id]
+    assert manager.get(job.id, "alice") is None
+
+
+def test_a_diverging_run_does_not_stop_the_other(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """When the second run diverges (lr 1e4, no clipping) the first still finishes; the run view says 'diverged'."""
+    good = _trainer(tiny_corpus, epochs=2)
+    wild = _trainer(tiny_corpus, hidden=32, lr=1e4, clip=None, epochs=2)
+    job = manager.submit("alice", [good, wild], labels=["calm", "wild"])
+    join(job)
+    view = manager.view(job)
+    assert view.status == "finished", view.message
+    calm, wild_run = view.runs
+    assert calm.status == "finished" and len(calm.history) == 2
+    assert wild_run.status == "diverged"
+    assert "epoch" in wild_run.message and "step" in wild_run.message
+    assert "wild" in view.message
+    assert all(torch.isfinite(t).all() for t in job.checkpoint(1).model_state.values())
+
+
+def test_a_single_diverging_run_makes_the_job_diverged(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """A job with one run that diverges ends with status 'diverged'."""
+    job = manager.submit("alice", [_trainer(tiny_corpus, hidden=32, lr=1e4, clip=None)])
+    join(job)
+    view = manager.view(job)
+    assert view.status == "diverged" and view.runs[0].status == "diverged"
+
+
+def test_a_crash_in_training_is_reported_as_error(
+    manager: JobManager, tiny_corpus: Corpus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unexpected exception in the worker ends the job as 'error' with the exception in the message."""
+    trainer = _trainer(tiny_corpus)
+
+    def broken_epoch() -> Iterator[Any]:
+        raise RuntimeError("simulated failure")
+        yield  # pragma: no cover
+
+    trainer.run_epoch = broken_epoch  # type: ignore[method-assign]
+    job = manager.submit("alice", [trainer])
+    join(job)
+    view = manager.view(job)
+    assert view.status == "error" and "simulated failure" in view.message
+    assert manager.running_count() == 0
+
+
+def test_shutdown_stops_every_thread(tiny_corpus: Corpus) -> None:
+    """shutdown() stops running, paused and queued jobs and joins their threads."""
+    mgr = JobManager(max_running=1)
+    try:
+        jobs = [mgr.submit("alice", [_trainer(tiny_corpus, epochs=100_000)]) for _ in range(3)]
+        jobs[0].pause()
+    finally:
+        mgr.shutdown()
+    assert all(job.thread is not None and not job.thread.is_alive() for job in jobs)
+    assert all(mgr.view(job).status == "stopped" for job in jobs)
+    assert not [t for t in threading.enumerate() if t.name.startswith("train-")]
