@@ -11,8 +11,6 @@ they answer at once even in the middle of an epoch.
 
 from __future__ import annotations
 
-import re
-import statistics
 from collections.abc import Callable
 
 import streamlit as st
@@ -25,9 +23,6 @@ from .session import MAX_RUNNING_JOBS, manager, owner_id
 
 POLL_RUNNING = 0.5
 POLL_PAUSED = 5.0
-# lm_core's message for a run that blew up, e.g. "Diverged at epoch 1, step 4: the loss became 4497.62. ..."
-_DIVERGED = re.compile(r"epoch (\d+), step (\d+): the loss became (\S+?)\.?(?:\s|$)")
-
 _t = Translator(
     {
         "run_diverged": (
@@ -108,26 +103,9 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
         st.button(t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch", disabled=view.done)
 
 
-def _progress(view: JobView) -> tuple[int, float | None]:
-    """Epochs done and seconds left, counting only the runs that have not diverged.
-
-    `JobView.epoch` is the epoch every run has finished, so in a comparison a run
-    that diverged in epoch 1 would pin the bar at 0 while the other trains on.
-    """
-    alive = [r for r in view.runs if r.status != "diverged"]
-    if not alive or len(alive) == len(view.runs):
-        return view.epoch, view.eta_seconds
-    epoch = min(len(r.history) for r in alive)
-    eta = None
-    if view.eta_seconds is not None:  # only estimated while the job trains
-        per_round = sum(statistics.fmean(h["seconds"] for h in r.history[-5:]) for r in alive if r.history)
-        eta = per_round * max(0, view.planned_epochs - epoch)
-    return epoch, eta
-
-
 def progress_ui(view: JobView) -> None:
     """Progress bar with epoch, time left and characters per second."""
-    epoch, eta = _progress(view)
+    epoch, eta = view.epoch, view.eta_seconds
     frac = epoch / view.planned_epochs if view.planned_epochs else 0.0
     parts = [t("epoch_of", e=epoch, n=view.planned_epochs), _status_text(view)]
     if eta is not None and view.status == "running":
@@ -150,9 +128,9 @@ def divergence_ui(view: JobView) -> None:
     for run in view.runs:
         if run.status != "diverged":
             continue
-        m = _DIVERGED.search(run.message)
-        if m:
-            st.error(_t("run_diverged", label=run.label, e=m[1], s=m[2], loss=m[3]))
+        end = run.end
+        if end is not None and end.loss is not None:
+            st.error(_t("run_diverged", label=run.label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
         else:
             st.error(_t("run_diverged_plain", label=run.label, msg=run.message))
 

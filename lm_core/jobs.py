@@ -42,6 +42,12 @@ class RunView:
     status: str
     message: str
     samples: dict[int, dict[str, str]]
+    end: EndEvent | None = None  # how the run ended (diverged: epoch + 1 and step failed, with the loss)
+
+    @property
+    def alive(self) -> bool:
+        """Still part of the comparison (a diverged run stops while the others go on)."""
+        return self.status != "diverged"
 
 
 @dataclass
@@ -231,21 +237,23 @@ class Job:
                     status=(self._ends[i].status if self._ends[i] else self.status),
                     message=(self._ends[i].message if self._ends[i] else ""),
                     samples=dict(self._samples[i]),
+                    end=self._ends[i],
                 )
                 for i, t in enumerate(self.trainers)
             ]
             status, message, version = self.status, self.message, self._version
         planned = max(t.config.epochs for t in self.trainers)
-        epoch = min(len(r.history) for r in runs)
+        # Progress counts the runs still training: a run that diverged in epoch 1 must not pin it at 0.
+        live = [r for r in runs if r.alive] or runs
+        epoch = min(len(r.history) for r in live)
         end = self._finished or time.time()
         elapsed = end - self._started if self._started else 0.0
-        secs = [h["seconds"] for r in runs for h in r.history[-5:]]
         eta = None
         tps = None
-        if secs and status in ("running", "paused", "queued"):
-            per_round = sum(secs) / len(secs) * len(runs)
+        if status in ("running", "paused", "queued") and all(r.history for r in live):
+            per_round = sum(sum(h["seconds"] for h in r.history[-5:]) / len(r.history[-5:]) for r in live)
             eta = per_round * max(0, planned - epoch)
-        last = [r.history[-1]["tokens_per_s"] for r in runs if r.history]
+        last = [r.history[-1]["tokens_per_s"] for r in live if r.history]
         if last:
             tps = sum(last) / len(last)
         if status == "running" and self.control.paused:

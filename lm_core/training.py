@@ -132,8 +132,9 @@ class EpochEvent:
 class EndEvent:
     status: str  # "finished" | "stopped" | "diverged"
     message: str
-    epoch: int
-    step: int = 0
+    epoch: int  # epochs completed (for "diverged": the epoch that failed is epoch + 1)
+    step: int = 0  # step of the failing or interrupted epoch
+    loss: float | None = None  # the loss that diverged
 
 
 Event = StepEvent | EpochEvent | EndEvent
@@ -224,7 +225,9 @@ def evaluate_perplexity(model: CharModel, ids: list[int], num_steps: int, batch_
         y = Y.t().reshape(-1)
         total += F.cross_entropy(logits, y, reduction="sum").item()
         n += y.numel()
-    return math.exp(total / n) if n else None
+    if not n:
+        return None
+    return math.exp(total / n) if total / n <= MAX_LOSS else math.inf
 
 
 class Trainer:
@@ -293,7 +296,7 @@ class Trainer:
                 model.load_state_dict(good)
                 msg = f"Diverged at epoch {epoch}, step {step}: the loss became {loss_value:g}. "
                 msg += "The model was rolled back to the end of the previous epoch."
-                yield self._end("diverged", msg, step)
+                yield self._end("diverged", msg, step, loss_value)
                 return
             self.optimizer.step()
             loss_sum += loss_value * y.numel()
@@ -319,9 +322,9 @@ class Trainer:
         self.history.append(event)
         yield event
 
-    def _end(self, status: str, message: str, step: int = 0) -> EndEvent:
+    def _end(self, status: str, message: str, step: int = 0, loss: float | None = None) -> EndEvent:
         self.status, self.message = status, message
-        return EndEvent(status, message, self.epoch, step)
+        return EndEvent(status, message, self.epoch, step, loss)
 
     def train(self) -> Iterator[Event]:
         """Epochs until `config.epochs` are done, the run is stopped, or it diverges."""
