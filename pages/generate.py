@@ -354,12 +354,15 @@ def main() -> None:
         st.button(t("run"), key=f"{PAGE}:run", type="primary", on_click=_request, disabled=not usable, width="stretch")
     with reseed_col:
         st.button(t("reseed"), key=f"{PAGE}:reseed", on_click=_new_seed, disabled=not usable, width="stretch")
-    if st.session_state.pop(f"{PAGE}:pending", False) and usable:
+    first_view = f"{PAGE}:result" not in st.session_state  # show lyrics at once, without a click
+    if (st.session_state.pop(f"{PAGE}:pending", False) or first_view) and usable:
         try:
             st.session_state[f"{PAGE}:result"] = _run(choice, settings)
         except LabError as exc:
             st.error(t("failed", msg=str(exc)))
     result: Result | None = st.session_state.get(f"{PAGE}:result")
+    if not usable:
+        return  # the message above says what to fix; old lyrics below it would only confuse
     if result is None:
         st.info(t("press"))
         return

@@ -38,7 +38,9 @@ def test_controls_exist_and_the_book_prefix_is_the_default(shipped) -> None:
     assert at.select_slider(key="generate:top_k").value == "off"
     assert at.number_input(key="generate:seed").value == 0
     assert not at.button(key="generate:run").disabled
-    assert any("Press Generate" in i.value for i in at.info)
+    # A class sees lyrics the moment the page opens, before anyone clicks.
+    assert _result(at).main.generation.text.startswith("分开")
+    assert at.get("plotly_chart")
 
 
 def test_generate_writes_from_the_prefix_and_draws_the_probabilities(shipped) -> None:
