@@ -12,12 +12,15 @@ they answer at once even in the middle of an epoch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
+from lm_core.errors import LabError
 from lm_core.jobs import Job, JobView
 from lm_core.training import Trainer
 
+from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import Translator, t
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 
@@ -163,3 +166,29 @@ def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
 
     st.session_state[f"{page}:polling"] = every
     _panel()
+
+
+def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
+    """Why the corpus cannot be used, or its size, vocabulary and minibatches for these settings."""
+    if choice.error:
+        st.warning(t("corpus_error", msg=choice.error))
+    else:
+        corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
+
+
+def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], start: Callable[[], None]) -> None:
+    """Corpus status and the Train button; a `LabError` from `start` becomes a message."""
+    corpus_status_ui(choice, values)
+    if st.button(t("start"), key=f"{page}:start", type="primary", disabled=choice.corpus is None):
+        try:
+            start()
+        except LabError as exc:
+            st.error(t("bad_setting", msg=str(exc)))
+
+
+def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text: str) -> None:
+    """The page's run: a notice for a foreign job id, a hint when there is none, else the live view."""
+    foreign_job_notice(page)
+    if page_job(page) is None:
+        st.info(no_job_text)
+    live_ui(page, draw)

@@ -6,11 +6,15 @@ keys such as `compare` (a second model trained in lockstep on the Train page).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import streamlit as st
 
 from lm_core.training import book_config
 
-from .settings import defaults_from
+from .i18n import current_lang, t
+from .settings import apply_values, defaults_from
 
 Preset = dict[str, Any]
 
@@ -69,3 +73,35 @@ PRESET_NOTES: dict[str, tuple[str, str]] = {
         "happens here (in the widely copied port it silently never did).",
     ),
 }
+
+
+def _pick(pair: tuple[str, str]) -> str:
+    return pair[0 if current_lang() == "zh" else 1]
+
+
+def preset_ui(page: str, only: Callable[[Preset], Preset] = lambda p: p, help_: str | None = None) -> str:
+    """Preset selectbox, its Apply button and a note on what it reproduces; returns the preset name.
+
+    `only` keeps the values a page uses (e.g. the Sampling page drops `sampling`).
+    """
+    preset_col, apply_col = st.columns([3, 1])
+    with preset_col:
+        name = st.selectbox(
+            t("preset"),
+            list(PRESETS),
+            key=f"{page}:preset",
+            help=t("preset_help"),
+            format_func=lambda k: _pick(PRESET_LABELS[k]),
+        )
+    with apply_col:
+        st.write("")
+        st.button(
+            t("apply_preset"),
+            key=f"{page}:apply",
+            on_click=apply_values,
+            args=(page, only(PRESETS[name])),
+            help=help_,
+            width="stretch",
+        )
+    st.caption(_pick(PRESET_NOTES[name]))
+    return name

@@ -9,7 +9,6 @@ import streamlit as st
 from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
 from lab_ui.i18n import Translator
 from lab_ui.runs import curves_from_view, epochs_table
-from lm_core.errors import LabError
 from lm_core.jobs import Job, JobView, RunView
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.training import Trainer
@@ -198,21 +197,8 @@ def main() -> None:
     with st.expander(t("settings"), expanded=True):
         values = settings.settings_ui(PAGE, FIELDS, DEFAULTS, columns=3)
 
-    if choice.error:
-        st.warning(t("corpus_error", msg=choice.error))
-    else:
-        corpus_ui.corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
-
-    if st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None):
-        try:
-            _start(values, choice)
-        except LabError as exc:
-            st.error(t("bad_setting", msg=str(exc)))
-
-    jobs_ui.foreign_job_notice(PAGE)
-    if jobs_ui.page_job(PAGE) is None:
-        st.info(t("no_job"))
-    jobs_ui.live_ui(PAGE, _draw)
+    jobs_ui.start_section_ui(PAGE, choice, values, lambda: _start(values, choice))
+    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
 
     with st.expander(t("explain_header"), expanded=True):
         st.markdown(t("explain"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
-from lab_ui.i18n import Translator, current_lang
+from lab_ui.i18n import Translator
 from lab_ui.runs import curves_from_view, epochs_table
-from lm_core.errors import LabError
 from lm_core.jobs import Job, JobView
 from lm_core.sampling import describe_minibatches
 from lm_core.training import Trainer
@@ -216,25 +215,7 @@ def _minibatches_ui(n_chars: int, values: dict) -> None:
 
 def _preset_ui() -> None:
     """Preset picker and the book button; only this page's fields are applied."""
-    preset_col, apply_col = st.columns([3, 1])
-    with preset_col:
-        name = st.selectbox(
-            t("preset"),
-            list(presets.PRESETS),
-            key=f"{PAGE}:preset",
-            help=t("preset_help"),
-            format_func=lambda k: presets.PRESET_LABELS[k][0 if current_lang() == "zh" else 1],
-        )
-    with apply_col:
-        st.write("")
-        st.button(
-            t("apply_preset"),
-            key=f"{PAGE}:apply",
-            on_click=settings.apply_values,
-            args=(PAGE, _page_values(presets.PRESETS[name])),
-            help=t("preset_sampling_note"),
-            width="stretch",
-        )
+    presets.preset_ui(PAGE, only=_page_values, help_=t("preset_sampling_note"))
     st.button(
         t("book_preset"),
         key=f"{PAGE}:book",
@@ -259,21 +240,8 @@ def main() -> None:
     with st.expander(t("settings"), expanded=True):
         values = settings.settings_ui(PAGE, FIELDS, _page_values(presets.PRESETS["book_random"]), columns=3)
 
-    if choice.error:
-        st.warning(t("corpus_error", msg=choice.error))
-    else:
-        corpus_ui.corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
-
-    if st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None):
-        try:
-            _start(values, choice)
-        except LabError as exc:
-            st.error(t("bad_setting", msg=str(exc)))
-
-    jobs_ui.foreign_job_notice(PAGE)
-    if jobs_ui.page_job(PAGE) is None:
-        st.info(t("no_job"))
-    jobs_ui.live_ui(PAGE, _draw)
+    jobs_ui.start_section_ui(PAGE, choice, values, lambda: _start(values, choice))
+    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
 
     if choice.corpus is not None:
         _minibatches_ui(len(choice.corpus), values)

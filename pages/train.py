@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_ui import charts, corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
-from lab_ui.i18n import Translator, current_lang
+from lab_ui.i18n import Translator
 from lab_ui.runs import curves_from_view, epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
@@ -215,25 +215,7 @@ def main() -> None:
     with st.sidebar:
         choice = corpus_ui.corpus_ui()
 
-    preset_col, book_col = st.columns([3, 1])
-    with preset_col:
-        name = st.selectbox(
-            t("preset"),
-            list(presets.PRESETS),
-            key=f"{PAGE}:preset",
-            help=t("preset_help"),
-            format_func=lambda k: presets.PRESET_LABELS[k][0 if current_lang() == "zh" else 1],
-        )
-    with book_col:
-        st.write("")
-        st.button(
-            t("apply_preset"),
-            key=f"{PAGE}:apply",
-            on_click=settings.apply_values,
-            args=(PAGE, presets.PRESETS[name]),
-            width="stretch",
-        )
-    st.caption(presets.PRESET_NOTES[name][0 if current_lang() == "zh" else 1])
+    presets.preset_ui(PAGE)
     st.button(
         t("book_preset"),
         key=f"{PAGE}:book",
@@ -250,10 +232,7 @@ def main() -> None:
     with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
         base = _start_from_ui()
 
-    if choice.error:
-        st.warning(t("corpus_error", msg=choice.error))
-    else:
-        corpus_ui.corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
+    jobs_ui.corpus_status_ui(choice, values)
 
     job = jobs_ui.page_job(PAGE)
     start_col, more_col = st.columns([1, 2])
@@ -275,10 +254,7 @@ def main() -> None:
         st.error(t("bad_setting", msg=str(exc)))
     lesson.lesson_link_ui()
 
-    jobs_ui.foreign_job_notice(PAGE)
-    if jobs_ui.page_job(PAGE) is None:
-        st.info(t("no_job"))
-    jobs_ui.live_ui(PAGE, _draw)
+    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
 
 
 main()
