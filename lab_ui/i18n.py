@@ -102,6 +102,7 @@ COMMON: Strings = {
     "time_left": ("剩余约 {s}", "about {s} left"),
     "tokens_s": ("{v:,.0f} 字符/秒", "{v:,.0f} chars/s"),
     "perplexity": ("困惑度", "Perplexity"),
+    "baseline": ("均匀猜测 = 词典大小", "uniform guess = vocabulary size"),
     "epoch": ("周期", "Epoch"),
     "bad_setting": ("设置有误：{msg}", "Setting not accepted: {msg}"),
     "corpus_error": ("语料无法使用：{msg}", "Corpus not usable: {msg}"),

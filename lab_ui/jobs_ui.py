@@ -20,8 +20,10 @@ from lm_core.errors import LabError
 from lm_core.jobs import Job, JobView
 from lm_core.training import Trainer
 
+from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import Translator, t
+from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 
 POLL_RUNNING = 0.5
@@ -192,3 +194,22 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
     if page_job(page) is None:
         st.info(no_job_text)
     live_ui(page, draw)
+
+
+def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[Curve] | None = None) -> None:
+    """Progress, the run buttons and the perplexity chart every training page starts its live view with.
+
+    `curves` defaults to one per run, labelled as the job labelled them.
+    """
+    progress_ui(view)
+    controls_ui(page, job, view)
+    fig = perplexity_figure(
+        curves if curves is not None else curves_from_view(view),
+        view.planned_epochs,
+        title,
+        t("epoch"),
+        t("perplexity"),
+        vocab_size=len(job.checkpoint(0).vocab),
+        baseline_label=t("baseline"),
+    )
+    st.plotly_chart(fig, width="stretch", key=f"{page}:chart")

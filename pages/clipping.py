@@ -35,7 +35,6 @@ t = Translator(
             "训练困惑度：裁剪 vs 不裁剪（对数坐标）",
             "Training perplexity: clipped vs not clipped (log scale)",
         ),
-        "baseline": ("均匀猜测 = 词典大小", "uniform guess = vocabulary size"),
         "norm_title": (
             "每一步的梯度范数 ‖g‖（裁剪之前，对数坐标）",
             "Gradient norm ‖g‖ per step, before clipping (log scale)",
@@ -144,24 +143,12 @@ def _share_ui(view: JobView, labels: list[str], theta: float) -> None:
 
 
 def _draw(job: Job, view: JobView) -> None:
-    jobs_ui.progress_ui(view)
-    jobs_ui.controls_ui(PAGE, job, view)
     theta = view.runs[0].config["clip"]
     labels = _labels(theta)  # in the current language, whatever it was at start
     curves = curves_from_view(view)
     for curve, label in zip(curves, labels, strict=True):
         curve.label = label
-    vocab = len(job.checkpoint(0).vocab)
-    fig = charts.perplexity_figure(
-        curves,
-        view.planned_epochs,
-        t("chart_title"),
-        t("epoch"),
-        t("perplexity"),
-        vocab_size=vocab,
-        baseline_label=t("baseline"),
-    )
-    st.plotly_chart(fig, width="stretch", key=f"{PAGE}:chart")
+    jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"), curves)
     per_epoch = _steps_per_epoch(job, view.runs[0])
     norm_fig = charts.grad_norm_figure(
         _norm_traces(view, labels),

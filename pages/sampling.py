@@ -34,7 +34,6 @@ t = Translator(
             "训练困惑度：随机采样 vs 相邻采样（对数坐标）",
             "Training perplexity: random vs adjacent (log scale)",
         ),
-        "baseline": ("均匀猜测 = 词典大小", "uniform guess = vocabulary size"),
         "latest": ("第 {e} 周期的困惑度", "Perplexity at epoch {e}"),
         "gap_help": (
             "相邻采样减去随机采样：负数表示相邻采样更低（更好）。",
@@ -167,22 +166,10 @@ def _latest_ui(view: JobView) -> None:
 
 
 def _draw(job: Job, view: JobView) -> None:
-    jobs_ui.progress_ui(view)
-    jobs_ui.controls_ui(PAGE, job, view)
     curves = curves_from_view(view)
     for curve, mode in zip(curves, MODES, strict=True):
         curve.label = t(f"run_{mode}")  # labels follow the language switch, not the language at start
-    vocab = len(job.checkpoint(0).vocab)
-    fig = charts.perplexity_figure(
-        curves,
-        view.planned_epochs,
-        t("chart_title"),
-        t("epoch"),
-        t("perplexity"),
-        vocab_size=vocab,
-        baseline_label=t("baseline"),
-    )
-    st.plotly_chart(fig, width="stretch", key=f"{PAGE}:chart")
+    jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"), curves)
     _latest_ui(view)
     with st.expander(t("metrics")):
         st.dataframe(epochs_table(view), hide_index=True, width="stretch")

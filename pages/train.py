@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
+from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
 from lab_ui.i18n import Translator
-from lab_ui.runs import curves_from_view, epochs_table
+from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
@@ -43,7 +43,6 @@ t = Translator(
             "from the prefixes below, so you can see it learn.",
         ),
         "chart_title": ("训练困惑度（对数坐标）", "Training perplexity (log scale)"),
-        "baseline": ("均匀猜测 = 词典大小", "uniform guess = vocabulary size"),
         "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
         "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
         "metrics": ("每个周期的数据", "Per-epoch numbers"),
@@ -143,19 +142,7 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 
 
 def _draw(job: Job, view: JobView) -> None:
-    jobs_ui.progress_ui(view)
-    jobs_ui.controls_ui(PAGE, job, view)
-    vocab = len(job.checkpoint(0).vocab)
-    fig = charts.perplexity_figure(
-        curves_from_view(view),
-        view.planned_epochs,
-        t("chart_title"),
-        t("epoch"),
-        t("perplexity"),
-        vocab_size=vocab,
-        baseline_label=t("baseline"),
-    )
-    st.plotly_chart(fig, width="stretch", key=f"{PAGE}:chart")
+    jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"))
     for run in view.runs:
         if not run.samples:
             continue
