@@ -32,6 +32,19 @@ class Curve:
     dash: str = "solid"
 
 
+def _line_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> None:
+    """The layout every line chart shares: legend below, room for titles, zoom kept across updates."""
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        uirevision="keep",
+    )
+
+
 def perplexity_figure(
     curves: Sequence[Curve],
     planned_epochs: int,
@@ -83,15 +96,7 @@ def perplexity_figure(
     lo = min(ys) if ys else 1.0
     hi = max(ys) if ys else 1000.0
     lo = max(1.0, lo) / 1.3
-    fig.update_layout(
-        title=title,
-        height=height,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.18},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        uirevision="keep",
-    )
+    _line_layout(fig, title, x_title, y_title, height)
     fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5])
     fig.update_yaxes(type="log", range=[math.log10(lo), math.log10(hi * 1.3)])
     return fig
@@ -537,15 +542,7 @@ def grad_norm_figure(
             _log_axis_label(fig, theta, theta_label, "top")
     lo = min(ys_all) if ys_all else 1e-3
     hi = max(ys_all) if ys_all else 1.0
-    fig.update_layout(
-        title=title,
-        height=height,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.18},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        uirevision="keep",
-    )
+    _line_layout(fig, title, x_title, y_title, height)
     if planned_steps:
         fig.update_xaxes(range=[0, planned_steps + 1])
     # Powers of ten only: Plotly's default log ticks (…, 2, 5, 0.1, 2, 5, …) read ambiguously.

@@ -280,4 +280,5 @@ def test_shutdown_stops_every_thread(tiny_corpus: Corpus) -> None:
         mgr.shutdown()
     assert all(job.thread is not None and not job.thread.is_alive() for job in jobs)
     assert all(mgr.view(job).status == "stopped" for job in jobs)
-    assert not [t for t in threading.enumerate() if t.name.startswith("train-")]
+    alive = {t.name for t in threading.enumerate()}
+    assert not alive & {f"train-{job.id}" for job in jobs}
