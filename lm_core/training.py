@@ -60,6 +60,14 @@ class TrainConfig:
             raise ConfigError(f"Unknown sampling mode {self.sampling!r}: use random or adjacent.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown optimiser {self.optimizer!r}: use sgd or adam.")
+        for name in ("hidden", "num_steps", "batch_size", "epochs", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
+                raise ConfigError(f"{name} must be a whole number (got {value!r}).")
+        for name in ("lr", "clip", "val_fraction"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ConfigError(f"{name} must be a number (got {value!r}).")
         checks = [
             (1 <= self.hidden <= 2048, "Hidden units must be between 1 and 2048."),
             (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000."),

@@ -211,3 +211,46 @@ def test_pause_resume_and_stop_respond(page, server: str) -> None:
     _main(page).get_by_role("button", name="Stop training", exact=True).click()
     page.wait_for_function("() => /Stopped/.test(document.body.innerText)", timeout=15_000)
     _shot(page, "train_stopped")
+
+
+def test_generate_writes_from_fen_kai(page, server: str) -> None:
+    page.goto(f"{server}/generate?lang=en")
+    _wait_ready(page)
+    main = _main(page)
+    main.get_by_text("The lyrics").wait_for(timeout=30_000)  # written on first view, before any click
+    main.get_by_role("button", name="Generate", exact=True).click()
+    _wait_ready(page)
+    lyrics = main.get_by_test_id("stHtml").first.inner_text()
+    assert lyrics.startswith("分开") and len(lyrics) > 20, lyrics
+    assert page.get_by_test_id("stException").count() == 0
+    _shot(page, "generate_fen_kai")
+
+
+def test_language_switch_relabels_the_page(page, server: str) -> None:
+    page.goto(f"{server}/?lang=en")
+    _wait_ready(page)
+    assert _main(page).get_by_role("button", name="Train", exact=True).count() == 1
+    page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
+    _main(page).get_by_role("button", name="开始训练", exact=True).wait_for(timeout=20_000)
+    assert "lang=zh" in page.url
+
+
+def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> None:
+    text = "".join(f"春风{i % 7}吹过小河边，月光照在老树上。" for i in range(700))
+    gbk = tmp_path / "gbk_lyrics.txt"
+    gbk.write_bytes(text.encode("gbk"))
+    fake = tmp_path / "photo.txt"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    page.goto(f"{server}/?lang=en")
+    _wait_ready(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="Upload a file").click()
+    upload = sidebar.locator("input[type=file]")
+    upload.set_input_files(str(gbk))
+    _main(page).get_by_text("gbk_lyrics.txt").first.wait_for(timeout=20_000)  # summary: name, size, vocabulary
+    assert "10,000 characters" in _main(page).inner_text()
+    upload.set_input_files(str(fake))
+    _main(page).get_by_text("PNG image").wait_for(timeout=20_000)
+    assert _main(page).get_by_role("button", name="Train", exact=True).is_disabled()
+    assert page.get_by_test_id("stException").count() == 0

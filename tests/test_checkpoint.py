@@ -206,14 +206,6 @@ def test_malformed_payloads_are_checkpoint_errors(trained: Trainer) -> None:
         checkpoint.from_bytes(buffer.getvalue())
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: from_bytes promises a CheckpointError for every failure, but a config with a float hidden size "
-        "(16.0) or seed (1.5) passes TrainConfig.validate and then Checkpoint.build_model(), called outside "
-        "the try block, raises TypeError/RuntimeError from torch"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize("field, value", [("hidden", 16.0), ("seed", 1.5)])
 def test_config_with_non_integer_sizes_is_a_checkpoint_error(trained: Trainer, field: str, value: float) -> None:
     """A checkpoint whose config holds a non-integer size or seed is refused with a CheckpointError."""

@@ -157,13 +157,6 @@ def test_bad_input_is_one_error_line_and_exit_2(error_runs: dict[str, Result], c
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: `generate` with a checkpoint whose config has a float hidden size raises TypeError out of "
-        "cli.main (it only catches LabError and OSError): a traceback instead of one error line"
-    ),
-    strict=True,
-)
 def test_generate_with_an_odd_checkpoint_is_one_error_line(
     tmp_path: Path, tiny_corpus: Corpus, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -238,8 +238,10 @@ def test_a_diverging_run_does_not_stop_the_other(manager: JobManager, tiny_corpu
     assert view.status == "finished", view.message
     calm, wild_run = view.runs
     assert calm.status == "finished" and len(calm.history) == 2
-    assert wild_run.status == "diverged"
+    assert wild_run.status == "diverged" and not wild_run.alive and calm.alive
     assert "epoch" in wild_run.message and "step" in wild_run.message
+    assert wild_run.end is not None and wild_run.end.status == "diverged" and wild_run.end.loss is not None
+    assert view.epoch == 2, "progress must follow the run still training, not the diverged one"
     assert "wild" in view.message
     assert all(torch.isfinite(t).all() for t in job.checkpoint(1).model_state.values())
 

@@ -18,6 +18,7 @@ from lm_core.errors import ConfigError, CorpusError
 from lm_core.reference import train_reference
 from lm_core.sampling import describe_minibatches, minibatches_per_epoch
 from lm_core.training import (
+    MAX_LOSS,
     Control,
     EndEvent,
     EpochEvent,
@@ -237,6 +238,8 @@ def test_huge_learning_rate_without_clipping_ends_as_diverged(tiny_corpus: Corpu
     assert isinstance(end, EndEvent)
     assert end.status == "diverged"
     assert "epoch" in end.message and "step" in end.message
+    assert end.loss is not None and (not math.isfinite(end.loss) or end.loss > MAX_LOSS)  # exp(loss) would overflow
+    assert end.epoch == len(trainer.history) and end.step >= 1
     assert trainer.status == "diverged"
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert _same_weights(_weights(trainer.model), last_good[-1]), "not rolled back to the last completed epoch"
@@ -267,6 +270,7 @@ def test_non_finite_loss_ends_as_diverged_and_rolls_back_to_the_last_epoch(tiny_
     assert isinstance(end, EndEvent) and end.status == "diverged"
     assert "epoch 2" in end.message and "step 3" in end.message
     assert end.epoch == 1 and end.step == 3
+    assert end.loss is not None and math.isnan(end.loss)
     assert trainer.status == "diverged" and len(trainer.history) == 1
     assert _same_weights(_weights(trainer.model), after_epoch_1)
     assert [type(e) for e in events[-3:]] == [StepEvent, StepEvent, EndEvent]
@@ -461,14 +465,6 @@ def test_validate_rejects_bad_values(tiny_corpus: Corpus, field: str, value: Any
         Trainer(tiny_corpus, cfg)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: TrainConfig.validate only range-checks, so non-integer hidden/num_steps/batch_size/epochs/seed "
-        "(e.g. hidden=16.5) are accepted; the run then fails inside torch with a TypeError, or trains 3 epochs "
-        "for epochs=2.5, instead of raising ConfigError"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize(
     "field, value", [("hidden", 16.5), ("num_steps", 8.5), ("batch_size", 8.5), ("epochs", 2.5), ("seed", 1.5)]
 )
@@ -508,6 +504,17 @@ def test_validation_perplexity_is_reported_on_the_held_out_tail(tiny_corpus: Cor
         evaluate_perplexity(trainer.model, trainer.val_ids, cfg.num_steps, cfg.batch_size)
     )
     assert epochs[-1].val_perplexity != pytest.approx(epochs[-1].perplexity)
+
+
+def test_evaluate_perplexity_is_inf_instead_of_overflowing(tiny_corpus: Corpus) -> None:
+    """A model so wrong that exp(mean loss) would overflow a float reports an infinite perplexity, not an error."""
+    trainer = Trainer(tiny_corpus, small_config(epochs=1))
+    model = trainer.model
+    with torch.no_grad():
+        model.b_q.zero_()
+        model.b_q[0] = 1e4  # always predicts id 0 with a margin of 10,000
+    ids = [i for i in tiny_corpus.indices if i != 0][:200]
+    assert evaluate_perplexity(model, ids, 8, 4) == math.inf
 
 
 def test_evaluate_perplexity_with_one_row_equals_one_long_forward(tiny_corpus: Corpus) -> None:
