@@ -97,9 +97,26 @@ def perplexity_figure(
     hi = max(ys) if ys else 1000.0
     lo = max(1.0, lo) / 1.3
     _line_layout(fig, title, x_title, y_title, height)
-    fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5])
-    fig.update_yaxes(type="log", range=[math.log10(lo), math.log10(hi * 1.3)])
+    # Whole epochs only: with few planned epochs Plotly would otherwise tick at 0.5, 1.5, ...
+    fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5], dtick=1 if planned_epochs <= 12 else None)
+    ticks = log_ticks(lo, hi * 1.3)
+    fig.update_yaxes(
+        type="log", range=[math.log10(lo), math.log10(hi * 1.3)], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]
+    )
     return fig
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 tick values between `lo` and `hi`, so a log axis reads 200, 500, 1000 (not a bare 2, 5)."""
+    if not (lo > 0 and hi > lo):
+        return []
+    ticks = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if lo <= value <= hi:
+                ticks.append(round(value, 12))
+    return ticks
 
 
 # -- Hidden states and generation (pages/hidden_states.py, pages/generate.py) ------------------------------
