@@ -12,9 +12,10 @@ Every model maps `(B, T)` character ids and a state to `(T*B, V)` logits
 
 Speed without changing the maths: a one-hot row times a matrix is one row of
 that matrix, so inputs are gathered (`F.embedding`) instead of multiplied; the
-output layer runs once over all time steps; the tanh recurrence has a
-hand-written backward pass (one large matmul for dW_hh instead of T small ones).
-`trace()` returns the hidden state (and gates) at every step for the UI.
+output layer runs once over all time steps; every recurrence runs in
+`recurrences.py` with a hand-written backward pass. `step()` keeps each cell's
+plain equations: `trace()` uses it to return the hidden state (and gates) at
+every step for the UI, and the tests compare the fast path against it.
 """
 
 from __future__ import annotations
