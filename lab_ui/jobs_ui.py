@@ -52,9 +52,10 @@ def page_job(page: str) -> Job | None:
         st.session_state[f"{page}:url_checked"] = True
         url_id = st.query_params.get("job")
         if url_id:
-            if manager().get(url_id, owner_id()) is not None:
+            found = manager().get(url_id, owner_id())
+            if found is not None and found.kind == page:
                 st.session_state[_key(page)] = job_id = url_id
-            else:
+            elif found is None:
                 st.session_state[f"{page}:foreign_job"] = True
         if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
             latest = manager().latest(owner_id(), page)
