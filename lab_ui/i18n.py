@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lm_core.models import MODEL_LABELS
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"  # the book and most users are Chinese
 
@@ -124,6 +126,20 @@ COMMON: Strings = {
         "Starting a new run replaces this page's current model (download its checkpoint first if you want it).",
     ),
 }
+
+
+_MODEL_LABELS_ZH = {
+    "scratch-rnn": "RNN（从零实现，书中）",
+    "scratch-gru": "GRU（从零实现，书中）",
+    "scratch-lstm": "LSTM（从零实现，书中）",
+}
+
+
+def model_label(kind: str) -> str:
+    """A model kind as shown to the user, in the current language."""
+    if current_lang() == "zh" and kind in _MODEL_LABELS_ZH:
+        return _MODEL_LABELS_ZH[kind]
+    return MODEL_LABELS.get(kind, kind)
 
 
 def current_lang() -> str:

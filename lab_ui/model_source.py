@@ -26,11 +26,11 @@ from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
 from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
-from lm_core.models import MODEL_LABELS, CharModel
+from lm_core.models import CharModel
 from lm_core.songci import SUBSETS, songci_text
 
 from . import corpus_ui
-from .i18n import Translator, current_lang
+from .i18n import Translator, current_lang, model_label
 from .session import manager, owner_id
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
@@ -229,7 +229,7 @@ def find_training_text(corpus_name: str, vocab: list[str]) -> tuple[str | None, 
 def describe(ckpt: Checkpoint) -> str:
     """`Checkpoint.describe()` in the page's language."""
     cfg = ckpt.config
-    args = {"model": MODEL_LABELS.get(cfg.model, cfg.model), "h": cfg.hidden, "v": len(ckpt.vocab)}
+    args = {"model": model_label(cfg.model), "h": cfg.hidden, "v": len(ckpt.vocab)}
     if not ckpt.history:
         return t("describe_untrained", **args)
     last = ckpt.history[-1]

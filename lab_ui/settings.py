@@ -16,10 +16,10 @@ from typing import Any
 
 import streamlit as st
 
-from lm_core.models import MODEL_KINDS, MODEL_LABELS
+from lm_core.models import MODEL_KINDS
 from lm_core.training import TrainConfig
 
-from .i18n import t
+from .i18n import model_label, t
 
 HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -75,7 +75,7 @@ class Field:
 
 
 def _model_label(kind: str) -> str:
-    return MODEL_LABELS.get(kind, kind)
+    return model_label(kind)
 
 
 FIELDS: dict[str, Field] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
-from lab_ui.i18n import Translator
+from lab_ui.i18n import Translator, model_label
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
@@ -13,7 +13,6 @@ from lm_core.checkpoint import Checkpoint
 from lm_core.errors import LabError
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
-from lm_core.models import MODEL_LABELS
 from lm_core.training import Trainer
 
 PAGE = "train"
@@ -85,9 +84,9 @@ t = Translator(
 
 
 def _labels(values: dict) -> list[str]:
-    names = [MODEL_LABELS[values["model"]]]
+    names = [model_label(values["model"])]
     if values["compare"] != "none":
-        names.append(MODEL_LABELS[values["compare"]])
+        names.append(model_label(values["compare"]))
     return names
 
 
@@ -128,7 +127,7 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
         jobs_ui.start_job(
             PAGE,
             [trainer],
-            [MODEL_LABELS[cfg.model]],
+            [model_label(cfg.model)],
             prefixes=default_prefixes(choice.corpus),
             sample_every=max(1, cfg.epochs // 25),
         )
