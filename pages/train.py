@@ -10,6 +10,7 @@ from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
+from lm_core.corpus import Corpus
 from lm_core.errors import LabError
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
@@ -116,27 +117,29 @@ def _start_from_ui() -> Checkpoint | None:
     return ckpt
 
 
+def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
+    """A trainer that carries on from `ckpt`: its model, optimiser state and history, plus
+    `values["epochs"]` more epochs with the other settings as they are now."""
+    cfg = settings.to_config({**values, "model": ckpt.config.model, "hidden": ckpt.config.hidden})
+    cfg.epochs = len(ckpt.history) + values["epochs"]
+    trainer = Trainer(corpus, cfg)
+    checkpoint.restore_trainer(ckpt, trainer)
+    return trainer
+
+
 def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
-    """Build trainers from the settings (or a checkpoint) and hand them to the job manager."""
-    cfg = settings.to_config(values)
+    """Build trainers from the settings (or continue a checkpoint) and hand them to the job manager."""
     if base is not None:  # the checkpoint decides the model; the settings decide how to train it further
-        cfg = settings.to_config({**values, "model": base.config.model, "hidden": base.config.hidden})
-        cfg.epochs = len(base.history) + values["epochs"]
-        trainer = Trainer(choice.corpus, cfg)
-        checkpoint.restore_trainer(base, trainer)
-        jobs_ui.start_job(
-            PAGE,
-            [trainer],
-            [model_label(cfg.model)],
-            prefixes=default_prefixes(choice.corpus),
-            sample_every=max(1, cfg.epochs // 25),
-        )
-        return
-    trainers = [Trainer(choice.corpus, cfg)]
-    if values["compare"] != "none":
-        trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
+        trainers = [_resumed(base, choice.corpus, values)]
+        labels = [model_label(base.config.model)]
+    else:
+        trainers = [Trainer(choice.corpus, settings.to_config(values))]
+        if values["compare"] != "none":
+            trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
+        labels = _labels(values)
+    epochs = trainers[0].config.epochs
     jobs_ui.start_job(
-        PAGE, trainers, _labels(values), prefixes=default_prefixes(choice.corpus), sample_every=max(1, cfg.epochs // 25)
+        PAGE, trainers, labels, prefixes=default_prefixes(choice.corpus), sample_every=max(1, epochs // 25)
     )
 
 
@@ -181,16 +184,9 @@ def _downloads(job: Job, view: JobView) -> None:
         )
 
 
-def _continue(job: Job, extra_epochs: int, values: dict) -> None:
-    """Train the finished or stopped run further: same model, optimiser state and history."""
-    trainers = []
-    for i, old in enumerate(job.trainers):
-        ckpt = job.checkpoint(i)
-        cfg = settings.to_config({**values, "model": ckpt.config.model, "hidden": ckpt.config.hidden})
-        cfg.epochs = len(ckpt.history) + extra_epochs
-        trainer = Trainer(old.corpus, cfg)
-        checkpoint.restore_trainer(ckpt, trainer)
-        trainers.append(trainer)
+def _continue(job: Job, values: dict) -> None:
+    """Train this page's finished or stopped run further: same models, optimiser states and histories."""
+    trainers = [_resumed(job.checkpoint(i), old.corpus, values) for i, old in enumerate(job.trainers)]
     jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 
@@ -235,7 +231,7 @@ def main() -> None:
         if start:
             _start(values, choice, base)
         elif go_on and job is not None:
-            _continue(job, values["epochs"], values)
+            _continue(job, values)
     except LabError as exc:
         st.error(t("bad_setting", msg=str(exc)))
     lesson.lesson_link_ui()
