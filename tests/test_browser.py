@@ -236,6 +236,8 @@ def test_language_switch_relabels_the_page(page, server: str) -> None:
 
 
 def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     text = "".join(f"春风{i % 7}吹过小河边，月光照在老树上。" for i in range(700))
     gbk = tmp_path / "gbk_lyrics.txt"
     gbk.write_bytes(text.encode("gbk"))
@@ -249,8 +251,9 @@ def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> Non
     upload = sidebar.locator("input[type=file]")
     upload.set_input_files(str(gbk))
     _main(page).get_by_text("gbk_lyrics.txt").first.wait_for(timeout=20_000)  # summary: name, size, vocabulary
-    assert "10,000 characters" in _main(page).inner_text()
+    expect(_main(page)).to_contain_text("10,000 characters", timeout=20_000)
     upload.set_input_files(str(fake))
     _main(page).get_by_text("PNG image").wait_for(timeout=20_000)
-    assert _main(page).get_by_role("button", name="Train", exact=True).is_disabled()
+    # The run that shows the message also disables Train; elements arrive one by one, so wait for it.
+    expect(_main(page).get_by_role("button", name="Train", exact=True)).to_be_disabled(timeout=20_000)
     assert page.get_by_test_id("stException").count() == 0
