@@ -3,10 +3,10 @@
 The job itself lives in the process-wide `JobManager` (a background thread);
 the page keeps only its id, in `st.session_state` and in the URL (`job`), so
 switching pages or reloading the tab finds the same job. `live_ui` draws a
-fragment that polls the job every half second while it trains (every five
-seconds while paused, to keep it from being reaped) and not at all when it is
-done; the Pause/Resume/Step/Stop buttons only flip the trainer's events, so
-they answer at once even in the middle of an epoch.
+fragment that polls the job every half second while it lives (paused too, so
+an open tab's job is never reaped) and not at all when it is done; the
+Pause/Resume/Step/Stop buttons only flip the trainer's events, so they answer
+at once even in the middle of an epoch.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from .i18n import Translator, t
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 
-POLL_RUNNING = 0.5
-POLL_PAUSED = 5.0
+POLL_SECONDS = 0.5  # also keeps an open tab's job from being reaped
 _t = Translator(
     {
         "run_diverged": (
@@ -147,27 +146,28 @@ def _fmt_seconds(s: float) -> str:
 
 
 def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
-    """Draw `draw(job, view)` in a fragment that polls only while the job is alive."""
+    """Draw `draw(job, view)` in a fragment that polls while the job is alive.
+
+    The polling rate never changes while the job lives (paused included): a full
+    rerun to change it could swallow a Pause/Stop click made in that instant.
+    The one full rerun comes when the job ends, to stop polling and refresh the
+    page's other buttons (Continue, downloads).
+    """
     job = page_job(page)
     if job is None:
         return
-    view = manager().view(job)
-    every = None if view.done else (POLL_PAUSED if view.status == "paused" else POLL_RUNNING)
+    alive = not manager().view(job).done
 
-    @st.fragment(run_every=every)
+    @st.fragment(run_every=POLL_SECONDS if alive else None)
     def _panel() -> None:
         job = page_job(page)
         if job is None:
             return
         view = manager().view(job)
         draw(job, view)
-        was = st.session_state.get(f"{page}:polling")
-        now = None if view.done else (POLL_PAUSED if view.status == "paused" else POLL_RUNNING)
-        st.session_state[f"{page}:polling"] = now
-        if was is not None and now != was:
-            st.rerun()  # change the polling rate (or stop polling) and refresh the rest of the page
+        if alive and view.done:
+            st.rerun()
 
-    st.session_state[f"{page}:polling"] = every
     _panel()
 
 
