@@ -15,11 +15,11 @@ from pathlib import Path
 import streamlit as st
 
 from lm_core.corpus import BOOK_MAX_CHARS, Corpus, read_corpus_bytes
-from lm_core.errors import CorpusError
+from lm_core.errors import CorpusError, localized
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
 
-from .i18n import Translator
+from .i18n import Translator, current_lang
 from .persist import remember, restore, save
 
 BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
@@ -127,7 +127,7 @@ def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     try:
         corpus = _from_bytes(digest, label, max_chars, data)
     except CorpusError as exc:
-        return CorpusChoice(None, str(exc), digest)
+        return CorpusChoice(None, localized(exc, current_lang()), digest)
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 
@@ -199,7 +199,7 @@ def _corpus_widgets() -> CorpusChoice:
         try:
             return CorpusChoice(_songci(subset, max_chars), None, f"songci:{subset}:{max_chars}")
         except CorpusError as exc:
-            return CorpusChoice(None, str(exc), "songci")
+            return CorpusChoice(None, localized(exc, current_lang()), "songci")
     if source == "book":
         path_text = st.text_input(t("book_path"), key="corpus:book_path", help=t("book_path_help"))
         for path in _book_candidates(path_text):

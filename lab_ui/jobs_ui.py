@@ -16,13 +16,13 @@ from typing import Any
 
 import streamlit as st
 
-from lm_core.errors import LabError
+from lm_core.errors import LabError, localized
 from lm_core.jobs import Job, JobView
 from lm_core.training import Trainer
 
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
-from .i18n import Translator, t
+from .i18n import Translator, current_lang, t
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 
@@ -186,7 +186,7 @@ def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], st
         try:
             start()
         except LabError as exc:
-            st.error(t("bad_setting", msg=str(exc)))
+            st.error(t("bad_setting", msg=localized(exc, current_lang())))
 
 
 def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text: str) -> None:

@@ -23,7 +23,7 @@ import streamlit as st
 
 from lm_core.checkpoint import MAX_CHECKPOINT_BYTES, Checkpoint, from_bytes, load
 from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
-from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError
+from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
 from lm_core.models import CharModel
@@ -149,18 +149,32 @@ def shipped_files() -> list[Path]:
         return []
 
 
-def parse_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
-    """`(checkpoint, None)` or `(None, user-facing reason)`; never raises for bad bytes.
+def _bare(exc: LabError) -> LabError:
+    """The error's two texts without traceback or cause (whose frames may hold a whole file), for caching."""
+    return LabError(str(exc), zh=exc.zh)
+
+
+def read_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, LabError | None]:
+    """`(checkpoint, None)` or `(None, the error)`; never raises for bad bytes.
 
     `from_bytes` promises a `CheckpointError` for every bad file; the broad
     fallback keeps the page alive if a torch version ever raises something else.
+    The error, not its text, is returned: cached results must still read right
+    after the user switches language (`localized` picks the text when shown).
     """
     try:
         return from_bytes(data, name), None
     except LabError as exc:
-        return None, str(exc)
+        return None, _bare(exc)
     except Exception as exc:  # noqa: BLE001 -- a bad upload must never take the page down
-        return None, f"{name} cannot be read ({type(exc).__name__})."
+        what = type(exc).__name__
+        return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
+
+
+def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoint | None, str | None]:
+    """`(checkpoint, None)` or `(None, user-facing reason in lang)`; never raises for bad bytes."""
+    ckpt, error = read_checkpoint(data, name)
+    return ckpt, (localized(error, lang) if error is not None else None)
 
 
 def infer_training_text(full: str, vocab: list[str]) -> str | None:
@@ -210,13 +224,14 @@ def find_training_text(corpus_name: str, vocab: list[str]) -> tuple[str | None, 
 
     status: "songci" or "book" (rebuilt), "unknown" (not a corpus the app
     ships), "mismatch" (the vocabulary does not fit), "missing" (the Song ci
-    package is not installed; details["msg"] says what to do).
+    package is not installed; details["msg"] is the `CorpusError` saying what to do,
+    shown with `localized` so a cached result follows the user's language).
     """
     if corpus_name.startswith(SONGCI_PREFIX) and corpus_name[len(SONGCI_PREFIX) :] in SUBSETS:
         try:
             full = book_preprocess(songci_text(corpus_name[len(SONGCI_PREFIX) :]), None)
         except CorpusError as exc:
-            return None, "missing", {"msg": str(exc)}
+            return None, "missing", {"msg": _bare(exc)}
         text = infer_training_text(full, vocab)
         return (text, "songci", {"n": len(text)}) if text else (None, "mismatch", {})
     if corpus_name in {*corpus_ui.t.strings["src_book"], corpus_ui.BOOK_FILE}:
@@ -333,19 +348,20 @@ def _model(key: str, _ckpt: Checkpoint) -> CharModel:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, str | None]:
-    """A shipped file parsed once per version (mtime and size in the key)."""
+def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, LabError | None]:
+    """A shipped file parsed once per version (mtime and size in the key); the error, not its text, is cached."""
     try:
         return load(path), None
     except LabError as exc:
-        return None, str(exc)
+        return None, _bare(exc)
     except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
-        return None, f"{Path(path).name} cannot be read ({type(exc).__name__})."
+        name, what = Path(path).name, type(exc).__name__
+        return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _uploaded(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, str | None]:
-    return parse_checkpoint(_data, name)
+def _uploaded(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, LabError | None]:
+    return read_checkpoint(_data, name)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -408,7 +424,8 @@ def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
         stat = path.stat()
     except OSError as exc:
         return None, f"{path.name}: {exc.strerror}"
-    return _shipped(str(path), stat.st_mtime_ns, stat.st_size)
+    ckpt, error = _shipped(str(path), stat.st_mtime_ns, stat.st_size)
+    return ckpt, (localized(error, current_lang()) if error is not None else None)
 
 
 def _picked(widget_key: str) -> None:
@@ -434,7 +451,7 @@ def _ingest_upload(page: str) -> str | None:
         return None
     ckpt, error = _uploaded(digest, up.name, data)
     if ckpt is None:
-        return error
+        return localized(error, current_lang()) if error is not None else None
     st.session_state[UPLOAD_KEY] = (up.name, digest, data)
     return None
 
@@ -471,7 +488,9 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, st
     notes = {
         "songci": lambda: t("meter_rebuilt", name=name, n=details.get("n", 0)),
         "book": lambda: t("meter_rebuilt_book", n=details.get("n", 0)),
-        "missing": lambda: t("meter_missing", msg=details.get("msg", "")),
+        "missing": lambda: t(
+            "meter_missing", msg=localized(details["msg"], current_lang()) if "msg" in details else ""
+        ),
         "mismatch": lambda: t("meter_mismatch", name=name),
     }
     return text, notes.get(status, lambda: t("meter_unknown", name=name))()
@@ -519,7 +538,7 @@ def model_source_ui(page: str) -> ModelChoice | None:
         try:
             model = _model(key, ckpt)
         except CheckpointError as exc:  # validated on load, so only a changed torch could get here
-            st.error(t("upload_error", msg=str(exc)))
+            st.error(t("upload_error", msg=localized(exc, current_lang())))
             return None
         text, note = _corpus(ckpt, option.job, option.run)
         label = option.label if option.source != "upload" else t("opt_uploaded", name=st.session_state[UPLOAD_KEY][0])

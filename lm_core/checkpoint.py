@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, localized
 from .models import CharModel, build_model
 from .training import EpochEvent, TrainConfig, Trainer
 
@@ -42,7 +42,10 @@ class Checkpoint:
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
-            raise CheckpointError(f"The weights do not fit a {self.config.model} model: {_first_line(exc)}") from exc
+            raise CheckpointError(
+                f"The weights do not fit a {self.config.model} model: {_first_line(exc)}",
+                zh=f"权重与 {self.config.model} 模型不匹配：{_first_line(exc)}",
+            ) from exc
         return model
 
     def describe(self) -> str:
@@ -51,8 +54,9 @@ class Checkpoint:
         return f"{self.config.model}, {self.config.hidden} hidden units, vocabulary {len(self.vocab):,}{ppl}"
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+def _first_line(exc: BaseException, lang: str = "en") -> str:
+    text = localized(exc, lang).strip()  # a wrapped LabError keeps its Chinese text for lang="zh"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def from_trainer(trainer: Trainer, note: str = "") -> Checkpoint:
@@ -117,25 +121,35 @@ def save(ckpt: Checkpoint, path: str | Path) -> Path:
 def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
     """Parse and validate; every failure is a `CheckpointError` saying what is wrong."""
     if not data:
-        raise CheckpointError(f"{name} is empty.")
+        raise CheckpointError(f"{name} is empty.", zh=f"{name} 是空的。")
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(
-            f"{name} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MB: not a checkpoint of this app."
+            f"{name} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MB: not a checkpoint of this app.",
+            zh=f"{name} 大于 {MAX_CHECKPOINT_BYTES // 2**20} MB：不是本应用的检查点。",
         )
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         if data[:2] != b"PK":
-            raise CheckpointError(f"{name} is not a checkpoint file (not a torch archive).") from exc
-        raise CheckpointError(f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).") from exc
+            raise CheckpointError(
+                f"{name} is not a checkpoint file (not a torch archive).",
+                zh=f"{name} 不是检查点文件（不是 torch 存档）。",
+            ) from exc
+        raise CheckpointError(
+            f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).",
+            zh=f"{name} 已损坏或被截断，无法读取（{_first_line(exc, 'zh')}）。",
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is a torch file but not an RNN Lyrics Lab checkpoint.")
+        raise CheckpointError(
+            f"{name} is a torch file but not an RNN Lyrics Lab checkpoint.",
+            zh=f"{name} 是 torch 文件，但不是 RNN 歌词实验室的检查点。",
+        )
     try:
         config = TrainConfig.from_dict(payload["config"])
         config.validate()
         vocab = list(payload["vocab"])
         if not vocab or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
-            raise CheckpointError(f"{name} has a malformed vocabulary.")
+            raise CheckpointError(f"{name} has a malformed vocabulary.", zh=f"{name} 的词典格式有误。")
         history = [EpochEvent(**e) for e in payload.get("history", [])]
         ckpt = Checkpoint(
             config=config,
@@ -150,7 +164,10 @@ def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
     except CheckpointError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"{name} is incomplete or from an incompatible version ({_first_line(exc)}).") from exc
+        raise CheckpointError(
+            f"{name} is incomplete or from an incompatible version ({_first_line(exc)}).",
+            zh=f"{name} 不完整，或来自不兼容的版本（{_first_line(exc, 'zh')}）。",
+        ) from exc
     ckpt.build_model()  # proves the weights fit the declared model
     return ckpt
 
@@ -158,7 +175,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
 def load(path: str | Path) -> Checkpoint:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}.")
+        raise CheckpointError(f"No checkpoint at {path}.", zh=f"找不到检查点 {path}。")
     return from_bytes(path.read_bytes(), path.name)
 
 
@@ -170,12 +187,16 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
     if (ckpt.config.model, ckpt.config.hidden) != (trainer.config.model, trainer.config.hidden):
         raise CheckpointError(
             f"The checkpoint is a {ckpt.config.model} with {ckpt.config.hidden} hidden units; "
-            f"the run is set to {trainer.config.model} with {trainer.config.hidden}: pick the checkpoint's model and size."
+            f"the run is set to {trainer.config.model} with {trainer.config.hidden}: pick the checkpoint's model and size.",
+            zh=f"检查点是 {ckpt.config.hidden} 个隐藏单元的 {ckpt.config.model}，本次训练设为 "
+            f"{trainer.config.hidden} 个隐藏单元的 {trainer.config.model}：请选择与检查点相同的模型和大小。",
         )
     if list(trainer.corpus.idx_to_char) != ckpt.vocab:
         raise CheckpointError(
             f"The checkpoint's vocabulary ({len(ckpt.vocab):,} characters) differs from this corpus's "
-            f"({trainer.corpus.vocab_size:,}): continue it on the corpus it was trained on ({ckpt.corpus_name or 'unknown'})."
+            f"({trainer.corpus.vocab_size:,}): continue it on the corpus it was trained on ({ckpt.corpus_name or 'unknown'}).",
+            zh=f"检查点的词典（{len(ckpt.vocab):,} 个字符）与当前语料的词典（{trainer.corpus.vocab_size:,} 个）不同："
+            f"请在训练它的语料（{ckpt.corpus_name or '未知'}）上继续训练。",
         )
     trainer.model.load_state_dict(ckpt.model_state)
     if ckpt.optimizer_state and ckpt.config.optimizer == trainer.config.optimizer:

@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         if args.threads < 1:
-            raise ConfigError("--threads must be at least 1.")
+            raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
         torch.set_num_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
     overrides = {
@@ -199,7 +199,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .corpus import Corpus
 
     if args.epochs < 2:
-        raise ConfigError("bench needs at least 2 epochs (the first is a warm-up).")
+        raise ConfigError(
+            "bench needs at least 2 epochs (the first is a warm-up).", zh="bench 至少需要 2 个周期（第一个用于预热）。"
+        )
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
     print(bench.main(corpus, args.epochs, args.seed))

@@ -20,15 +20,15 @@ BOOK_MAX_CHARS = 10_000
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a corpus larger than this is not a classroom corpus
 MAX_VOCAB = 8_000  # the output layer grows with the vocabulary; beyond this training crawls
 
-_MAGIC = {
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-    b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a zip archive",
-    b"\x7fELF": "a program (ELF binary)",
-    b"RIFF": "a RIFF media file",
-    b"\x1f\x8b": "a gzip archive",
+_MAGIC = {  # magic bytes -> (English, 中文) name of the format
+    b"\x89PNG": ("a PNG image", "PNG 图片"),
+    b"\xff\xd8\xff": ("a JPEG image", "JPEG 图片"),
+    b"GIF8": ("a GIF image", "GIF 图片"),
+    b"%PDF": ("a PDF document", "PDF 文档"),
+    b"PK\x03\x04": ("a zip archive", "zip 压缩包"),
+    b"\x7fELF": ("a program (ELF binary)", "程序（ELF 二进制文件）"),
+    b"RIFF": ("a RIFF media file", "RIFF 媒体文件"),
+    b"\x1f\x8b": ("a gzip archive", "gzip 压缩包"),
 }
 
 
@@ -43,19 +43,30 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
     decodes GBK bytes by accident); then GB18030, a superset of GBK/GB2312.
     """
     if not data:
-        raise CorpusError(f"{name} is empty: there is no text to learn from.")
+        raise CorpusError(
+            f"{name} is empty: there is no text to learn from.", zh=f"{name} 是空的：没有可供学习的文本。"
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise CorpusError(f"{name} starts like UTF-16 but is not valid UTF-16 text.") from exc
-    for magic, what in _MAGIC.items():
+            raise CorpusError(
+                f"{name} starts like UTF-16 but is not valid UTF-16 text.",
+                zh=f"{name} 开头像 UTF-16，但不是有效的 UTF-16 文本。",
+            ) from exc
+    for magic, (what, what_zh) in _MAGIC.items():
         if data.startswith(magic):
-            raise CorpusError(f"{name} is {what}, not a text file: upload a .txt file or a .zip with one.")
+            raise CorpusError(
+                f"{name} is {what}, not a text file: upload a .txt file or a .zip with one.",
+                zh=f"{name} 是{what_zh}，不是文本文件：请上传 .txt 文件，或内含一个文本文件的 .zip。",
+            )
     if b"\x00" in data[:4096]:
-        raise CorpusError(f"{name} looks binary (it contains NUL bytes), not like a text file.")
+        raise CorpusError(
+            f"{name} looks binary (it contains NUL bytes), not like a text file.",
+            zh=f"{name} 看起来是二进制文件（含有 NUL 字节），不是文本文件。",
+        )
     for encoding in ("utf-8", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -63,16 +74,22 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
             continue
         controls = sum(1 for ch in text[:20_000] if ord(ch) < 32 and ch not in "\n\r\t\f")
         if controls > max(8, len(text[:20_000]) // 100):
-            raise CorpusError(f"{name} looks binary (many control characters), not like a text file.")
+            raise CorpusError(
+                f"{name} looks binary (many control characters), not like a text file.",
+                zh=f"{name} 看起来是二进制文件（控制字符过多），不是文本文件。",
+            )
         return text
-    raise CorpusError(f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again.")
+    raise CorpusError(
+        f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again.",
+        zh=f"{name} 既不是 UTF-8、UTF-16，也不是 GB18030/GBK 文本：请另存为 UTF-8 后重试。",
+    )
 
 
 def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise CorpusError(f"{name} is not a valid zip archive.") from exc
+        raise CorpusError(f"{name} is not a valid zip archive.", zh=f"{name} 不是有效的 zip 压缩包。") from exc
     with archive:
         members = [
             info
@@ -82,23 +99,32 @@ def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
             and not Path(info.filename).name.startswith(".")
         ]
         if not members:
-            raise CorpusError(f"{name} holds no file: put one text file in the zip.")
+            raise CorpusError(
+                f"{name} holds no file: put one text file in the zip.",
+                zh=f"{name} 里没有文件：请在 zip 中放入一个文本文件。",
+            )
         if len(members) > 1:
             listed = ", ".join(m.filename for m in members[:5])
             more = "…" if len(members) > 5 else ""
             raise CorpusError(
-                f"{name} holds {len(members)} files ({listed}{more}): put exactly one text file in the zip."
+                f"{name} holds {len(members)} files ({listed}{more}): put exactly one text file in the zip.",
+                zh=f"{name} 里有 {len(members)} 个文件（{listed}{more}）：zip 中只能放一个文本文件。",
             )
         info = members[0]
         if info.file_size > max_bytes:
             raise CorpusError(
                 f"{info.filename} in {name} is {_human_size(info.file_size)} unpacked; "
-                f"the limit is {_human_size(max_bytes)}: use a shorter excerpt."
+                f"the limit is {_human_size(max_bytes)}: use a shorter excerpt.",
+                zh=f"{name} 中的 {info.filename} 解压后为 {_human_size(info.file_size)}，"
+                f"上限为 {_human_size(max_bytes)}：请改用较短的节选。",
             )
         try:
             return info.filename, archive.read(info)
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
-            raise CorpusError(f"{info.filename} in {name} cannot be unpacked ({exc}).") from exc
+            raise CorpusError(
+                f"{info.filename} in {name} cannot be unpacked ({exc}).",
+                zh=f"{name} 中的 {info.filename} 无法解压（{exc}）。",
+            ) from exc
 
 
 def read_corpus_bytes(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -106,7 +132,9 @@ def read_corpus_bytes(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -
     if len(data) > max_bytes:
         raise CorpusError(
             f"{name} is {_human_size(len(data))}; the limit is {_human_size(max_bytes)}: "
-            "use a shorter excerpt (a few hundred KB is plenty for a character RNN)."
+            "use a shorter excerpt (a few hundred KB is plenty for a character RNN).",
+            zh=f"{name} 大小为 {_human_size(len(data))}，上限为 {_human_size(max_bytes)}："
+            "请改用较短的节选（字符级 RNN 有几百 KB 就足够了）。",
         )
     if name.lower().endswith(".zip") or data.startswith(b"PK\x03\x04"):
         inner, data = _read_zip(data, name, max_bytes)
@@ -118,18 +146,21 @@ def read_corpus_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     """Text of a `.txt` or single-file `.zip` on disk."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise CorpusError(f"No file at {path}.")
+        raise CorpusError(f"No file at {path}.", zh=f"找不到文件 {path}。")
     if path.is_dir():
-        raise CorpusError(f"{path} is a folder, not a corpus file.")
+        raise CorpusError(f"{path} is a folder, not a corpus file.", zh=f"{path} 是文件夹，不是语料文件。")
     size = path.stat().st_size
     if size > max_bytes:
         raise CorpusError(
-            f"{path.name} is {_human_size(size)}; the limit is {_human_size(max_bytes)}: use a shorter excerpt."
+            f"{path.name} is {_human_size(size)}; the limit is {_human_size(max_bytes)}: use a shorter excerpt.",
+            zh=f"{path.name} 大小为 {_human_size(size)}，上限为 {_human_size(max_bytes)}：请改用较短的节选。",
         )
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CorpusError(f"{path} cannot be read ({exc.strerror}).") from exc
+        raise CorpusError(
+            f"{path} cannot be read ({exc.strerror}).", zh=f"无法读取 {path}（{exc.strerror}）。"
+        ) from exc
     return read_corpus_bytes(data, path.name, max_bytes)
 
 
@@ -161,15 +192,17 @@ class Corpus:
         max_vocab: int = MAX_VOCAB,
     ) -> Corpus:
         if max_chars is not None and max_chars < 2:
-            raise CorpusError("Keep at least 2 characters of the corpus.")
+            raise CorpusError("Keep at least 2 characters of the corpus.", zh="语料至少要保留 2 个字符。")
         text = book_preprocess(text, max_chars)
         if not text.strip():
-            raise CorpusError(f"{name} has no text (only white space).")
+            raise CorpusError(f"{name} has no text (only white space).", zh=f"{name} 没有文字（只有空白字符）。")
         idx_to_char = sorted(set(text))
         if len(idx_to_char) > max_vocab:
             raise CorpusError(
                 f"{name} has {len(idx_to_char):,} distinct characters; the limit is {max_vocab:,}: "
-                "keep fewer characters or use a more uniform text."
+                "keep fewer characters or use a more uniform text.",
+                zh=f"{name} 有 {len(idx_to_char):,} 个不同的字符，上限为 {max_vocab:,}："
+                "请保留更少的字符，或换用用字更集中的文本。",
             )
         char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
         return cls(name, text, idx_to_char, char_to_idx, [char_to_idx[ch] for ch in text])
@@ -198,6 +231,6 @@ class Corpus:
     def split(self, val_fraction: float) -> tuple[list[int], list[int]]:
         """Training ids and a held-out tail of `val_fraction` of the corpus."""
         if not 0.0 <= val_fraction < 0.5:
-            raise CorpusError("The validation share must be between 0 and 0.5.")
+            raise CorpusError("The validation share must be between 0 and 0.5.", zh="验证集比例必须在 0 到 0.5 之间。")
         cut = len(self.indices) - int(len(self.indices) * val_fraction)
         return self.indices[:cut], self.indices[cut:]

@@ -2,14 +2,22 @@
 
 Everything the UI or the CLI can cause by bad input raises a subclass of
 `LabError` whose `str()` is one sentence a user can act on; callers show it
-verbatim instead of a traceback.
+verbatim instead of a traceback. The same sentence in Chinese travels along
+as `exc.zh`; `localized(exc, lang)` picks the one to show.
 """
 
 from __future__ import annotations
 
 
 class LabError(Exception):
-    """Base class: the message is written for the user, not for a developer."""
+    """Base class: the message is written for the user, not for a developer.
+
+    `str(exc)` is the English message; `exc.zh` the same facts in Chinese (None if missing).
+    """
+
+    def __init__(self, message: str, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh
 
 
 class CorpusError(LabError):
@@ -26,3 +34,9 @@ class VocabularyError(LabError):
 
 class CheckpointError(LabError):
     """A checkpoint file is missing, corrupt, or does not fit the current model."""
+
+
+def localized(exc: BaseException, lang: str) -> str:
+    """The user-facing text of `exc` in `lang`: its Chinese text for "zh" when it has one, else `str(exc)`."""
+    zh = getattr(exc, "zh", None)
+    return zh if lang == "zh" and zh else str(exc)

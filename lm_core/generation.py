@@ -55,17 +55,22 @@ def default_prefixes(vocab: dict[str, int] | Corpus, text: str = "") -> tuple[st
 def check_prefix(prefix: str, vocab: dict[str, int]) -> None:
     """Raise a `VocabularyError` naming every character the model does not know."""
     if not prefix:
-        raise VocabularyError("Type a prefix of at least one character.")
+        raise VocabularyError("Type a prefix of at least one character.", zh="请输入至少一个字符的前缀。")
     unknown = list(dict.fromkeys(ch for ch in prefix if ch not in vocab))
     if unknown:
         shown = " ".join(repr(ch) if ch.isspace() else ch for ch in unknown[:20])
         more = f" (and {len(unknown) - 20} more)" if len(unknown) > 20 else ""
+        more_zh = f"（另有 {len(unknown) - 20} 个）" if len(unknown) > 20 else ""
         if len(unknown) == len(set(prefix)):
             raise VocabularyError(
                 f"None of the prefix's characters are in the model's vocabulary: {shown}{more}. "
-                "Use characters from the training corpus."
+                "Use characters from the training corpus.",
+                zh=f"前缀中没有一个字符在模型的词典里：{shown}{more_zh}。请使用训练语料中的字符。",
             )
-        raise VocabularyError(f"Not in the model's vocabulary: {shown}{more}. Remove or replace them.")
+        raise VocabularyError(
+            f"Not in the model's vocabulary: {shown}{more}. Remove or replace them.",
+            zh=f"不在模型词典中的字符：{shown}{more_zh}。请删除或替换它们。",
+        )
 
 
 @torch.no_grad()
@@ -85,13 +90,16 @@ def generate(
     char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
     check_prefix(prefix, char_to_idx)
     if not 0 <= length <= MAX_LENGTH:
-        raise ConfigError(f"Length must be between 0 and {MAX_LENGTH}.")
+        raise ConfigError(f"Length must be between 0 and {MAX_LENGTH}.", zh=f"长度必须在 0 到 {MAX_LENGTH} 之间。")
     if strategy not in STRATEGIES:
-        raise ConfigError(f"Unknown strategy {strategy!r}: use greedy or sample.")
+        raise ConfigError(
+            f"Unknown strategy {strategy!r}: use greedy or sample.",
+            zh=f"未知的生成策略 {strategy!r}：请使用 greedy 或 sample。",
+        )
     if strategy == "sample" and not (math.isfinite(temperature) and 0.01 <= temperature <= 10):
-        raise ConfigError("Temperature must be between 0.01 and 10.")
+        raise ConfigError("Temperature must be between 0.01 and 10.", zh="温度必须在 0.01 到 10 之间。")
     if top_k is not None and top_k < 1:
-        raise ConfigError("top-k must be at least 1 (or off).")
+        raise ConfigError("top-k must be at least 1 (or off).", zh="top-k 至少为 1（或关闭）。")
 
     was_training = model.training
     model.eval()

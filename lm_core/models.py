@@ -309,9 +309,15 @@ MAX_HIDDEN = 2048
 def build_model(kind: str, vocab_size: int, num_hiddens: int, seed: int = 0) -> CharModel:
     """A freshly initialised model; the same `seed` gives the same weights."""
     if kind not in _CLASSES:
-        raise ConfigError(f"Unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}.")
+        raise ConfigError(
+            f"Unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}.",
+            zh=f"未知的模型 {kind!r}：请从 {'、'.join(MODEL_KINDS)} 中选择。",
+        )
     if not 1 <= num_hiddens <= MAX_HIDDEN:
-        raise ConfigError(f"Hidden units must be between 1 and {MAX_HIDDEN} (got {num_hiddens}).")
+        raise ConfigError(
+            f"Hidden units must be between 1 and {MAX_HIDDEN} (got {num_hiddens}).",
+            zh=f"隐藏单元数必须在 1 到 {MAX_HIDDEN} 之间（当前为 {num_hiddens}）。",
+        )
     gen = torch.Generator().manual_seed(seed)
     return _CLASSES[kind](vocab_size, num_hiddens, gen)
 

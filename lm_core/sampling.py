@@ -28,6 +28,7 @@ import torch
 from .errors import CorpusError
 
 MODES = ("random", "adjacent")
+_MODE_ZH = {"random": "随机", "adjacent": "相邻"}  # for the Chinese error text
 
 
 def minibatches_per_epoch(n_chars: int, batch_size: int, num_steps: int, mode: str) -> int:
@@ -51,7 +52,9 @@ def check_enough(n_chars: int, batch_size: int, num_steps: int, mode: str) -> No
         raise CorpusError(
             f"The corpus has {n_chars:,} characters, too short for one minibatch of {mode} sampling "
             f"with batch size {batch_size} and num_steps {num_steps} (needs {need:,}): "
-            "use a longer text or smaller batch size / num_steps."
+            "use a longer text or smaller batch size / num_steps.",
+            zh=f"语料只有 {n_chars:,} 个字符，不够在批量大小 {batch_size}、num_steps {num_steps} 下"
+            f"做一个{_MODE_ZH.get(mode, mode)}采样的小批量（需要 {need:,} 个）：请换更长的文本，或减小批量大小 / num_steps。",
         )
 
 

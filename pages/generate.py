@@ -9,10 +9,10 @@ import streamlit as st
 
 from lab_ui import charts, model_source, session
 from lab_ui.highlight import copied_html
-from lab_ui.i18n import Translator
+from lab_ui.i18n import Translator, current_lang
 from lab_ui.model_source import ModelChoice
 from lab_ui.persist import restore, save
-from lm_core.errors import LabError
+from lm_core.errors import LabError, localized
 from lm_core.generation import Generation, copied_spans, generate
 
 PAGE = "generate"
@@ -359,7 +359,7 @@ def main() -> None:
         try:
             st.session_state[f"{PAGE}:result"] = _run(choice, settings)
         except LabError as exc:
-            st.error(t("failed", msg=str(exc)))
+            st.error(t("failed", msg=localized(exc, current_lang())))
     result: Result | None = st.session_state.get(f"{PAGE}:result")
     if not usable:
         return  # the message above says what to fix; old lyrics below it would only confuse

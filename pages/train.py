@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
-from lab_ui.i18n import Translator, model_label
+from lab_ui.i18n import Translator, current_lang, model_label
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
-from lm_core.errors import LabError
+from lm_core.errors import LabError, localized
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
 from lm_core.training import Trainer
@@ -107,7 +107,7 @@ def _start_from_ui() -> Checkpoint | None:
     if pick == "upload":
         up = st.file_uploader(t("from_upload"), type=["pt"], key=f"{PAGE}:from_upload")
         if up is not None:
-            ckpt, error = model_source.parse_checkpoint(up.getvalue(), up.name)
+            ckpt, error = model_source.parse_checkpoint(up.getvalue(), up.name, current_lang())
     elif pick != "new":
         ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
     if error:
@@ -233,7 +233,7 @@ def main() -> None:
         elif go_on and job is not None:
             _continue(job, values)
     except LabError as exc:
-        st.error(t("bad_setting", msg=str(exc)))
+        st.error(t("bad_setting", msg=localized(exc, current_lang())))
     lesson.lesson_link_ui()
 
     jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
