@@ -2,19 +2,25 @@
 
 One choice per browser session, shown in the sidebar of every training page.
 The bundled Song ci is the default. The book's `jaychou_lyrics.txt.zip` is
-recognised by content wherever it comes from (a path, an upload, or a git-ignored
-`data/` folder) and then gets the book's name and preprocessing.
+recognised by content (sha256) and then gets the book's name and preprocessing.
+
+A visitor never names a file on the server: the book's corpus comes from an
+upload, or from a file the server's operator provided — put in the git-ignored
+`data/` folder, or named in the environment variable `RNN_LAB_BOOK_CORPUS` when
+the server starts. Either file must be the book's (same hash); the page never
+shows where it looked or whether a path exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from lm_core.corpus import BOOK_MAX_CHARS, Corpus, read_corpus_bytes
+from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
 from lm_core.errors import CorpusError, localized
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
@@ -25,6 +31,9 @@ from .persist import remember, restore, save
 BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 BOOK_FILE = "jaychou_lyrics.txt.zip"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
+BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
+# Read once, when the server starts: the operator's word, never a visitor's.
+OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
 MAX_UPLOAD_MB = 20
 SOURCES = ("songci", "book", "upload", "paste")
 
@@ -38,14 +47,12 @@ t = Translator(
         "src_paste": ("粘贴文本", "Paste text"),
         "subset": ("作者", "Authors"),
         "subset_help": ("宋词的哪一部分。", "Which part of the Song ci."),
-        "book_path": ("jaychou_lyrics.txt.zip 的路径", "Path to jaychou_lyrics.txt.zip"),
-        "book_path_help": (
-            "服务器上的路径；也可放在项目的 data/ 文件夹中（git 会忽略它），或在「上传文件」中上传。",
-            "A path on the server; or put it in the project's data/ folder (ignored by git), or upload it.",
-        ),
         "book_missing": (
-            "未找到书中语料：请输入路径，或上传 jaychou_lyrics.txt.zip。",
-            "The book's corpus was not found: give its path or upload jaychou_lyrics.txt.zip.",
+            "本服务器没有提供书中语料：请在「上传文件」中上传 jaychou_lyrics.txt.zip（会按内容自动识别）。"
+            "服务器管理员可以把它放进项目的 data/ 文件夹，或在环境变量 RNN_LAB_BOOK_CORPUS 中指定。",
+            "This server does not provide the book's corpus: upload jaychou_lyrics.txt.zip under “Upload a file” "
+            "(it is recognised by its content). The server's operator can put it in the project's data/ folder "
+            "or name it in the environment variable RNN_LAB_BOOK_CORPUS.",
         ),
         "upload": (
             "上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）",
@@ -115,9 +122,29 @@ def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> 
     return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars)
 
 
-def _book_candidates(path_text: str) -> list[Path]:
-    paths = [Path(path_text).expanduser()] if path_text.strip() else []
+def book_candidates() -> list[Path]:
+    """Where the operator may have put the book's corpus: `$RNN_LAB_BOOK_CORPUS` (at start-up), then data/."""
+    paths = [Path(OPERATOR_BOOK_PATH).expanduser()] if OPERATOR_BOOK_PATH else []
     return [*paths, DATA_DIR / BOOK_FILE]
+
+
+def operator_book_bytes() -> bytes | None:
+    """The book's corpus as the operator provided it, or None.
+
+    Only a file whose sha256 is the book's counts, so a misconfigured path can
+    never put another server file in front of a visitor; which path was tried,
+    and why it failed, is deliberately not reported.
+    """
+    for path in book_candidates():
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(data).hexdigest() == BOOK_SHA256:
+            return data
+    return None
 
 
 def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
@@ -131,7 +158,7 @@ def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 
-WIDGET_KEYS = ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste")
+WIDGET_KEYS = ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:paste")
 URL_PARAMS = {"corpus:source": "corpus", "corpus:subset": "subset", "corpus:max_chars": "chars"}
 
 
@@ -201,15 +228,10 @@ def _corpus_widgets() -> CorpusChoice:
         except CorpusError as exc:
             return CorpusChoice(None, localized(exc, current_lang()), "songci")
     if source == "book":
-        path_text = st.text_input(t("book_path"), key="corpus:book_path", help=t("book_path_help"))
-        for path in _book_candidates(path_text):
-            if path.is_file():
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    return CorpusChoice(None, f"{path}: {exc.strerror}", "book")
-                return _load_bytes(data, path.name, max_chars)
-        return CorpusChoice(None, t("book_missing"), "book")
+        data = operator_book_bytes()
+        if data is None:
+            return CorpusChoice(None, t("book_missing"), "book")
+        return _load_bytes(data, BOOK_FILE, max_chars)
     if source == "upload":
         up = st.file_uploader(
             t("upload"),

@@ -101,8 +101,9 @@ t = Translator(
             "characters).",
         ),
         "meter_rebuilt_book": (
-            "记忆检测所用的训练文本：data/ 中的书中语料（前 {n:,} 个字符）。",
-            "Training text for the memorisation meter: the book's corpus in data/ (first {n:,} characters).",
+            "记忆检测所用的训练文本：服务器提供的书中语料（前 {n:,} 个字符）。",
+            "Training text for the memorisation meter: the book's corpus provided by the server (first {n:,} "
+            "characters).",
         ),
         "meter_unknown": (
             "记忆检测不可用：无法找回这个模型的训练文本（语料：{name}）。只有本次会话训练的模型和内置宋词上训练的模型才能检测。",
@@ -205,13 +206,9 @@ def infer_training_text(full: str, vocab: list[str]) -> str | None:
 
 
 def _book_full_text() -> str | None:
-    """The book's corpus from the git-ignored data/ folder (verified by hash), preprocessed, untruncated."""
-    path = corpus_ui.DATA_DIR / corpus_ui.BOOK_FILE
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != corpus_ui.BOOK_SHA256:
+    """The book's corpus as the server's operator provided it (verified by hash), preprocessed, untruncated."""
+    data = corpus_ui.operator_book_bytes()
+    if data is None:
         return None
     try:
         return book_preprocess(read_corpus_bytes(data, corpus_ui.BOOK_FILE), None)
