@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError
+from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
 
 BOOK_MAX_CHARS = 10_000
-MAX_FILE_BYTES = 20 * 1024 * 1024  # a corpus larger than this is not a classroom corpus
-MAX_VOCAB = 8_000  # the output layer grows with the vocabulary; beyond this training crawls
+MAX_FILE_BYTES = MAX_CORPUS_BYTES  # a corpus larger than this is not a classroom corpus
 
 _MAGIC = {  # magic bytes -> (English, 中文) name of the format
     b"\x89PNG": ("a PNG image", "PNG 图片"),
