@@ -21,7 +21,7 @@ from pathlib import Path
 import streamlit as st
 
 from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
-from lm_core.errors import CorpusError, localized
+from lm_core.errors import CorpusError, LabError, localized
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
 
@@ -117,9 +117,16 @@ def _songci(subset: str, max_chars: int | None) -> Corpus:
     return songci_corpus(subset, max_chars)
 
 
-@st.cache_resource(max_entries=16)
-def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> Corpus:
-    return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars)
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> tuple[Corpus | None, LabError | None]:
+    """The corpus, or why not: a refusal is cached too, so a rerun never redoes the work (or the inflating).
+
+    The error (both languages, no traceback) is kept, not its text, so it reads right after a language switch.
+    """
+    try:
+        return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars), None
+    except CorpusError as exc:
+        return None, LabError(str(exc), zh=exc.zh)
 
 
 def book_candidates() -> list[Path]:
@@ -151,10 +158,9 @@ def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     digest = hashlib.sha256(data).hexdigest()
     is_book = digest == BOOK_SHA256
     label = t("src_book") if is_book else name
-    try:
-        corpus = _from_bytes(digest, label, max_chars, data)
-    except CorpusError as exc:
-        return CorpusChoice(None, localized(exc, current_lang()), digest)
+    corpus, error = _from_bytes(digest, label, max_chars, data)
+    if corpus is None:
+        return CorpusChoice(None, localized(error, current_lang()), digest)
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 

@@ -178,6 +178,12 @@ def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoi
     return ckpt, (localized(error, lang) if error is not None else None)
 
 
+def parse_upload(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
+    """`parse_checkpoint` for an uploaded file, cached by content: a refused file is not parsed again on rerun."""
+    ckpt, error = _uploaded(hashlib.sha256(data).hexdigest(), name, data)
+    return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
 def infer_training_text(full: str, vocab: list[str]) -> str | None:
     """The prefix of `full` whose characters are exactly `vocab`, or None if there is none.
 

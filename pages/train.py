@@ -107,7 +107,7 @@ def _start_from_ui() -> Checkpoint | None:
     if pick == "upload":
         up = st.file_uploader(t("from_upload"), type=["pt"], key=f"{PAGE}:from_upload")
         if up is not None:
-            ckpt, error = model_source.parse_checkpoint(up.getvalue(), up.name, current_lang())
+            ckpt, error = model_source.parse_upload(up.getvalue(), up.name)
     elif pick != "new":
         ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
     if error:

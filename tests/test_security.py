@@ -15,7 +15,7 @@ import torch
 
 from lm_core import checkpoint, limits, models
 from lm_core.corpus import Corpus
-from lm_core.errors import CheckpointError, ConfigError
+from lm_core.errors import CheckpointError, ConfigError, CorpusError
 from lm_core.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,3 +216,73 @@ def test_cli_resume_with_malformed_optimiser_state_notes_it_and_trains(trained: 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "malformed optimiser state" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- 3: zips inflate with a hard cap; files are read with a cap -------------------------------------------
+
+
+def _lying_zip(inner_bytes: int, declared: int) -> bytes:
+    """A zip whose one member inflates to `inner_bytes` but whose headers claim `declared` (written in chunks)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("lyrics.txt", "w") as member:
+        for _ in range(inner_bytes // 2**20):
+            member.write(b"a" * 2**20)
+    data = bytearray(out.getvalue())
+    central = data.index(b"PK\x01\x02")
+    fake = declared.to_bytes(4, "little")
+    data[22:26] = fake  # local header: uncompressed size
+    data[central + 24 : central + 28] = fake  # central directory: uncompressed size
+    return bytes(data)
+
+
+PEAK_SCRIPT = """
+import resource, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+from test_security import _lying_zip
+from lm_core.corpus import read_corpus_bytes
+from lm_core.errors import CorpusError
+data = _lying_zip(int(sys.argv[2]), declared=1000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_corpus_bytes(data, "bomb.zip")
+except CorpusError:
+    pass
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_zip_that_lies_about_its_size_is_refused_without_inflating_it() -> None:
+    """1 MB on the wire, 300 MB inside, 1,000 bytes claimed: the server's peak memory must not grow by 300 MB."""
+    inner = 300 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(REPO), str(inner)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    grown_mb = int(result.stdout.split()[-1])
+    assert grown_mb < 50, f"peak memory grew by {grown_mb} MB while refusing a zip bomb"
+
+
+def test_zip_whose_inflated_text_exceeds_the_cap_is_refused() -> None:
+    from lm_core import corpus as corpus_mod
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("lyrics.txt", b"a" * (2 * 2**20))
+    data = _lying_zip(2 * 2**20, declared=1000)
+    with pytest.raises(CorpusError, match="unpacked"):
+        corpus_mod.read_corpus_bytes(out.getvalue(), "big.zip", max_bytes=2**20)
+    with pytest.raises(CorpusError):
+        corpus_mod.read_corpus_bytes(data, "liar.zip", max_bytes=2**20)
+
+
+def test_file_is_read_with_a_cap_even_when_its_size_is_not_known() -> None:
+    """/dev/zero reports size 0 and never ends: reading it must stop at the cap, not exhaust memory."""
+    from lm_core import corpus as corpus_mod
+
+    with pytest.raises(CorpusError, match="limit"):
+        corpus_mod.read_corpus_file("/dev/zero", max_bytes=2**20)
