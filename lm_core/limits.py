@@ -26,9 +26,10 @@ MAX_PARAMETERS = 50_000_000
 MAX_CHECKPOINT_BYTES = MAX_UPLOAD_BYTES
 MAX_CLI_CHECKPOINT_BYTES = 3 * 4 * MAX_PARAMETERS + 64 * 2**20
 
-# Finished jobs kept in memory (their curves, samples and last weights), per browser and in total.
+# Finished jobs kept in memory (their curves, samples and last weights), per browser (one per training
+# page) and in total (a class of 40). Superseded runs go first, then the oldest.
 MAX_FINISHED_PER_OWNER = 3
-MAX_FINISHED_TOTAL = 24
+MAX_FINISHED_TOTAL = 40
 # A finished job nobody has looked at for this long keeps its curves but drops its optimiser state
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -286,3 +287,54 @@ def test_file_is_read_with_a_cap_even_when_its_size_is_not_known() -> None:
 
     with pytest.raises(CorpusError, match="limit"):
         corpus_mod.read_corpus_file("/dev/zero", max_bytes=2**20)
+
+
+# -- 4: finished jobs are bounded and give back memory nobody uses --------------------------------------
+
+
+def _finished_job(manager, owner: str, corpus: Corpus, kind: str = "train"):
+    cfg = TrainConfig(model="gru", hidden=8, num_steps=5, batch_size=4, epochs=1, optimizer="adam", lr=0.01)
+    job = manager.submit(owner, [Trainer(corpus, cfg)], kind=kind)
+    job.thread.join(60)
+    assert job.done, job.status
+    return job
+
+
+def test_finished_jobs_are_capped_per_owner_and_in_total(tiny_corpus: Corpus) -> None:
+    from lm_core.jobs import JobManager
+
+    manager = JobManager(max_finished_per_owner=2, max_finished_total=3)
+    try:
+        alice = [_finished_job(manager, "alice", tiny_corpus) for _ in range(4)]
+        manager.reap()
+        assert [manager.get(j.id, "alice") is not None for j in alice] == [False, False, True, True]
+        bob = [_finished_job(manager, "bob", tiny_corpus, kind) for kind in ("train", "sampling")]
+        manager.reap()
+        kept = [j for j in (*alice, *bob) if manager.get(j.id, j.owner) is not None]
+        assert len(kept) == 3 and bob[1] in kept and alice[3] in kept  # the newest of each kind stay
+    finally:
+        manager.shutdown()
+
+
+def test_an_unwatched_finished_job_releases_its_optimiser_but_keeps_its_model(tiny_corpus: Corpus) -> None:
+    from lm_core.jobs import JobManager
+
+    manager = JobManager(release_after=60.0)
+    try:
+        job = _finished_job(manager, "alice", tiny_corpus)
+        trainer = job.trainers[0]
+        assert trainer.optimizer.state and job.checkpoint(0).optimizer_state
+        weights = {k: v.clone() for k, v in job.checkpoint(0).model_state.items()}
+        manager.reap(now=time.time() + 30)
+        assert not job.released  # watched recently: Continue keeps its Adam state
+        manager.reap(now=time.time() + 120)
+        assert job.released and not trainer.optimizer.state and job.checkpoint(0).optimizer_state is None
+        assert all(p.grad is None for p in trainer.model.parameters())
+        published = job.checkpoint(0).model_state
+        assert all(torch.equal(published[k], w) for k, w in weights.items())
+        assert all(  # no second copy of the weights
+            published[k].data_ptr() == v.data_ptr() for k, v in trainer.model.state_dict().items()
+        )
+        assert manager.get(job.id, "alice") is job  # still there for its page and for Generate
+    finally:
+        manager.shutdown()
