@@ -22,11 +22,14 @@ import streamlit as st
 
 from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
 from lm_core.errors import CorpusError, LabError, localized
+from lm_core.limits import MAX_UPLOAD_MB
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
 
 from .i18n import Translator, current_lang
+from .i18n import t as common_t
 from .persist import remember, restore, save
+from .settings import parse_whole
 
 BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 BOOK_FILE = "jaychou_lyrics.txt.zip"
@@ -34,8 +37,8 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
 BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
 # Read once, when the server starts: the operator's word, never a visitor's.
 OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
-MAX_UPLOAD_MB = 20
 SOURCES = ("songci", "book", "upload", "paste")
+MAX_CHARS = 2_000_000  # the "characters used" box and the `chars` URL value
 
 t = Translator(
     {
@@ -169,20 +172,30 @@ URL_PARAMS = {"corpus:source": "corpus", "corpus:subset": "subset", "corpus:max_
 
 
 def _from_url() -> None:
-    """On a session's first corpus picker, take source, subset and size from a lesson link."""
+    """On a session's first corpus picker, take source, subset and size from a lesson link.
+
+    A value that is not valid is ignored and named in a warning (shown as text).
+    """
     if "corpus:url_read" in st.session_state:
         return
     st.session_state["corpus:url_read"] = True
-    source = st.query_params.get("corpus")
     values: dict[str, object] = {}
-    if source in SOURCES:
-        values["corpus:source"] = source
-    subset = st.query_params.get("subset")
-    if subset in SUBSETS:
-        values["corpus:subset"] = subset
-    chars = st.query_params.get("chars", "")
-    if chars.isdigit() and int(chars) <= 2_000_000:
-        values["corpus:max_chars"] = int(chars)
+    bad: list[str] = []
+    for key, param in URL_PARAMS.items():
+        raw = st.query_params.get(param)
+        if raw is None:
+            continue
+        if key == "corpus:max_chars":
+            try:
+                values[key] = parse_whole(raw, 0, MAX_CHARS)
+            except ValueError:
+                bad.append(f"{param}={raw}")
+        elif raw in (SOURCES if key == "corpus:source" else SUBSETS):
+            values[key] = raw
+        else:
+            bad.append(f"{param}={raw}")
+    if bad:
+        st.warning(common_t.md("url_ignored", items=", ".join(bad)))
     for key, value in values.items():
         st.session_state[key] = value
         remember(key, value)
@@ -224,7 +237,7 @@ def _corpus_widgets() -> CorpusChoice:
         t("corpus"), SOURCES, key="corpus:source", help=t("corpus_help"), format_func=lambda s: t(f"src_{s}")
     )
     max_chars = (
-        int(st.number_input(t("max_chars"), 0, 2_000_000, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
+        int(st.number_input(t("max_chars"), 0, MAX_CHARS, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
         or None
     )
     if source == "songci":
@@ -263,7 +276,7 @@ def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> 
     corpus = choice.corpus
     if corpus is None:
         return
-    st.markdown(t("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
+    st.markdown(t.md("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
     if choice.is_book:
         st.caption(t("recognised_book"))
     r = minibatches_per_epoch(len(corpus), batch_size, num_steps, "random")

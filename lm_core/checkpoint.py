@@ -110,6 +110,20 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     return buffer.getvalue()
 
 
+def estimated_bytes(ckpt: Checkpoint, with_optimizer: bool = True) -> int:
+    """About how large `to_bytes(ckpt)` will be, from the tensors' sizes (without serialising anything).
+
+    Lets the page say before a download whether the file will fit under the
+    upload limit; the small rest (config, vocabulary, history) is allowed for.
+    """
+    tensors = list(ckpt.model_state.values())
+    if with_optimizer and isinstance(ckpt.optimizer_state, dict):
+        for entry in ckpt.optimizer_state.get("state", {}).values():
+            tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+    rest = 64 * 1024 + 16 * (len(ckpt.vocab) + len(ckpt.history) * 10)
+    return sum(t.numel() * t.element_size() + 64 for t in tensors) + rest
+
+
 def save(ckpt: Checkpoint, path: str | Path) -> Path:
     """Write atomically: a temp file in the same folder, then `os.replace`."""
     path = Path(path)
