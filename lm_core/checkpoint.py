@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, LabError, localized
+from .errors import CheckpointError, localized
 from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
 from .training import EpochEvent, TrainConfig, Trainer
@@ -340,8 +340,6 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         )
     except CheckpointError:
         raise
-    except LabError as exc:  # a setting or size outside the limits: say which, naming the file
-        raise CheckpointError(f"{name}: {exc}", zh=f"{name}：{localized(exc, 'zh')}") from exc
     except Exception as exc:
         raise CheckpointError(
             f"{name} is incomplete or from an incompatible version ({_first_line(exc)}).",
