@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apptest_helpers import all_text, app_page
+from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, app_page, shown
+from apptest_helpers_models import train_tiny
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import corpus_ui
+from lm_core.checkpoint import from_trainer, to_bytes
+from lm_core.limits import MAX_UPLOAD_MB
 
 
 @pytest.fixture()
@@ -48,3 +51,123 @@ def test_book_source_uses_the_operators_file_when_it_is_the_book(
     assert not at.exception
     assert corpus_ui.t.strings["recognised_book"][0] in all_text(at)
     assert str(book_zip.parent) not in all_text(at)
+
+
+# -- 6, 10: URL values are parsed strictly and named as text --------------------------------------------
+
+EVIL = "**x** [SESSION EXPIRED — log in again](http://evil) ![i](http://evil/i.png)"
+
+
+def _fresh(page: str, params: dict[str, str]) -> Iterator[AppTest]:
+    with _clean_runtime():
+        # The page itself, as a deep link opens it (Chinese, the default: see `apptest_helpers.app_page`).
+        at = AppTest.from_file(str(REPO / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+        at.query_params.update(params)
+        yield at.run()
+
+
+def _no_live_markdown(value: str) -> None:
+    """Markdown source in which the evil string can only appear escaped: no link, image or bold survives."""
+    assert "](http" not in value and "![" not in value and "**x**" not in value, value
+
+
+@pytest.mark.parametrize("page", ["train", "sampling", "clipping"])
+def test_superscript_digits_in_chars_are_named_not_a_traceback(page: str) -> None:
+    for at in _fresh(page, {"chars": "²"}):
+        assert not at.exception, at.exception
+        shown_text = "\n".join(shown(w.value) for w in at.sidebar.warning)
+        assert "chars=²" in shown_text
+        assert at.number_input(key="corpus:max_chars").value == 10_000
+
+
+def test_out_of_range_hidden_is_named_not_moved_to_the_slider_end() -> None:
+    for at in _fresh("train", {"hidden": "1e20"}):
+        assert not at.exception
+        assert "hidden=1e20" in all_text(at)
+        assert at.select_slider(key="train:w:hidden").value == 256
+
+
+def test_link_in_a_url_value_is_shown_as_text() -> None:
+    for at in _fresh("train", {"steps": EVIL, "corpus": EVIL}):
+        assert not at.exception
+        warnings = [w.value for w in (*at.warning, *at.sidebar.warning)]
+        assert any(EVIL in shown(w) for w in warnings), warnings
+        for w in warnings:
+            _no_live_markdown(w)
+
+
+# -- 7, 10: crafted checkpoints on Generate and Hidden states -------------------------------------------
+
+
+def _checkpoint_bytes(**changes: object) -> bytes:
+    trainer = train_tiny("gru", epochs=1, hidden=8)
+    ckpt = from_trainer(trainer)
+    for key, value in changes.items():
+        setattr(ckpt, key, value)
+    return to_bytes(ckpt)
+
+
+@pytest.mark.parametrize(
+    ("page", "key"), [("generate", "generate:ckpt_upload"), ("hidden_states", "hidden:ckpt_upload")]
+)
+def test_non_finite_checkpoint_is_refused_by_name_on_the_model_pages(page: str, key: str) -> None:
+    trainer = train_tiny("gru", epochs=1, hidden=8)
+    ckpt = from_trainer(trainer)
+    ckpt.model_state["dense.bias"][:] = float("nan")
+    for at in _fresh(page, {}):
+        at.selectbox(key=f"{key.split(':')[0]}:model_source").set_value("upload").run()
+        at.file_uploader(key=key).set_value(("nan.pt", to_bytes(ckpt), "application/octet-stream")).run()
+        assert not at.exception, at.exception
+        assert any("不是有限数" in e.value for e in at.error), [e.value for e in at.error]
+        assert not at.get("plotly_chart")
+
+
+def test_checkpoint_and_file_names_are_shown_as_text_on_generate() -> None:
+    data = _checkpoint_bytes(corpus_name=EVIL, note=EVIL)
+    for at in _fresh("generate", {}):
+        at.selectbox(key="generate:model_source").set_value("upload").run()
+        at.file_uploader(key="generate:ckpt_upload").set_value((EVIL + ".pt", data, "application/x")).run()
+        assert not at.exception, at.exception
+        captions = [c.value for c in at.caption]
+        assert any(EVIL in shown(c) for c in captions), captions  # the note and corpus name are there ...
+        for value in (*captions, *(m.value for m in at.markdown), *(e.value for e in at.error)):
+            _no_live_markdown(value)  # ... but only as text
+
+
+def test_refused_file_name_is_shown_as_text() -> None:
+    for at in _fresh("generate", {}):
+        at.selectbox(key="generate:model_source").set_value("upload").run()
+        at.file_uploader(key="generate:ckpt_upload").set_value((EVIL + ".pt", b"not a model", "text/plain")).run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any(EVIL in shown(e) for e in errors), errors
+        for e in errors:
+            _no_live_markdown(e)
+
+
+# -- 9: a refused start checkpoint never trains a random model -----------------------------------------
+
+
+def test_train_is_off_while_the_chosen_start_checkpoint_is_missing_or_refused(at: AppTest) -> None:
+    assert at.button(key="train:start").disabled is False
+    at.selectbox(key="train:from").set_value("upload").run()
+    assert at.button(key="train:start").disabled is True  # nothing uploaded yet
+    at.file_uploader(key="train:from_upload").set_value(("bad.pt", b"junk", "application/x")).run()
+    assert not at.exception
+    assert at.button(key="train:start").disabled is True
+    assert any("Train is off" in w.value or "无法开始训练" in w.value for w in at.warning)
+    at.selectbox(key="train:from").set_value("new").run()
+    assert at.button(key="train:start").disabled is False
+
+
+# -- 5: one upload limit, stated where the user uploads ---------------------------------------------------
+
+
+def test_every_uploader_states_the_servers_limit(at: AppTest) -> None:
+    at.selectbox(key="train:from").set_value("upload").run()
+    at.selectbox(key="corpus:source").set_value("upload").run()
+    uploaders = at.get("file_uploader")
+    assert len(uploaders) == 2
+    for up in uploaders:
+        assert up.proto.max_upload_size_mb == MAX_UPLOAD_MB, up.proto
+        assert f"{MAX_UPLOAD_MB} MB" in up.proto.help

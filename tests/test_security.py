@@ -338,3 +338,38 @@ def test_an_unwatched_finished_job_releases_its_optimiser_but_keeps_its_model(ti
         assert manager.get(job.id, "alice") is job  # still there for its page and for Generate
     finally:
         manager.shutdown()
+
+
+# -- 5: a checkpoint the app makes says whether it can come back in ---------------------------------------
+
+
+def test_estimated_size_is_close_to_the_real_file(trained: Trainer) -> None:
+    ckpt = checkpoint.from_trainer(trained)
+    for with_optimizer in (True, False):
+        real = len(checkpoint.to_bytes(ckpt if with_optimizer else dataclasses.replace(ckpt, optimizer_state=None)))
+        estimate = checkpoint.estimated_bytes(ckpt, with_optimizer)
+        assert real <= estimate <= real + 256 * 1024, (with_optimizer, real, estimate)
+
+
+# -- 10 and its sibling: one escape for every outside string ----------------------------------------------
+
+EVIL = "**x** [link](http://evil) ![i](http://evil/i.png) :red[y] <b>z</b> # h"
+
+
+def test_escape_markdown_leaves_no_live_markdown() -> None:
+    import re
+
+    from lab_ui.text import escape_markdown
+
+    escaped = escape_markdown(EVIL)
+    unescaped_special = re.findall(r"(?<!\\)[*_\[\]()!#<>:]", escaped)
+    assert unescaped_special == [], escaped
+    assert re.sub(r"\\(.)", r"\1", escaped).replace("\u00a0", " ") == EVIL  # nothing lost, only escaped
+
+
+def test_translator_md_escapes_arguments_but_not_the_template() -> None:
+    from lab_ui.i18n import Translator
+    from lab_ui.text import escape_markdown
+
+    t = Translator({"k": ("**{name}** {n:,}", "**{name}** {n:,}")})
+    assert t.md("k", name=EVIL, n=12345) == f"**{escape_markdown(EVIL)}** 12,345"
