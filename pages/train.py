@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
+from lab_ui.highlight import copied_html
 from lab_ui.i18n import Translator, current_lang, model_label
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
@@ -48,6 +49,7 @@ t = Translator(
         "chart_title": ("训练困惑度（对数坐标）", "Training perplexity (log scale)"),
         "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
         "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
+        "prefix_title": ("前缀", "prefix"),
         "metrics": ("每个周期的数据", "Per-epoch numbers"),
         "book_preset": ("恢复书中设置", "Book settings"),
         "book_preset_help": (
@@ -191,7 +193,9 @@ def _draw(job: Job, view: JobView) -> None:
         last = max(run.samples)
         st.markdown(f"**{escape_markdown(run.label)}** · " + t("samples", e=last))
         for prefix, text in run.samples[last].items():
-            st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix) :])}")
+            # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
+            # first characters) would leave bold markers unclosed and show stray asterisks.
+            st.html(copied_html(text, len(prefix), [], "", t("prefix_title")))
     with st.expander(t("metrics")):
         st.dataframe(epochs_table(view), hide_index=True, width="stretch")
     if view.epoch > 0:

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, app_page, shown
-from apptest_helpers_models import train_tiny
+from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, app_page, shown, use_tiny_settings, wait_for_job
+from apptest_helpers_models import html_text, train_tiny
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui
+from lab_ui import corpus_ui, session
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.limits import MAX_UPLOAD_MB
 
@@ -171,3 +171,25 @@ def test_every_uploader_states_the_servers_limit(at: AppTest) -> None:
     for up in uploaders:
         assert up.proto.max_upload_size_mb == MAX_UPLOAD_MB, up.proto
         assert f"{MAX_UPLOAD_MB} MB" in up.proto.help
+
+
+# -- sibling issue: generated text is shown as text, even when it is made of Markdown markers --------------
+
+
+def test_greedy_lines_of_an_english_corpus_with_asterisks_are_shown_literally(at: AppTest) -> None:
+    """A corpus starting with "**" makes "**" a prefix: its lines must show exactly what the model wrote."""
+    text = "**Verse** one [link](http://evil) and *more* lines\n" * 60
+    at.selectbox(key="corpus:source").set_value("paste").run()
+    at.text_area(key="corpus:paste").set_value(text).run()
+    use_tiny_settings(at, "train", model="rnn")
+    at.button(key="train:start").click().run()
+    job = wait_for_job(at, "train")
+    at.run()
+    assert not at.exception
+    samples = session.manager().view(job).runs[0].samples
+    lines = samples[max(samples)]  # the page shows the latest epoch's lines
+    assert "**" in lines  # the prefix really is the Markdown marker
+    bodies = [h.value for h in at.html]
+    for written in lines.values():
+        assert any(html_text(b) == written for b in bodies), (written, bodies)
+    assert not any("<a " in b or "<img" in b for b in bodies)
