@@ -193,3 +193,48 @@ def test_greedy_lines_of_an_english_corpus_with_asterisks_are_shown_literally(at
     for written in lines.values():
         assert any(html_text(b) == written for b in bodies), (written, bodies)
     assert not any("<a " in b or "<img" in b for b in bodies)
+
+
+# -- 3: a refused upload is remembered, not redone on every rerun -----------------------------------------
+
+
+def test_refused_corpus_upload_is_not_read_again_on_rerun(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = corpus_ui.read_corpus_bytes
+
+    def counting(data: bytes, name: str, *args: object) -> str:
+        calls.append(name)
+        return real(data, name, *args)
+
+    monkeypatch.setattr(corpus_ui, "read_corpus_bytes", counting)
+    at.selectbox(key="corpus:source").set_value("upload").run()
+    at.file_uploader(key="corpus:upload").set_value(("photo.zip", b"PK\x03\x04 broken", "application/zip")).run()
+    assert not at.exception and calls == ["photo.zip"]
+    at.slider(key="train:w:epochs").set_value(3).run()  # any widget click reruns the script
+    at.run()
+    assert calls == ["photo.zip"], "a refused upload was read again on a rerun"
+    assert "photo.zip" in all_text(at)
+
+
+# -- 5: the download says when a checkpoint will not fit through the upload limit ---------------------------
+
+
+def test_download_offers_a_file_that_fits_the_upload_limit(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_core import checkpoint, limits
+
+    use_tiny_settings(at, "train", model="gru", lr=0.01)
+    at.radio(key="train:w:optimizer").set_value("adam").run()
+    at.button(key="train:start").click().run()
+    job = wait_for_job(at, "train")
+    ckpt = job.checkpoint(0)
+    full, slim = checkpoint.estimated_bytes(ckpt), checkpoint.estimated_bytes(ckpt, with_optimizer=False)
+    at.run()
+    assert not any(b.key == "train:dl_slim:0" for b in at.get("download_button"))  # fits: nothing to say
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", (full + slim) // 2)  # as if Adam's state pushed it over
+    at.run()
+    assert not at.exception
+    assert any(b.key == "train:dl_slim:0" for b in at.get("download_button")), (full, slim, all_text(at)[-600:])
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", slim // 2)  # even the weights alone are too big
+    at.run()
+    assert not any(b.key == "train:dl_slim:0" for b in at.get("download_button"))
+    assert "无法再上传到本应用" in all_text(at)  # "... cannot be uploaded back to this app"
