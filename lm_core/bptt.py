@@ -172,13 +172,17 @@ def hidden_gradients(model: CharModel, X: torch.Tensor, Y: torch.Tensor) -> np.n
 def corpus_minibatch(
     ids: list[int], batch_size: int, num_steps: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first of the book's random minibatches of the corpus (fixed seed: the same one every time)."""
-    batch_size = min(batch_size, max(1, (len(ids) - 1) // num_steps))
-    if (len(ids) - 1) // num_steps < 1:
+    """The first of the book's random minibatches of the corpus (fixed seed: the same one every time).
+
+    A text shorter than num_steps + 1 gives one row of all it has (the curve is then shorter).
+    """
+    if len(ids) < 2:
         raise ConfigError(
-            f"The corpus has {len(ids)} characters: too short for one row of {num_steps} steps.",
-            zh=f"语料只有 {len(ids)} 个字符，不够一行 {num_steps} 步。",
+            f"The text has {len(ids)} characters: at least 2 are needed for one prediction.",
+            zh=f"文字只有 {len(ids)} 个字符，至少需要 2 个才能做一次预测。",
         )
+    num_steps = min(num_steps, len(ids) - 1)
+    batch_size = min(batch_size, (len(ids) - 1) // num_steps)
     return next(iter(random_batches(ids, batch_size, num_steps, random.Random(seed))))
 
 
@@ -257,7 +261,7 @@ def minibatch_gradient(model: CharModel, X: torch.Tensor, Y: torch.Tensor, theta
     for p in params:
         p.grad = None
     factor = min(1.0, theta / norm) if norm > 0 and math.isfinite(norm) else 1.0
-    return ClipView(norm, theta, norm > theta, factor, float(loss))
+    return ClipView(norm, theta, norm > theta, factor, float(loss.detach()))
 
 
 # -- 4. surprise per character --------------------------------------------------------------------------------
