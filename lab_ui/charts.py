@@ -627,7 +627,8 @@ def clip_figure(
     finite = [v for v in (*values, theta) if math.isfinite(v) and v > 0]
     lo, hi = min(finite), max(finite)
     fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
-    _log_axis_label(fig, theta, theta_label, "top")
+    if theta_label:
+        _log_axis_label(fig, theta, theta_label, "top")
     fig.update_yaxes(type="log", range=[math.log10(lo) - 0.5, math.log10(hi) + 0.6], dtick=1, exponentformat="power")
     fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, showlegend=False)
     return fig

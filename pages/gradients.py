@@ -126,7 +126,7 @@ t = Translator(
         "theta": ("裁剪阈值 θ", "Clipping threshold θ"),
         "theta_help": ("书中 θ = 0.01。", "The book uses θ = 0.01."),
         "rho_line": ("ρ = {rho:.2f}", "ρ = {rho:.2f}"),
-        "clip_title": ("一个小批量的梯度范数", "Gradient norm of one minibatch"),
+        "clip_title": ("一个小批量的梯度范数（虚线：θ）", "Gradient norm of one minibatch (dashed: θ)"),
         "before": ("裁剪前 ‖g‖", "before clipping ‖g‖"),
         "after": ("裁剪后", "after clipping"),
         "clipped": (
@@ -170,6 +170,7 @@ t = Translator(
         ),
         "strip_title": ("这一步的各项（前 {u} 个单元）", "This step's terms (first {u} units)"),
         "strip_x": ("隐藏单元", "hidden unit"),
+        "pre_label": ("预激活（三项之和）", "pre-activation (sum)"),
         "strip_hover": ("{row} · 单元 {unit}：{v}", "{row} · unit {unit}: {v}"),
         "next_title": ("下一个字最可能是", "Most likely next characters"),
         "prob": ("概率", "probability"),
@@ -187,13 +188,14 @@ DIST_LATEX = (
     r"\frac{\partial H_j}{\partial H_{j-1}} = \operatorname{diag}(1 - H_j^2)\, W_{hh}^\top"
 )
 
+# (input term, recurrent term, bias, the tanh's output) per model kind: the book's symbols, not translated.
 _TERM_LABELS = {
-    "scratch-rnn": ("X_t W_xh", "H_{t−1} W_hh", "b_h", "pre-activation", "H_t = tanh(·)"),
-    "rnn": ("W_ih x_t", "W_hh H_{t−1}", "b_ih + b_hh", "pre-activation", "H_t = tanh(·)"),
-    "scratch-gru": ("X_t W_xh", "(R_t ⊙ H_{t−1}) W_hh", "b_h", "pre-activation", "H̃_t = tanh(·)"),
-    "gru": ("W_in x_t", "R_t ⊙ (W_hn H_{t−1} + b_hn)", "b_in", "pre-activation", "H̃_t = tanh(·)"),
-    "scratch-lstm": ("X_t W_xc", "H_{t−1} W_hc", "b_c", "pre-activation", "C̃_t = tanh(·)"),
-    "lstm": ("W_ig x_t", "W_hg H_{t−1}", "b_ig + b_hg", "pre-activation", "C̃_t = tanh(·)"),
+    "scratch-rnn": ("X_t W_xh", "H_{t−1} W_hh", "b_h", "H_t = tanh(·)"),
+    "rnn": ("W_ih x_t", "W_hh H_{t−1}", "b_ih + b_hh", "H_t = tanh(·)"),
+    "scratch-gru": ("X_t W_xh", "(R_t ⊙ H_{t−1}) W_hh", "b_h", "H̃_t = tanh(·)"),
+    "gru": ("W_in x_t", "R_t ⊙ (W_hn H_{t−1} + b_hn)", "b_in", "H̃_t = tanh(·)"),
+    "scratch-lstm": ("X_t W_xc", "H_{t−1} W_hc", "b_c", "C̃_t = tanh(·)"),
+    "lstm": ("W_ig x_t", "W_hg H_{t−1}", "b_ig + b_hg", "C̃_t = tanh(·)"),
 }
 
 
@@ -378,7 +380,7 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
         fig = charts.distance_figure([line], t("dist_title"), t("dist_x"), t("dist_y"))
         st.plotly_chart(fig, width="stretch", key=f"{PAGE}:rho_curve")
     with right:
-        fig = charts.clip_figure(norm, theta, factor, (t("before"), t("after")), t("clip_title"), f"θ = {theta:g}")
+        fig = charts.clip_figure(norm, theta, factor, (t("before"), t("after")), t("clip_title"), "")
         st.plotly_chart(fig, width="stretch", key=f"{PAGE}:clip")
         if norm > theta:
             st.warning(t("clipped", n=norm, th=theta, f=factor))
@@ -455,9 +457,9 @@ def _step_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]
     labels = _TERM_LABELS[model.kind]
     u = min(STRIP_UNITS, model.num_hiddens)
     rows = [(labels[0], view.terms["input"][:u]), (labels[1], view.terms["recurrent"][:u])]
-    rows += [(labels[2], view.terms["bias"][:u]), (labels[3], view.terms["pre"][:u])]
+    rows += [(labels[2], view.terms["bias"][:u]), (t("pre_label"), view.terms["pre"][:u])]
     if "candidate" in view.terms:
-        rows.append((labels[4], view.terms["candidate"][:u]))
+        rows.append((labels[3], view.terms["candidate"][:u]))
         rows += [(f"{g}_t", v[:u]) for g, v in view.gates.items()]
         if "C" in view.terms:
             rows.append(("C_t", view.terms["C"][:u]))
