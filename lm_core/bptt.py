@@ -372,12 +372,16 @@ def units_on_span(H: np.ndarray, start: int, end: int, threshold: float) -> list
     """Units on (≥ threshold) at every position of `start … end` (inclusive) and off just before it.
 
     `H` is (T, h). Before position 0 the state is the zero vector, so a unit is
-    "off before" there exactly when 0 < threshold.
+    "off before" there exactly when 0 < threshold. The most decisive units come
+    first: those whose smallest distance to the threshold (inside the span, or
+    just before it) is largest; ties keep index order.
     """
     span = H[start : end + 1]
-    on = (span >= threshold).all(axis=0)
     before = H[start - 1] if start > 0 else np.zeros(H.shape[1])
-    return np.flatnonzero(on & (before < threshold)).tolist()
+    margin = np.minimum(span.min(axis=0) - threshold, threshold - before)
+    on = (span >= threshold).all(axis=0) & (before < threshold)
+    units = np.flatnonzero(on)
+    return units[np.argsort(-margin[units], kind="stable")].tolist()
 
 
 @dataclass

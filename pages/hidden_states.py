@@ -107,7 +107,13 @@ t = Translator(
         "pat_thr": ("阈值", "Threshold"),
         "pat_thr_help": ("H ≥ 阈值算「开」。", "A unit counts as on when H ≥ threshold."),
         "pat_span": ("所选文字：{span}", "Selected span: {span}"),
-        "pat_units": ("{n} 个单元符合：{units}", "{n} units match: {units}"),
+        "pat_units": ("{n} 个单元符合（最明确的在前）：{units}", "{n} units match (most decisive first): {units}"),
+        "pat_use": ("搜索时使用前几个单元", "Units used in the search"),
+        "pat_use_help": (
+            "只用最明确的前 N 个单元：单元越多，要求越严，找到的地方越少。",
+            "Only the N most decisive units: the more units, the stricter the match and the fewer places.",
+        ),
+        "pat_using": ("搜索：{units} 同时 ≥ {thr:g}", "Searching for: {units} all ≥ {thr:g}"),
         "pat_none": (
             "没有单元在整段上都开、且在它前一个字关。请降低阈值，或换一段文字。",
             "No unit is on across the whole span and off just before it. Lower the threshold or pick another span.",
@@ -324,6 +330,12 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
         st.info(t("pat_none"))
         return
     st.caption(t("pat_units", n=len(units), units=", ".join(f"#{u}" for u in units[:40])))
+    use_key = f"{PAGE}:pat_use"
+    _setting(use_key, min(3, len(units)), list(range(1, len(units) + 1)))
+    use = int(st.number_input(t("pat_use"), 1, len(units), step=1, key=use_key, help=t("pat_use_help")))
+    save(use_key)
+    units = units[:use]
+    st.caption(t("pat_using", units=", ".join(f"#{u}" for u in units), thr=thr))
     if not choice.corpus_text:
         st.info(t("pat_no_corpus"))
         return

@@ -201,6 +201,9 @@ def test_units_on_span_and_pattern_search() -> None:
     H[3:5, 3] = 0.9  # unit 3 is off at 5
     assert bptt.units_on_span(H, 3, 5, 0.5) == [1]
     assert bptt.units_on_span(H, 3, 4, 0.5) == [1, 3]
+    H[3:5, 3] = 0.95  # now unit 3 is further above the threshold: listed first
+    H[2, 3] = -0.9
+    assert bptt.units_on_span(H, 3, 4, 0.5) == [3, 1]
     states = np.full((20, 4), -1.0)
     states[2:4, [1, 3]] = 1.0
     states[10:15, [1, 3]] = 1.0

@@ -198,6 +198,9 @@ def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained, mo
     caption = next(c.value for c in at.caption if "units match" in c.value)
     units = [int(u) for u in re.findall(r"#(\d+)", caption)]
     assert units and all((H[start : start + 2, u] >= thr).all() and H[start - 1, u] < thr for u in units)
+    used_caption = next(c.value for c in at.caption if "Searching for" in c.value)
+    used = [int(u) for u in re.findall(r"#(\d+)", used_caption)]
+    assert used == units[: min(3, len(units))]  # the most decisive first, 3 by default
     body = next(b for b in helpers.html_bodies(at) if "corpus characters" in b)
     places = [
         (int(a.replace(",", "")), int(b.replace(",", "")))
@@ -207,7 +210,8 @@ def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained, mo
     ids = [ckpt.vocab.index(c) for c in corpus]
     full = bptt_states(model, ids)
     for a, b in places:
-        assert (full[a - 1 : b][:, units] >= thr).all()  # every unit on over the whole place
+        assert (full[a - 1 : b][:, used] >= thr).all()  # every unit used is on over the whole place
+        assert a == 1 or not (full[a - 2, used] >= thr).all()  # and the place is maximal
     marked = [helpers.html_text(m) for m in re.findall(r"<mark[^>]*>(.*?)</mark>", body)]
     assert [corpus[a - 1 : b] for a, b in places] == marked  # the marked text is that place of the corpus
 
