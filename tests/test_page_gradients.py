@@ -133,3 +133,33 @@ def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained, monk
     at = helpers.open_page("gradients")
     _type(at, TEXT * 3)
     assert "Time cap" in helpers.texts(at)
+
+
+def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_are_offered(shipped) -> None:
+    """The model trained in this session: its own corpus feeds the gradient-vs-distance minibatch."""
+    from lm_core.models import MODEL_KINDS
+    from lm_core.training import Trainer
+
+    shipped()
+
+    def with_job(at: AppTest) -> None:
+        at.session_state["owner"] = "tester"
+        job = helpers.session.manager().submit(
+            "tester", [Trainer(helpers.tiny_corpus(), helpers.tiny_config("scratch-rnn"))], ["rnn"], kind="train"
+        )
+        job.thread.join(60)
+        at.session_state["train:job"] = job.id
+
+    at = helpers.open_page("gradients", lang="zh", prepare=with_job)
+    assert at.selectbox(key="gradients:model_source").value.startswith("session:train:")
+    assert at.text_area(key="gradients:text").value == helpers.tiny_corpus().text.strip()[:60]
+    options = at.selectbox(key="gradients:second").options
+    assert len([o for o in options if "未训练" in o]) == len(MODEL_KINDS)
+    assert "取自你输入的文字" not in helpers.texts(at)  # the corpus, not the typed text, gives the minibatch
+    assert "8 行 × 10 步" in helpers.texts(at)  # the run's own B × T
+    fresh_lstm = f"fresh:lstm:{helpers.tiny_corpus().vocab_size}:16"
+    at.selectbox(key="gradients:second").set_value(fresh_lstm).run()
+    helpers.assert_ok(at)
+    dist = helpers.figure(at, "gradients:distance")
+    assert [tr["name"] for tr in dist["data"]][1].startswith("未训练的新模型")
+    assert len(dist["data"]) == 2
