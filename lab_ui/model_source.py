@@ -13,9 +13,11 @@ another folder instead: the tests and the screenshot runs use a temporary one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -614,18 +616,19 @@ def _fresh(kind: str, vocab_size: int, hidden: int) -> CharModel:
 
 @dataclass
 class Companion:
-    """A model that reads the same characters as the chosen one, to draw beside it."""
+    """A model that reads the same characters as the chosen one, to draw beside it (built only when used)."""
 
     key: str  # cache key of its weights
     label: str
-    model: CharModel
+    load: Callable[[], CharModel]
 
 
 def companions(choice: ModelChoice) -> dict[str, Companion]:
     """Every other picker model with the same vocabulary, then a fresh untrained model of each kind.
 
     Fresh models take the chosen model's vocabulary and hidden size, so any
-    text the chosen model reads they read too.
+    text the chosen model reads they read too. Nothing is built here: with
+    2,048 hidden units six fresh models would take seconds and gigabytes.
     """
     out: dict[str, Companion] = {}
     for oid, option in _options().items():
@@ -642,14 +645,10 @@ def companions(choice: ModelChoice) -> dict[str, Companion]:
             key = f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}"
         else:
             continue
-        if ckpt.vocab != choice.vocab:
-            continue
-        try:
-            out[oid] = Companion(key, option.label, _model(key, ckpt))
-        except CheckpointError:
-            continue
+        if ckpt.vocab == choice.vocab:
+            out[oid] = Companion(key, option.label, functools.partial(_model, key, ckpt))
     V, h = len(choice.vocab), choice.model.num_hiddens
     for kind in MODEL_KINDS:
         key = f"fresh:{kind}:{V}:{h}"
-        out[key] = Companion(key, t("opt_fresh", label=model_label(kind)), _fresh(kind, V, h))
+        out[key] = Companion(key, t("opt_fresh", label=model_label(kind)), functools.partial(_fresh, kind, V, h))
     return out

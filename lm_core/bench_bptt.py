@@ -78,7 +78,7 @@ def capped_times(corpus: Corpus, repeats: int = 1) -> dict[str, str]:
     model = build_model("gru", corpus.vocab_size, 2048, seed=0)
     for p in model.parameters():
         p.requires_grad_(False)
-    text_len = bptt.cap_work(model, 1, TEXT_LEN).steps
+    text_len = bptt.text_limit(model)
     cap = bptt.cap_work(model, 32, 35)
     conn = _seconds(lambda model=model: bptt.connectivity(model, ids[:text_len], text_len - 2), repeats)
     dist = _seconds(lambda: bptt.gradient_by_distance(model, ids, 35, 32), repeats)

@@ -108,6 +108,17 @@ def cap_work(model: CharModel, rows: int, steps: int, budget: float = WORK_BUDGE
     return WorkCap(fit_rows, min(steps, fit_steps), fit_rows < rows or fit_steps < steps)
 
 
+def text_limit(model: CharModel, budget: float = WORK_BUDGET) -> int:
+    """Characters whose connectivity fits the budget (at most MAX_TEXT).
+
+    Connectivity feeds one-hot rows (1, V) through every input matrix, so a
+    step also costs about 3·g·V·h there; at one row the products are bound by
+    memory, which the margin of the budget absorbs.
+    """
+    per_char = step_cost(model) + 3.0 * _gate_factor(model) * model.vocab_size * model.num_hiddens
+    return max(2, min(MAX_TEXT, int(budget // per_char)))
+
+
 def _one_hot(ids: list[int] | torch.Tensor, model: CharModel) -> torch.Tensor:
     p = next(model.parameters())
     ids = torch.as_tensor(ids, dtype=torch.long, device=p.device)

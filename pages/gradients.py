@@ -494,7 +494,14 @@ def main() -> None:
         return
     model_source.live_status_ui(choice, follow=False)
     second = _second_ui(choice)
-    models = [(choice.key, choice.label, choice.model), (second.key, second.label, second.model)]
+    try:
+        second_model = second.load()
+    except LabError as exc:  # a checkpoint that no longer loads: draw the chosen model alone
+        st.error(t("diverged", label=escape_markdown(second.label), msg=_message(exc)))
+        second_model = None
+    models = [(choice.key, choice.label, choice.model)]
+    if second_model is not None:
+        models.append((second.key, second.label, second_model))
     healthy = []
     for mkey, label, model in models:
         try:
@@ -502,7 +509,7 @@ def main() -> None:
             healthy.append((mkey, label, model))
         except LabError as exc:
             st.error(t("diverged", label=escape_markdown(label), msg=_message(exc)))
-    limit = min(bptt.cap_work(m, 1, bptt.MAX_TEXT).steps for _, _, m in models)
+    limit = min(bptt.text_limit(m) for _, _, m in models)
     typed = _text_ui(choice, limit)
     if typed is not None and healthy:
         text, ids = typed

@@ -245,3 +245,5 @@ def test_work_is_capped_for_2048_hidden_units_and_not_for_256() -> None:
     big = build_model("gru", 2000, 2048)
     cap = bptt.cap_work(big, 32, 35)
     assert cap.capped and cap.rows * cap.steps * bptt.step_cost(big) <= bptt.WORK_BUDGET
+    assert bptt.text_limit(small) == bptt.MAX_TEXT
+    assert 2 <= bptt.text_limit(big) < 60

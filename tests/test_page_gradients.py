@@ -131,8 +131,12 @@ def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained, monk
     buf = io.BytesIO(to_bytes(ckpt))
     (folder / "0_big.pt").write_bytes(buf.getvalue())
     at = helpers.open_page("gradients")
-    _type(at, TEXT * 3)
+    _type(at, TEXT * 6)  # 108 characters, more than the cap lets through at 2,048 units
     assert "Time cap" in helpers.texts(at)
+    kept = int(re.search(r"only the first (\d+) characters", helpers.texts(at)).group(1))
+    assert kept <= bptt.text_limit(big) < len(TEXT * 6)
+    assert f"Step 1 of {kept}:" in helpers.texts(at)  # the analysis really stops at the cap
+    helpers.figure(at, "gradients:distance")  # and the capped analysis is drawn
 
 
 def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_are_offered(shipped) -> None:
