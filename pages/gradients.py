@@ -329,7 +329,7 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
             st.markdown(f"**{escape_markdown(label)}**")
             scores = _connectivity(mkey, text, pos, model, ids)
             p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
-            st.caption(t("predicting", i=pos + 1, ch=visible_char(text[pos]), p=p))
+            st.caption(escape_markdown(t("predicting", i=pos + 1, ch=visible_char(text[pos]), p=p)))
             st.html(_connectivity_html(text, pos, scores))
 
 
@@ -404,7 +404,7 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
     with c1:
         st.metric(t("ppl"), f"{s.perplexity:.2f}", help=t("ppl_help", v=len(vocab)))
         for okey, olabel, other in models[1:]:
-            st.caption(t("ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity))
+            st.caption(escape_markdown(t("ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity)))
     with c2:
         st.markdown(f"**{t('most')}**")
         worst = np.argsort(-s.bits, kind="stable")[:5]
