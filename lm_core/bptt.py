@@ -237,10 +237,14 @@ def recurrent_weight(model: CharModel) -> torch.Tensor:
 
 
 @torch.no_grad()
-def set_spectral_radius(model: CharModel, rho: float) -> float:
-    """Rescale W_hh in place so that its spectral radius is `rho`; returns the radius it had."""
+def set_spectral_radius(model: CharModel, rho: float, current: float | None = None) -> float:
+    """Rescale W_hh in place so that its spectral radius is `rho`; returns the radius it had.
+
+    `current`, when the caller already knows the radius, saves the eigenvalue
+    computation (the costliest part of a redraw of the ρ slider).
+    """
     W = recurrent_weight(model)
-    before = spectral_radius(W)
+    before = spectral_radius(W) if current is None else current
     if not before > 0:
         raise ConfigError("W_hh is zero: it has no spectral radius to rescale.", zh="W_hh 全为零，无法缩放谱半径。")
     W.mul_(rho / before)

@@ -230,13 +230,29 @@ def _rho_base(vocab_size: int) -> CharModel:
     return build_model("scratch-rnn", vocab_size, RHO_HIDDEN, seed=0)
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def _rho_base_radius(vocab_size: int) -> float:
+    """ρ of the fresh RNN's W_hh before rescaling: one eigenvalue computation per vocabulary size."""
+    return bptt.spectral_radius(bptt.recurrent_weight(_rho_base(vocab_size)))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _problem(key: str, _model: CharModel) -> tuple[str, str] | None:
+    """(English, Chinese) reason a model cannot be differentiated (diverged), once per weights version."""
+    try:
+        bptt.check_model(_model)
+    except LabError as exc:
+        return str(exc), exc.zh or str(exc)
+    return None
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _rho_run(
     vocab_size: int, data_key: str, rho: float, num_steps: int, batch: int, _ids: list[int]
 ) -> tuple[np.ndarray, float, float]:
     """(gradient by distance, minibatch gradient norm, loss) of the fresh RNN rescaled to ρ."""
     model = copy.deepcopy(_rho_base(vocab_size))
-    bptt.set_spectral_radius(model, rho)
+    bptt.set_spectral_radius(model, rho, current=_rho_base_radius(vocab_size))
     curve = bptt.gradient_by_distance(model, _ids, num_steps, batch)
     X, Y = bptt.corpus_minibatch(_ids, batch, num_steps)
     view = bptt.minibatch_gradient(model, X, Y, theta=1.0)
@@ -360,7 +376,7 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     data_key, corpus_ids = corpus
     cfg = choice.checkpoint.config
     V = len(choice.vocab)
-    r0 = bptt.spectral_radius(bptt.recurrent_weight(_rho_base(V)))
+    r0 = _rho_base_radius(V)
     st.caption(t("s3_caption", h=RHO_HIDDEN, r0=r0))
     c1, c2 = st.columns(2)
     rkey, tkey = f"{PAGE}:rho", f"{PAGE}:theta"
@@ -504,11 +520,12 @@ def main() -> None:
         models.append((second.key, second.label, second_model))
     healthy = []
     for mkey, label, model in models:
-        try:
-            bptt.check_model(model)
+        problem = _problem(mkey, model)
+        if problem is None:
             healthy.append((mkey, label, model))
-        except LabError as exc:
-            st.error(t("diverged", label=escape_markdown(label), msg=_message(exc)))
+        else:
+            msg = problem[1] if current_lang() == "zh" else problem[0]
+            st.error(t("diverged", label=escape_markdown(label), msg=escape_markdown(msg)))
     limit = min(bptt.text_limit(m) for _, _, m in models)
     typed = _text_ui(choice, limit)
     if typed is not None and healthy:

@@ -140,6 +140,9 @@ def test_spectral_radius_after_rescaling_is_rho(kind: str, rho: float) -> None:
     before = bptt.set_spectral_radius(model, rho)
     assert before != pytest.approx(rho, abs=1e-2)  # the rescale actually changed something
     assert bptt.spectral_radius(bptt.recurrent_weight(model)) == pytest.approx(rho, abs=1e-4)
+    again = build_model(kind, 30, 64, seed=3)
+    bptt.set_spectral_radius(again, rho, current=before)  # the known radius skips the eigenvalues, same result
+    assert torch.equal(bptt.recurrent_weight(again), bptt.recurrent_weight(model))
 
 
 def test_gradient_shrinks_below_one_and_grows_above_one() -> None:
