@@ -85,9 +85,11 @@ t = Translator(
         "later_title": ("还没读到", "not read yet"),
         "s2": ("2. 梯度随距离的变化", "2. Gradient against distance"),
         "s2_caption": (
-            "对语料的一个真实小批量（书中的随机采样，{b} 行 × {T} 步）求平均：‖∂ℓ_t / ∂H_(t−k)‖，t 是最后一步。",
+            "对语料的一个真实小批量（书中的随机采样，{b} 行 × {T} 步）求平均：‖∂ℓ_t / ∂H_(t−k)‖，t 是最后一步；"
+            "k = {T} 是零初始状态（随机采样每个小批量都从它开始）。",
             "Averaged over a real minibatch of the corpus (the book's random sampling, {b} rows × {T} steps): "
-            "‖∂ℓ_t / ∂H_(t−k)‖ with t the last step.",
+            "‖∂ℓ_t / ∂H_(t−k)‖ with t the last step; k = {T} is the zero initial state (random sampling starts "
+            "every minibatch from it).",
         ),
         "s2_no_corpus": (
             "找不到这个模型的训练语料，小批量取自你输入的文字。",
