@@ -624,9 +624,9 @@ class Companion:
 
 
 def companions(choice: ModelChoice) -> dict[str, Companion]:
-    """Every other picker model with the same vocabulary, then a fresh untrained model of each kind.
+    """Other picker models with the same vocabulary, then a fresh untrained model of each kind.
 
-    Fresh models take the chosen model's vocabulary and hidden size, so any
+    The others are this session's runs, shipped files and the held upload. Fresh models take the chosen model's vocabulary and hidden size, so any
     text the chosen model reads they read too. Nothing is built here: with
     2,048 hidden units six fresh models would take seconds and gigabytes.
     """
@@ -647,6 +647,12 @@ def companions(choice: ModelChoice) -> dict[str, Companion]:
             continue
         if ckpt.vocab == choice.vocab:
             out[oid] = Companion(key, option.label, functools.partial(_model, key, ckpt))
+    held = st.session_state.get(UPLOAD_KEY)
+    if held is not None and choice.source != "upload":
+        ckpt, _ = _uploaded(held[1], held[0], held[2])
+        if ckpt is not None and ckpt.vocab == choice.vocab:
+            key = f"upload:{held[1][:16]}"
+            out["upload"] = Companion(key, t("opt_uploaded", name=held[0]), functools.partial(_model, key, ckpt))
     V, h = len(choice.vocab), choice.model.num_hiddens
     for kind in MODEL_KINDS:
         key = f"fresh:{kind}:{V}:{h}"

@@ -405,6 +405,15 @@ class Match:
     end: int  # last such position (inclusive)
 
 
+SEARCH_BUDGET = 1e10  # multiply-adds of the batched corpus trace (about a second at one thread, see bench-bptt)
+
+
+def search_limit(model: CharModel) -> int:
+    """Corpus characters the unit search may trace: MAX_SEARCH_CHARS, fewer for very wide models."""
+    per_char = _gate_factor(model) * model.num_hiddens**2
+    return max(1, min(MAX_SEARCH_CHARS, int(SEARCH_BUDGET // per_char)))
+
+
 @torch.no_grad()
 def corpus_states(model: CharModel, ids: list[int], rows: int = 64) -> np.ndarray:
     """H at every corpus position, (n, h): the corpus cut into `rows` rows read in parallel from zero states."""

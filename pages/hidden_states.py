@@ -131,6 +131,10 @@ t = Translator(
             "In the first {n:,} corpus characters these units are never on together.",
         ),
         "pat_mark": ("这些单元同时打开", "these units are on together"),
+        "pat_capped": (
+            "时间上限：{h} 个隐藏单元时只搜索语料的前 {n} 个字。",
+            "Time cap: with {h} hidden units only the first {n} corpus characters are searched.",
+        ),
         "pat_place": ("语料第 {a:,}–{b:,} 个字", "corpus characters {a:,}–{b:,}"),
         "explain": ("这些数是什么？", "What are these numbers?"),
         "explain_h": (
@@ -339,7 +343,10 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
     if not choice.corpus_text:
         st.info(t("pat_no_corpus"))
         return
-    corpus = "".join(ch for ch in choice.corpus_text[: bptt.MAX_SEARCH_CHARS] if ch in choice.char_to_idx)
+    limit = bptt.search_limit(choice.model)
+    corpus = "".join(ch for ch in choice.corpus_text[:limit] if ch in choice.char_to_idx)
+    if limit < bptt.MAX_SEARCH_CHARS and len(choice.corpus_text) > limit:
+        st.caption(t("pat_capped", h=f"{choice.model.num_hiddens:,}", n=f"{limit:,}"))
     matches = bptt.find_unit_pattern(_corpus_states(choice.key, corpus, choice), units, thr)
     if not matches:
         st.info(t("pat_nowhere", n=len(corpus)))

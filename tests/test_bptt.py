@@ -250,3 +250,5 @@ def test_work_is_capped_for_2048_hidden_units_and_not_for_256() -> None:
     assert cap.capped and cap.rows * cap.steps * bptt.step_cost(big) <= bptt.WORK_BUDGET
     assert bptt.text_limit(small) == bptt.MAX_TEXT
     assert 2 <= bptt.text_limit(big) < 60
+    assert bptt.search_limit(small) == bptt.MAX_SEARCH_CHARS
+    assert bptt.search_limit(big) * 3 * 2048**2 <= bptt.SEARCH_BUDGET < bptt.MAX_SEARCH_CHARS * 3 * 2048**2

@@ -167,3 +167,20 @@ def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_ar
     dist = helpers.figure(at, "gradients:distance")
     assert [tr["name"] for tr in dist["data"]][1].startswith("未训练的新模型")
     assert len(dist["data"]) == 2
+
+
+def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, trained) -> None:
+    import hashlib
+
+    shipped("gru")
+    data = trained["gru"]  # the same vocabulary as the shipped model (same tiny corpus)
+
+    def with_upload(at: AppTest) -> None:
+        at.session_state["model_source:upload"] = ("mine.pt", hashlib.sha256(data).hexdigest(), data)
+
+    at = helpers.open_page("gradients", prepare=with_upload)
+    assert any("mine.pt" in o for o in at.selectbox(key="gradients:second").options)
+    at.selectbox(key="gradients:second").set_value("upload").run()
+    _type(at, TEXT)
+    names = [tr["name"] for tr in helpers.figure(at, "gradients:distance")["data"]]
+    assert len(names) == 2 and "mine.pt" in names[1]
