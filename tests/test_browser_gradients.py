@@ -47,6 +47,10 @@ def test_type_a_text_and_step_through_the_forward_pass(page, server: str, lang: 
     _wait_ready(page, timeout=60_000)
     main = _main(page)
     box = main.locator("textarea").first
+    # The default text (the corpus's start) arrives with the first full script run.
+    page.wait_for_function(
+        "() => (document.querySelector('textarea') || {value: ''}).value.length > 20", timeout=60_000
+    )
     default = box.input_value()
     assert len(default) > 20
     typed = default[:24]  # characters the model knows, typed key by key
