@@ -6,6 +6,7 @@ import re
 
 import apptest_helpers_models as helpers
 import numpy as np
+import pytest
 import torch
 from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
@@ -225,3 +226,19 @@ def bptt_states(model, ids: list[int]) -> np.ndarray:
     for r in range(rows):
         out[r * X.shape[1] : (r + 1) * X.shape[1]] = model.trace(X[r : r + 1])["H"][:, 0].numpy()
     return out
+
+
+def test_unit_search_says_why_when_nothing_matches_or_the_corpus_is_missing(shipped) -> None:
+    at = _page(shipped)  # the tiny test checkpoints name a corpus the app cannot rebuild
+    at.slider(key="hidden:pat_thr").set_value(1.0).run()  # tanh never reaches 1: no unit can be "on"
+    helpers.assert_ok(at)
+    assert any("No unit is on" in i.value for i in at.info)
+    at.slider(key="hidden:pat_thr").set_value(-1.0).run()  # nothing is below −1: no unit is "off" before
+    assert any("No unit is on" in i.value for i in at.info)
+    for thr in (0.0, 0.1, -0.1, 0.2, -0.2):
+        at.slider(key="hidden:pat_thr").set_value(thr).run()
+        if any("units match" in c.value for c in at.caption):
+            break
+    else:
+        pytest.skip("no unit switches on over the default span of this tiny model")
+    assert any("not available" in i.value for i in at.info)
