@@ -151,7 +151,7 @@ t = Translator(
             "exp(平均交叉熵)，书中的定义：最好为 1，均匀猜测时等于词典大小 {v}。",
             "exp(mean cross-entropy), the book's definition: 1 at best, the vocabulary size {v} for a uniform guess.",
         ),
-        "ppl_other": ("{label}：{p:.2f}", "{label}: {p:.2f}"),
+        "ppl_other": ("{label}：{p:,.2f}", "{label}: {p:,.2f}"),
         "bits_title": (
             "{ch} · 第 {i} 个字 · {b:.2f} 比特 · p = {p:.3g}",
             "{ch} · character {i} · {b:.2f} bits · p = {p:.3g}",
@@ -420,7 +420,7 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
     st.html(activation_html(list(text), colors, titles))
     c1, c2 = st.columns([1, 2])
     with c1:
-        st.metric(t("ppl"), f"{s.perplexity:.2f}", help=t("ppl_help", v=len(vocab)))
+        st.metric(t("ppl"), f"{s.perplexity:,.2f}", help=t("ppl_help", v=f"{len(vocab):,}"))
         for okey, olabel, other in models[1:]:
             st.caption(escape_markdown(t("ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity)))
     with c2:
