@@ -565,3 +565,106 @@ def grad_norm_figure(
     # Powers of ten only: Plotly's default log ticks (…, 2, 5, 0.1, 2, 5, …) read ambiguously.
     fig.update_yaxes(type="log", range=[math.log10(lo) - 0.3, math.log10(hi) + 0.3], dtick=1)
     return fig
+
+
+# -- Gradients through time (pages/gradients.py) -----------------------------------------------------------
+
+INFLUENCE_SCALE = "Blues"  # 0 = no influence on the prediction, 1 = the most influential earlier character
+SURPRISE_SCALE = "Reds"  # bits of surprise: white = expected, dark red = a surprise
+
+
+@dataclass
+class DistanceLine:
+    label: str
+    values: list[float]  # mean ‖∂ℓ_t/∂H_{t−k}‖ for k = 0, 1, …
+
+
+def distance_figure(
+    lines: Sequence[DistanceLine], title: str, x_title: str, y_title: str, height: int = 360
+) -> go.Figure:
+    """Gradient norm against distance k (log y, powers of ten), one line per model."""
+    fig = go.Figure()
+    ys: list[float] = []
+    for i, line in enumerate(lines):
+        finite = [v if math.isfinite(v) and v > 0 else float("nan") for v in line.values]
+        ys.extend(v for v in finite if math.isfinite(v))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(finite))),
+                y=finite,
+                mode="lines+markers",
+                name=line.label,
+                marker={"size": 4},
+                line={"color": PALETTE[i % len(PALETTE)], "width": 2},
+                hovertemplate="k = %{x}: %{y:.3g}<extra>" + line.label + "</extra>",
+            )
+        )
+    lo, hi = (min(ys), max(ys)) if ys else (1e-3, 1.0)
+    _line_layout(fig, title, x_title, y_title, height)
+    fig.update_layout(uirevision=None)  # a new ρ must rescale the axis
+    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.3, math.log10(hi) + 0.3], dtick=1, exponentformat="power")
+    return fig
+
+
+def clip_figure(
+    norm: float, theta: float, factor: float, labels: tuple[str, str], title: str, theta_label: str, height: int = 300
+) -> go.Figure:
+    """The minibatch's gradient norm before and after clipping (log y), with θ dashed."""
+    after = norm * factor
+    values = [v if math.isfinite(v) and v > 0 else float("nan") for v in (norm, after)]
+    colors = [PALETTE[1] if norm > theta else PALETTE[0], PALETTE[2]]
+    fig = go.Figure(
+        go.Bar(
+            x=list(labels),
+            y=values,
+            marker={"color": colors},
+            text=[f"{v:.3g}" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: %{y:.3g}<extra></extra>",
+        )
+    )
+    finite = [v for v in (*values, theta) if math.isfinite(v) and v > 0]
+    lo, hi = min(finite), max(finite)
+    fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
+    if theta_label:
+        _log_axis_label(fig, theta, theta_label, "top")
+    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.5, math.log10(hi) + 0.6], dtick=1, exponentformat="power")
+    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, showlegend=False)
+    return fig
+
+
+def step_strip(rows: Sequence[tuple[str, Sequence[float]]], title: str, x_title: str, hover: str) -> go.Figure:
+    """The terms of one forward step (rows) over the first units (columns), on one signed scale.
+
+    `hover` is a template with {row}, {unit} and {v}.
+    """
+    z = np.asarray([list(values) for _, values in rows], dtype=np.float64)
+    top = float(np.nanmax(np.abs(z))) if z.size and np.isfinite(z).any() else 1.0
+    top = top if top > 1e-9 else 1.0
+    names = [name for name, _ in rows]
+    template = hover.format(row="%{y}", unit="%{x}", v="%{z:.4f}") + "<extra></extra>"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(z.shape[1])),
+            y=names,
+            zmin=-top,
+            zmax=top,
+            zmid=0.0,
+            colorscale=SIGNED_SCALE,
+            colorbar={"thickness": 12, "len": 0.9},
+            hovertemplate=template,
+            xgap=1,
+            ygap=2,
+        )
+    )
+    fig.update_xaxes(title=x_title, dtick=4, showgrid=False)
+    fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
+    fig.update_layout(
+        title=title,
+        height=120 + 34 * len(rows),
+        margin={"l": 160, "r": 20, "t": 50, "b": 40},
+        font={"family": "sans-serif"},
+    )
+    return fig

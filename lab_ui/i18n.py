@@ -27,6 +27,7 @@ COMMON: Strings = {
     "page_hidden": ("隐藏状态", "Hidden states"),
     "page_clipping": ("梯度裁剪", "Gradient clipping"),
     "page_generate": ("生成歌词", "Generate"),
+    "page_gradients": ("梯度穿越时间", "Gradients through time"),
     # settings
     "model": ("模型", "Model"),
     "model_help": (

@@ -1,7 +1,7 @@
 """Which trained model a page uses: this session's run, a shipped checkpoint, or an upload.
 
-The Hidden states and Generate pages both start with `model_source_ui(page)`.
-The choice is shared by the two pages and kept outside widget keys (so it
+The Hidden states, Generate and Gradients through time pages start with
+`model_source_ui(page)`. The choice is shared by the pages and kept outside widget keys (so it
 survives page switches); the torch model is built once per checkpoint version
 and cached process-wide, never kept in `st.session_state`; and the training
 text is found again where possible, for the memorisation meter.
@@ -13,9 +13,11 @@ another folder instead: the tests and the screenshot runs use a temporary one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyErr
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
-from lm_core.models import CharModel
+from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.songci import SUBSETS, songci_text
 
 from . import corpus_ui
@@ -47,6 +49,7 @@ POLL_SECONDS = 2.0
 t = Translator(
     {
         "source": ("使用哪个模型", "Which model"),
+        "opt_fresh": ("未训练的新模型：{label}", "Fresh, untrained: {label}"),
         "source_help": (
             "本次会话在「训练」等页面训练的模型、项目自带的检查点，或上传一个本应用保存的检查点文件（.pt）。",
             "A model trained in this session (Train page and others), a checkpoint shipped with the app, or a "
@@ -602,3 +605,62 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
             st.rerun()
 
     _poll()
+
+
+# -- a second model on the same text (Gradients through time) -----------------------------------------------
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _fresh(kind: str, vocab_size: int, hidden: int) -> CharModel:
+    """An untrained model (seed 0), read-only like the checkpoint models."""
+    model = build_model(kind, vocab_size, hidden, seed=0)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@dataclass
+class Companion:
+    """A model that reads the same characters as the chosen one, to draw beside it (built only when used)."""
+
+    key: str  # cache key of its weights
+    label: str
+    load: Callable[[], CharModel]
+
+
+def companions(choice: ModelChoice) -> dict[str, Companion]:
+    """Other picker models with the same vocabulary, then a fresh untrained model of each kind.
+
+    The others are this session's runs, shipped files and the held upload. Fresh models take the chosen model's vocabulary and hidden size, so any
+    text the chosen model reads they read too. Nothing is built here: with
+    2,048 hidden units six fresh models would take seconds and gigabytes.
+    """
+    out: dict[str, Companion] = {}
+    for oid, option in _options().items():
+        if oid == choice.option or option.source == "upload":
+            continue
+        if option.source == "session" and option.job is not None:
+            ckpt = option.job.checkpoint(option.run)
+            key = f"job:{option.job.id}:{option.run}:{len(ckpt.history)}"
+        elif option.source == "shipped" and option.path is not None and option.ok:
+            ckpt, _ = load_shipped(option.path)
+            if ckpt is None:
+                continue
+            stat = option.path.stat()
+            key = f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}"
+        else:
+            continue
+        if ckpt.vocab == choice.vocab:
+            out[oid] = Companion(key, option.label, functools.partial(_model, key, ckpt))
+    held = st.session_state.get(UPLOAD_KEY)
+    if held is not None and choice.source != "upload":
+        ckpt, _ = _uploaded(held[1], held[0], held[2])
+        if ckpt is not None and ckpt.vocab == choice.vocab:
+            key = f"upload:{held[1][:16]}"
+            out["upload"] = Companion(key, t("opt_uploaded", name=held[0]), functools.partial(_model, key, ckpt))
+    V, h = len(choice.vocab), choice.model.num_hiddens
+    for kind in MODEL_KINDS:
+        key = f"fresh:{kind}:{V}:{h}"
+        out[key] = Companion(key, t("opt_fresh", label=model_label(kind)), functools.partial(_fresh, kind, V, h))
+    return out

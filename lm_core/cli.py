@@ -1,4 +1,4 @@
-"""`python -m lm_core {train,generate,bench}`.
+"""`python -m lm_core {train,generate,bench,bench-bptt}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
 (`error: ...`) and exit with code 2; no traceback reaches the user.
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help="default: ../shared/data/jaychou_lyrics.txt.zip")
     b.add_argument("--epochs", type=int, default=6)
     b.add_argument("--seed", type=int, default=0)
+
+    gb = sub.add_parser("bench-bptt", help="seconds per figure of the Gradients through time page")
+    gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help="default: ../shared/data/jaychou_lyrics.txt.zip")
+    gb.add_argument("--repeats", type=int, default=3)
     return parser
 
 
@@ -212,9 +216,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_bptt(args: argparse.Namespace) -> int:
+    from . import bench_bptt
+    from .corpus import Corpus
+
+    corpus = Corpus.from_file(args.corpus)
+    print(f"bench-bptt on {args.corpus.name}: vocabulary {corpus.vocab_size:,}", file=sys.stderr)
+    print(bench_bptt.main(corpus, max(1, args.repeats)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "generate": cmd_generate, "bench": cmd_bench}
+    handlers = {"train": cmd_train, "generate": cmd_generate, "bench": cmd_bench, "bench-bptt": cmd_bench_bptt}
     try:
         return handlers[args.command](args)
     except LabError as exc:

@@ -7,10 +7,12 @@ import streamlit as st
 import torch
 
 from lab_ui import charts, model_source, session
-from lab_ui.highlight import activation_html
+from lab_ui.highlight import activation_html, copied_html
 from lab_ui.i18n import Translator
 from lab_ui.model_source import ModelChoice
 from lab_ui.persist import restore, save
+from lab_ui.text import escape_html
+from lm_core import bptt
 
 PAGE = "hidden"
 SORTS = ("variance", "activity", "index")  # variance first: units that change along the text tell the most
@@ -92,6 +94,48 @@ t = Translator(
             "单元 #{u}：平均 {mean:+.3f}，平均 |值| {act:.3f}，方差 {var:.3f}",
             "Unit #{u}: mean {mean:+.3f}, mean |value| {act:.3f}, variance {var:.3f}",
         ),
+        "pat_title": ("找出一个单元的含义", "Find what a unit means"),
+        "pat_intro": (
+            "选一段文字（起止位置）和一个阈值：列出在这段文字上一直「开」（H ≥ 阈值）、而在它前一个字「关」的单元，"
+            "再在模型的训练语料中找出这些单元同时打开的 10 处，附上下文。",
+            "Select a span of the text (start and end) and a threshold: the units that are on (H ≥ threshold) "
+            "across the whole span and off just before it are listed, then the 10 places in the model's training "
+            "corpus where those units are on together, with their context.",
+        ),
+        "pat_start": ("起始字", "Span start"),
+        "pat_end": ("结束字", "Span end"),
+        "pat_thr": ("阈值", "Threshold"),
+        "pat_thr_help": ("H ≥ 阈值算「开」。", "A unit counts as on when H ≥ threshold."),
+        "pat_span": ("所选文字：{span}", "Selected span: {span}"),
+        "pat_units": ("{n} 个单元符合（最明确的在前）：{units}", "{n} units match (most decisive first): {units}"),
+        "pat_use": ("搜索时使用前几个单元", "Units used in the search"),
+        "pat_use_help": (
+            "只用最明确的前 N 个单元：单元越多，要求越严，找到的地方越少。",
+            "Only the N most decisive units: the more units, the stricter the match and the fewer places.",
+        ),
+        "pat_using": ("搜索：{units} 同时 ≥ {thr:g}", "Searching for: {units} all ≥ {thr:g}"),
+        "pat_none": (
+            "没有单元在整段上都开、且在它前一个字关。请降低阈值，或换一段文字。",
+            "No unit is on across the whole span and off just before it. Lower the threshold or pick another span.",
+        ),
+        "pat_no_corpus": (
+            "找不到这个模型的训练语料，无法搜索。",
+            "This model's training text is not available, so the corpus cannot be searched.",
+        ),
+        "pat_found": (
+            "在训练语料的前 {n:,} 个字中，这些单元同时打开的最长 {k} 处（黄色）：",
+            "The {k} longest places in the first {n:,} corpus characters where these units are on together (yellow):",
+        ),
+        "pat_nowhere": (
+            "在训练语料的前 {n:,} 个字中，这些单元从未同时打开。",
+            "In the first {n:,} corpus characters these units are never on together.",
+        ),
+        "pat_mark": ("这些单元同时打开", "these units are on together"),
+        "pat_capped": (
+            "时间上限：{h} 个隐藏单元时只搜索语料的前 {n} 个字。",
+            "Time cap: with {h} hidden units only the first {n} corpus characters are searched.",
+        ),
+        "pat_place": ("语料第 {a:,}–{b:,} 个字", "corpus characters {a:,}–{b:,}"),
         "explain": ("这些数是什么？", "What are these numbers?"),
         "explain_h": (
             "**隐藏单元**：H 的一个分量。模型没有别的记忆，所以要预测下一个字，它需要的一切（在句中的位置、"
@@ -260,6 +304,65 @@ def _explain_ui(choice: ModelChoice) -> None:
             st.latex(RNN_LATEX)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _corpus_states(key: str, corpus: str, _choice: ModelChoice) -> np.ndarray:
+    """H at every position of the (searched part of the) training text, once per weights version."""
+    return bptt.corpus_states(_choice.model, _choice.encode(corpus))
+
+
+def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
+    """LSTMVis-style search: units that switch on over a span, and where in the corpus they fire together."""
+    st.subheader(t("pat_title"))
+    st.caption(t("pat_intro"))
+    n = len(text)
+    keys = {name: f"{PAGE}:pat_{name}" for name in ("start", "end", "thr")}
+    _setting(keys["start"], max(1, n - 1), list(range(1, n + 1)))
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        start = int(st.number_input(t("pat_start"), 1, n, step=1, key=keys["start"]))
+    _setting(keys["end"], n, list(range(start, n + 1)))
+    with c2:
+        end = int(st.number_input(t("pat_end"), start, n, step=1, key=keys["end"]))
+    restore(keys["thr"], 0.3)
+    with c3:
+        thr = float(st.slider(t("pat_thr"), -1.0, 1.0, step=0.05, key=keys["thr"], help=t("pat_thr_help")))
+    for key in keys.values():
+        save(key)
+    st.html(copied_html(text, 0, [(start - 1, end)], t("pat_mark"), ""))
+    units = bptt.units_on_span(H.T, start - 1, end - 1, thr)
+    if not units:
+        st.info(t("pat_none"))
+        return
+    st.caption(t("pat_units", n=len(units), units=", ".join(f"#{u}" for u in units[:40])))
+    use_key = f"{PAGE}:pat_use"
+    _setting(use_key, min(3, len(units)), list(range(1, len(units) + 1)))
+    use = int(st.number_input(t("pat_use"), 1, len(units), step=1, key=use_key, help=t("pat_use_help")))
+    save(use_key)
+    units = units[:use]
+    st.caption(t("pat_using", units=", ".join(f"#{u}" for u in units), thr=thr))
+    if not choice.corpus_text:
+        st.info(t("pat_no_corpus"))
+        return
+    limit = bptt.search_limit(choice.model)
+    corpus = "".join(ch for ch in choice.corpus_text[:limit] if ch in choice.char_to_idx)
+    if limit < bptt.MAX_SEARCH_CHARS and len(choice.corpus_text) > limit:
+        st.caption(t("pat_capped", h=f"{choice.model.num_hiddens:,}", n=f"{limit:,}"))
+    matches = bptt.find_unit_pattern(_corpus_states(choice.key, corpus, choice), units, thr)
+    if not matches:
+        st.info(t("pat_nowhere", n=len(corpus)))
+        return
+    st.caption(t("pat_found", n=len(corpus), k=len(matches)))
+    pad = 12
+    parts = []
+    for m in matches:
+        a = max(0, m.start - pad)
+        snippet = corpus[a : m.end + 1 + pad]
+        parts.append(copied_html(snippet, 0, [(m.start - a, m.end + 1 - a)], t("pat_mark"), ""))
+        place = escape_html(t("pat_place", a=m.start + 1, b=m.end + 1))
+        parts.append(f'<div style="color:#777;font-size:0.8rem">{place}</div>')
+    st.html("".join(parts))
+
+
 def main() -> None:
     session.init(PAGE)
     st.title(t("title"))
@@ -303,6 +406,7 @@ def main() -> None:
     st.caption(t("legend_gate") if scale == charts.GATE_SCALE else t("legend_signed", lo=round(lo, 3), hi=round(hi, 3)))
     st.caption(t("unit_stats", u=unit, mean=float(row.mean()), act=float(np.abs(row).mean()), var=float(row.var())))
     _explain_ui(choice)
+    _pattern_ui(choice, text, traces["H"])
 
 
 main()

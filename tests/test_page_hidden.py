@@ -6,6 +6,8 @@ import re
 
 import apptest_helpers_models as helpers
 import numpy as np
+import pytest
+import torch
 from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
@@ -173,3 +175,70 @@ def test_value_colors_match_the_heatmap_scale_and_text_stays_readable() -> None:
     assert charts.is_dark(low) and charts.is_dark(high) and not charts.is_dark(mid)
     html = activation_html(["<", "a"], [low, mid], ["< · -1.000", "a · +0.000"])
     assert "&lt;" in html and "color:#fff" in html and "color:#111" in html
+
+
+def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained, monkeypatch) -> None:
+    """LSTMVis-style search: listed units are on over the span and off before it; each place has them all on."""
+    from lab_ui import model_source
+    from lm_core.checkpoint import from_bytes
+
+    corpus = helpers.tiny_corpus().text  # what the tiny models were trained on
+    monkeypatch.setattr(model_source, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    at = _page(shipped)
+    text = at.text_area(key="hidden:text").value
+    assert corpus.startswith(text)  # the default text now comes from the (patched) training text
+    ckpt = from_bytes(trained["gru"])
+    model = ckpt.build_model()
+    H = model.trace(torch.tensor([[ckpt.vocab.index(c) for c in text]]))["H"][:, 0].numpy()  # (T, h)
+    thr = 0.2
+    start = next(s for s in range(3, len(text)) if ((H[s : s + 2] >= thr).all(0) & (H[s - 1] < thr)).any())
+    at.number_input(key="hidden:pat_start").set_value(start + 1).run()
+    at.number_input(key="hidden:pat_end").set_value(start + 2).run()
+    at.slider(key="hidden:pat_thr").set_value(thr).run()
+    helpers.assert_ok(at)
+    caption = next(c.value for c in at.caption if "units match" in c.value)
+    units = [int(u) for u in re.findall(r"#(\d+)", caption)]
+    assert units and all((H[start : start + 2, u] >= thr).all() and H[start - 1, u] < thr for u in units)
+    used_caption = next(c.value for c in at.caption if "Searching for" in c.value)
+    used = [int(u) for u in re.findall(r"#(\d+)", used_caption)]
+    assert used == units[: min(3, len(units))]  # the most decisive first, 3 by default
+    body = next(b for b in helpers.html_bodies(at) if "corpus characters" in b)
+    places = [
+        (int(a.replace(",", "")), int(b.replace(",", "")))
+        for a, b in re.findall(r"corpus characters ([\d,]+)–([\d,]+)", body)
+    ]
+    assert 1 <= len(places) <= 10
+    ids = [ckpt.vocab.index(c) for c in corpus]
+    full = bptt_states(model, ids)
+    for a, b in places:
+        assert (full[a - 1 : b][:, used] >= thr).all()  # every unit used is on over the whole place
+        assert a == 1 or not (full[a - 2, used] >= thr).all()  # and the place is maximal
+    marked = [helpers.html_text(m) for m in re.findall(r"<mark[^>]*>(.*?)</mark>", body)]
+    assert [corpus[a - 1 : b] for a, b in places] == marked  # the marked text is that place of the corpus
+
+
+def bptt_states(model, ids: list[int]) -> np.ndarray:
+    """H over the corpus read the way the page reads it (64 rows from zero states), independently traced."""
+    rows = 64
+    n = len(ids) // rows * rows
+    X = torch.tensor(ids[:n]).view(rows, -1)
+    out = np.zeros((n, model.num_hiddens), dtype=np.float32)
+    for r in range(rows):
+        out[r * X.shape[1] : (r + 1) * X.shape[1]] = model.trace(X[r : r + 1])["H"][:, 0].numpy()
+    return out
+
+
+def test_unit_search_says_why_when_nothing_matches_or_the_corpus_is_missing(shipped) -> None:
+    at = _page(shipped)  # the tiny test checkpoints name a corpus the app cannot rebuild
+    at.slider(key="hidden:pat_thr").set_value(1.0).run()  # tanh never reaches 1: no unit can be "on"
+    helpers.assert_ok(at)
+    assert any("No unit is on" in i.value for i in at.info)
+    at.slider(key="hidden:pat_thr").set_value(-1.0).run()  # nothing is below −1: no unit is "off" before
+    assert any("No unit is on" in i.value for i in at.info)
+    for thr in (0.0, 0.1, -0.1, 0.2, -0.2):
+        at.slider(key="hidden:pat_thr").set_value(thr).run()
+        if any("units match" in c.value for c in at.caption):
+            break
+    else:
+        pytest.skip("no unit switches on over the default span of this tiny model")
+    assert any("not available" in i.value for i in at.info)

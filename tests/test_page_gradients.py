@@ -1,0 +1,186 @@
+"""Gradients through time page: every section on real (tiny) models, and every bad input as a message."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import apptest_helpers_models as helpers
+import numpy as np
+import pytest
+import torch
+from apptest_helpers_models import clean_streamlit, shipped, trained
+from streamlit.testing.v1 import AppTest
+
+from lm_core import bptt
+from lm_core.checkpoint import from_bytes, to_bytes
+from lm_core.models import build_model
+
+FIXTURES = (clean_streamlit, shipped, trained)
+TEXT = "我们分开以后天很蓝，不分开的手在风里"
+
+
+def _page(shipped, *kinds: str, lang: str = "en") -> AppTest:
+    shipped(*(kinds or ("rnn", "gru")))
+    return helpers.open_page("gradients", lang=lang)
+
+
+def _type(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="gradients:text").set_value(text).run()
+    helpers.assert_ok(at)
+    return at
+
+
+def _model_of(trained: dict[str, bytes], kind: str):
+    ckpt = from_bytes(trained[kind])
+    return ckpt, ckpt.build_model()
+
+
+def test_every_section_draws_with_two_models_side_by_side(shipped, trained) -> None:
+    at = _type(_page(shipped), TEXT)
+    assert at.selectbox(key="gradients:second").value.startswith("shipped:")  # the other trained model
+    conn = [b for b in helpers.html_bodies(at) if "influence" in b]
+    assert len(conn) == 2  # one coloured text per model
+    dist = helpers.figure(at, "gradients:distance")
+    assert len(dist["data"]) == 2 and dist["layout"]["yaxis"]["type"] == "log"
+    assert len(helpers.decode(dist["data"][0]["y"])) == 10 + 1  # k = 0 … num_steps of the tiny config
+    for key in ("gradients:rho_curve", "gradients:clip", "gradients:strip", "gradients:next_probs"):
+        helpers.figure(at, key)
+    assert "Perplexity of this text" in [m.label for m in at.metric]
+
+
+def test_connectivity_follows_the_chosen_position_and_equals_lm_core(shipped, trained) -> None:
+    at = _type(_page(shipped), TEXT)
+    at.slider(key="gradients:pos").set_value(5).run()
+    helpers.assert_ok(at)
+    body = next(b for b in helpers.html_bodies(at) if "influence" in b)
+    shown = [float(v) for v in re.findall(r"influence ([0-9.]+)", body)]
+    assert len(shown) == 5  # characters 1 … 5 are read, the 6th is predicted
+    _, model = _model_of(trained, "rnn")
+    ckpt, _ = _model_of(trained, "rnn")
+    ids = [ckpt.vocab.index(ch) for ch in TEXT]
+    want = bptt.normalise(bptt.connectivity(model, ids, 4))
+    np.testing.assert_allclose(shown, want, atol=6e-4)
+    at.slider(key="gradients:pos").set_value(9).run()
+    body = next(b for b in helpers.html_bodies(at) if "influence" in b)
+    assert body.count("influence") == 9
+
+
+def test_rho_slider_redraws_the_curve_and_clipping_triggers_by_theta(shipped) -> None:
+    at = _type(_page(shipped), TEXT)
+    at.slider(key="gradients:rho").set_value(0.5).run()
+    low = helpers.decode(helpers.figure(at, "gradients:rho_curve")["data"][0]["y"])
+    at.slider(key="gradients:rho").set_value(2.0).run()
+    high = helpers.decode(helpers.figure(at, "gradients:rho_curve")["data"][0]["y"])
+    assert low[-1] / low[0] < 1e-2  # ρ = 0.5: vanishing over num_steps = 10
+    assert high[-1] / high[0] > 10  # ρ = 2: exploding
+    at.select_slider(key="gradients:theta").set_value(1e-4).run()
+    assert "clipping triggers" in helpers.texts(at)
+    at.select_slider(key="gradients:theta").set_value(100.0).run()
+    assert "no clipping" in helpers.texts(at)
+
+
+def test_step_through_moves_and_shows_the_traced_state(shipped, trained) -> None:
+    at = _type(_page(shipped), TEXT)
+    assert "Step 1 of 18" in helpers.texts(at)
+    at.button(key="gradients:next").click().run()
+    at.button(key="gradients:next").click().run()
+    assert "Step 3 of 18" in helpers.texts(at)
+    at.button(key="gradients:prev").click().run()
+    assert "Step 2 of 18" in helpers.texts(at)
+    ckpt, model = _model_of(trained, "rnn")
+    traced = model.trace(torch.tensor([[ckpt.vocab.index(ch) for ch in TEXT]]))["H"][1, 0, :16].numpy()
+    strip = helpers.figure(at, "gradients:strip")["data"][0]
+    z = np.asarray(helpers.decode(strip["z"]))
+    assert strip["y"][-1] == "H_t"
+    np.testing.assert_allclose(z[-1], traced, atol=1e-6)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_bad_text_gives_a_message_not_a_traceback(shipped, lang: str) -> None:
+    at = _page(shipped, lang=lang)
+    _type(at, "")
+    assert at.info and not at.get("plotly_chart")
+    _type(at, "分" * 201)
+    assert "201" in at.error[0].value
+    _type(at, "分开xyz<b>")
+    warned = at.warning[0].value
+    assert "x" in warned and "<b>" not in warned.replace("\\", "")  # named, and shown as text
+    _type(at, "ⓧⓨ")
+    assert "ⓧ" in helpers.texts(at)
+
+
+def test_a_diverged_model_is_named_and_the_other_still_works(shipped, trained) -> None:
+    folder = shipped("rnn")
+    ckpt = from_bytes(trained["gru"])
+    ckpt.model_state = {k: torch.full_like(v, float("nan")) for k, v in ckpt.model_state.items()}
+    (folder / "0_aa_nan.pt").write_bytes(to_bytes(ckpt))
+    at = helpers.open_page("gradients")
+    at.selectbox(key="gradients:model_source").set_value("shipped:0_aa_nan.pt").run()
+    _type(at, TEXT)
+    assert any("diverged" in e.value for e in at.error)
+    helpers.figure(at, "gradients:distance")  # the companion model still draws
+
+
+def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained, monkeypatch) -> None:
+    ckpt = from_bytes(trained["gru"])
+    big = build_model("gru", len(ckpt.vocab), 2048)
+    ckpt.model_state = big.state_dict()
+    ckpt.config.hidden = 2048
+    folder = shipped()
+    buf = io.BytesIO(to_bytes(ckpt))
+    (folder / "0_big.pt").write_bytes(buf.getvalue())
+    at = helpers.open_page("gradients")
+    _type(at, TEXT * 6)  # 108 characters, more than the cap lets through at 2,048 units
+    assert "Time cap" in helpers.texts(at)
+    kept = int(re.search(r"only the first (\d+) characters", helpers.texts(at)).group(1))
+    assert kept <= bptt.text_limit(big) < len(TEXT * 6)
+    assert f"Step 1 of {kept}:" in helpers.texts(at)  # the analysis really stops at the cap
+    helpers.figure(at, "gradients:distance")  # and the capped analysis is drawn
+
+
+def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_are_offered(shipped) -> None:
+    """The model trained in this session: its own corpus feeds the gradient-vs-distance minibatch."""
+    from lm_core.models import MODEL_KINDS
+    from lm_core.training import Trainer
+
+    shipped()
+
+    def with_job(at: AppTest) -> None:
+        at.session_state["owner"] = "tester"
+        job = helpers.session.manager().submit(
+            "tester", [Trainer(helpers.tiny_corpus(), helpers.tiny_config("scratch-rnn"))], ["rnn"], kind="train"
+        )
+        job.thread.join(60)
+        at.session_state["train:job"] = job.id
+
+    at = helpers.open_page("gradients", lang="zh", prepare=with_job)
+    assert at.selectbox(key="gradients:model_source").value.startswith("session:train:")
+    assert at.text_area(key="gradients:text").value == helpers.tiny_corpus().text.strip()[:60]
+    options = at.selectbox(key="gradients:second").options
+    assert len([o for o in options if "未训练" in o]) == len(MODEL_KINDS)
+    assert "取自你输入的文字" not in helpers.texts(at)  # the corpus, not the typed text, gives the minibatch
+    assert "8 行 × 10 步" in helpers.texts(at)  # the run's own B × T
+    fresh_lstm = f"fresh:lstm:{helpers.tiny_corpus().vocab_size}:16"
+    at.selectbox(key="gradients:second").set_value(fresh_lstm).run()
+    helpers.assert_ok(at)
+    dist = helpers.figure(at, "gradients:distance")
+    assert [tr["name"] for tr in dist["data"]][1].startswith("未训练的新模型")
+    assert len(dist["data"]) == 2
+
+
+def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, trained) -> None:
+    import hashlib
+
+    shipped("gru")
+    data = trained["gru"]  # the same vocabulary as the shipped model (same tiny corpus)
+
+    def with_upload(at: AppTest) -> None:
+        at.session_state["model_source:upload"] = ("mine.pt", hashlib.sha256(data).hexdigest(), data)
+
+    at = helpers.open_page("gradients", prepare=with_upload)
+    assert any("mine.pt" in o for o in at.selectbox(key="gradients:second").options)
+    at.selectbox(key="gradients:second").set_value("upload").run()
+    _type(at, TEXT)
+    names = [tr["name"] for tr in helpers.figure(at, "gradients:distance")["data"]]
+    assert len(names) == 2 and "mine.pt" in names[1]
