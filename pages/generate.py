@@ -64,7 +64,10 @@ t = Translator(
         "seed_help": ("同一种子、同一设置 = 同一段文字。", "Same seed and settings, same text."),
         "run": ("生成", "Generate"),
         "reseed": ("换个种子再生成", "New seed & generate"),
-        "strip": ("删除不认识的字：{p}", "Remove unknown characters: {p}"),
+        "strip": (
+            "删除不认识的字（{bad}），改用前缀「{p}」",
+            "Remove the unknown characters ({bad}) and use the prefix “{p}”",
+        ),
         "use_default": ("改用「{p}」", "Use “{p}” instead"),
         "press": ("按「生成」开始。", "Press Generate."),
         "failed": ("无法生成：{msg}", "Could not generate: {msg}"),
@@ -254,8 +257,10 @@ def _prefix_problem_ui(choice: ModelChoice, prefix: str) -> bool:
         return True
     st.error(problem)
     known = "".join(ch for ch in prefix if ch in choice.char_to_idx)
+    unknown = "、".join(dict.fromkeys(ch for ch in prefix if ch not in choice.char_to_idx))
     if known:
-        st.button(t("strip", p=known), key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
+        label = t("strip", bad=unknown, p=known)
+        st.button(label, key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
     else:
         default = model_source.default_prefix(choice)
         st.button(t("use_default", p=default), key=f"{PAGE}:use_default", on_click=_set_prefix, args=(default,))
