@@ -85,6 +85,8 @@ t = Translator(
             "{model}, {h} hidden units, vocabulary {v:,}, untrained",
         ),
         "corpus_line": ("语料：{name}", "Corpus: {name}"),
+        "corpus_chars": ("{n:,} 个字符", "{n:,} characters"),
+        "corpus_vocab": ("词典 {v:,} 个字", "vocabulary {v:,}"),
         "corpus_unknown": ("（未记录）", "(not recorded)"),
         "untrained_note": (
             "这个模型还没有完成一个周期，它写出的是随机字符。等第一个周期结束后再看。",
@@ -484,7 +486,7 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, st
         return job.trainers[run].corpus.text, ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
-    name = ckpt.corpus_name or t("corpus_unknown")
+    name = display_corpus_name(ckpt.corpus_name)
     notes = {
         "songci": lambda: t("meter_rebuilt", name=name, n=details.get("n", 0)),
         "book": lambda: t("meter_rebuilt_book", n=details.get("n", 0)),
@@ -562,13 +564,30 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
     return _upload_ui(page, upload_error)
 
 
+def display_corpus_name(name: str) -> str:
+    """A checkpoint's corpus name without any folder: a server path is never shown.
+
+    Older checkpoints (and the CLI before it stored base names) may hold a path; a
+    checkpoint's free-text note may hold a whole command line, so it is not shown either.
+    """
+    base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return corpus_ui.corpus_display_name(base) if base else t("corpus_unknown")
+
+
+def corpus_caption(ckpt: Checkpoint, corpus_text: str | None) -> str:
+    """'Corpus: name · N characters · vocabulary V' (characters only when the text is known)."""
+    parts = [t("corpus_line", name=display_corpus_name(ckpt.corpus_name))]
+    if corpus_text:
+        parts.append(t("corpus_chars", n=len(corpus_text)))
+    parts.append(t("corpus_vocab", v=len(ckpt.vocab)))
+    return " · ".join(parts)
+
+
 def _summary_ui(choice: ModelChoice) -> None:
     """Always say which model is in use: description, corpus, epochs."""
     ckpt = choice.checkpoint
     st.markdown(t("using", label=describe(ckpt)))
-    st.caption(
-        t("corpus_line", name=ckpt.corpus_name or t("corpus_unknown")) + (f" · {ckpt.note}" if ckpt.note else "")
-    )
+    st.caption(corpus_caption(ckpt, choice.corpus_text))
     if not ckpt.history:
         st.warning(t("untrained_note"))
 
