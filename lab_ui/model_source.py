@@ -30,7 +30,7 @@ from lm_core.models import CharModel
 from lm_core.songci import SUBSETS, songci_text
 
 from . import corpus_ui
-from .i18n import Translator, current_lang, model_label
+from .i18n import Translator, current_lang, model_label, run_label
 from .session import manager, owner_id
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
@@ -409,7 +409,8 @@ def _options() -> dict[str, _Option]:
             continue
         for run, label in enumerate(job.labels):
             epochs = len(job.checkpoint(run).history)
-            text = t("opt_session", page=t(f"page_{page}"), label=label, e=epochs)
+            name = run_label(label, job.trainers[run].config.clip)
+            text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)

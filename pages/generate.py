@@ -275,7 +275,9 @@ def _text_block(written: Written) -> None:
 def _lyrics_ui(result: Result, choice: ModelChoice, current: dict) -> None:
     st.subheader(t("lyrics"))
     s = result.settings
-    st.caption(t("made_with", model=result.model_label, how=_how(s), n=s["length"], seed=s["seed"]))
+    # The same model is named in the current language; only a since-replaced one keeps its old name.
+    model = choice.label if result.model_option == choice.option else result.model_label
+    st.caption(t("made_with", model=model, how=_how(s), n=s["length"], seed=s["seed"]))
     if result.settings != current or result.model_option != choice.option:
         st.caption(t("stale"))
     text_col, meter_col = st.columns([4, 1])
