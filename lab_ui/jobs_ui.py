@@ -105,9 +105,11 @@ def confirm_start(page: str, pressed: bool) -> bool:
     Pressing Train while the page's run is alive asks first (two buttons) instead of silently
     stopping that run; the question stays until answered or the run ends by itself.
     """
+    key, go = f"{page}:confirm_replace", f"{page}:replace_go"
+    if st.session_state.pop(go, False):  # "replace" was clicked (its callback ran before this script run)
+        return True
     job = page_job(page)
     alive = job is not None and not job.done
-    key = f"{page}:confirm_replace"
     if not alive:
         st.session_state.pop(key, None)
         return pressed
@@ -117,11 +119,16 @@ def confirm_start(page: str, pressed: bool) -> bool:
         return False
     st.warning(_t("replace_question"))
     yes_col, no_col = st.columns(2)
-    yes = yes_col.button(_t("replace_yes"), key=f"{page}:replace_yes", type="primary")
-    no = no_col.button(_t("replace_no"), key=f"{page}:replace_no")
-    if yes or no:
-        st.session_state.pop(key, None)
-    return yes
+    yes_col.button(_t("replace_yes"), key=f"{page}:replace_yes", type="primary", on_click=_answer, args=(page, True))
+    no_col.button(_t("replace_no"), key=f"{page}:replace_no", on_click=_answer, args=(page, False))
+    return False
+
+
+def _answer(page: str, replace: bool) -> None:
+    """Callback of the replace question: forget the question, remember a 'yes' for the next run."""
+    st.session_state.pop(f"{page}:confirm_replace", None)
+    if replace:
+        st.session_state[f"{page}:replace_go"] = True
 
 
 def _status_text(view: JobView) -> str:
