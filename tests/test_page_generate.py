@@ -172,3 +172,10 @@ def test_strip_button_in_chinese_names_removed_characters_and_the_new_prefix(shi
     at = _page(shipped, lang="zh")
     at.text_input(key="generate:prefix").set_value("分😀开🎵").run()
     assert at.button(key="generate:strip").label == "删除不认识的字（😀、🎵），改用前缀「分开」"
+
+
+def test_generated_text_wraps_latin_at_spaces_not_mid_word() -> None:
+    """English in the narrow comparison columns must break between words; CJK still wraps anywhere."""
+    html = copied_html("based on the river", 0, [], "copied", "prefix")
+    assert "break-all" not in html  # break-all split "b|ased" in the walk-through
+    assert "overflow-wrap:anywhere" in html  # only a word wider than the column is split
