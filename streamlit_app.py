@@ -3,8 +3,9 @@
 import streamlit as st
 
 from lab_ui.i18n import t
+from lab_ui.icon import app_icon
 
-st.set_page_config(page_title="RNN Lyrics Lab", page_icon=":material/lyrics:", layout="wide")
+st.set_page_config(page_title="RNN Lyrics Lab", page_icon=app_icon(), layout="wide")
 
 PAGES = [
     st.Page(

@@ -39,6 +39,7 @@ BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
 OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
 SOURCES = ("songci", "book", "upload", "paste")
 MAX_CHARS = 2_000_000  # the "characters used" box and the `chars` URL value
+PASTED_NAME = "pasted text"  # language-free key of a pasted corpus; corpus_display_name() translates it
 
 t = Translator(
     {
@@ -99,6 +100,12 @@ t = Translator(
             "Only {n} minibatch(es) per epoch: the model will soon memorise the whole text.",
         ),
         "preview": ("预览", "Preview"),
+        "controls_removed": (
+            "已删除 {n:,} 个控制字符（如终端颜色代码 ESC[31m）：它们不是文字，模型不必学习。",
+            "Removed {n:,} control characters (such as terminal colour codes ESC[31m): they are not text, "
+            "so the model need not learn them.",
+        ),
+        "pasted_name": ("粘贴的文本", "pasted text"),
         "big_vocab": (
             "词典有 {v:,} 个字：输出层随词典变大，训练会变慢。",
             "The vocabulary has {v:,} characters: the output layer grows with it and training slows down.",
@@ -268,7 +275,12 @@ def _corpus_widgets() -> CorpusChoice:
     text = st.text_area(t("paste"), key="corpus:paste", help=t("paste_help"), height=120)
     if not text.strip():
         return CorpusChoice(None, t("paste_first"), "paste")
-    return _load_bytes(text.encode("utf-8"), "pasted text", max_chars)
+    return _load_bytes(text.encode("utf-8"), PASTED_NAME, max_chars)
+
+
+def corpus_display_name(name: str) -> str:
+    """A corpus name as shown: the pasted-text key in the UI's language, a file name as it is."""
+    return t("pasted_name") if name == PASTED_NAME else name
 
 
 def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> None:
@@ -276,7 +288,9 @@ def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> 
     corpus = choice.corpus
     if corpus is None:
         return
-    st.markdown(t.md("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
+    st.markdown(t.md("corpus_stats", name=corpus_display_name(corpus.name), n=len(corpus), v=corpus.vocab_size))
+    if corpus.controls_removed:
+        st.info(t("controls_removed", n=corpus.controls_removed))
     if choice.is_book:
         st.caption(t("recognised_book"))
     r = minibatches_per_epoch(len(corpus), batch_size, num_steps, "random")

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from .charts import is_dark
 from .text import escape_html
 
-_BOX = "font-size:1.3rem;line-height:2.2;white-space:pre-wrap;word-break:break-all;"
+# Chinese breaks between any two characters by itself; Latin text must break at spaces ("based", not
+# "b|ased"), so no break-all: overflow-wrap only splits a word longer than the whole column.
+_BOX = "font-size:1.3rem;line-height:2.2;white-space:pre-wrap;overflow-wrap:anywhere;"
 
 
 def activation_html(chars: Sequence[str], colors: Sequence[str], titles: Sequence[str]) -> str:

@@ -128,6 +128,11 @@ COMMON: Strings = {
         "每个文件最大 {mb} MB（服务器的上限）。",
         "At most {mb} MB per file (the server's limit).",
     ),
+    # names of the runs a job holds; jobs store the keys (run_label translates them when drawn)
+    "run_random": ("随机采样", "random sampling"),
+    "run_adjacent": ("相邻采样", "adjacent sampling"),
+    "run_clip": ("裁剪（θ = {theta}）", "clipped at θ = {theta}"),
+    "run_noclip": ("不裁剪", "not clipped"),
     "replace_warning": (
         "开始新的训练会替换本页当前的模型（可先下载检查点）。",
         "Starting a new run replaces this page's current model (download its checkpoint first if you want it).",
@@ -147,6 +152,19 @@ def model_label(kind: str) -> str:
     if current_lang() == "zh" and kind in _MODEL_LABELS_ZH:
         return _MODEL_LABELS_ZH[kind]
     return MODEL_LABELS.get(kind, kind)
+
+
+def run_label(key: str, clip: float | None = None) -> str:
+    """A run's name in the current language from the language-free key its job stores.
+
+    Keys are a sampling mode ("random", "adjacent"), "clip"/"noclip" (with the run's θ) or a
+    model kind; anything else (a job from an older version) is shown as it is.
+    """
+    if key in ("random", "adjacent", "noclip"):
+        return t(f"run_{key}")
+    if key == "clip":
+        return t("run_clip", theta=f"{clip:g}" if clip is not None else "?")
+    return model_label(key)
 
 
 def current_lang() -> str:

@@ -22,7 +22,7 @@ from lm_core.training import Trainer
 
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
-from .i18n import Translator, current_lang, t
+from .i18n import Translator, current_lang, run_label, t
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 from .text import escape_markdown
@@ -37,6 +37,20 @@ _t = Translator(
         ),
         "run_diverged_plain": ("「{label}」发散：{msg}", "“{label}” diverged: {msg}"),
         "job_finished": ("已完成 {n} 个周期。", "Finished {n} epochs."),
+        "job_stopped": (
+            "已在第 {e}/{n} 个周期后停止；模型已保留。",
+            "Stopped after {e} of {n} epochs; the models are kept.",
+        ),
+        "job_error": ("训练出错：{msg}", "Training failed: {msg}"),
+        "replace_question": (
+            "本页有一次训练正在进行（或已暂停）。开始新的训练会停止它，并替换它的模型。要替换吗？",
+            "A run is still training (or paused) on this page. Starting a new one stops it and replaces its "
+            "model. Replace it?",
+        ),
+        "replace_yes": ("停止它，开始新的训练", "Stop it and start the new run"),
+        "replace_no": ("保留正在进行的训练", "Keep the running run"),
+        "minutes": ("{m} 分 {s:02d} 秒", "{m} min {s:02d} s"),
+        "seconds": ("{s} 秒", "{s} s"),
     }
 )
 
@@ -86,6 +100,38 @@ def start_job(
     return job
 
 
+def confirm_start(page: str, pressed: bool) -> bool:
+    """True when a new run should start now: at once if nothing is running, else only after a confirmation.
+
+    Pressing Train while the page's run is alive asks first (two buttons) instead of silently
+    stopping that run; the question stays until answered or the run ends by itself.
+    """
+    key, go = f"{page}:confirm_replace", f"{page}:replace_go"
+    if st.session_state.pop(go, False):  # "replace" was clicked (its callback ran before this script run)
+        return True
+    job = page_job(page)
+    alive = job is not None and not job.done
+    if not alive:
+        st.session_state.pop(key, None)
+        return pressed
+    if pressed:
+        st.session_state[key] = True
+    if not st.session_state.get(key):
+        return False
+    st.warning(_t("replace_question"))
+    yes_col, no_col = st.columns(2)
+    yes_col.button(_t("replace_yes"), key=f"{page}:replace_yes", type="primary", on_click=_answer, args=(page, True))
+    no_col.button(_t("replace_no"), key=f"{page}:replace_no", on_click=_answer, args=(page, False))
+    return False
+
+
+def _answer(page: str, replace: bool) -> None:
+    """Callback of the replace question: forget the question, remember a 'yes' for the next run."""
+    st.session_state.pop(f"{page}:confirm_replace", None)
+    if replace:
+        st.session_state[f"{page}:replace_go"] = True
+
+
 def _status_text(view: JobView) -> str:
     if view.status == "queued":
         return t("status_queued", n=max(0, view.queue_position - 1), cap=MAX_RUNNING_JOBS)
@@ -109,7 +155,30 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
         st.button(t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch", disabled=view.done)
 
 
-def progress_ui(view: JobView) -> None:
+def run_labels(view: JobView) -> list[str]:
+    """Each run's name in the current language.
+
+    Jobs store language-free keys (model kinds such as "gru"), so a language switch
+    relabels a run that started in the other language.
+    """
+    return [run_label(run.label, run.config.get("clip")) for run in view.runs]
+
+
+def end_message(view: JobView) -> str:
+    """How a finished job ended, in the UI's language, built from its status and epochs, as Markdown.
+
+    lm_core's own end messages are English only; an error's text is escaped (it may quote a file name).
+    """
+    if view.status == "finished":
+        return _t("job_finished", n=view.planned_epochs)
+    if view.status == "stopped":
+        return _t("job_stopped", e=view.epoch, n=view.planned_epochs)
+    if view.status == "error":
+        return _t.md("job_error", msg=view.message.removeprefix("Training failed: "))
+    return escape_markdown(view.message)
+
+
+def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     """Progress bar with epoch, time left and characters per second."""
     epoch, eta = view.epoch, view.eta_seconds
     frac = epoch / view.planned_epochs if view.planned_epochs else 0.0
@@ -121,29 +190,28 @@ def progress_ui(view: JobView) -> None:
     st.progress(min(1.0, frac), text=" · ".join(parts))
     if view.status == "queued":
         st.info(_status_text(view))
-    divergence_ui(view)
+    divergence_ui(view, labels)
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
-    if view.status == "finished" and not covered:
-        st.success(_t("job_finished", n=view.planned_epochs))  # lm_core's own message is English only
-    elif view.message and view.done and not covered:
-        (st.error if view.status in ("error", "diverged") else st.success)(escape_markdown(view.message))
+    if view.done and not covered:
+        (st.error if view.status in ("error", "diverged") else st.success)(end_message(view))
 
 
-def divergence_ui(view: JobView) -> None:
+def divergence_ui(view: JobView, labels: list[str] | None = None) -> None:
     """One error per diverged run, as soon as it happens: in a comparison the other run trains on."""
-    for run in view.runs:
+    labels = labels or run_labels(view)
+    for run, label in zip(view.runs, labels, strict=True):
         if run.status != "diverged":
             continue
         end = run.end
         if end is not None and end.loss is not None:
-            st.error(_t.md("run_diverged", label=run.label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
+            st.error(_t.md("run_diverged", label=label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
         else:
-            st.error(_t.md("run_diverged_plain", label=run.label, msg=run.message))
+            st.error(_t.md("run_diverged_plain", label=label, msg=run.message))
 
 
 def _fmt_seconds(s: float) -> str:
     s = round(s)
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+    return _t("minutes", m=s // 60, s=s % 60) if s >= 60 else _t("seconds", s=s)
 
 
 def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
@@ -183,7 +251,8 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
 def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], start: Callable[[], None]) -> None:
     """Corpus status and the Train button; a `LabError` from `start` becomes a message."""
     corpus_status_ui(choice, values)
-    if st.button(t("start"), key=f"{page}:start", type="primary", disabled=choice.corpus is None):
+    pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=choice.corpus is None)
+    if confirm_start(page, pressed):
         try:
             start()
         except LabError as exc:
@@ -201,12 +270,13 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
 def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[Curve] | None = None) -> None:
     """Progress, the run buttons and the perplexity chart every training page starts its live view with.
 
-    `curves` defaults to one per run, labelled as the job labelled them.
+    `curves` defaults to one per run, named by `run_labels` (model names in the current language).
     """
-    progress_ui(view)
+    labels = [c.label for c in curves] if curves is not None else run_labels(view)
+    progress_ui(view, labels)
     controls_ui(page, job, view)
     fig = perplexity_figure(
-        curves if curves is not None else curves_from_view(view),
+        curves if curves is not None else curves_from_view(view, labels=labels),
         view.planned_epochs,
         title,
         t("epoch"),

@@ -33,9 +33,8 @@ from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.songci import SUBSETS, songci_text
 
 from . import corpus_ui
-from .i18n import Translator, current_lang, model_label
+from .i18n import Translator, current_lang, model_label, run_label
 from .session import manager, owner_id
-from .text import escape_markdown
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -90,6 +89,8 @@ t = Translator(
             "{model}, {h} hidden units, vocabulary {v:,}, untrained",
         ),
         "corpus_line": ("语料：{name}", "Corpus: {name}"),
+        "corpus_chars": ("{n:,} 个字符", "{n:,} characters"),
+        "corpus_vocab": ("词典 {v:,} 个字", "vocabulary {v:,}"),
         "corpus_unknown": ("（未记录）", "(not recorded)"),
         "untrained_note": (
             "这个模型还没有完成一个周期，它写出的是随机字符。等第一个周期结束后再看。",
@@ -415,7 +416,8 @@ def _options() -> dict[str, _Option]:
             continue
         for run, label in enumerate(job.labels):
             epochs = len(job.checkpoint(run).history)
-            text = t("opt_session", page=t(f"page_{page}"), label=label, e=epochs)
+            name = run_label(label, job.trainers[run].config.clip)
+            text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)
@@ -492,7 +494,7 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, st
         return job.trainers[run].corpus.text, ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
-    name = ckpt.corpus_name or t("corpus_unknown")
+    name = display_corpus_name(ckpt.corpus_name)
     notes = {
         "songci": lambda: t.md("meter_rebuilt", name=name, n=details.get("n", 0)),
         "book": lambda: t.md("meter_rebuilt_book", n=details.get("n", 0)),
@@ -570,14 +572,30 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
     return _upload_ui(page, upload_error)
 
 
+def display_corpus_name(name: str) -> str:
+    """A checkpoint's corpus name without any folder: a server path is never shown.
+
+    Older checkpoints (and the CLI before it stored base names) may hold a path; a
+    checkpoint's free-text note may hold a whole command line, so it is not shown either.
+    """
+    base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return corpus_ui.corpus_display_name(base) if base else t("corpus_unknown")
+
+
+def corpus_caption(ckpt: Checkpoint, corpus_text: str | None) -> str:
+    """'Corpus: name · N characters · vocabulary V' as Markdown, the name escaped (characters only when the text is known)."""
+    parts = [t.md("corpus_line", name=display_corpus_name(ckpt.corpus_name))]
+    if corpus_text:
+        parts.append(t("corpus_chars", n=len(corpus_text)))
+    parts.append(t("corpus_vocab", v=len(ckpt.vocab)))
+    return " · ".join(parts)
+
+
 def _summary_ui(choice: ModelChoice) -> None:
     """Always say which model is in use: description, corpus, epochs."""
     ckpt = choice.checkpoint
     st.markdown(t.md("using", label=describe(ckpt)))
-    st.caption(
-        t.md("corpus_line", name=ckpt.corpus_name or t("corpus_unknown"))
-        + (f" · {escape_markdown(ckpt.note)}" if ckpt.note else "")
-    )
+    st.caption(corpus_caption(ckpt, choice.corpus_text))
     if not ckpt.history:
         st.warning(t("untrained_note"))
 

@@ -101,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_note(argv: list[str]) -> str:
+    """The command line saved in a checkpoint, with every path cut to its file name.
+
+    A checkpoint travels (shipped, uploaded, shared): it must not carry the folders of
+    the machine it was trained on.
+    """
+    words = [Path(a).name if ("/" in a or "\\" in a) and not a.startswith("-") else a for a in argv]
+    return "python -m lm_core " + " ".join(words)
+
+
 def _load_corpus(spec: str, max_chars: int | None, subset: str | None):
     from .corpus import Corpus
     from .songci import DEFAULT_SUBSET, songci_corpus
@@ -180,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if jsonl:
             jsonl.close()
     if args.save:
-        ckpt = checkpoint.from_trainer(trainer, note=f"python -m lm_core {' '.join(sys.argv[1:])}")
+        ckpt = checkpoint.from_trainer(trainer, note=command_note(sys.argv[1:]))
         if args.slim:
             ckpt.optimizer_state = None
         checkpoint.save(ckpt, args.save)

@@ -10,6 +10,7 @@ ids are identical in every process (the book's unordered set is not).
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -74,11 +75,13 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        controls = sum(1 for ch in text[:20_000] if ord(ch) < 32 and ch not in "\n\r\t\f")
-        if controls > max(8, len(text[:20_000]) // 100):
+        sample = text[:20_000]
+        controls = sum(1 for ch in sample if _is_control(ch))
+        # A text file with a few colour codes is still text; a quarter controls is not.
+        if controls > max(64, len(sample) // 4):
             raise CorpusError(
-                f"{name} looks binary (many control characters), not like a text file.",
-                zh=f"{name} 看起来是二进制文件（控制字符过多），不是文本文件。",
+                f"{name} looks binary (most of it is control characters), not like a text file.",
+                zh=f"{name} 看起来是二进制文件（大部分是控制字符），不是文本文件。",
             )
         return text
     raise CorpusError(
@@ -188,12 +191,42 @@ def read_corpus_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     return read_corpus_bytes(data, path.name, max_bytes)
 
 
-def book_preprocess(text: str, max_chars: int | None = BOOK_MAX_CHARS) -> str:
-    """The book's cleaning: `\\n` and `\\r` each become a space, then truncate.
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
-    `max_chars=None` keeps everything.
+
+def _is_control(ch: str) -> bool:
+    """C0/C1 control characters other than the line and tab characters text files use."""
+    code = ord(ch)
+    return (code < 32 and ch not in "\n\r\t") or code == 127 or 0x80 <= code < 0xA0
+
+
+def normalize_line_ends(text: str) -> str:
+    """CRLF and a lone CR become one `\\n`, so a Windows or old Mac file reads like a Unix one.
+
+    Without this the book's preprocessing turns each CRLF into two spaces.
     """
-    text = text.replace("\n", " ").replace("\r", " ")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def strip_controls(text: str) -> tuple[str, int]:
+    """Remove terminal escape sequences (ANSI colours) and other control characters.
+
+    Returns the cleaned text and how many characters were removed, so the UI can say so
+    instead of silently training on (or rejecting) a log file pasted from a terminal.
+    Tabs and line ends are kept.
+    """
+    cleaned = _ANSI_ESCAPE.sub("", text)
+    cleaned = "".join(ch for ch in cleaned if not _is_control(ch) or ch in "\n\r\t")
+    return cleaned, len(text) - len(cleaned)
+
+
+def book_preprocess(text: str, max_chars: int | None = BOOK_MAX_CHARS) -> str:
+    """The book's cleaning: each line end becomes a space, then truncate.
+
+    Line ends are normalised first (CRLF counts once, as in the book's LF corpus, which
+    this leaves unchanged). `max_chars=None` keeps everything.
+    """
+    text = normalize_line_ends(text).replace("\n", " ")
     return text if max_chars is None else text[:max_chars]
 
 
@@ -206,6 +239,7 @@ class Corpus:
     idx_to_char: list[str] = field(default_factory=list)
     char_to_idx: dict[str, int] = field(default_factory=dict)
     indices: list[int] = field(default_factory=list)
+    controls_removed: int = 0  # control characters (e.g. ANSI colour codes) stripped from the source
 
     @classmethod
     def from_text(
@@ -217,6 +251,7 @@ class Corpus:
     ) -> Corpus:
         if max_chars is not None and max_chars < 2:
             raise CorpusError("Keep at least 2 characters of the corpus.", zh="语料至少要保留 2 个字符。")
+        text, removed = strip_controls(text)
         text = book_preprocess(text, max_chars)
         if not text.strip():
             raise CorpusError(f"{name} has no text (only white space).", zh=f"{name} 没有文字（只有空白字符）。")
@@ -229,7 +264,7 @@ class Corpus:
                 "请保留更少的字符，或换用用字更集中的文本。",
             )
         char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
-        return cls(name, text, idx_to_char, char_to_idx, [char_to_idx[ch] for ch in text])
+        return cls(name, text, idx_to_char, char_to_idx, [char_to_idx[ch] for ch in text], removed)
 
     @classmethod
     def from_file(cls, path: str | Path, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:

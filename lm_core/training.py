@@ -197,6 +197,10 @@ class Control:
         self._go.set()
         self._stop = threading.Event()
         self._pause_after_epoch = False
+        # Seconds spent blocked in wait(): epoch timings subtract it, so a pause does not
+        # count as training time (time-left and characters/s would lie after Resume or Step).
+        self.blocked_seconds = 0.0
+        self.clock: Callable[[], float] = time.perf_counter
 
     def pause(self) -> None:
         self._go.clear()
@@ -225,10 +229,12 @@ class Control:
     def wait(self) -> bool:
         """Block while paused; return False when the run should stop."""
         if not self._go.is_set():
+            blocked_from = self.clock()
             if self.on_block:
                 self.on_block()
             while not self._go.wait(timeout=0.1):
                 pass
+            self.blocked_seconds += self.clock() - blocked_from
             if self.on_unblock and not self._stop.is_set():
                 self.on_unblock()
         return not self._stop.is_set()
@@ -315,7 +321,8 @@ class Trainer:
         params = list(model.parameters())
         epoch = self.epoch + 1
         good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        start = time.perf_counter()
+        clock = self.control.clock
+        start, blocked_before = clock(), self.control.blocked_seconds
         state = model.begin_state(cfg.batch_size)
         loss_sum, n, norms, n_clipped = 0.0, 0, [], 0
         model.train()
@@ -350,7 +357,7 @@ class Trainer:
             norms.append(norm)
             n_clipped += clipped
             yield StepEvent(epoch, step, loss_value, norm, clipped)
-        seconds = time.perf_counter() - start
+        seconds = clock() - start - (self.control.blocked_seconds - blocked_before)  # training time only
         val = None
         if self.val_ids:
             val = evaluate_perplexity(model, self.val_ids, cfg.num_steps, cfg.batch_size)

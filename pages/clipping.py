@@ -29,8 +29,6 @@ t = Translator(
             "the gradient clipped at θ, once without. The first chart shows both perplexities, the second the "
             "gradient norm of every step before clipping.",
         ),
-        "run_clip": ("裁剪（θ = {theta}）", "clipped at θ = {theta}"),
-        "run_noclip": ("不裁剪", "not clipped"),
         "chart_title": (
             "训练困惑度：裁剪 vs 不裁剪（对数坐标）",
             "Training perplexity: clipped vs not clipped (log scale)",
@@ -93,14 +91,10 @@ t = Translator(
 )
 
 
-def _labels(theta: float) -> list[str]:
-    return [t("run_clip", theta=f"{theta:g}"), t("run_noclip")]
-
-
 def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
     """Two trainers from one config and one seed: clipped at θ, and clip=None."""
     trainers = [Trainer(choice.corpus, settings.to_config({**values, "clip_on": on})) for on in (True, False)]
-    jobs_ui.start_job(PAGE, trainers, _labels(values["clip"]))
+    jobs_ui.start_job(PAGE, trainers, ["clip", "noclip"])  # keys; _draw names them in the current language
 
 
 def _steps_per_epoch(job: Job, run: RunView) -> int:
@@ -144,10 +138,8 @@ def _share_ui(view: JobView, labels: list[str], theta: float) -> None:
 
 def _draw(job: Job, view: JobView) -> None:
     theta = view.runs[0].config["clip"]
-    labels = _labels(theta)  # in the current language, whatever it was at start
-    curves = curves_from_view(view)
-    for curve, label in zip(curves, labels, strict=True):
-        curve.label = label
+    labels = jobs_ui.run_labels(view)  # in the current language, whatever it was at start
+    curves = curves_from_view(view, labels=labels)
     jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"), curves)
     per_epoch = _steps_per_epoch(job, view.runs[0])
     norm_fig = charts.grad_norm_figure(
@@ -164,7 +156,7 @@ def _draw(job: Job, view: JobView) -> None:
     st.caption(t("norm_note", n=MAX_POINTS))
     _share_ui(view, labels, theta)
     with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view), hide_index=True, width="stretch")
+        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
 
 
 def main() -> None:

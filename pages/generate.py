@@ -65,7 +65,10 @@ t = Translator(
         "seed_help": ("同一种子、同一设置 = 同一段文字。", "Same seed and settings, same text."),
         "run": ("生成", "Generate"),
         "reseed": ("换个种子再生成", "New seed & generate"),
-        "strip": ("删除不认识的字：{p}", "Remove unknown characters: {p}"),
+        "strip": (
+            "删除不认识的字（{bad}），改用前缀「{p}」",
+            "Remove the unknown characters ({bad}) and use the prefix “{p}”",
+        ),
         "use_default": ("改用「{p}」", "Use “{p}” instead"),
         "press": ("按「生成」开始。", "Press Generate."),
         "failed": ("无法生成：{msg}", "Could not generate: {msg}"),
@@ -255,8 +258,10 @@ def _prefix_problem_ui(choice: ModelChoice, prefix: str) -> bool:
         return True
     st.error(escape_markdown(problem))
     known = "".join(ch for ch in prefix if ch in choice.char_to_idx)
+    unknown = "、".join(dict.fromkeys(ch for ch in prefix if ch not in choice.char_to_idx))
     if known:
-        st.button(t.md("strip", p=known), key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
+        label = t.md("strip", bad=unknown, p=known)
+        st.button(label, key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
     else:
         default = model_source.default_prefix(choice)
         st.button(t.md("use_default", p=default), key=f"{PAGE}:use_default", on_click=_set_prefix, args=(default,))
@@ -271,7 +276,9 @@ def _text_block(written: Written) -> None:
 def _lyrics_ui(result: Result, choice: ModelChoice, current: dict) -> None:
     st.subheader(t("lyrics"))
     s = result.settings
-    st.caption(t.md("made_with", model=result.model_label, how=_how(s), n=s["length"], seed=s["seed"]))
+    # The same model is named in the current language; only a since-replaced one keeps its old name.
+    model = choice.label if result.model_option == choice.option else result.model_label
+    st.caption(t.md("made_with", model=model, how=_how(s), n=s["length"], seed=s["seed"]))
     if result.settings != current or result.model_option != choice.option:
         st.caption(t("stale"))
     text_col, meter_col = st.columns([4, 1])

@@ -28,8 +28,6 @@ t = Translator(
             "way minibatches are cut differs, and both perplexity curves share one chart. The pictures below show "
             "which corpus positions each way reads, and whether the hidden state is carried or reset.",
         ),
-        "run_random": ("随机采样", "random sampling"),
-        "run_adjacent": ("相邻采样", "adjacent sampling"),
         "chart_title": (
             "训练困惑度：随机采样 vs 相邻采样（对数坐标）",
             "Training perplexity: random vs adjacent (log scale)",
@@ -146,7 +144,7 @@ def _minibatch_text() -> charts.MinibatchText:
 def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
     """Two trainers from one config and one seed, so both start from the same weights."""
     trainers = [Trainer(choice.corpus, settings.to_config({**values, "sampling": mode})) for mode in MODES]
-    jobs_ui.start_job(PAGE, trainers, [t(f"run_{mode}") for mode in MODES])
+    jobs_ui.start_job(PAGE, trainers, list(MODES))  # keys; _draw names them in the current language
 
 
 def _latest_ui(view: JobView) -> None:
@@ -166,13 +164,12 @@ def _latest_ui(view: JobView) -> None:
 
 
 def _draw(job: Job, view: JobView) -> None:
-    curves = curves_from_view(view)
-    for curve, mode in zip(curves, MODES, strict=True):
-        curve.label = t(f"run_{mode}")  # labels follow the language switch, not the language at start
+    labels = jobs_ui.run_labels(view)  # follow the language switch, not the language at start
+    curves = curves_from_view(view, labels=labels)
     jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"), curves)
     _latest_ui(view)
     with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view), hide_index=True, width="stretch")
+        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
 
 
 def _minibatches_ui(n_chars: int, values: dict) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
 from lab_ui.highlight import copied_html
-from lab_ui.i18n import Translator, current_lang, model_label
+from lab_ui.i18n import Translator, current_lang
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
@@ -107,14 +107,21 @@ t = Translator(
             "This checkpoint's optimiser state was malformed and is left out: training continues with a fresh "
             "optimiser.",
         ),
+        "continue_corpus": ("继续时使用这次训练的语料：{name}", "Continues on this run's corpus: {name}"),
+        "continue_other_corpus": (
+            "继续时仍使用这次训练的语料「{name}」，而不是侧栏中现在选的「{now}」；要用新语料，请按「开始训练」。",
+            "Continue keeps this run's corpus, {name}, not {now} now chosen in the sidebar; press Train to "
+            "train on the new one.",
+        ),
     }
 )
 
 
 def _labels(values: dict) -> list[str]:
-    names = [model_label(values["model"])]
+    """Model kinds, not names: the job keeps them and each drawing translates them (jobs_ui.run_labels)."""
+    names = [values["model"]]
     if values["compare"] != "none":
-        names.append(model_label(values["compare"]))
+        names.append(values["compare"])
     return names
 
 
@@ -173,7 +180,7 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
     """Build trainers from the settings (or continue a checkpoint) and hand them to the job manager."""
     if base is not None:  # the checkpoint decides the model; the settings decide how to train it further
         trainers = [_resumed(base, choice.corpus, values)]
-        labels = [model_label(base.config.model)]
+        labels = [base.config.model]
     else:
         trainers = [Trainer(choice.corpus, settings.to_config(values))]
         if values["compare"] != "none":
@@ -187,22 +194,23 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 
 def _draw(job: Job, view: JobView) -> None:
     jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"))
-    for run in view.runs:
+    labels = jobs_ui.run_labels(view)
+    for run, label in zip(view.runs, labels, strict=True):
         if not run.samples:
             continue
         last = max(run.samples)
-        st.markdown(f"**{escape_markdown(run.label)}** · " + t("samples", e=last))
+        st.markdown(f"**{escape_markdown(label)}** · " + t("samples", e=last))
         for prefix, text in run.samples[last].items():
             # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
             # first characters) would leave bold markers unclosed and show stray asterisks.
             st.html(copied_html(text, len(prefix), [], "", t("prefix_title")))
     with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view), hide_index=True, width="stretch")
+        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
     if view.epoch > 0:
-        _downloads(job, view)
+        _downloads(job, view, labels)
 
 
-def _downloads(job: Job, view: JobView) -> None:
+def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
     """Checkpoint and CSV of the current run; built only when clicked."""
     cols = st.columns(len(view.runs) + 1)
     for i, run in enumerate(view.runs):
@@ -210,7 +218,7 @@ def _downloads(job: Job, view: JobView) -> None:
             ckpt = job.checkpoint(i)
             name = f"{ckpt.config.model}-epoch{len(run.history)}"
             st.download_button(
-                t("download_ckpt", m=run.label),
+                t("download_ckpt", m=labels[i]),
                 data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),
                 file_name=f"{name}.pt",
                 mime="application/octet-stream",
@@ -222,7 +230,7 @@ def _downloads(job: Job, view: JobView) -> None:
     with cols[-1]:
         st.download_button(
             t("download_csv"),
-            data=lambda: epochs_table(job.snapshot()).to_csv(index=False).encode("utf-8"),
+            data=lambda: epochs_table(job.snapshot(), labels).to_csv(index=False).encode("utf-8"),
             file_name="perplexity.csv",
             mime="text/csv",
             on_click="ignore",
@@ -266,6 +274,16 @@ def _continue(job: Job, values: dict) -> None:
     jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 
+def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
+    """Say which corpus Continue trains on, loudly when the sidebar now shows another one."""
+    name = corpus_ui.corpus_display_name(job.trainers[0].corpus.name)
+    now = choice.corpus
+    if now is not None and now.text != job.trainers[0].corpus.text:
+        st.warning(t("continue_other_corpus", name=name, now=corpus_ui.corpus_display_name(now.name)))
+    else:
+        st.caption(t("continue_corpus", name=name))
+
+
 def main() -> None:
     session.init(PAGE)
     st.title(t("title"))
@@ -305,8 +323,11 @@ def main() -> None:
         go_on = st.button(
             t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
         )
+        if more:
+            _continue_corpus_note(job, choice)
     if job is not None:
         st.caption(t("replace_warning"))
+    start = jobs_ui.confirm_start(PAGE, start)
     try:
         if start:
             _start(values, choice, base)

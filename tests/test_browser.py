@@ -257,3 +257,26 @@ def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> Non
     # The run that shows the message also disables Train; elements arrive one by one, so wait for it.
     expect(_main(page).get_by_role("button", name="Train", exact=True)).to_be_disabled(timeout=20_000)
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_no_request_leaves_this_machine(page, server: str) -> None:
+    """Offline classrooms: every page, in both languages, loads nothing from the internet (icons, fonts, favicon)."""
+    outside: list[str] = []
+
+    def record(request) -> None:
+        url = request.url
+        if not url.startswith(("data:", "blob:", "http://127.0.0.1:", "ws://127.0.0.1:")):
+            outside.append(url)
+
+    page.on("request", record)
+    for lang in ("zh", "en"):
+        for path in ("", "sampling", "hidden_states", "clipping", "generate"):
+            page.goto(f"{server}/{path}?lang={lang}")
+            _wait_ready(page)
+            page.wait_for_timeout(500)  # late requests: favicon, icon fonts
+    assert outside == [], f"requests left 127.0.0.1: {sorted(set(outside))}"
+    # The navigation icons are drawn from the Material Symbols font bundled with Streamlit.
+    assert page.evaluate("() => document.fonts.check('24px \"Material Symbols Rounded\"')")
+    favicon = page.evaluate("() => document.querySelector('link[rel~=\"icon\"]')?.href || ''")
+    assert favicon.startswith(server), favicon
+    _shot(page, "offline_generate")

@@ -86,6 +86,10 @@ def test_train_writes_json_lines_and_a_checkpoint(trained_run: tuple[Result, Pat
     assert ckpt.config.epochs == 2 and len(ckpt.history) == 2
     assert ckpt.vocab == Corpus.from_file(corpus_file).idx_to_char
     assert [e.perplexity for e in ckpt.history] == pytest.approx([r["perplexity"] for r in records])
+    # A checkpoint travels: it names its corpus by file name and carries no folder of this machine.
+    assert ckpt.corpus_name == "tiny.txt"
+    assert str(corpus_file.parent) not in ckpt.note and str(saved.parent) not in ckpt.note
+    assert "--corpus tiny.txt" in ckpt.note
 
 
 def test_generate_prints_text_from_the_prefix(trained_run: tuple[Result, Path, Path]) -> None:

@@ -151,10 +151,37 @@ def test_random_bytes_with_nuls_are_refused(tmp_path: Path) -> None:
 
 
 def test_control_characters_without_nuls_are_refused() -> None:
-    """Text-like bytes full of control characters (but no NUL) are still called binary."""
+    """Bytes that are mostly control characters (but no NUL) are still called binary."""
     data = bytes([1, 2, 3, 4, 5, 6, 7, 8]) * 20 + b"abc"
     with pytest.raises(CorpusError, match="binary"):
         decode_bytes(data)
+
+
+def test_text_with_ansi_colour_codes_is_text_and_the_codes_are_counted() -> None:
+    """A UTF-8 log with colour escapes (a few % controls) decodes; the codes are stripped and counted."""
+    line = "\x1b[31m春眠不觉晓\x1b[0m，处处闻啼鸟。\x07\n"
+    data = (line * 50).encode("utf-8")
+    controls = sum(1 for ch in data.decode() if ord(ch) < 32 and ch != "\n")
+    assert controls / len(data.decode()) > 0.01  # the walk-through's case: a few percent controls
+    corpus = Corpus.from_text(decode_bytes(data, "log.txt"), "log.txt")
+    assert corpus.text == "春眠不觉晓，处处闻啼鸟。 " * 50
+    assert corpus.controls_removed == (len("\x1b[31m") + len("\x1b[0m") + 1) * 50
+    assert not any(ord(ch) < 32 for ch in corpus.idx_to_char)
+
+
+def test_plain_text_reports_no_removed_controls() -> None:
+    assert Corpus.from_text("床前明月光\t疑是地上霜\n").controls_removed == 0
+
+
+def test_crlf_and_lone_cr_files_give_the_same_corpus_as_lf(tmp_path: Path) -> None:
+    """A Windows (CRLF) or old-Mac (CR) file gives the LF file's characters and vocabulary, no double spaces."""
+    lines = [f"第{i}行 春风又绿江南岸" for i in range(2000)]
+    lf = Corpus.from_file(_write(tmp_path, "lf.txt", "\n".join(lines).encode("utf-8")))
+    crlf = Corpus.from_file(_write(tmp_path, "crlf.txt", "\r\n".join(lines).encode("utf-8")))
+    cr = Corpus.from_file(_write(tmp_path, "cr.txt", "\r".join(lines).encode("gbk")))
+    assert crlf.text == lf.text == cr.text
+    assert crlf.idx_to_char == lf.idx_to_char
+    assert "  " not in crlf.text
 
 
 def test_undecodable_bytes_are_refused() -> None:
@@ -207,8 +234,8 @@ def test_max_chars_below_two_is_refused() -> None:
 
 
 def test_book_preprocess_replaces_newlines_and_truncates() -> None:
-    """Every newline and carriage return becomes one space, then the text is cut to max_chars."""
-    assert book_preprocess("ab\ncd\r\nef") == "ab cd  ef"
+    """Every line end (LF, CRLF or a lone CR) becomes one space, then the text is cut to max_chars."""
+    assert book_preprocess("ab\ncd\r\nef\rgh") == "ab cd ef gh"
     long_text = "春风\n" * 5000  # 15,000 characters
     cleaned = book_preprocess(long_text)
     assert len(cleaned) == BOOK_MAX_CHARS == 10_000
@@ -220,7 +247,7 @@ def test_book_preprocess_replaces_newlines_and_truncates() -> None:
 def test_corpus_vocabulary_is_sorted_set_and_indices_round_trip() -> None:
     """idx_to_char is sorted(set(text)); char_to_idx inverts it; indices encode the text."""
     corpus = Corpus.from_text(SAMPLE, max_chars=None)
-    text = SAMPLE.replace("\n", " ").replace("\r", " ")
+    text = SAMPLE.replace("\r\n", "\n").replace("\n", " ")
     assert corpus.text == text
     assert corpus.idx_to_char == sorted(set(text))
     assert all(corpus.char_to_idx[ch] == i for i, ch in enumerate(corpus.idx_to_char))

@@ -195,3 +195,30 @@ def test_an_unknown_corpus_has_no_training_text(trained) -> None:
     ckpt = from_bytes(trained["gru"])
     assert model_source.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
     assert model_source.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")
+
+
+def test_checkpoint_corpus_caption_is_name_and_size_never_a_path(shipped, trained) -> None:
+    """An uploaded checkpoint whose corpus name and note hold server paths shows only the file name and sizes."""
+    payload = _payload(trained["gru"])
+    payload["corpus_name"] = "/srv/secret/home/poems-gbk.txt"
+    payload["note"] = "python -m lm_core train --corpus /srv/secret/home/poems-gbk.txt --save /srv/out/m.pt"
+    shipped()
+    at = helpers.open_page("generate")
+    at.file_uploader(key="generate:ckpt_upload").set_value(("m.pt", _bytes(payload), "application/x")).run()
+    helpers.assert_ok(at)
+    captions = [c.value for c in at.caption if c.value.startswith("Corpus:")]
+    assert captions == [f"Corpus: poems-gbk.txt · vocabulary {len(payload['vocab']):,}"], captions
+    assert "/srv" not in helpers.texts(at)
+
+
+def test_shipped_checkpoint_caption_shows_corpus_and_size_not_its_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real shipped checkpoints (their note is a command line) show corpus name and size only."""
+    monkeypatch.setenv(helpers.CHECKPOINT_ENV, str(Path(helpers.APP).parent / "checkpoints"))
+    at = helpers.open_page("hidden_states", lang="zh")
+    helpers.assert_ok(at)
+    captions = [c.value for c in at.caption if c.value.startswith("语料：")]
+    assert len(captions) == 1 and captions[0].startswith("语料：宋词 · 辛弃疾 · "), captions
+    assert "个字符" in captions[0] and "词典" in captions[0]
+    assert "python" not in helpers.texts(at) and "checkpoints/" not in helpers.texts(at)

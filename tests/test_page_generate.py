@@ -110,6 +110,8 @@ def test_unusable_prefix_is_named_and_nothing_breaks(shipped, prefix: str, named
 def test_partly_unknown_prefix_offers_to_drop_the_unknown_characters(shipped) -> None:
     at = _page(shipped)
     at.text_input(key="generate:prefix").set_value("分😀开").run()
+    # The label names the removed character and the resulting prefix apart, so neither is mistaken for the other.
+    assert at.button(key="generate:strip").label == "Remove the unknown characters (😀) and use the prefix “分开”"
     at.button(key="generate:strip").click().run()
     helpers.assert_ok(at)
     assert at.text_input(key="generate:prefix").value == "分开"
@@ -163,3 +165,17 @@ def test_prob_bars_are_deterministic_and_highlight_the_written_character() -> No
     assert list(bar.x) == ["花", "␣", "1"]  # a space is drawn visibly
     assert a.layout.xaxis.type == "category"  # "1" stays a label, not a number
     assert bar.marker.color[1] != bar.marker.color[0] == bar.marker.color[2]
+
+
+def test_strip_button_in_chinese_names_removed_characters_and_the_new_prefix(shipped) -> None:
+    """Like the walk-through's 夕阳 case: the button must not read as if the kept character were the unknown one."""
+    at = _page(shipped, lang="zh")
+    at.text_input(key="generate:prefix").set_value("分😀开🎵").run()
+    assert at.button(key="generate:strip").label == "删除不认识的字（😀、🎵），改用前缀「分开」"
+
+
+def test_generated_text_wraps_latin_at_spaces_not_mid_word() -> None:
+    """English in the narrow comparison columns must break between words; CJK still wraps anywhere."""
+    html = copied_html("based on the river", 0, [], "copied", "prefix")
+    assert "break-all" not in html  # break-all split "b|ased" in the walk-through
+    assert "overflow-wrap:anywhere" in html  # only a word wider than the column is split

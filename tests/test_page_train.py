@@ -80,7 +80,8 @@ def test_compare_trains_two_models_in_lockstep(at: AppTest) -> None:
     assert [r.config["model"] for r in view.runs] == ["scratch-rnn", "scratch-gru"]
     assert [len(r.history) for r in view.runs] == [2, 2]
     names = {t.get("name") for spec in plotly_specs(at) for t in spec["data"]}
-    assert {r.label for r in view.runs} <= names
+    assert [r.label for r in view.runs] == ["scratch-rnn", "scratch-gru"]  # language-free keys in the job
+    assert {"RNN（从零实现，书中）", "GRU（从零实现，书中）"} <= names  # translated when drawn (this page is in 中文)
 
 
 def test_preset_applies_its_settings(at: AppTest) -> None:
@@ -204,3 +205,45 @@ def test_checkpoint_from_another_vocabulary_is_refused_with_a_message(at: AppTes
     assert not at.exception
     assert "vocabulary" in all_text(at) or "词典" in all_text(at)
     assert "train:job" not in at.session_state
+
+
+def test_train_while_running_asks_before_replacing_and_stop_message_is_chinese(at: AppTest) -> None:
+    """Train during a live run asks first; 'keep' keeps it, 'replace' starts a new one; Stop reads in 中文."""
+    use_tiny_settings(at, PAGE, model="rnn", epochs=100_000)
+    _start(at)
+    first = session.manager().get(at.session_state[f"{PAGE}:job"], at.session_state["owner"])
+    assert first is not None and not first.done
+    first.pause()  # alive (paused counts) for as long as the test needs, however fast the machine
+    _start(at)  # pressed again while it lives
+    assert at.session_state[f"{PAGE}:job"] == first.id and not first.done  # nothing replaced yet
+    assert any("要替换吗" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.button(key="train:replace_no").click().run()
+    assert at.session_state[f"{PAGE}:job"] == first.id and not first.done
+    assert not any("要替换吗" in w.value for w in at.warning)
+    _start(at)
+    assert any("要替换吗" in w.value for w in at.warning)
+    at.button(key="train:replace_yes").click().run()
+    second_id = at.session_state[f"{PAGE}:job"]
+    assert second_id != first.id
+    first.thread.join(60)
+    assert first.done
+    second = session.manager().get(second_id, at.session_state["owner"])
+    at.run()
+    at.button(key="train:stop").click().run()
+    second.thread.join(60)
+    at.run()
+    text = all_text(at)
+    assert "已在第" in text and "个周期后停止" in text, text
+    assert "Stopped after" not in text
+
+
+def test_continue_names_its_corpus_and_warns_when_the_sidebar_shows_another(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="rnn")
+    _start(at)
+    wait_for_job(at, PAGE)
+    at.run()
+    assert any("继续时使用这次训练的语料：宋词" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="corpus:source").set_value("paste").run()
+    at.text_area(key="corpus:paste").set_value("春眠不觉晓，处处闻啼鸟。" * 300).run()
+    warnings = [w.value for w in at.warning]
+    assert any("仍使用这次训练的语料「宋词" in w and "粘贴的文本" in w for w in warnings), warnings

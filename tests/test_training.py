@@ -551,3 +551,33 @@ def test_fast_scratch_rnn_matches_the_reference_procedure(book_corpus: Corpus, s
     for a, b in zip(reference, fast, strict=True):
         assert b == pytest.approx(a, rel=5e-3)
     assert fast[2] < fast[0] < book_corpus.vocab_size
+
+
+def test_epoch_seconds_exclude_time_paused(tiny_corpus: Corpus) -> None:
+    """Time blocked in a pause (Step, Pause/Resume) is not training time: seconds and chars/s ignore it.
+
+    A fake clock makes it exact: each minibatch 'takes' 0.5 s, each pause 1000 s. Every epoch
+    after the first starts paused (step_epoch), like a visitor pressing Step.
+    """
+    trainer = Trainer(tiny_corpus, small_config(hidden=8, epochs=3))
+    now = [0.0]
+    trainer.control.clock = lambda: now[0]
+
+    def paused_for_a_long_time() -> None:
+        now[0] += 1000.0
+        trainer.control.step_epoch()  # the visitor presses Step again, much later
+
+    trainer.control.on_block = paused_for_a_long_time
+    trainer.control.step_epoch()
+    epochs = []
+    for event in trainer.train():
+        if isinstance(event, StepEvent):
+            now[0] += 0.5
+        elif isinstance(event, EpochEvent):
+            epochs.append(event)
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert trainer.control.blocked_seconds == 2000.0  # epochs 2 and 3 started paused
+    for e in epochs:
+        assert e.seconds == 0.5 * e.steps
+        chars = e.steps * 8 * 8  # batch 8 x num_steps 8 characters per minibatch
+        assert e.tokens_per_s == pytest.approx(chars / e.seconds)

@@ -1,0 +1,49 @@
+"""The presets' texts tell the truth about their settings and, for the quick demo, its time."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import torch
+
+from lab_ui.presets import PRESET_LABELS, PRESET_NOTES, PRESETS
+from lab_ui.settings import to_config
+from lm_core.songci import DEFAULT_SUBSET, songci_corpus
+from lm_core.training import Trainer
+
+PROMISED_SECONDS = 60  # "under a minute" / "1 分钟内" in the quick demo's label
+
+
+def test_quick_demo_text_names_its_epochs_hidden_size_and_a_minute() -> None:
+    demo = PRESETS["quick_demo"]
+    zh_label, en_label = PRESET_LABELS["quick_demo"]
+    zh_note, en_note = PRESET_NOTES["quick_demo"]
+    assert "1 分钟内" in zh_label and "under a minute" in en_label
+    assert f"{demo['epochs']} 个周期" in zh_note and f"{demo['epochs']} epochs" in en_note
+    assert f"{demo['hidden']} 个隐藏单元" in zh_note and f"{demo['hidden']} hidden units" in en_note
+    upper = max(int(n) for n in re.findall(r"(\d+)\s*(?:秒|seconds)", zh_note + en_note))
+    assert upper <= PROMISED_SECONDS
+
+
+@pytest.mark.slow
+def test_quick_demo_fits_its_promise_on_one_thread() -> None:
+    """Time two epochs of the preset on the default corpus (one torch thread, as a job worker) and
+    project the whole run: it must fit the promised minute even at the slower of the two epochs."""
+    cfg = to_config(PRESETS["quick_demo"])
+    trainer = Trainer(songci_corpus(DEFAULT_SUBSET, 10_000), cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            for _event in trainer.run_epoch():
+                pass
+            trainer.control.epoch_done()
+            seconds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    projected = max(seconds) * cfg.epochs
+    assert projected < PROMISED_SECONDS, f"{cfg.epochs} epochs would take about {projected:.0f} s"
