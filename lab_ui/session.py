@@ -12,6 +12,7 @@ import hashlib
 import secrets
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from lm_core.jobs import JobManager
 
@@ -64,6 +65,28 @@ def owner_id() -> str:
 def _on_lang_change() -> None:
     st.session_state["lang"] = st.session_state["_lang_widget"]
     st.query_params["lang"] = st.session_state["lang"]
+    _push_widget_values()
+
+
+def _push_widget_values() -> None:
+    """Send every widget's value to the browser again, so it is shown under the new language's labels.
+
+    The browser keeps a selectbox's or radio's choice as the *label* it showed: once `format_func`
+    returns another language, no new label matches, so a selectbox went on showing the old label and a
+    radio showed nothing selected (the server still held the right value). Assigning a value through
+    `st.session_state` is Streamlit's public way to make the browser adopt it, labels included.
+    Only option values are pushed (text, numbers, tuples): a button's or a checkbox's value is a bool and
+    an uploader's a file or None, and a button's key may not be assigned at all (Streamlit refuses it
+    later, when the button is drawn).
+    """
+    for key in list(st.session_state.keys()):
+        value = st.session_state[key]
+        if key == "_lang_widget" or isinstance(value, bool) or not isinstance(value, str | int | float | tuple):
+            continue
+        try:
+            st.session_state[key] = value
+        except StreamlitAPIException:
+            pass
 
 
 def _under_apptest() -> bool:

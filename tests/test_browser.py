@@ -233,6 +233,18 @@ def test_language_switch_relabels_the_page(page, server: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
     _main(page).get_by_role("button", name="开始训练", exact=True).wait_for(timeout=20_000)
     assert "lang=zh" in page.url
+    _wait_ready(page)
+    # Every choice stays visible under the new labels: the browser matches a choice by its label, so
+    # without the switch pushing values again a selectbox kept its English label and a radio lost its dot.
+    shown = page.evaluate(
+        "() => Array.from(document.querySelectorAll('[data-testid=stSelectbox] input')).map(i => i.value)"
+    )
+    assert "宋词（内置）" in shown, shown  # the corpus source, in Chinese
+    assert not any("Song ci" in s or "Book" in s for s in shown), shown
+    radios = _main(page).get_by_test_id("stRadio")
+    assert radios.count() > 0
+    for i in range(radios.count()):
+        assert radios.nth(i).locator("input:checked").count() == 1, radios.nth(i).inner_text()
 
 
 def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> None:
