@@ -206,7 +206,7 @@ def test_checkpoint_corpus_caption_is_name_and_size_never_a_path(shipped, traine
     at = helpers.open_page("generate")
     at.file_uploader(key="generate:ckpt_upload").set_value(("m.pt", _bytes(payload), "application/x")).run()
     helpers.assert_ok(at)
-    captions = [c.value for c in at.caption if c.value.startswith("Corpus:")]
+    captions = [shown(c.value) for c in at.caption if c.value.startswith("Corpus:")]
     assert captions == [f"Corpus: poems-gbk.txt · vocabulary {len(payload['vocab']):,}"], captions
     assert "/srv" not in helpers.texts(at)
 
