@@ -481,7 +481,7 @@ def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
 def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, str]:
     """Training text and a note saying where it came from or why it is missing."""
     if job is not None:
-        return job.trainers[run].corpus.text, ""
+        return job.corpus_text(run), ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = ckpt.corpus_name or t("corpus_unknown")
@@ -590,7 +590,7 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
         if live is None:
             return
         epochs = len(live.checkpoint(choice.run).history)
-        planned = live.trainers[choice.run].config.epochs
+        planned = live.planned_epochs(choice.run)
         st.caption(t("live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):
             st.rerun()

@@ -186,7 +186,7 @@ def _downloads(job: Job, view: JobView) -> None:
 
 def _continue(job: Job, values: dict) -> None:
     """Train this page's finished or stopped run further: same models, optimiser states and histories."""
-    trainers = [_resumed(job.checkpoint(i), old.corpus, values) for i, old in enumerate(job.trainers)]
+    trainers = [_resumed(job.checkpoint(i), job.corpus(i), values) for i in range(len(job.labels))]
     jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 
@@ -221,7 +221,7 @@ def main() -> None:
     with start_col:
         start = st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None)
     with more_col:
-        more = job is not None and job.done and job.trainers[0].epoch > 0
+        more = job is not None and job.done and job.epochs_done(0) > 0
         go_on = st.button(
             t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
         )
