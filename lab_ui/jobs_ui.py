@@ -55,7 +55,9 @@ def page_job(page: str) -> Job | None:
             if found is not None and found.kind == page:
                 st.session_state[_key(page)] = job_id = url_id
             elif found is None:
-                st.session_state[f"{page}:foreign_job"] = True
+                store = manager().store
+                mine = store is not None and any(r.job_id == url_id for r in store.runs(owner_id()))
+                st.session_state[f"{page}:stored_job" if mine else f"{page}:foreign_job"] = True
         if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
             latest = manager().latest(owner_id(), page)
             if latest is not None:
@@ -70,6 +72,9 @@ def foreign_job_notice(page: str) -> None:
     """Say so when the URL names a job this browser cannot see."""
     if st.session_state.pop(f"{page}:foreign_job", False):
         st.info(t("foreign_job"))
+    if st.session_state.pop(f"{page}:stored_job", False):
+        st.info(t("stored_job"))
+        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
 
 
 def start_job(
