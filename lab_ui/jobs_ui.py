@@ -36,6 +36,11 @@ _t = Translator(
         ),
         "run_diverged_plain": ("「{label}」发散：{msg}", "“{label}” diverged: {msg}"),
         "job_finished": ("已完成 {n} 个周期。", "Finished {n} epochs."),
+        "job_failed": (
+            "训练进程意外停止（第 {e} 个周期之后）。到「我的训练」页可以从最后保存的检查点继续。",
+            "The training process stopped unexpectedly (after epoch {e}). Resume it from its last checkpoint on "
+            "My runs.",
+        ),
     }
 )
 
@@ -129,6 +134,9 @@ def progress_ui(view: JobView) -> None:
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "finished" and not covered:
         st.success(_t("job_finished", n=view.planned_epochs))  # lm_core's own message is English only
+    elif view.status == "failed":
+        st.error(_t("job_failed", e=view.epoch))
+        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
     elif view.message and view.done and not covered:
         (st.error if view.status in ("error", "diverged") else st.success)(view.message)
 

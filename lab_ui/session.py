@@ -15,12 +15,14 @@ import secrets
 import streamlit as st
 
 from lm_core.errors import localized
-from lm_core.jobs import JobManager
+from lm_core.jobs import BACKENDS, JobManager
 from lm_core.runstore import RunStore, StoreError
 
 from .i18n import LANGS, Translator, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
+BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
+DEFAULT_BACKEND = "process"
 
 
 def _workers() -> int:
@@ -57,7 +59,8 @@ def manager() -> JobManager:
         store = RunStore(exclusive=True)
     except StoreError as exc:
         error = exc
-    mgr = JobManager(max_running=MAX_RUNNING_JOBS, store=store)
+    backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND).strip() or DEFAULT_BACKEND
+    mgr = JobManager(max_running=MAX_RUNNING_JOBS, store=store, backend=backend if backend in BACKENDS else "process")
     mgr.store_error = error
     return mgr
 

@@ -23,14 +23,16 @@ from typing import Any
 
 import torch
 
-from .checkpoint import Checkpoint, from_trainer
+from .checkpoint import Checkpoint, from_bytes, from_trainer
 from .corpus import Corpus
 from .generation import generate
+from .process_backend import SharedControl, run_in_process
 from .run_recorder import Recorder, rebuild_trainers
 from .runstore import RunStore
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
 
 MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
+DONE_STATUSES = ("finished", "stopped", "diverged", "error", "failed")  # failed: a worker process died
 
 
 @dataclass
@@ -73,7 +75,7 @@ class JobView:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "diverged", "error")
+        return self.status in DONE_STATUSES
 
 
 class Job:
@@ -155,7 +157,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "diverged", "error")
+        return self.status in DONE_STATUSES
 
     def _bump(self) -> None:
         with self._lock:
@@ -218,7 +220,7 @@ class Job:
                 samples = self._sample(trainer, event.epoch)
                 ckpt = from_trainer(trainer)
                 if self.recorder is not None:
-                    self.recorder.epoch(i, event, ckpt)
+                    self.recorder.epoch(i, event, ckpt, samples)
                 with self._lock:
                     if samples:
                         self._samples[i][event.epoch] = samples
@@ -237,7 +239,7 @@ class Job:
 
     def _set_status(self, status: str) -> None:
         with self._lock:
-            if self.status in ("finished", "stopped", "diverged", "error"):
+            if self.status in DONE_STATUSES:
                 return
             self.status = status
             self._version += 1
@@ -307,6 +309,44 @@ class Job:
         )
 
 
+class ProcessJob(Job):
+    """A `Job` whose training runs in a worker process (see `process_backend`).
+
+    The trainers given to it are only the starting point (and hold the
+    history the worker reports); the weights a page reads are the worker's
+    latest checkpoint bytes, parsed once per epoch when someone asks.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.control = SharedControl()
+        for t in self.trainers:
+            t.control = self.control
+        self._bytes: list[bytes | None] = [None for _ in self.trainers]
+        self._parsed: list[bytes | None] = [None for _ in self.trainers]
+        self.process: Any = None
+
+    def run(self, acquire, release) -> None:
+        run_in_process(self, acquire, release)
+
+    def checkpoint(self, run: int = 0) -> Checkpoint:
+        with self._lock:
+            data, parsed = self._bytes[run], self._parsed[run]
+        if data is not None and data is not parsed:
+            ckpt = from_bytes(data)
+            with self._lock:
+                self._published[run], self._parsed[run] = ckpt, data
+        with self._lock:
+            return self._published[run]
+
+    def checkpoint_epochs(self, run: int = 0) -> int:
+        with self._lock:
+            return len(self.trainers[run].history)
+
+
+BACKENDS = {"thread": Job, "process": ProcessJob}
+
+
 class JobManager:
     """Every job of the process; at most `max_running` train at the same time."""
 
@@ -316,7 +356,11 @@ class JobManager:
         reap_after: float = 120.0,
         forget_after: float = 6 * 3600,
         store: RunStore | None = None,
+        backend: str = "thread",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        self.backend = backend
         self.max_running = max_running
         self.store = store  # None: runs live in memory only (tests, or a data folder that cannot be used)
         self.store_error: Exception | None = None  # why there is no store, for the app to show
@@ -358,7 +402,7 @@ class JobManager:
     # jobs ------------------------------------------------------------------------------
     def submit(self, owner: str, trainers: list[Trainer], labels: list[str] | None = None, **kwargs: Any) -> Job:
         self.reap()
-        job = Job(owner, trainers, labels or [t.config.model for t in trainers], **kwargs)
+        job = BACKENDS[self.backend](owner, trainers, labels or [t.config.model for t in trainers], **kwargs)
         if self.store is not None:
             job.recorder = Recorder(self.store, job.id, owner, job.kind, job.labels)
             self.evicted[owner] = job.recorder.register(

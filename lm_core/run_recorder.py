@@ -73,8 +73,12 @@ class Recorder:
                 )
         return evicted
 
-    def epoch(self, index: int, event: EpochEvent, ckpt: Checkpoint) -> None:
-        self.store.record_epoch(run_id(self.job_id, index), event.to_dict(), checkpoint.to_bytes(ckpt))
+    def epoch(self, index: int, event: EpochEvent, ckpt: Checkpoint, samples: dict | None = None) -> None:
+        self.epoch_data(index, event.to_dict(), checkpoint.to_bytes(ckpt))
+
+    def epoch_data(self, index: int, metrics: dict, ckpt_bytes: bytes | None) -> None:
+        """The same, from plain data (what a worker process sends)."""
+        self.store.record_epoch(run_id(self.job_id, index), metrics, ckpt_bytes)
 
     def status(self, status: str) -> None:
         for i in range(len(self.labels)):
