@@ -25,6 +25,8 @@ checkpoint (written after every epoch) lets My runs resume it.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ from .training import Control, EndEvent, EpochEvent, TrainConfig, Trainer
 CONTEXT = "spawn"
 POLL_SECONDS = 0.1  # how often the driver thread looks at the pipe and the control
 STOP_GRACE_SECONDS = 10.0  # a stopped worker gets this long to end on its own before it is terminated
+WARM_SPARES = 1  # workers started ahead (torch already imported), so a new run's first epoch is not late
+ORPHAN_CHECK_SECONDS = 1.0  # a worker whose server died exits within this
 
 
 class SharedControl(Control):
@@ -129,6 +133,80 @@ class _PipeRecorder:
         self.conn.send(("finish", status, message))
 
 
+class _Warm:
+    """A worker process started ahead of need: torch imported, waiting for its spec."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.control = SharedControl(ctx)
+        spec_recv, self.spec_send = ctx.Pipe(duplex=False)
+        self.events, events_send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_warm_main, args=(spec_recv, self.control, events_send), daemon=True)
+        self.process.start()
+        spec_recv.close()
+        events_send.close()
+
+
+_spares: list[_Warm] = []
+_spares_lock = threading.Lock()
+
+
+def _refill() -> None:
+    ctx = mp.get_context(CONTEXT)
+    with _spares_lock:
+        _spares[:] = [w for w in _spares if w.process.is_alive()]
+        while len(_spares) < WARM_SPARES:
+            _spares.append(_Warm(ctx))
+
+
+def _take_warm() -> _Warm:
+    """A ready worker if there is one (and start the next spare in the background), else a new one."""
+    with _spares_lock:
+        warm = None
+        while _spares and warm is None:
+            candidate = _spares.pop(0)
+            if candidate.process.is_alive():
+                warm = candidate
+    if warm is None:
+        warm = _Warm(mp.get_context(CONTEXT))
+    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
+    return warm
+
+
+def _adopt(job: Any, control: SharedControl) -> None:
+    """Give the job the worker's control, carrying over what was pressed while it queued."""
+    old = job.control
+    if old.stopped:
+        control.stop()
+    elif old.paused:
+        control.pause()
+    control._pause_after_epoch = old._pause_after_epoch
+    job.control = control
+    for t in job.trainers:
+        t.control = control
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its server (kill -9 of the server leaves a paused worker waiting forever)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(ORPHAN_CHECK_SECONDS)
+
+
+def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection) -> None:
+    import torch  # the slow import happens here, before anyone waits for this worker
+
+    from . import jobs  # noqa: F401 -- likewise
+
+    torch.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    try:
+        spec = spec_conn.recv()
+    except (EOFError, OSError):
+        return  # the server went away before using this spare
+    worker_main(spec, control, conn)
+
+
 def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None:
     """Body of the worker process: build the trainers, run the lockstep epochs, report everything."""
     import torch
@@ -164,19 +242,17 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
     """Driver thread in the web process for a `ProcessJob`: a slot, a worker, and its events."""
     from .jobs import MAX_STEP_TRACE
 
-    ctx = mp.get_context(CONTEXT)
     try:
         acquire(job)
         if job.control.stopped:
             job._finish("stopped", "Stopped before it started.")
             return
         job._started = time.time()
-        receive, send = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=worker_main, args=(spec_from_trainers(job), job.control, send), daemon=True, name=f"w-{job.id}"
-        )
-        process.start()
-        send.close()
+        warm = _take_warm()
+        _adopt(job, warm.control)
+        warm.spec_send.send(spec_from_trainers(job))
+        warm.spec_send.close()
+        receive, process = warm.events, warm.process
         job.process = process
         finished = False
         stop_seen: float | None = None
