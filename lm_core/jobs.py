@@ -26,7 +26,7 @@ import torch
 from .checkpoint import Checkpoint, from_bytes, from_trainer
 from .corpus import Corpus
 from .generation import generate
-from .process_backend import SharedControl, run_in_process
+from .process_backend import SharedControl, prewarm, run_in_process
 from .run_recorder import Recorder, rebuild_trainers
 from .runstore import RunStore
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
@@ -361,6 +361,8 @@ class JobManager:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         self.backend = backend
+        if backend == "process":
+            prewarm()
         self.max_running = max_running
         self.store = store  # None: runs live in memory only (tests, or a data folder that cannot be used)
         self.store_error: Exception | None = None  # why there is no store, for the app to show

@@ -138,9 +138,12 @@ class _Warm:
 
     def __init__(self, ctx: Any) -> None:
         self.control = SharedControl(ctx)
+        self.ready = ctx.Event()  # set by the worker once torch is imported
         spec_recv, self.spec_send = ctx.Pipe(duplex=False)
         self.events, events_send = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_warm_main, args=(spec_recv, self.control, events_send), daemon=True)
+        self.process = ctx.Process(
+            target=_warm_main, args=(spec_recv, self.control, events_send, self.ready), daemon=True
+        )
         self.process.start()
         spec_recv.close()
         events_send.close()
@@ -156,6 +159,23 @@ def _refill() -> None:
         _spares[:] = [w for w in _spares if w.process.is_alive()]
         while len(_spares) < WARM_SPARES:
             _spares.append(_Warm(ctx))
+
+
+def prewarm() -> None:
+    """Start the spare worker(s) in the background (a server calls this when it starts)."""
+    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
+
+
+def wait_warm(timeout: float) -> bool:
+    """True once a spare worker has imported torch (benchmarks wait for this, as a running server would)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _spares_lock:
+            spares = list(_spares)
+        if any(w.ready.is_set() for w in spares):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _take_warm() -> _Warm:
@@ -193,12 +213,13 @@ def _exit_with_parent(parent: int) -> None:
         time.sleep(ORPHAN_CHECK_SECONDS)
 
 
-def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection) -> None:
+def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, ready: Any) -> None:
     import torch  # the slow import happens here, before anyone waits for this worker
 
     from . import jobs  # noqa: F401 -- likewise
 
     torch.set_num_threads(1)
+    ready.set()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         spec = spec_conn.recv()

@@ -16,7 +16,7 @@ from lm_core.runstore import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 TIMEOUT = 120.0  # an upper bound to get somewhere; never a pass condition by itself
-CONTROL_BOUND = 2.0  # seconds; the target is 0.5 s (the benchmark prints the figure), this bound survives a busy CI box
+CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
 CONFIG = {"model": "scratch-gru", "hidden": 16, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 3}
 
 

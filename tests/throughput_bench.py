@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:
 
 import torch
 
+from lm_core import process_backend
 from lm_core.corpus import Corpus
 from lm_core.jobs import JobManager
 from lm_core.runstore import RunStore
@@ -51,6 +52,8 @@ def cli_rate(corpus: Corpus, epochs: int) -> float:
 
 def app_rates(corpus: Corpus, epochs: int, backend: str, runs: int) -> tuple[list[float], float]:
     manager = JobManager(max_running=runs, store=RunStore(tempfile.mkdtemp()), backend=backend)
+    if backend == "process":
+        process_backend.wait_warm(120)  # as on a server that has been up for a few seconds
     try:
         t0 = time.monotonic()
         jobs = [
