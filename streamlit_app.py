@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/clipping.py", title=t("page_clipping"), icon=":material/content_cut:", url_path="clipping"),
     st.Page("pages/generate.py", title=t("page_generate"), icon=":material/edit_note:", url_path="generate"),
     st.Page("pages/gradients.py", title=t("page_gradients"), icon=":material/timeline:", url_path="gradients"),
+    st.Page("pages/my_runs.py", title=t("page_my_runs"), icon=":material/history:", url_path="my_runs"),
 ]
 
 st.navigation(PAGES).run()

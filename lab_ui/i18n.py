@@ -28,6 +28,7 @@ COMMON: Strings = {
     "page_clipping": ("梯度裁剪", "Gradient clipping"),
     "page_generate": ("生成歌词", "Generate"),
     "page_gradients": ("梯度穿越时间", "Gradients through time"),
+    "page_my_runs": ("我的训练", "My runs"),
     # settings
     "model": ("模型", "Model"),
     "model_help": (
@@ -102,6 +103,8 @@ COMMON: Strings = {
     "status_stopped": ("已停止", "Stopped"),
     "status_diverged": ("发散", "Diverged"),
     "status_error": ("出错", "Error"),
+    "status_failed": ("失败", "Failed"),
+    "status_interrupted": ("已中断", "Interrupted"),
     "status_ready": ("就绪", "Ready"),
     "epoch_of": ("第 {e}/{n} 个周期", "Epoch {e}/{n}"),
     "time_left": ("剩余约 {s}", "about {s} left"),
@@ -114,6 +117,11 @@ COMMON: Strings = {
     "book_settings_note": (
         "书中设置：隐藏单元 256，时间步 35，批量 32，θ = 0.01。",
         "Book settings: 256 hidden units, num_steps 35, batch 32, θ = 0.01.",
+    ),
+    "stored_job": (
+        "链接中的训练已保存，但此刻没有在进行（例如服务器重启了）：到「我的训练」页查看或继续它。",
+        "The run in this link is saved but not running now (the server restarted, for example): open it on "
+        "My runs to see or resume it.",
     ),
     "foreign_job": (
         "链接中的训练任务在此浏览器中不可用（它属于另一个浏览器，或服务器已重启）。",

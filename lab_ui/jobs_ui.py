@@ -51,6 +51,11 @@ _t = Translator(
         "replace_no": ("保留正在进行的训练", "Keep the running run"),
         "minutes": ("{m} 分 {s:02d} 秒", "{m} min {s:02d} s"),
         "seconds": ("{s} 秒", "{s} s"),
+        "job_failed": (
+            "训练进程意外停止（第 {e} 个周期之后）。到「我的训练」页可以从最后保存的检查点继续。",
+            "The training process stopped unexpectedly (after epoch {e}). Resume it from its last checkpoint on "
+            "My runs.",
+        ),
     }
 )
 
@@ -70,7 +75,9 @@ def page_job(page: str) -> Job | None:
             if found is not None and found.kind == page:
                 st.session_state[_key(page)] = job_id = url_id
             elif found is None:
-                st.session_state[f"{page}:foreign_job"] = True
+                store = manager().store
+                mine = store is not None and any(r.job_id == url_id for r in store.runs(owner_id()))
+                st.session_state[f"{page}:stored_job" if mine else f"{page}:foreign_job"] = True
         if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
             latest = manager().latest(owner_id(), page)
             if latest is not None:
@@ -85,6 +92,9 @@ def foreign_job_notice(page: str) -> None:
     """Say so when the URL names a job this browser cannot see."""
     if st.session_state.pop(f"{page}:foreign_job", False):
         st.info(t("foreign_job"))
+    if st.session_state.pop(f"{page}:stored_job", False):
+        st.info(t("stored_job"))
+        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
 
 
 def start_job(
@@ -192,7 +202,10 @@ def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
         st.info(_status_text(view))
     divergence_ui(view, labels)
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
-    if view.done and not covered:
+    if view.status == "failed":
+        st.error(_t("job_failed", e=view.epoch))
+        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
+    elif view.done and not covered:
         (st.error if view.status in ("error", "diverged") else st.success)(end_message(view))
 
 

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from .session import manager, owner_id
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SESSION_PAGES = ("train", "sampling", "clipping")  # pages whose training job can lend its model
+MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them are on My runs)
 SONGCI_PREFIX = "宋词 · "  # lm_core.songci.songci_corpus names its corpora "宋词 · <subset>"
 CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
@@ -58,6 +60,7 @@ t = Translator(
         "opt_shipped": ("自带：{name}（{desc}）", "Shipped: {name} ({desc})"),
         "opt_shipped_bad": ("自带：{name}（无法读取）", "Shipped: {name} (unreadable)"),
         "opt_upload": ("上传检查点文件…", "Upload a checkpoint file…"),
+        "opt_stored": ("我的训练：{label} · 第 {e} 周期 · {date}", "My runs: {label} · epoch {e} · {date}"),
         "opt_uploaded": ("已上传：{name}", "Uploaded: {name}"),
         "upload": ("检查点文件（.pt）", "Checkpoint file (.pt)"),
         "upload_help": (
@@ -389,6 +392,7 @@ class _Option:
     run: int = 0
     path: Path | None = None
     ok: bool = True  # False: a shipped file that cannot be read (listed, but never the default)
+    corpus_hash: str = ""  # a stored run's corpus in the run store
 
 
 def _session_job(page: str) -> Job | None:
@@ -419,6 +423,16 @@ def _options() -> dict[str, _Option]:
             name = run_label(label, job.trainers[run].config.clip)
             text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
+    store = manager().store
+    if store is not None:
+        live = {o.job.id for o in opts.values() if o.job is not None}
+        stored = [r for r in store.runs(owner_id()) if r.job_id not in live and r.epoch > 0]
+        for record in stored[:MAX_STORED_OPTIONS]:
+            path = store.checkpoint_path(record.id)
+            if path.is_file():
+                date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
+                text = t("opt_stored", label=record.label, e=record.epoch, date=date)
+                opts[f"stored:{record.id}"] = _Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)
         text = t("opt_shipped", name=path.name, desc=describe(ckpt)) if ckpt else t("opt_shipped_bad", name=path.name)
@@ -488,10 +502,15 @@ def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
     return (f"upload:{held[1][:16]}", ckpt) if ckpt else None
 
 
-def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, str]:
+def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") -> tuple[str | None, str]:
     """Training text and a note saying where it came from or why it is missing."""
     if job is not None:
-        return job.trainers[run].corpus.text, ""
+        return job.corpus_text(run), ""
+    store = manager().store
+    if corpus_hash and store is not None:
+        text = store.corpus_text(corpus_hash)
+        if text is not None:
+            return text, ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = display_corpus_name(ckpt.corpus_name)
@@ -550,7 +569,7 @@ def model_source_ui(page: str) -> ModelChoice | None:
         except CheckpointError as exc:  # validated on load, so only a changed torch could get here
             st.error(t.md("upload_error", msg=localized(exc, current_lang())))
             return None
-        text, note = _corpus(ckpt, option.job, option.run)
+        text, note = _corpus(ckpt, option.job, option.run, option.corpus_hash)
         label = option.label if option.source != "upload" else t("opt_uploaded", name=st.session_state[UPLOAD_KEY][0])
         choice = ModelChoice(key, chosen, option.source, label, ckpt, model, text, note, option.job, option.run)
         _summary_ui(choice)
@@ -562,7 +581,7 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
     if option.source == "session" and option.job is not None:
         ckpt = option.job.checkpoint(option.run)
         return f"job:{option.job.id}:{option.run}:{len(ckpt.history)}", ckpt
-    if option.source == "shipped" and option.path is not None:
+    if option.source in ("shipped", "stored") and option.path is not None:
         ckpt, error = load_shipped(option.path)
         if ckpt is None:
             st.error(t.md("shipped_error", name=option.path.name, msg=error))
@@ -617,7 +636,7 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
         if live is None:
             return
         epochs = len(live.checkpoint(choice.run).history)
-        planned = live.trainers[choice.run].config.epochs
+        planned = live.planned_epochs(choice.run)
         st.caption(t("live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):
             st.rerun()

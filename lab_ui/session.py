@@ -9,22 +9,76 @@ process-wide job manager.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from lm_core.jobs import JobManager
+from lm_core.errors import localized
+from lm_core.jobs import BACKENDS, JobManager
+from lm_core.runstore import RunStore, StoreError
 
-from .i18n import LANGS, current_lang, t
+from .i18n import LANGS, Translator, current_lang, t
 
-MAX_RUNNING_JOBS = 2  # two workers with one torch thread each on a 2-core machine
+WORKERS_ENV = "RNN_LAB_WORKERS"
+BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
+DEFAULT_BACKEND = "process"
+
+
+def _workers() -> int:
+    """Runs that train at once: `RNN_LAB_WORKERS`, else one per core (one torch thread each)."""
+    try:
+        value = int(os.environ.get(WORKERS_ENV, ""))
+    except ValueError:
+        value = 0
+    return max(1, min(value, 256)) if value > 0 else max(1, os.cpu_count() or 1)
+
+
+MAX_RUNNING_JOBS = _workers()
+_t = Translator(
+    {
+        "store_off": ("训练记录不会被保存：{msg}", "Runs are not being saved: {msg}"),
+        "store_notice": ("数据文件夹：{msg}", "Data folder: {msg}"),
+        "store_problem": (
+            "暂时无法保存训练记录（{msg}）；训练照常进行，已保存的内容没有被改动。",
+            "Runs cannot be saved right now ({msg}); training goes on, nothing saved before was changed.",
+        ),
+    }
+)
 
 
 @st.cache_resource
 def manager() -> JobManager:
-    """One job manager for the whole server process (shared by all sessions)."""
-    return JobManager(max_running=MAX_RUNNING_JOBS)
+    """One job manager for the whole server process (shared by all sessions), with the run store.
+
+    A data folder that cannot be used (another server holds it, no permission)
+    leaves the app working without persistence and says why on every page.
+    """
+    store, error = None, None
+    try:
+        store = RunStore(exclusive=True)
+    except StoreError as exc:
+        error = exc
+    backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND).strip() or DEFAULT_BACKEND
+    mgr = JobManager(max_running=MAX_RUNNING_JOBS, store=store, backend=backend if backend in BACKENDS else "process")
+    mgr.store_error = error
+    return mgr
+
+
+def store_status_ui() -> None:
+    """Whether runs are being saved, in the sidebar; the data folder's path is never shown."""
+    mgr = manager()
+    error = mgr.store_error
+    with st.sidebar:
+        if error is not None:
+            st.warning(_t("store_off", msg=localized(error, current_lang())))
+        elif mgr.store is not None:
+            if mgr.store.notice and not st.session_state.get("_store_notice_seen"):
+                st.session_state["_store_notice_seen"] = True
+                st.info(_t("store_notice", msg=mgr.store.notice))
+            if mgr.store.problem:
+                st.warning(_t("store_problem", msg=mgr.store.problem))
 
 
 def _xsrf_token(cookie: str) -> bytes:
@@ -139,3 +193,4 @@ def init(page: str) -> None:
         )
     if st.session_state["lang"] != "zh" or "lang" in st.query_params:
         st.query_params["lang"] = st.session_state["lang"]
+    store_status_ui()

@@ -26,12 +26,17 @@ from typing import Any
 
 import torch
 
-from .checkpoint import Checkpoint, from_trainer
+from .checkpoint import Checkpoint, from_bytes, from_trainer
+from .corpus import Corpus
 from .generation import generate
 from .limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
+from .process_backend import SharedControl, prewarm, run_in_process
+from .run_recorder import Recorder, rebuild_trainers
+from .runstore import RunStore
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
 
 MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
+DONE_STATUSES = ("finished", "stopped", "diverged", "error", "failed")  # failed: a worker process died
 
 
 @dataclass
@@ -74,7 +79,7 @@ class JobView:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "diverged", "error")
+        return self.status in DONE_STATUSES
 
 
 class Job:
@@ -86,8 +91,9 @@ class Job:
         prefixes: tuple[str, ...] = (),
         sample_every: int = 10,
         kind: str = "train",
+        job_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = job_id or uuid.uuid4().hex[:12]
         self.owner = owner
         self.kind = kind
         self.trainers = trainers
@@ -112,6 +118,28 @@ class Job:
         self._published: list[Checkpoint] = [from_trainer(t) for t in trainers]
         self.released = False  # optimiser state and gradients given back (see `release`)
         self.thread: threading.Thread | None = None
+        self.recorder: Recorder | None = None  # writes epochs, checkpoints and statuses to the run store
+
+    # -- what a page may read instead of the trainers (a worker process will not share them) --------
+    def corpus(self, run: int = 0) -> Corpus:
+        return self.trainers[run].corpus
+
+    def corpus_text(self, run: int = 0) -> str:
+        return self.trainers[run].corpus.text
+
+    def epochs_done(self, run: int = 0) -> int:
+        return self.checkpoint_epochs(run)
+
+    def checkpoint_epochs(self, run: int = 0) -> int:
+        with self._lock:
+            return len(self._published[run].history)
+
+    def train_chars(self, run: int = 0) -> int:
+        """Characters of the training split (fixed when the job was built)."""
+        return len(self.trainers[run].train_ids)
+
+    def planned_epochs(self, run: int = 0) -> int:
+        return self.trainers[run].config.epochs
 
     # -- control, callable from any thread -------------------------------------------
     def pause(self) -> None:
@@ -134,7 +162,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "diverged", "error")
+        return self.status in DONE_STATUSES
 
     def _bump(self) -> None:
         with self._lock:
@@ -196,6 +224,8 @@ class Job:
             elif isinstance(event, EpochEvent):
                 samples = self._sample(trainer, event.epoch)
                 ckpt = from_trainer(trainer)
+                if self.recorder is not None:
+                    self.recorder.epoch(i, event, ckpt, samples)
                 with self._lock:
                     if samples:
                         self._samples[i][event.epoch] = samples
@@ -214,15 +244,21 @@ class Job:
 
     def _set_status(self, status: str) -> None:
         with self._lock:
-            if self.status not in ("finished", "stopped", "diverged", "error"):
-                self.status = status
-                self._version += 1
+            if self.status in DONE_STATUSES:
+                return
+            self.status = status
+            self._version += 1
+        if self.recorder is not None:
+            self.recorder.status(status)
 
     def _finish(self, status: str, message: str) -> None:
         with self._lock:
             self.status, self.message = status, message
             self._finished = time.time()
             self._version += 1
+            ends = list(self._ends)
+        if self.recorder is not None:
+            self.recorder.finish(status, message, ends)
 
     def release(self) -> None:
         """Free what only a continued run would need: optimiser state, gradients, duplicate weights.
@@ -298,6 +334,44 @@ class Job:
         )
 
 
+class ProcessJob(Job):
+    """A `Job` whose training runs in a worker process (see `process_backend`).
+
+    The trainers given to it are only the starting point (and hold the
+    history the worker reports); the weights a page reads are the worker's
+    latest checkpoint bytes, parsed once per epoch when someone asks.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.control = SharedControl()
+        for t in self.trainers:
+            t.control = self.control
+        self._bytes: list[bytes | None] = [None for _ in self.trainers]
+        self._parsed: list[bytes | None] = [None for _ in self.trainers]
+        self.process: Any = None
+
+    def run(self, acquire, release) -> None:
+        run_in_process(self, acquire, release)
+
+    def checkpoint(self, run: int = 0) -> Checkpoint:
+        with self._lock:
+            data, parsed = self._bytes[run], self._parsed[run]
+        if data is not None and data is not parsed:
+            ckpt = from_bytes(data)
+            with self._lock:
+                self._published[run], self._parsed[run] = ckpt, data
+        with self._lock:
+            return self._published[run]
+
+    def checkpoint_epochs(self, run: int = 0) -> int:
+        with self._lock:
+            return len(self.trainers[run].history)
+
+
+BACKENDS = {"thread": Job, "process": ProcessJob}
+
+
 class JobManager:
     """Every job of the process; at most `max_running` train at the same time."""
 
@@ -309,8 +383,19 @@ class JobManager:
         release_after: float = RELEASE_UNWATCHED_AFTER,
         max_finished_per_owner: int = MAX_FINISHED_PER_OWNER,
         max_finished_total: int = MAX_FINISHED_TOTAL,
+        store: RunStore | None = None,
+        backend: str = "thread",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        if backend == "process":
+            prewarm()
         self.max_running = max_running
+        self.store = store  # None: runs live in memory only (tests, or a data folder that cannot be used)
+        self.store_error: Exception | None = None  # why there is no store, for the app to show
+        self.interrupted: list[str] = store.mark_interrupted() if store is not None else []
+        self.evicted: dict[str, list[str]] = {}  # owner -> labels of runs the quota removed at the last submit
         self.reap_after = reap_after  # a running job nobody polled for this long is stopped
         self.forget_after = forget_after  # a finished job nobody looked at for this long is dropped
         self.release_after = release_after  # ... and after this long keeps only its weights and curves
@@ -350,8 +435,19 @@ class JobManager:
     # jobs ------------------------------------------------------------------------------
     def submit(self, owner: str, trainers: list[Trainer], labels: list[str] | None = None, **kwargs: Any) -> Job:
         self.reap()
-        job = Job(owner, trainers, labels or [t.config.model for t in trainers], **kwargs)
+        job = BACKENDS[self.backend](owner, trainers, labels or [t.config.model for t in trainers], **kwargs)
+        if self.store is not None:
+            job.recorder = Recorder(self.store, job.id, owner, job.kind, job.labels)
+            self.evicted[owner] = job.recorder.register(
+                trainers,
+                resumed=kwargs.get("job_id") is not None,
+                prefixes=list(job.prefixes),
+                sample_every=job.sample_every,
+            )
         with self._lock:
+            old = self._jobs.get(job.id)
+            if old is not None and not old.done:
+                raise ValueError(f"job {job.id} is still running")
             self._jobs[job.id] = job
         job.thread = threading.Thread(
             target=job.run,
@@ -382,6 +478,27 @@ class JobManager:
         job = max(mine, key=lambda j: j.created)
         job.touch()
         return job
+
+    def resume_stored(self, job_id: str, owner: str, extra_epochs: int = 0) -> Job | None:
+        """Continue a stored run (interrupted, failed, stopped or finished) from its last checkpoint.
+
+        Same job id and run ids, so the curve goes on where it stopped; None if
+        the run is not the owner's or cannot be rebuilt (the store says why).
+        """
+        if self.store is None:
+            return None
+        live = self.get(job_id, owner)
+        if live is not None and not live.done:
+            return live
+        rebuilt = rebuild_trainers(self.store, job_id, owner, extra_epochs)
+        if rebuilt is None:
+            return None
+        trainers, labels, kind, settings = rebuilt
+        prefixes = tuple(p for p in settings.get("prefixes", []) if isinstance(p, str))
+        sample_every = int(settings.get("sample_every", 10))
+        return self.submit(
+            owner, trainers, labels, kind=kind, job_id=job_id, prefixes=prefixes, sample_every=sample_every
+        )
 
     def queue_position(self, job: Job) -> int:
         with self._lock:
@@ -451,3 +568,5 @@ class JobManager:
         for job in jobs:
             if job.thread:
                 job.thread.join(timeout)
+        if self.store is not None:
+            self.store.close()

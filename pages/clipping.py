@@ -99,7 +99,7 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
 
 def _steps_per_epoch(job: Job, run: RunView) -> int:
     cfg = run.config
-    n_chars = len(job.trainers[0].train_ids)  # fixed when the job was built
+    n_chars = job.train_chars(0)  # fixed when the job was built
     return minibatches_per_epoch(n_chars, cfg["batch_size"], cfg["num_steps"], cfg["sampling"])
 
 

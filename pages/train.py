@@ -270,7 +270,7 @@ def _upload_limit_note(ckpt: Checkpoint, i: int, name: str) -> None:
 
 def _continue(job: Job, values: dict) -> None:
     """Train this page's finished or stopped run further: same models, optimiser states and histories."""
-    trainers = [_resumed(job.checkpoint(i), old.corpus, values) for i, old in enumerate(job.trainers)]
+    trainers = [_resumed(job.checkpoint(i), job.corpus(i), values) for i in range(len(job.labels))]
     jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 
@@ -319,7 +319,7 @@ def main() -> None:
     if not base_ok:
         st.warning(t("from_missing"))
     with more_col:
-        more = job is not None and job.done and job.trainers[0].epoch > 0
+        more = job is not None and job.done and job.epochs_done(0) > 0
         go_on = st.button(
             t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
         )

@@ -38,6 +38,14 @@ def tiny_text(n_lines: int = 80, seed: int = 1) -> str:
     return "\n".join(lines)
 
 
+@pytest.fixture(autouse=True)
+def _own_data_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own run store folder, so no test writes to the repository's lab-data/."""
+    folder = tmp_path_factory.mktemp("lab-data")
+    monkeypatch.setenv("RNN_LAB_DATA", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def book_zip() -> Path:
     """Path of the book's corpus beside the repository; skip (or fail in CI) when it is missing."""

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -81,6 +82,7 @@ def server() -> Iterator[str]:
             "none",
         ],
         cwd=REPO,
+        env={**os.environ, "RNN_LAB_DATA": tempfile.mkdtemp(prefix="lab-browser-")},  # never the repo's lab-data/
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )

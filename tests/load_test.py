@@ -1,0 +1,237 @@
+"""Bounded load test: N headless browser sessions each start a short run at the same time.
+
+    python tests/load_test.py [--n 20] [--epochs 3] [--budget 600]
+
+Talks only to 127.0.0.1 (a `streamlit run` it starts on a free port, with a
+temporary RNN_LAB_DATA), stops by itself after `--budget` seconds at most,
+and prints: runs finished / lost / mixed between sessions, the queue positions
+the pages showed, p95 page-load time of fresh loads while the load runs, how
+long Pause and Resume took to show on the page, and server + worker memory.
+A script, not a pytest test (its figures are measurements, not pass/fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MAX_SESSIONS = 60  # a hard cap whatever --n says
+RUN_URL = "/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs={epochs}&opt=adam&lr=0.01"
+READY_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _p95(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+async def _load_once(browser, base: str) -> float:
+    context = await browser.new_context()
+    page = await context.new_page()
+    t0 = time.monotonic()
+    try:
+        await page.goto(f"{base}/?lang=en", timeout=60_000)
+        await (
+            page.get_by_test_id("stMainBlockContainer")
+            .get_by_role("button", name="Train", exact=True)
+            .wait_for(timeout=60_000)
+        )
+        return time.monotonic() - t0
+    except Exception:  # noqa: BLE001 -- a load that does not finish counts as the time budget
+        return 60.0
+    finally:
+        await context.close()
+
+
+async def _session(browser, base: str, epochs: int, start: asyncio.Event, out: dict, deadline: float) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 1400})
+    page = await context.new_page()
+    main = page.get_by_test_id("stMainBlockContainer")
+    statuses: set[str] = set()
+    try:
+        await page.goto(base + RUN_URL.format(epochs=epochs), timeout=120_000)
+        await main.get_by_role("button", name="Train", exact=True).wait_for(timeout=120_000)
+        await page.wait_for_function(READY_JS, timeout=120_000)
+        await start.wait()
+        await main.get_by_role("button", name="Train", exact=True).click()
+        paused = False
+        while time.monotonic() < deadline:
+            text = await page.inner_text("body")
+            for m in re.finditer(r"Queued[^\n·]*", text):
+                statuses.add(m.group(0).strip())
+            if re.search(rf"Epoch {epochs}/{epochs}", text) and "Finished" in text:
+                out["finished"] = True
+                break
+            if not paused and re.search(r"Epoch [1-9]\d*/", text) and "Training" in text:
+                paused = True
+                t0 = time.monotonic()
+                await main.get_by_role("button", name="Pause", exact=True).click(timeout=30_000)
+                await main.get_by_role("button", name="Resume", exact=True).wait_for(timeout=30_000)
+                out["pause_s"] = time.monotonic() - t0
+                t0 = time.monotonic()
+                await main.get_by_role("button", name="Resume", exact=True).click(timeout=30_000)
+                await main.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
+                out["resume_s"] = time.monotonic() - t0
+            await asyncio.sleep(0.5)
+        m = re.search(r"job=([0-9a-f]+)", page.url)
+        out["job"] = m.group(1) if m else None
+    except Exception as exc:  # noqa: BLE001 -- a session that breaks is reported as lost
+        out["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        out["queued_texts"] = sorted(statuses)
+        await context.close()
+
+
+async def _drive(base: str, n: int, epochs: int, budget: float, server_pid: int) -> dict:
+    from playwright.async_api import async_playwright
+
+    deadline = time.monotonic() + budget
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        results = [{} for _ in range(n)]
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(_session(browser, base, epochs, start, results[i], deadline)) for i in range(n)]
+        await asyncio.sleep(min(60.0, budget / 4))  # let every page load before the simultaneous click
+        start.set()
+        loads, peak = [], {"server": 0.0, "workers": 0.0}
+        while not all(t.done() for t in tasks) and time.monotonic() < deadline:
+            loads.append(await _load_once(browser, base))
+            kids = _children(server_pid)
+            peak["server"] = max(peak["server"], _rss_mib(server_pid))
+            peak["workers"] = max(peak["workers"], sum(_rss_mib(k) for k in kids))
+            await asyncio.sleep(1.0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await browser.close()
+    return {"results": results, "loads": loads, "peak": peak}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds; the test stops by itself after this")
+    args = parser.parse_args()
+    n = max(1, min(args.n, MAX_SESSIONS))
+    budget = max(30.0, min(args.budget, 1800.0))
+    data = tempfile.mkdtemp(prefix="lab-load-")
+    port = _free_port()
+    env = {**os.environ, "RNN_LAB_DATA": data}
+    log = open(Path(data) / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        t0 = time.monotonic()
+        report = asyncio.run(_drive(base, n, args.epochs, budget, server.pid))
+        wall = time.monotonic() - t0
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    results = report["results"]
+    jobs = [r.get("job") for r in results if r.get("job")]
+    finished = sum(1 for r in results if r.get("finished"))
+    mixed = len(jobs) - len(set(jobs))
+    owners = {}
+    try:
+        conn = sqlite3.connect(Path(data) / "runs.sqlite")
+        owners = dict(conn.execute("SELECT job_id, owner FROM runs"))
+        conn.close()
+    except sqlite3.Error:
+        pass
+    mixed += len(jobs) - len({owners.get(j) for j in jobs if j in owners}) if len(owners) >= len(set(jobs)) else 0
+    pauses = [r["pause_s"] for r in results if "pause_s" in r]
+    resumes = [r["resume_s"] for r in results if "resume_s" in r]
+    queued = sorted({q for r in results for q in r.get("queued_texts", [])})
+    print(f"sessions: {n}, epochs per run: {args.epochs}, cores: {os.cpu_count()}, wall: {wall:.0f} s")
+    print(f"runs finished: {finished}, lost: {n - finished}, mixed between sessions: {mixed}")
+    print(f"queue texts shown: {queued[:6]}{' ...' if len(queued) > 6 else ''}")
+    loads = report["loads"]
+    if loads:
+        print(
+            f"fresh page loads during the load: {len(loads)}, median {statistics.median(loads):.2f} s, p95 {_p95(loads):.2f} s"
+        )
+    if pauses:
+        print(f"Pause shown after: median {statistics.median(pauses):.2f} s, max {max(pauses):.2f} s (n={len(pauses)})")
+    if resumes:
+        print(f"Resume shown after: median {statistics.median(resumes):.2f} s, max {max(resumes):.2f} s")
+    print(
+        f"peak memory: server {report['peak']['server']:.0f} MiB, workers together {report['peak']['workers']:.0f} MiB"
+    )
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        print(f"session errors ({len(errors)}): {errors[:3]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

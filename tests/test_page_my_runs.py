@@ -1,0 +1,94 @@
+"""My runs: this browser's stored runs, never another's; open, resume an interrupted run, delete, overlay."""
+
+from __future__ import annotations
+
+import apptest_helpers_models as helpers
+from apptest_helpers_models import clean_streamlit
+from streamlit.testing.v1 import AppTest
+
+from lm_core.training import Trainer
+
+FIXTURES = (clean_streamlit,)
+TIMEOUT = 60
+
+
+def _train(owner: str, epochs: int = 1, label: str = "GRU") -> str:
+    job = helpers.session.manager().submit(
+        owner, [Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru", epochs=epochs))], [label], kind="train"
+    )
+    job.thread.join(TIMEOUT)
+    return job.id
+
+
+def _as(owner: str):
+    def prepare(at: AppTest) -> None:
+        at.session_state["owner"] = owner
+
+    return prepare
+
+
+def test_no_runs_yet_says_where_to_start() -> None:
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    assert "No runs yet" in helpers.texts(at)
+
+
+def test_lists_only_this_browsers_runs_with_their_curve() -> None:
+    _train("tester", label="mine")
+    _train("someone-else", label="theirs")
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    table = at.dataframe[0].value
+    assert list(table["Run"]) == ["mine"]
+    assert table["Status"][0] == "Finished" and table["Epochs"][0] == "1 / 1"
+    assert "theirs" not in helpers.texts(at) and all(
+        "theirs" not in o for o in at.selectbox(key="my_runs:open").options
+    )
+    curve = helpers.figure(at, "my_runs:chart")["data"][0]
+    assert len(helpers.decode(curve["y"])) == 1
+
+
+def test_an_interrupted_run_resumes_on_its_page_to_its_planned_epochs() -> None:
+    job_id = _train("tester", epochs=1)
+    store = helpers.session.manager().store
+    store.set_status(f"{job_id}-0", "interrupted", "Interrupted at epoch 1 (the server stopped).", planned=3)
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    assert "Interrupted" in at.dataframe[0].value["Status"][0]
+    at.button(key="my_runs:resume").click().run()
+    job = helpers.session.manager().get(job_id, "tester")
+    assert job is not None and job.thread is not None
+    job.thread.join(TIMEOUT)
+    record = store.run(f"{job_id}-0", "tester")
+    assert record.status == "finished" and record.epoch == 3
+    assert [h["epoch"] for h in store.history(record.id)] == [1, 2, 3]
+
+
+def test_delete_removes_the_run_and_its_checkpoint() -> None:
+    job_id = _train("tester")
+    store = helpers.session.manager().store
+    assert store.checkpoint_path(f"{job_id}-0").is_file()
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    at.button(key="my_runs:delete").click().run()
+    assert store.runs("tester") == [] and not store.checkpoint_path(f"{job_id}-0").exists()
+    assert "No runs yet" in helpers.texts(at)
+
+
+def test_two_runs_overlay_on_one_chart() -> None:
+    _train("tester", label="first")
+    _train("tester", epochs=2, label="second")
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    options = at.multiselect(key="my_runs:pair").options
+    at.multiselect(key="my_runs:pair").set_value(options[:2]).run()
+    helpers.assert_ok(at)
+    assert len(helpers.figure(at, "my_runs:overlay")["data"]) >= 2
+
+
+def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
+    job_id = _train("tester", epochs=2, label="stored one")
+    helpers.session.manager().shutdown()  # the server goes away; the store keeps the run
+    helpers.st.cache_resource.clear()
+    at = helpers.open_page("generate", prepare=_as("tester"))
+    picker = next(s for s in at.selectbox if s.key == "generate:model_source")
+    option = f"stored:{job_id}-0"
+    assert any(o.startswith("My runs: stored one · epoch 2") for o in picker.options)
+    picker.set_value(option).run()
+    helpers.assert_ok(at)
+    assert "epoch 2" in helpers.texts(at) or "2 epochs" in helpers.texts(at)

@@ -1,0 +1,177 @@
+"""The run store: schema, corrupt/foreign files moved aside, locked retries, quota, ownership, one server."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lm_core import runstore
+from lm_core.runstore import RunRecord, RunStore, StoreError
+
+
+def _record(run_id: str, owner: str = "alice", status: str = "running", created: float | None = None) -> RunRecord:
+    now = time.time() if created is None else created
+    return RunRecord(
+        id=run_id,
+        job_id=run_id,
+        run_index=0,
+        owner=owner,
+        kind="train",
+        label="RNN",
+        config={"model": "rnn", "epochs": 3},
+        corpus_name="tiny",
+        corpus_hash="abc",
+        status=status,
+        message="",
+        epoch=0,
+        planned=3,
+        best_perplexity=None,
+        created=now,
+        updated=now,
+        checkpoint_bytes=0,
+        group_labels=["RNN"],
+    )
+
+
+def test_runs_epochs_and_checkpoints_round_trip(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.add_run(_record("r1"))
+    store.record_epoch("r1", {"epoch": 1, "perplexity": 9.5}, b"weights-1")
+    store.record_epoch("r1", {"epoch": 2, "perplexity": 7.25}, b"weights-22")
+    store.set_status("r1", "finished", "done")
+    rec = store.run("r1", "alice")
+    assert rec is not None and rec.status == "finished" and rec.epoch == 2 and rec.best_perplexity == 7.25
+    assert rec.checkpoint_bytes == len(b"weights-22")
+    assert store.checkpoint_path("r1").read_bytes() == b"weights-22"
+    assert [h["epoch"] for h in store.history("r1")] == [1, 2]
+    digest = store.save_corpus("春风吹过")
+    assert store.corpus_text(digest) == "春风吹过"
+    store.close()
+    again = RunStore(tmp_path)  # a restarted server reads the same runs
+    assert [r.id for r in again.runs("alice")] == ["r1"]
+    again.close()
+
+
+def test_another_owner_never_sees_or_deletes_a_run(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.add_run(_record("r1", owner="alice"))
+    assert store.runs("bob") == [] and store.run("r1", "bob") is None
+    assert not store.delete("r1", "bob")
+    assert store.run("r1", "alice") is not None
+    store.close()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database at all" * 100, "foreign"])
+def test_corrupt_or_foreign_database_is_moved_aside(tmp_path: Path, content: bytes | str) -> None:
+    db = tmp_path / runstore.DB_NAME
+    if content == "foreign":
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE invoices (n INTEGER)")
+        conn.commit()
+        conn.close()
+    else:
+        db.write_bytes(content)
+    store = RunStore(tmp_path)
+    assert "moved aside" in store.notice
+    assert list(tmp_path.glob(f"{runstore.DB_NAME}.corrupt-*"))
+    store.add_run(_record("r1"))
+    assert store.run("r1", "alice") is not None
+    store.close()
+
+
+def test_schema_version_is_recorded(tmp_path: Path) -> None:
+    RunStore(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / runstore.DB_NAME)
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    conn.close()
+    assert meta == {"app": runstore.APP_ID, "schema_version": str(runstore.SCHEMA_VERSION)}
+
+
+def test_a_locked_database_is_retried_not_raised(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.add_run(_record("r1"))
+    other = sqlite3.connect(tmp_path / runstore.DB_NAME, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    releaser = threading.Timer(0.5, other.rollback)
+    releaser.start()
+    store.set_status("r1", "paused")  # waits for the other process's transaction, then writes
+    releaser.join()
+    other.close()
+    assert store.run("r1", "alice").status == "paused" and store.problem == ""
+    store.close()
+
+
+def test_a_database_locked_for_good_degrades_without_raising(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(runstore, "BUSY_TIMEOUT_MS", 50)
+    store = RunStore(tmp_path)
+    store._conn.execute("PRAGMA busy_timeout = 50")
+    store.add_run(_record("r1"))
+    other = sqlite3.connect(tmp_path / runstore.DB_NAME)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        store.set_status("r1", "paused")  # never raises
+        assert "locked" in store.problem
+    finally:
+        other.rollback()
+        other.close()
+    store.set_status("r1", "paused")
+    assert store.problem == "" and store.run("r1", "alice").status == "paused"
+    store.close()
+
+
+def test_a_full_disk_keeps_the_old_checkpoint_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    store = RunStore(tmp_path)
+    store.add_run(_record("r1"))
+    store.record_epoch("r1", {"epoch": 1, "perplexity": 9.0}, b"good")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runstore.os, "fsync", full)
+    store.record_epoch("r1", {"epoch": 2, "perplexity": 8.0}, b"never written")
+    assert store.problem == "disk full"
+    assert store.checkpoint_path("r1").read_bytes() == b"good"  # nothing corrupt
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    store.close()
+
+
+def test_quota_evicts_the_oldest_finished_runs_first(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(runstore, "MAX_RUNS_PER_OWNER", 3)
+    store = RunStore(tmp_path)
+    store.add_run(_record("old-live", status="running", created=1.0))
+    store.add_run(_record("old-done", status="finished", created=2.0))
+    store.add_run(_record("mid-done", status="stopped", created=3.0))
+    evicted = store.add_run(_record("new", status="running", created=4.0))
+    assert evicted == ["RNN"]
+    assert {r.id for r in store.runs("alice")} == {"old-live", "mid-done", "new"}
+    store.close()
+
+
+def test_live_runs_without_a_worker_become_interrupted(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.add_run(_record("r1", status="running"))
+    store.record_epoch("r1", {"epoch": 2, "perplexity": 5.0}, None)
+    store.add_run(_record("r2", status="finished"))
+    assert store.mark_interrupted() == ["r1"]
+    rec = store.run("r1", "alice")
+    assert rec.status == "interrupted" and "epoch 2" in rec.message
+    store.close()
+
+
+def test_a_second_server_on_the_same_folder_refuses(tmp_path: Path) -> None:
+    first = RunStore(tmp_path, exclusive=True)
+    with pytest.raises(StoreError, match="Another server"):
+        RunStore(tmp_path, exclusive=True)
+    first.close()
+    RunStore(tmp_path, exclusive=True).close()  # free again once the first one is gone
+
+
+def test_an_unusable_data_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot be created"):
+        RunStore(blocker / "data")

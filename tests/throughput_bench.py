@@ -1,0 +1,92 @@
+"""Benchmark: characters/second of a run trained by the app's backends vs the CLI's bare loop, side by side.
+
+    python tests/throughput_bench.py [--corpus PATH] [--epochs 5]
+
+Prints, for the book's settings (scratch RNN, 256 hidden, num_steps 35,
+batch 32): the CLI's loop in this process with one torch thread; one run in a
+worker process (the app's default backend) and one in a server thread; two
+runs at once in worker processes; and the seconds from submit to the first
+epoch's point. Numbers, not assertions: the machine's load decides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch
+
+from lm_core import process_backend
+from lm_core.corpus import Corpus
+from lm_core.jobs import JobManager
+from lm_core.runstore import RunStore
+from lm_core.training import Trainer, book_config
+
+BOOK_ZIP = REPO.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
+
+
+def _corpus(path: str) -> Corpus:
+    """The book's corpus (read in place) or another text file, with the book's preprocessing."""
+    return Corpus.from_file(path)
+
+
+def _rate(history: list[dict]) -> float:
+    """Median characters/s over the epochs after the first (the first pays for imports and warm-up)."""
+    rates = [h["tokens_per_s"] for h in history[1:]] or [h["tokens_per_s"] for h in history]
+    return statistics.median(rates)
+
+
+def cli_rate(corpus: Corpus, epochs: int) -> float:
+    torch.set_num_threads(1)
+    trainer = Trainer(corpus, book_config("scratch-rnn", epochs=epochs))
+    return _rate([e.to_dict() for e in trainer.train() if hasattr(e, "perplexity")])
+
+
+def app_rates(corpus: Corpus, epochs: int, backend: str, runs: int) -> tuple[list[float], float]:
+    manager = JobManager(max_running=runs, store=RunStore(tempfile.mkdtemp()), backend=backend)
+    if backend == "process":
+        process_backend.wait_warm(120)  # as on a server that has been up for a few seconds
+    try:
+        t0 = time.monotonic()
+        jobs = [
+            manager.submit("bench", [Trainer(corpus, book_config("scratch-rnn", epochs=epochs))]) for _ in range(runs)
+        ]
+        while manager.view(jobs[0]).epoch < 1:
+            time.sleep(0.01)
+        first = time.monotonic() - t0
+        for job in jobs:
+            job.thread.join()
+        return [_rate(manager.view(job).runs[0].history) for job in jobs], first
+    finally:
+        manager.shutdown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(BOOK_ZIP))
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    corpus = _corpus(args.corpus)
+    cli = cli_rate(corpus, args.epochs)
+    print(f"corpus: {corpus.name}, {len(corpus):,} characters; book settings, {args.epochs} epochs")
+    print(f"CLI loop, 1 torch thread:            {cli:9,.0f} chars/s")
+    for backend in ("process", "thread"):
+        (rate,), first = app_rates(corpus, args.epochs, backend, 1)
+        print(
+            f"one run, {backend:7s} backend:          {rate:9,.0f} chars/s = {rate / cli:5.0%} of the CLI; first point after {first:.1f} s"
+        )
+    rates, _ = app_rates(corpus, args.epochs, "process", 2)
+    print("two runs at once, process backend:  " + ", ".join(f"{r:,.0f} ({r / cli:.0%})" for r in rates))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
