@@ -69,8 +69,9 @@ class SharedControl(Control):
         return {"_go": self._go, "_stop": self._stop, "_after_epoch": self._after_epoch}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.on_block = None
-        self.on_unblock = None
+        # The worker's copy starts from a plain Control's local state (no callbacks, its own pause clock:
+        # the time blocked while paused is measured where the training loop waits) and shares the events.
+        Control.__init__(self)
         self._go, self._stop, self._after_epoch = state["_go"], state["_stop"], state["_after_epoch"]
 
 
