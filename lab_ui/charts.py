@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from lm_core.sampling import RowSpan
 
-from .text import visible_char
+from .text import escape_html, visible_char
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -160,7 +160,7 @@ def hidden_heatmap(
     """
     values = np.asarray(values, dtype=np.float32)
     n_units, n_chars = values.shape
-    shown = [visible_char(c) for c in chars]
+    shown = [escape_html(visible_char(c)) for c in chars]  # Plotly renders its own HTML subset
     labels = [("▶ " if u == marked_unit else "") + f"#{u}" for u in unit_ids]
     template = hover.format(ch="%{customdata}", unit="%{y}", v="%{z:.3f}") + "<extra></extra>"
     lo, hi = zrange
@@ -216,7 +216,7 @@ def prob_bars(
     height: int = 320,
 ) -> go.Figure:
     """Next-character probabilities, most likely first; the character actually written is highlighted."""
-    chars = [visible_char(c) for c, _ in candidates]
+    chars = [escape_html(visible_char(c)) for c, _ in candidates]  # Plotly renders its own HTML subset
     probs = [float(p) for _, p in candidates]
     colors = [PALETTE[4] if c == chosen else PALETTE[0] for c, _ in candidates]  # orange: the one written
     fig = go.Figure(

@@ -2,31 +2,43 @@
 
 One choice per browser session, shown in the sidebar of every training page.
 The bundled Song ci is the default. The book's `jaychou_lyrics.txt.zip` is
-recognised by content wherever it comes from (a path, an upload, or a git-ignored
-`data/` folder) and then gets the book's name and preprocessing.
+recognised by content (sha256) and then gets the book's name and preprocessing.
+
+A visitor never names a file on the server: the book's corpus comes from an
+upload, or from a file the server's operator provided — put in the git-ignored
+`data/` folder, or named in the environment variable `RNN_LAB_BOOK_CORPUS` when
+the server starts. Either file must be the book's (same hash); the page never
+shows where it looked or whether a path exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from lm_core.corpus import BOOK_MAX_CHARS, Corpus, read_corpus_bytes
-from lm_core.errors import CorpusError, localized
+from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
+from lm_core.errors import CorpusError, LabError, localized
+from lm_core.limits import MAX_UPLOAD_MB
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
 
 from .i18n import Translator, current_lang
+from .i18n import t as common_t
 from .persist import remember, restore, save
+from .settings import parse_whole
 
 BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 BOOK_FILE = "jaychou_lyrics.txt.zip"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
-MAX_UPLOAD_MB = 20
+BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
+# Read once, when the server starts: the operator's word, never a visitor's.
+OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
 SOURCES = ("songci", "book", "upload", "paste")
+MAX_CHARS = 2_000_000  # the "characters used" box and the `chars` URL value
 
 t = Translator(
     {
@@ -38,14 +50,12 @@ t = Translator(
         "src_paste": ("粘贴文本", "Paste text"),
         "subset": ("作者", "Authors"),
         "subset_help": ("宋词的哪一部分。", "Which part of the Song ci."),
-        "book_path": ("jaychou_lyrics.txt.zip 的路径", "Path to jaychou_lyrics.txt.zip"),
-        "book_path_help": (
-            "服务器上的路径；也可放在项目的 data/ 文件夹中（git 会忽略它），或在「上传文件」中上传。",
-            "A path on the server; or put it in the project's data/ folder (ignored by git), or upload it.",
-        ),
         "book_missing": (
-            "未找到书中语料：请输入路径，或上传 jaychou_lyrics.txt.zip。",
-            "The book's corpus was not found: give its path or upload jaychou_lyrics.txt.zip.",
+            "本服务器没有提供书中语料：请在「上传文件」中上传 jaychou_lyrics.txt.zip（会按内容自动识别）。"
+            "服务器管理员可以把它放进项目的 data/ 文件夹，或在环境变量 RNN_LAB_BOOK_CORPUS 中指定。",
+            "This server does not provide the book's corpus: upload jaychou_lyrics.txt.zip under “Upload a file” "
+            "(it is recognised by its content). The server's operator can put it in the project's data/ folder "
+            "or name it in the environment variable RNN_LAB_BOOK_CORPUS.",
         ),
         "upload": (
             "上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）",
@@ -110,46 +120,82 @@ def _songci(subset: str, max_chars: int | None) -> Corpus:
     return songci_corpus(subset, max_chars)
 
 
-@st.cache_resource(max_entries=16)
-def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> Corpus:
-    return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars)
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> tuple[Corpus | None, LabError | None]:
+    """The corpus, or why not: a refusal is cached too, so a rerun never redoes the work (or the inflating).
+
+    The error (both languages, no traceback) is kept, not its text, so it reads right after a language switch.
+    """
+    try:
+        return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars), None
+    except CorpusError as exc:
+        return None, LabError(str(exc), zh=exc.zh)
 
 
-def _book_candidates(path_text: str) -> list[Path]:
-    paths = [Path(path_text).expanduser()] if path_text.strip() else []
+def book_candidates() -> list[Path]:
+    """Where the operator may have put the book's corpus: `$RNN_LAB_BOOK_CORPUS` (at start-up), then data/."""
+    paths = [Path(OPERATOR_BOOK_PATH).expanduser()] if OPERATOR_BOOK_PATH else []
     return [*paths, DATA_DIR / BOOK_FILE]
+
+
+def operator_book_bytes() -> bytes | None:
+    """The book's corpus as the operator provided it, or None.
+
+    Only a file whose sha256 is the book's counts, so a misconfigured path can
+    never put another server file in front of a visitor; which path was tried,
+    and why it failed, is deliberately not reported.
+    """
+    for path in book_candidates():
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(data).hexdigest() == BOOK_SHA256:
+            return data
+    return None
 
 
 def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     digest = hashlib.sha256(data).hexdigest()
     is_book = digest == BOOK_SHA256
     label = t("src_book") if is_book else name
-    try:
-        corpus = _from_bytes(digest, label, max_chars, data)
-    except CorpusError as exc:
-        return CorpusChoice(None, localized(exc, current_lang()), digest)
+    corpus, error = _from_bytes(digest, label, max_chars, data)
+    if corpus is None:
+        return CorpusChoice(None, localized(error, current_lang()), digest)
     return CorpusChoice(corpus, None, f"{digest[:16]}:{max_chars}", is_book)
 
 
-WIDGET_KEYS = ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:book_path", "corpus:paste")
+WIDGET_KEYS = ("corpus:source", "corpus:max_chars", "corpus:subset", "corpus:paste")
 URL_PARAMS = {"corpus:source": "corpus", "corpus:subset": "subset", "corpus:max_chars": "chars"}
 
 
 def _from_url() -> None:
-    """On a session's first corpus picker, take source, subset and size from a lesson link."""
+    """On a session's first corpus picker, take source, subset and size from a lesson link.
+
+    A value that is not valid is ignored and named in a warning (shown as text).
+    """
     if "corpus:url_read" in st.session_state:
         return
     st.session_state["corpus:url_read"] = True
-    source = st.query_params.get("corpus")
     values: dict[str, object] = {}
-    if source in SOURCES:
-        values["corpus:source"] = source
-    subset = st.query_params.get("subset")
-    if subset in SUBSETS:
-        values["corpus:subset"] = subset
-    chars = st.query_params.get("chars", "")
-    if chars.isdigit() and int(chars) <= 2_000_000:
-        values["corpus:max_chars"] = int(chars)
+    bad: list[str] = []
+    for key, param in URL_PARAMS.items():
+        raw = st.query_params.get(param)
+        if raw is None:
+            continue
+        if key == "corpus:max_chars":
+            try:
+                values[key] = parse_whole(raw, 0, MAX_CHARS)
+            except ValueError:
+                bad.append(f"{param}={raw}")
+        elif raw in (SOURCES if key == "corpus:source" else SUBSETS):
+            values[key] = raw
+        else:
+            bad.append(f"{param}={raw}")
+    if bad:
+        st.warning(common_t.md("url_ignored", items=", ".join(bad)))
     for key, value in values.items():
         st.session_state[key] = value
         remember(key, value)
@@ -191,7 +237,7 @@ def _corpus_widgets() -> CorpusChoice:
         t("corpus"), SOURCES, key="corpus:source", help=t("corpus_help"), format_func=lambda s: t(f"src_{s}")
     )
     max_chars = (
-        int(st.number_input(t("max_chars"), 0, 2_000_000, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
+        int(st.number_input(t("max_chars"), 0, MAX_CHARS, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
         or None
     )
     if source == "songci":
@@ -201,15 +247,10 @@ def _corpus_widgets() -> CorpusChoice:
         except CorpusError as exc:
             return CorpusChoice(None, localized(exc, current_lang()), "songci")
     if source == "book":
-        path_text = st.text_input(t("book_path"), key="corpus:book_path", help=t("book_path_help"))
-        for path in _book_candidates(path_text):
-            if path.is_file():
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    return CorpusChoice(None, f"{path}: {exc.strerror}", "book")
-                return _load_bytes(data, path.name, max_chars)
-        return CorpusChoice(None, t("book_missing"), "book")
+        data = operator_book_bytes()
+        if data is None:
+            return CorpusChoice(None, t("book_missing"), "book")
+        return _load_bytes(data, BOOK_FILE, max_chars)
     if source == "upload":
         up = st.file_uploader(
             t("upload"),
@@ -235,7 +276,7 @@ def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> 
     corpus = choice.corpus
     if corpus is None:
         return
-    st.markdown(t("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
+    st.markdown(t.md("corpus_stats", name=corpus.name, n=len(corpus), v=corpus.vocab_size))
     if choice.is_book:
         st.caption(t("recognised_book"))
     r = minibatches_per_epoch(len(corpus), batch_size, num_steps, "random")

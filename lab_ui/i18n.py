@@ -12,6 +12,8 @@ import streamlit as st
 
 from lm_core.models import MODEL_LABELS
 
+from .text import escape_markdown
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"  # the book and most users are Chinese
 
@@ -121,6 +123,10 @@ COMMON: Strings = {
         "链接中的这些设置无效，已改用默认值：{items}",
         "These settings in the link were invalid and were reset: {items}",
     ),
+    "upload_limit": (
+        "每个文件最大 {mb} MB（服务器的上限）。",
+        "At most {mb} MB per file (the server's limit).",
+    ),
     "replace_warning": (
         "开始新的训练会替换本页当前的模型（可先下载检查点）。",
         "Starting a new run replaces this page's current model (download its checkpoint first if you want it).",
@@ -157,6 +163,14 @@ class Translator:
         pair = self.strings[key]
         text = pair[LANGS.index(current_lang())]
         return text.format(**fmt) if fmt else text
+
+    def md(self, key: str, **fmt: object) -> str:
+        """The string for a Markdown-rendering call: every text argument escaped, so it shows as typed.
+
+        Use it whenever an argument can come from a visitor, a URL or a file
+        (names, notes, messages quoting them); numbers are formatted as usual.
+        """
+        return self(key, **{k: escape_markdown(v) if isinstance(v, str) else v for k, v in fmt.items()})
 
 
 t = Translator()

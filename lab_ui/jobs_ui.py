@@ -25,6 +25,7 @@ from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import Translator, current_lang, t
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
+from .text import escape_markdown
 
 POLL_SECONDS = 0.5  # also keeps an open tab's job from being reaped
 _t = Translator(
@@ -125,7 +126,7 @@ def progress_ui(view: JobView) -> None:
     if view.status == "finished" and not covered:
         st.success(_t("job_finished", n=view.planned_epochs))  # lm_core's own message is English only
     elif view.message and view.done and not covered:
-        (st.error if view.status in ("error", "diverged") else st.success)(view.message)
+        (st.error if view.status in ("error", "diverged") else st.success)(escape_markdown(view.message))
 
 
 def divergence_ui(view: JobView) -> None:
@@ -135,9 +136,9 @@ def divergence_ui(view: JobView) -> None:
             continue
         end = run.end
         if end is not None and end.loss is not None:
-            st.error(_t("run_diverged", label=run.label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
+            st.error(_t.md("run_diverged", label=run.label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
         else:
-            st.error(_t("run_diverged_plain", label=run.label, msg=run.message))
+            st.error(_t.md("run_diverged_plain", label=run.label, msg=run.message))
 
 
 def _fmt_seconds(s: float) -> str:
@@ -174,7 +175,7 @@ def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
 def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
     """Why the corpus cannot be used, or its size, vocabulary and minibatches for these settings."""
     if choice.error:
-        st.warning(t("corpus_error", msg=choice.error))
+        st.warning(t.md("corpus_error", msg=choice.error))
     else:
         corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
 
@@ -186,7 +187,7 @@ def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], st
         try:
             start()
         except LabError as exc:
-            st.error(t("bad_setting", msg=localized(exc, current_lang())))
+            st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
 
 
 def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text: str) -> None:

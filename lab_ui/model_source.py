@@ -21,17 +21,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from lm_core.checkpoint import MAX_CHECKPOINT_BYTES, Checkpoint, from_bytes, load
+from lm_core.checkpoint import Checkpoint, from_bytes, load
 from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
 from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
+from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import CharModel
 from lm_core.songci import SUBSETS, songci_text
 
 from . import corpus_ui
 from .i18n import Translator, current_lang, model_label
 from .session import manager, owner_id
+from .text import escape_markdown
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -57,9 +59,9 @@ t = Translator(
         "opt_uploaded": ("已上传：{name}", "Uploaded: {name}"),
         "upload": ("检查点文件（.pt）", "Checkpoint file (.pt)"),
         "upload_help": (
-            "在「训练」页下载的检查点，或用命令行保存的检查点。文件只在本次会话中使用。",
+            "在「训练」页下载的检查点，或用命令行保存的检查点。文件只在本次会话中使用。每个文件最大 {mb} MB。",
             "A checkpoint downloaded from the Train page or saved by the command line. It is used in this "
-            "session only.",
+            "session only. At most {mb} MB per file.",
         ),
         "upload_first": ("请上传一个检查点文件。", "Upload a checkpoint file."),
         "upload_error": ("无法使用这个文件：{msg}", "This file cannot be used: {msg}"),
@@ -101,8 +103,9 @@ t = Translator(
             "characters).",
         ),
         "meter_rebuilt_book": (
-            "记忆检测所用的训练文本：data/ 中的书中语料（前 {n:,} 个字符）。",
-            "Training text for the memorisation meter: the book's corpus in data/ (first {n:,} characters).",
+            "记忆检测所用的训练文本：服务器提供的书中语料（前 {n:,} 个字符）。",
+            "Training text for the memorisation meter: the book's corpus provided by the server (first {n:,} "
+            "characters).",
         ),
         "meter_unknown": (
             "记忆检测不可用：无法找回这个模型的训练文本（语料：{name}）。只有本次会话训练的模型和内置宋词上训练的模型才能检测。",
@@ -177,6 +180,12 @@ def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoi
     return ckpt, (localized(error, lang) if error is not None else None)
 
 
+def parse_upload(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
+    """`parse_checkpoint` for an uploaded file, cached by content: a refused file is not parsed again on rerun."""
+    ckpt, error = _uploaded(hashlib.sha256(data).hexdigest(), name, data)
+    return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
 def infer_training_text(full: str, vocab: list[str]) -> str | None:
     """The prefix of `full` whose characters are exactly `vocab`, or None if there is none.
 
@@ -205,13 +214,9 @@ def infer_training_text(full: str, vocab: list[str]) -> str | None:
 
 
 def _book_full_text() -> str | None:
-    """The book's corpus from the git-ignored data/ folder (verified by hash), preprocessed, untruncated."""
-    path = corpus_ui.DATA_DIR / corpus_ui.BOOK_FILE
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != corpus_ui.BOOK_SHA256:
+    """The book's corpus as the server's operator provided it (verified by hash), preprocessed, untruncated."""
+    data = corpus_ui.operator_book_bytes()
+    if data is None:
         return None
     try:
         return book_preprocess(read_corpus_bytes(data, corpus_ui.BOOK_FILE), None)
@@ -351,7 +356,7 @@ def _model(key: str, _ckpt: Checkpoint) -> CharModel:
 def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, LabError | None]:
     """A shipped file parsed once per version (mtime and size in the key); the error, not its text, is cached."""
     try:
-        return load(path), None
+        return load(path, MAX_CLI_CHECKPOINT_BYTES), None  # the operator's own files, like the CLI's
     except LabError as exc:
         return None, _bare(exc)
     except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
@@ -462,14 +467,14 @@ def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
         t("upload"),
         type=["pt", "pth", "ckpt"],
         key=f"{page}:ckpt_upload",
-        help=t("upload_help"),
-        max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
+        help=t("upload_help", mb=MAX_UPLOAD_MB),
+        max_upload_size=MAX_UPLOAD_MB,
     )
     held = st.session_state.get(UPLOAD_KEY)
     if error:
-        st.error(t("upload_error", msg=error))
+        st.error(t.md("upload_error", msg=error))
         if held is not None:
-            st.caption(t("upload_kept", name=held[0]))
+            st.caption(t.md("upload_kept", name=held[0]))
     if held is None:
         if not error:
             st.info(t("upload_first"))
@@ -486,14 +491,14 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int) -> tuple[str | None, st
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = ckpt.corpus_name or t("corpus_unknown")
     notes = {
-        "songci": lambda: t("meter_rebuilt", name=name, n=details.get("n", 0)),
-        "book": lambda: t("meter_rebuilt_book", n=details.get("n", 0)),
-        "missing": lambda: t(
+        "songci": lambda: t.md("meter_rebuilt", name=name, n=details.get("n", 0)),
+        "book": lambda: t.md("meter_rebuilt_book", n=details.get("n", 0)),
+        "missing": lambda: t.md(
             "meter_missing", msg=localized(details["msg"], current_lang()) if "msg" in details else ""
         ),
-        "mismatch": lambda: t("meter_mismatch", name=name),
+        "mismatch": lambda: t.md("meter_mismatch", name=name),
     }
-    return text, notes.get(status, lambda: t("meter_unknown", name=name))()
+    return text, notes.get(status, lambda: t.md("meter_unknown", name=name))()
 
 
 def model_source_ui(page: str) -> ModelChoice | None:
@@ -538,7 +543,7 @@ def model_source_ui(page: str) -> ModelChoice | None:
         try:
             model = _model(key, ckpt)
         except CheckpointError as exc:  # validated on load, so only a changed torch could get here
-            st.error(t("upload_error", msg=localized(exc, current_lang())))
+            st.error(t.md("upload_error", msg=localized(exc, current_lang())))
             return None
         text, note = _corpus(ckpt, option.job, option.run)
         label = option.label if option.source != "upload" else t("opt_uploaded", name=st.session_state[UPLOAD_KEY][0])
@@ -555,7 +560,7 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
     if option.source == "shipped" and option.path is not None:
         ckpt, error = load_shipped(option.path)
         if ckpt is None:
-            st.error(t("shipped_error", name=option.path.name, msg=error))
+            st.error(t.md("shipped_error", name=option.path.name, msg=error))
             return None
         stat = option.path.stat()
         return f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}", ckpt
@@ -565,9 +570,10 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
 def _summary_ui(choice: ModelChoice) -> None:
     """Always say which model is in use: description, corpus, epochs."""
     ckpt = choice.checkpoint
-    st.markdown(t("using", label=describe(ckpt)))
+    st.markdown(t.md("using", label=describe(ckpt)))
     st.caption(
-        t("corpus_line", name=ckpt.corpus_name or t("corpus_unknown")) + (f" · {ckpt.note}" if ckpt.note else "")
+        t.md("corpus_line", name=ckpt.corpus_name or t("corpus_unknown"))
+        + (f" · {escape_markdown(ckpt.note)}" if ckpt.note else "")
     )
     if not ckpt.history:
         st.warning(t("untrained_note"))

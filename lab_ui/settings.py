@@ -10,6 +10,7 @@ back to `st.query_params` so the address bar is always a shareable lesson.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,28 @@ def _fmt_num(v: float) -> str:
     return f"{v:g}"
 
 
+_WHOLE = re.compile(r"[0-9]{1,12}")
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{0,12})?([eE][-+]?[0-9]{1,3})?")
+
+
+def parse_whole(raw: str, lo: int, hi: int) -> int:
+    """A URL value as a whole number in [lo, hi], else ValueError.
+
+    Only ASCII digits: `str.isdigit()` accepts '²' (which `int()` then
+    refuses) and `int()` accepts ' 1_0 '; neither belongs in a link.
+    """
+    if not _WHOLE.fullmatch(raw) or not lo <= int(raw) <= hi:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def parse_decimal(raw: str, lo: float, hi: float) -> float:
+    """A URL value as a plain decimal number in [lo, hi] (no 'nan', 'inf', '1_0'), else ValueError."""
+    if not _DECIMAL.fullmatch(raw) or not lo <= float(raw) <= hi:
+        raise ValueError(raw)
+    return float(raw)
+
+
 @dataclass(frozen=True)
 class Field:
     name: str  # TrainConfig attribute (or page-level setting) and URL key
@@ -58,15 +81,14 @@ class Field:
                 raise ValueError(raw)
             return next(o for o in self.options if str(o) == raw)
         if self.widget == "select_slider":
-            value = float(raw)
-            if not math.isfinite(value) or (self.log and value <= 0):
+            # Within the slider's range (a little rounding either side): hidden=1e20 is refused, not
+            # silently moved to an end of the slider.
+            lo, hi = min(self.options), max(self.options)
+            value = parse_decimal(raw, lo / 2 if self.log else lo, hi * 2 if self.log else hi)
+            if self.log and value <= 0:
                 raise ValueError(raw)
             return _nearest(self.options, value, self.log)
-        value = int(raw)
-        lo, hi = self.bounds
-        if not lo <= value <= hi:
-            raise ValueError(raw)
-        return value
+        return parse_whole(raw, *self.bounds)
 
     def dump(self, value: Any) -> str:
         if self.widget == "toggle":
@@ -159,7 +181,7 @@ def settings_ui(
                 bad.append(f"{URL_KEYS.get(name, name)}={raw}")
         st.session_state[wkey] = value
     if bad:
-        st.warning(t("url_ignored", items=", ".join(bad)))
+        st.warning(t.md("url_ignored", items=", ".join(bad)))
     cols = st.columns(columns) if columns > 1 else [st.container()]
     values: dict[str, Any] = {}
     for i, name in enumerate(names):

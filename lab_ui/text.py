@@ -1,7 +1,12 @@
-"""Showing model-written text safely.
+"""Showing text from outside the app safely: one place for every escape.
 
-Generated text is arbitrary characters from the corpus: in Markdown an
-asterisk or a bracket would turn into formatting, in HTML a `<` into a tag.
+Generated text, corpus and file names, a checkpoint's notes, URL values and
+error messages that quote them are arbitrary characters: in Markdown (which
+`st.markdown`, `st.caption`, `st.info/warning/error/success` and button labels
+render) an asterisk, bracket or `![..](..)` would become formatting, a link or
+a remote image; in HTML (`st.html`, Plotly titles and hover text) a `<` a tag.
+Every such string goes through `escape_markdown` or `escape_html` (or is shown
+with `st.text`/`st.code`/`st.dataframe`, which render nothing).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import html
 import re
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+# Every ASCII punctuation with a meaning in Markdown, GFM or Streamlit's extensions (":" starts
+# emoji/icon shortcodes and keeps "http:" from being auto-linked, "&" starts an HTML entity, "$" LaTeX).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
 
 def escape_markdown(text: str) -> str:

@@ -4,14 +4,23 @@ The file is a `torch.save` of plain containers (dicts, lists, strings,
 numbers, tensors) so it loads with `torch.load(weights_only=True)`: no pickled
 code ever runs. Writes go to a temporary file that is renamed into place, so a
 crash never leaves half a checkpoint where a good one was.
+
+A checkpoint may come from anyone (an upload), so loading validates all of it
+before anything large is allocated: the byte size, the archive (uncompressed,
+as `torch.save` writes it, so nothing inflates), the vocabulary and hidden size
+against `limits`, every tensor's shape against the declared model (computed
+arithmetically), finite weights, numeric history, and an optimiser state that
+fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +28,12 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, localized
-from .models import CharModel, build_model
+from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
+from .models import CharModel, build_model, check_size, expected_shapes
 from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
-MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
+MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Checkpoint:
     corpus_name: str = ""
     rng_state: list[Any] | None = None
     note: str = ""
+    optimizer_dropped: bool = False  # the file's optimiser state was malformed and left out on load
 
     def build_model(self) -> CharModel:
         model = build_model(self.config.model, len(self.vocab), self.config.hidden, self.config.seed)
@@ -99,6 +110,20 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     return buffer.getvalue()
 
 
+def estimated_bytes(ckpt: Checkpoint, with_optimizer: bool = True) -> int:
+    """About how large `to_bytes(ckpt)` will be, from the tensors' sizes (without serialising anything).
+
+    Lets the page say before a download whether the file will fit under the
+    upload limit; the small rest (config, vocabulary, history) is allowed for.
+    """
+    tensors = list(ckpt.model_state.values())
+    if with_optimizer and isinstance(ckpt.optimizer_state, dict):
+        for entry in ckpt.optimizer_state.get("state", {}).values():
+            tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+    rest = 64 * 1024 + 16 * (len(ckpt.vocab) + len(ckpt.history) * 10)
+    return sum(t.numel() * t.element_size() + 64 for t in tensors) + rest
+
+
 def save(ckpt: Checkpoint, path: str | Path) -> Path:
     """Write atomically: a temp file in the same folder, then `os.replace`."""
     path = Path(path)
@@ -118,23 +143,162 @@ def save(ckpt: Checkpoint, path: str | Path) -> Path:
     return path
 
 
-def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
-    """Parse and validate; every failure is a `CheckpointError` saying what is wrong."""
+def _too_big(name: str, size: int, max_bytes: int) -> CheckpointError:
+    return CheckpointError(
+        f"{name} is {size / 2**20:.1f} MB; checkpoints are limited to {max_bytes // 2**20} MB.",
+        zh=f"{name} 大小为 {size / 2**20:.1f} MB，检查点上限为 {max_bytes // 2**20} MB。",
+    )
+
+
+def _not_torch(name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name} is not a checkpoint file (not a torch archive).", zh=f"{name} 不是检查点文件（不是 torch 存档）。"
+    )
+
+
+def _check_archive(data: bytes, name: str, max_bytes: int) -> None:
+    """Refuse what `torch.load` could blow up: old non-zip formats and compressed or oversized members.
+
+    `torch.save` writes an uncompressed zip, so a member that is compressed (or
+    whose header claims another size) is not ours, and reading it could inflate
+    far beyond the file's size. The legacy non-zip format reads storage sizes
+    from the file itself, so it is refused too.
+    """
+    if not data.startswith(b"PK\x03\x04"):
+        raise _not_torch(name)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(
+            f"{name} is damaged or truncated and cannot be read (not a complete archive).",
+            zh=f"{name} 已损坏或被截断，无法读取（不是完整的存档）。",
+        ) from exc
+    if any(m.compress_type != zipfile.ZIP_STORED or m.compress_size != m.file_size for m in members):
+        raise CheckpointError(
+            f"{name} is not a checkpoint of this app (its archive is compressed).",
+            zh=f"{name} 不是本应用的检查点（其存档经过压缩）。",
+        )
+    total = sum(m.file_size for m in members)
+    if total > max_bytes:
+        raise _too_big(name, total, max_bytes)
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _history(raw: Any, name: str) -> list[EpochEvent]:
+    """Epoch records, each field a finite number of its type (the pages format and plot them)."""
+    bad = CheckpointError(
+        f"{name} has a malformed training history (its entries must be numbers).",
+        zh=f"{name} 的训练历史格式有误（其中的记录必须是数字）。",
+    )
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > 100_000:
+        raise bad
+    events = []
+    ints = {"epoch", "steps"}
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise bad
+        try:
+            event = EpochEvent(**entry)
+        except TypeError as exc:
+            raise bad from exc
+        for key, value in event.to_dict().items():
+            if key == "val_perplexity" and value is None:
+                continue
+            if not _finite_number(value) or (key in ints and not isinstance(value, int)):
+                raise bad
+        events.append(event)
+    return events
+
+
+def _rng_state(raw: Any) -> list[Any] | None:
+    """A `random.Random` state as `_rng_to_list` writes it, or None (a fresh one is a safe fallback)."""
+    if not (isinstance(raw, list) and len(raw) == 3 and isinstance(raw[2], float | type(None))):
+        return None
+    version, internal, _ = raw
+    if not (isinstance(version, int) and isinstance(internal, list) and len(internal) == 625):
+        return None
+    if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in internal):
+        return None
+    return raw
+
+
+def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> dict[str, torch.Tensor]:
+    """The weights, each checked against the shape the declared model needs, and finite."""
+    expected = expected_shapes(config.model, vocab_size, config.hidden)
+    if not isinstance(raw, dict) or set(raw) != set(expected):
+        raise CheckpointError(
+            f"{name}: the weights do not fit a {config.model} model (the parameter names differ).",
+            zh=f"{name}：权重与 {config.model} 模型不匹配（参数名称不同）。",
+        )
+    for key, shape in expected.items():
+        tensor = raw[key]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() or tuple(tensor.shape) != shape:
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(
+                f"{name}: the weights do not fit a {config.model} model ({key} is {got}, expected {shape}).",
+                zh=f"{name}：权重与 {config.model} 模型不匹配（{key} 为 {got}，应为 {shape}）。",
+            )
+    if not all(bool(torch.isfinite(raw[key]).all()) for key in expected):
+        raise CheckpointError(
+            f"{name}: the model's weights are not finite (NaN or infinity): it diverged and cannot be used.",
+            zh=f"{name}：模型的权重不是有限数（NaN 或无穷大）：训练已发散，无法使用。",
+        )
+    return {key: raw[key] for key in expected}
+
+
+def _optimizer_state_ok(raw: Any, config: TrainConfig, shapes: list[tuple[int, ...]]) -> bool:
+    """True when `raw` is a `state_dict()` of the configured optimiser over these parameters.
+
+    torch's own `load_state_dict` checks the group sizes but not the tensors'
+    shapes or values, which would only fail mid-training; this checks all of it.
+    """
+    if not isinstance(raw, dict) or set(raw) != {"state", "param_groups"}:
+        return False
+    groups, state = raw["param_groups"], raw["state"]
+    if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict)):
+        return False
+    if groups[0].get("params") != list(range(len(shapes))) or not isinstance(state, dict):
+        return False
+    tensors = {"sgd": {"momentum_buffer"}, "adam": {"exp_avg", "exp_avg_sq", "step"}}[config.optimizer]
+    for index, entry in state.items():
+        if not (isinstance(index, int) and 0 <= index < len(shapes) and isinstance(entry, dict)):
+            return False
+        if not set(entry) <= tensors:
+            return False
+        for key, value in entry.items():
+            if key == "step":
+                ok = _finite_number(value) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+            else:
+                ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[index]
+            if not ok or (isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all())):
+                return False
+    return True
+
+
+def _text(value: Any) -> str:
+    return value[:MAX_TEXT] if isinstance(value, str) else ""
+
+
+def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
+    """Parse and validate; every failure is a `CheckpointError` saying what is wrong.
+
+    Everything is checked before the model is built, so a file declaring a
+    huge model is refused without allocating it (see the module docstring).
+    """
     if not data:
         raise CheckpointError(f"{name} is empty.", zh=f"{name} 是空的。")
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(
-            f"{name} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MB: not a checkpoint of this app.",
-            zh=f"{name} 大于 {MAX_CHECKPOINT_BYTES // 2**20} MB：不是本应用的检查点。",
-        )
+    if len(data) > max_bytes:
+        raise _too_big(name, len(data), max_bytes)
+    _check_archive(data, name, max_bytes)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        if data[:2] != b"PK":
-            raise CheckpointError(
-                f"{name} is not a checkpoint file (not a torch archive).",
-                zh=f"{name} 不是检查点文件（不是 torch 存档）。",
-            ) from exc
         raise CheckpointError(
             f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).",
             zh=f"{name} 已损坏或被截断，无法读取（{_first_line(exc, 'zh')}）。",
@@ -145,21 +309,34 @@ def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
             zh=f"{name} 是 torch 文件，但不是 RNN 歌词实验室的检查点。",
         )
     try:
+        if not isinstance(payload.get("config"), dict):
+            raise CheckpointError(f"{name} is incomplete (it has no settings).", zh=f"{name} 不完整（没有训练设置）。")
         config = TrainConfig.from_dict(payload["config"])
         config.validate()
-        vocab = list(payload["vocab"])
+        raw_vocab = payload.get("vocab")
+        if not isinstance(raw_vocab, list) or len(raw_vocab) > MAX_VOCAB:
+            raise CheckpointError(
+                f"{name} has a malformed vocabulary, or more than {MAX_VOCAB:,} characters.",
+                zh=f"{name} 的词典格式有误，或超过 {MAX_VOCAB:,} 个字符。",
+            )
+        vocab = list(raw_vocab)
         if not vocab or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
             raise CheckpointError(f"{name} has a malformed vocabulary.", zh=f"{name} 的词典格式有误。")
-        history = [EpochEvent(**e) for e in payload.get("history", [])]
+        check_size(config.model, len(vocab), config.hidden)  # limits, before any weight is looked at
+        model_state = _model_state(payload.get("model_state"), config, len(vocab), name)
+        optimizer_state = payload.get("optimizer_state")
+        shapes = [tuple(t.shape) for t in model_state.values()]
+        dropped = optimizer_state is not None and not _optimizer_state_ok(optimizer_state, config, shapes)
         ckpt = Checkpoint(
             config=config,
             vocab=vocab,
-            model_state=dict(payload["model_state"]),
-            optimizer_state=payload.get("optimizer_state"),
-            history=history,
-            corpus_name=str(payload.get("corpus_name", "")),
-            rng_state=payload.get("rng_state"),
-            note=str(payload.get("note", "")),
+            model_state=model_state,
+            optimizer_state=None if dropped else optimizer_state,
+            history=_history(payload.get("history"), name),
+            corpus_name=_text(payload.get("corpus_name")),
+            rng_state=_rng_state(payload.get("rng_state")),
+            note=_text(payload.get("note")),
+            optimizer_dropped=dropped,
         )
     except CheckpointError:
         raise
@@ -172,11 +349,17 @@ def from_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
     return ckpt
 
 
-def load(path: str | Path) -> Checkpoint:
+def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
+    """A checkpoint file on disk (the CLI, shipped checkpoints); its size is checked before it is read."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.", zh=f"找不到检查点 {path}。")
-    return from_bytes(path.read_bytes(), path.name)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _too_big(path.name, size, max_bytes)
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)  # the file may have grown since stat
+    return from_bytes(data, path.name, max_bytes)
 
 
 def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:

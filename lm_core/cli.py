@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, LabError
+from .limits import MAX_CLI_CHECKPOINT_BYTES
 
 BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
 
@@ -140,7 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = book_config(args.model, args.sampling, **overrides)
     trainer = Trainer(corpus, cfg)
     if args.resume:
-        checkpoint.restore_trainer(checkpoint.load(args.resume), trainer)
+        resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES)
+        if resumed.optimizer_dropped:
+            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
+        checkpoint.restore_trainer(resumed, trainer)
     prefixes = default_prefixes(corpus)
     print(f"corpus {corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
     print(f"config {json.dumps(cfg.to_dict(), ensure_ascii=False)}", file=sys.stderr)
@@ -187,7 +191,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from . import checkpoint
     from .generation import generate
 
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = checkpoint.load(args.checkpoint, MAX_CLI_CHECKPOINT_BYTES)
     model = ckpt.build_model()
     out = generate(model, ckpt.vocab, args.prefix, args.length, args.strategy, args.temperature, args.top_k, args.seed)
     print(out.text)

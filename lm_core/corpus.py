@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError
+from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
 
 BOOK_MAX_CHARS = 10_000
-MAX_FILE_BYTES = 20 * 1024 * 1024  # a corpus larger than this is not a classroom corpus
-MAX_VOCAB = 8_000  # the output layer grows with the vocabulary; beyond this training crawls
+MAX_FILE_BYTES = MAX_CORPUS_BYTES  # a corpus larger than this is not a classroom corpus
+_CHUNK = 256 * 1024  # bytes inflated at a time from a zip member
 
 _MAGIC = {  # magic bytes -> (English, 中文) name of the format
     b"\x89PNG": ("a PNG image", "PNG 图片"),
@@ -119,12 +121,33 @@ def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
                 f"上限为 {_human_size(max_bytes)}：请改用较短的节选。",
             )
         try:
-            return info.filename, archive.read(info)
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+            return info.filename, _inflate(archive, info, name, max_bytes)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
             raise CorpusError(
                 f"{info.filename} in {name} cannot be unpacked ({exc}).",
                 zh=f"{name} 中的 {info.filename} 无法解压（{exc}）。",
             ) from exc
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_bytes: int) -> bytes:
+    """The member's bytes, inflated in small chunks and counted, never more than `max_bytes`.
+
+    The size a zip header declares is not evidence: `ZipFile.read` can inflate
+    a whole compressed block (up to 2 GB) before it truncates to that size, so
+    a 1 MB file claiming a small member could take gigabytes. Chunked reads
+    bound what is inflated at once, and the running count bounds the total.
+    """
+    chunks, total = [], 0
+    with archive.open(info) as member:
+        while chunk := member.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise CorpusError(
+                    f"{info.filename} in {name} is larger than {_human_size(max_bytes)} unpacked: use a shorter excerpt.",
+                    zh=f"{name} 中的 {info.filename} 解压后超过 {_human_size(max_bytes)}：请改用较短的节选。",
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_corpus_bytes(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -156,7 +179,8 @@ def read_corpus_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
             zh=f"{path.name} 大小为 {_human_size(size)}，上限为 {_human_size(max_bytes)}：请改用较短的节选。",
         )
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:  # read at most one byte past the cap: a file may grow, or report size 0
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise CorpusError(
             f"{path} cannot be read ({exc.strerror}).", zh=f"无法读取 {path}（{exc.strerror}）。"

@@ -100,6 +100,11 @@ def generate(
         raise ConfigError("Temperature must be between 0.01 and 10.", zh="温度必须在 0.01 到 10 之间。")
     if top_k is not None and top_k < 1:
         raise ConfigError("top-k must be at least 1 (or off).", zh="top-k 至少为 1（或关闭）。")
+    if not 0 <= seed < 2**63:  # torch.Generator takes 64 bits; beyond that it raises a bare RuntimeError
+        raise ConfigError(
+            "The seed must be between 0 and 9,223,372,036,854,775,807.",
+            zh="随机种子必须在 0 到 9,223,372,036,854,775,807 之间。",
+        )
 
     was_training = model.training
     model.eval()

@@ -9,7 +9,10 @@ touching tensors the worker is updating.
 
 The `JobManager` caps how many jobs train at once (a queued job waits for a
 slot and knows its place), checks that a caller owns a job before showing or
-controlling it, and reaps jobs whose page stopped polling.
+controlling it, and reaps jobs whose page stopped polling. Finished jobs are
+bounded too (`limits.MAX_FINISHED_PER_OWNER`, `MAX_FINISHED_TOTAL`: the oldest
+go first), and one nobody has looked at for `RELEASE_UNWATCHED_AFTER` seconds
+gives back its optimiser state and gradients, keeping only its weights.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from .checkpoint import Checkpoint, from_trainer
 from .generation import generate
+from .limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
 
 MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
@@ -106,6 +110,7 @@ class Job:
         self._samples: list[dict[int, dict[str, str]]] = [{} for _ in trainers]
         self._ends: list[EndEvent | None] = [None for _ in trainers]
         self._published: list[Checkpoint] = [from_trainer(t) for t in trainers]
+        self.released = False  # optimiser state and gradients given back (see `release`)
         self.thread: threading.Thread | None = None
 
     # -- control, callable from any thread -------------------------------------------
@@ -219,6 +224,26 @@ class Job:
             self._finished = time.time()
             self._version += 1
 
+    def release(self) -> None:
+        """Free what only a continued run would need: optimiser state, gradients, duplicate weights.
+
+        Only for a done job (its worker no longer touches the trainers). The
+        curves, samples and last weights stay, so the page and Generate still
+        show it; Continue then starts a fresh optimiser, as after `--slim`.
+        The published checkpoint shares the model's own tensors instead of a copy.
+        """
+        if not self.done or self.released:
+            return
+        with self._lock:
+            for i, trainer in enumerate(self.trainers):
+                trainer.optimizer.state.clear()
+                for p in trainer.model.parameters():
+                    p.grad = None
+                ckpt = self._published[i]
+                ckpt.optimizer_state = None
+                ckpt.model_state = {k: v.detach() for k, v in trainer.model.state_dict().items()}
+            self.released = True
+
     # -- reading --------------------------------------------------------------------------
     def checkpoint(self, run: int = 0) -> Checkpoint:
         """The weights after the last completed epoch of run `run`."""
@@ -276,10 +301,21 @@ class Job:
 class JobManager:
     """Every job of the process; at most `max_running` train at the same time."""
 
-    def __init__(self, max_running: int = 2, reap_after: float = 120.0, forget_after: float = 6 * 3600) -> None:
+    def __init__(
+        self,
+        max_running: int = 2,
+        reap_after: float = 120.0,
+        forget_after: float = 6 * 3600,
+        release_after: float = RELEASE_UNWATCHED_AFTER,
+        max_finished_per_owner: int = MAX_FINISHED_PER_OWNER,
+        max_finished_total: int = MAX_FINISHED_TOTAL,
+    ) -> None:
         self.max_running = max_running
         self.reap_after = reap_after  # a running job nobody polled for this long is stopped
         self.forget_after = forget_after  # a finished job nobody looked at for this long is dropped
+        self.release_after = release_after  # ... and after this long keeps only its weights and curves
+        self.max_finished_per_owner = max_finished_per_owner
+        self.max_finished_total = max_finished_total
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Condition()
         self._running: set[str] = set()
@@ -373,7 +409,37 @@ class JobManager:
                 with self._lock:
                     self._jobs.pop(job.id, None)
                 touched.append(job.id)
-        return touched
+            elif job.done and idle > self.release_after:
+                job.release()
+        return touched + self._retain()
+
+    def _retain(self) -> list[str]:
+        """Drop done jobs beyond `max_finished_per_owner` per owner and `max_finished_total` in all.
+
+        Superseded runs go first (a page shows only its owner's latest run of
+        that kind), then the oldest. Running and queued jobs never count: a new
+        Train click is never refused, an old finished run makes room instead.
+        """
+        with self._lock:
+            latest: dict[tuple[str, str], Job] = {}
+            for job in self._jobs.values():
+                key = (job.owner, job.kind)
+                if key not in latest or job.created > latest[key].created:
+                    latest[key] = job
+            done = [j for j in self._jobs.values() if j.done]
+            done.sort(key=lambda j: (latest[(j.owner, j.kind)] is j, j.created), reverse=True)
+            per_owner: dict[str, int] = {}
+            kept, dropped = 0, []
+            for job in done:
+                mine = per_owner.get(job.owner, 0)
+                if mine >= self.max_finished_per_owner or kept >= self.max_finished_total:
+                    dropped.append(job.id)
+                else:
+                    per_owner[job.owner] = mine + 1
+                    kept += 1
+            for job_id in dropped:
+                self._jobs.pop(job_id, None)
+        return dropped
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every job and wait for the threads (tests call this)."""

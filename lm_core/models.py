@@ -29,6 +29,7 @@ from torch import nn
 
 from . import recurrences as rec
 from .errors import ConfigError
+from .limits import MAX_HIDDEN, MAX_PARAMETERS, MAX_VOCAB
 
 State = tuple[torch.Tensor, ...]
 
@@ -303,21 +304,71 @@ _CLASSES: dict[str, type[CharModel]] = {
     cls.kind: cls for cls in (ScratchRNN, ScratchGRU, ScratchLSTM, TorchRNN, TorchGRU, TorchLSTM)
 }
 
-MAX_HIDDEN = 2048
+_SCRATCH_GATES = {"scratch-rnn": ("h",), "scratch-gru": ("z", "r", "h"), "scratch-lstm": ("i", "f", "o", "c")}
+_TORCH_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def build_model(kind: str, vocab_size: int, num_hiddens: int, seed: int = 0) -> CharModel:
-    """A freshly initialised model; the same `seed` gives the same weights."""
+def expected_shapes(kind: str, vocab_size: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
+    """The `state_dict` shapes of a `kind` model, by arithmetic: no tensor is allocated.
+
+    Lets a checkpoint be checked against its declared model before building
+    one (a crafted file could otherwise ask for gigabytes). A test compares it
+    with every real model's `state_dict`.
+    """
+    V, h = vocab_size, num_hiddens
+    if kind in _SCRATCH_GATES:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for g in _SCRATCH_GATES[kind]:
+            shapes |= {f"W_x{g}": (V, h), f"W_h{g}": (h, h), f"b_{g}": (h,)}
+        return shapes | {"W_hq": (h, V), "b_q": (V,)}
+    gh = _TORCH_GATES[kind] * h
+    return {
+        "rnn.weight_ih_l0": (gh, V),
+        "rnn.weight_hh_l0": (gh, h),
+        "rnn.bias_ih_l0": (gh,),
+        "rnn.bias_hh_l0": (gh,),
+        "dense.weight": (V, h),
+        "dense.bias": (V,),
+    }
+
+
+def parameter_count(kind: str, vocab_size: int, num_hiddens: int) -> int:
+    """Number of weights of a `kind` model, without building it."""
+    return sum(math.prod(shape) for shape in expected_shapes(kind, vocab_size, num_hiddens).values())
+
+
+def check_size(kind: str, vocab_size: int, num_hiddens: int) -> None:
+    """Raise `ConfigError` unless the model is within the limits (checked before anything is allocated)."""
     if kind not in _CLASSES:
         raise ConfigError(
             f"Unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}.",
             zh=f"未知的模型 {kind!r}：请从 {'、'.join(MODEL_KINDS)} 中选择。",
         )
-    if not 1 <= num_hiddens <= MAX_HIDDEN:
+    if isinstance(num_hiddens, bool) or not isinstance(num_hiddens, int) or not 1 <= num_hiddens <= MAX_HIDDEN:
         raise ConfigError(
-            f"Hidden units must be between 1 and {MAX_HIDDEN} (got {num_hiddens}).",
-            zh=f"隐藏单元数必须在 1 到 {MAX_HIDDEN} 之间（当前为 {num_hiddens}）。",
+            f"Hidden units must be between 1 and {MAX_HIDDEN:,} (got {num_hiddens}).",
+            zh=f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间（当前为 {num_hiddens}）。",
         )
+    if not 1 <= vocab_size <= MAX_VOCAB:
+        raise ConfigError(
+            f"The vocabulary must have between 1 and {MAX_VOCAB:,} characters (got {vocab_size:,}).",
+            zh=f"词典必须有 1 到 {MAX_VOCAB:,} 个字符（当前为 {vocab_size:,}）。",
+        )
+    n = parameter_count(kind, vocab_size, num_hiddens)
+    if n > MAX_PARAMETERS:
+        raise ConfigError(
+            f"This model would have {n:,} weights; the limit is {MAX_PARAMETERS:,}: "
+            "use fewer hidden units or a smaller vocabulary.",
+            zh=f"这个模型将有 {n:,} 个权重，上限为 {MAX_PARAMETERS:,}：请减少隐藏单元数，或使用更小的词典。",
+        )
+
+
+def build_model(kind: str, vocab_size: int, num_hiddens: int, seed: int = 0) -> CharModel:
+    """A freshly initialised model; the same `seed` gives the same weights.
+
+    The size is checked first, so an absurd request fails before it allocates.
+    """
+    check_size(kind, vocab_size, num_hiddens)
     gen = torch.Generator().manual_seed(seed)
     return _CLASSES[kind](vocab_size, num_hiddens, gen)
 

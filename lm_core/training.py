@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .corpus import Corpus
 from .device import DEVICE
 from .errors import ConfigError
+from .limits import MAX_HIDDEN
 from .models import MODEL_KINDS, CharModel, build_model, detach_state
 from .sampling import MODES, adjacent_batches, batches, check_enough
 
@@ -82,7 +83,11 @@ class TrainConfig:
                     f"{name} must be a number (got {value!r}).", zh=f"{name} 必须是数字（当前为 {value!r}）。"
                 )
         checks = [  # (valid?, English message, 中文)
-            (1 <= self.hidden <= 2048, "Hidden units must be between 1 and 2048.", "隐藏单元数必须在 1 到 2048 之间。"),
+            (
+                1 <= self.hidden <= MAX_HIDDEN,
+                f"Hidden units must be between 1 and {MAX_HIDDEN:,}.",
+                f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间。",
+            ),
             (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000.", "num_steps 必须在 1 到 1000 之间。"),
             (1 <= self.batch_size <= 1024, "Batch size must be between 1 and 1024.", "批量大小必须在 1 到 1024 之间。"),
             (

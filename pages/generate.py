@@ -12,6 +12,7 @@ from lab_ui.highlight import copied_html
 from lab_ui.i18n import Translator, current_lang
 from lab_ui.model_source import ModelChoice
 from lab_ui.persist import restore, save
+from lab_ui.text import escape_html, escape_markdown
 from lm_core.errors import LabError, localized
 from lm_core.generation import Generation, copied_spans, generate
 
@@ -252,13 +253,13 @@ def _prefix_problem_ui(choice: ModelChoice, prefix: str) -> bool:
     problem = model_source.text_problem(prefix, choice)
     if problem is None:
         return True
-    st.error(problem)
+    st.error(escape_markdown(problem))
     known = "".join(ch for ch in prefix if ch in choice.char_to_idx)
     if known:
-        st.button(t("strip", p=known), key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
+        st.button(t.md("strip", p=known), key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))
     else:
         default = model_source.default_prefix(choice)
-        st.button(t("use_default", p=default), key=f"{PAGE}:use_default", on_click=_set_prefix, args=(default,))
+        st.button(t.md("use_default", p=default), key=f"{PAGE}:use_default", on_click=_set_prefix, args=(default,))
     return False
 
 
@@ -270,7 +271,7 @@ def _text_block(written: Written) -> None:
 def _lyrics_ui(result: Result, choice: ModelChoice, current: dict) -> None:
     st.subheader(t("lyrics"))
     s = result.settings
-    st.caption(t("made_with", model=result.model_label, how=_how(s), n=s["length"], seed=s["seed"]))
+    st.caption(t.md("made_with", model=result.model_label, how=_how(s), n=s["length"], seed=s["seed"]))
     if result.settings != current or result.model_option != choice.option:
         st.caption(t("stale"))
     text_col, meter_col = st.columns([4, 1])
@@ -310,7 +311,7 @@ def _step_chart(gen: Generation, i: int, key: str) -> None:
     context = gen.text[max(0, pos - 12) : pos]
     fig = charts.prob_bars(
         [(c.char, c.prob) for c in cands],
-        t("step_title", i=i, ctx=context),
+        t("step_title", i=i, ctx=escape_html(context)),
         chosen=gen.text[pos],
         y_title=t("prob_axis"),
     )
@@ -359,7 +360,7 @@ def main() -> None:
         try:
             st.session_state[f"{PAGE}:result"] = _run(choice, settings)
         except LabError as exc:
-            st.error(t("failed", msg=localized(exc, current_lang())))
+            st.error(t.md("failed", msg=localized(exc, current_lang())))
     result: Result | None = st.session_state.get(f"{PAGE}:result")
     if not usable:
         return  # the message above says what to fix; old lyrics below it would only confuse

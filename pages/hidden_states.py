@@ -192,10 +192,10 @@ def _text_ui(choice: ModelChoice) -> str | None:
     unknown = choice.unknown(text)
     kept = "".join(ch for ch in text if ch in choice.char_to_idx)
     if unknown and not kept:
-        st.warning(t("nothing_known", chars=model_source.format_chars(unknown)))
+        st.warning(t.md("nothing_known", chars=model_source.format_chars(unknown)))
         return None
     if unknown:
-        st.warning(t("stripped", chars=model_source.format_chars(unknown)))
+        st.warning(t.md("stripped", chars=model_source.format_chars(unknown)))
     return kept
 
 

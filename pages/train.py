@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
+from lab_ui.highlight import copied_html
 from lab_ui.i18n import Translator, current_lang, model_label
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
@@ -14,6 +17,7 @@ from lm_core.corpus import Corpus
 from lm_core.errors import LabError, localized
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
+from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from lm_core.training import Trainer
 
 PAGE = "train"
@@ -45,6 +49,7 @@ t = Translator(
         "chart_title": ("训练困惑度（对数坐标）", "Training perplexity (log scale)"),
         "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
         "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
+        "prefix_title": ("前缀", "prefix"),
         "metrics": ("每个周期的数据", "Per-epoch numbers"),
         "book_preset": ("恢复书中设置", "Book settings"),
         "book_preset_help": (
@@ -59,6 +64,17 @@ t = Translator(
         "run_label": ("{m}", "{m}"),
         "download_ckpt": ("下载检查点：{m}", "Download checkpoint: {m}"),
         "download_csv": ("下载困惑度 CSV", "Download metrics CSV"),
+        "download_slim": ("不含优化器状态（{mb:.1f} MB）", "Without optimiser state ({mb:.1f} MB)"),
+        "download_too_big": (
+            "这个检查点约 {mb:.0f} MB，超过 {limit} MB 的上传上限：无法再上传到本应用（可用命令行使用它）。",
+            "This checkpoint is about {mb:.0f} MB, above the {limit} MB upload limit: it cannot be uploaded back "
+            "to this app (the command line can use it).",
+        ),
+        "download_slim_fits": (
+            "完整检查点约 {mb:.0f} MB，超过 {limit} MB 的上传上限；不含优化器状态的版本可以再上传（继续训练时优化器从头开始）。",
+            "The full checkpoint is about {mb:.0f} MB, above the {limit} MB upload limit; the one without "
+            "optimiser state can be uploaded back (continuing it starts a fresh optimiser).",
+        ),
         "continue": ("继续训练 {n} 个周期", "Continue for {n} more epochs"),
         "continue_help": (
             "在本页已完成或已停止的模型上继续训练（保留权重、优化器状态和历史），周期数取自「迭代周期数」。",
@@ -80,6 +96,17 @@ t = Translator(
             "Will continue: {d}. The extra epochs come from the Epochs slider.",
         ),
         "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
+        "from_missing": (
+            "「从检查点开始」选择了一个检查点，但它不可用：请上传一个可用的检查点，或选择「新模型」。在此之前无法开始训练。",
+            "“Start from a checkpoint” names a checkpoint that cannot be used: upload a usable one or choose "
+            "“A new model”. Until then Train is off.",
+        ),
+        "from_upload_first": ("请先上传检查点文件。", "Upload the checkpoint file first."),
+        "opt_dropped": (
+            "这个检查点的优化器状态格式有误，已忽略：继续训练时优化器从头开始。",
+            "This checkpoint's optimiser state was malformed and is left out: training continues with a fresh "
+            "optimiser.",
+        ),
     }
 )
 
@@ -91,8 +118,13 @@ def _labels(values: dict) -> list[str]:
     return names
 
 
-def _start_from_ui() -> Checkpoint | None:
-    """Optionally start from a shipped or uploaded checkpoint instead of random weights."""
+def _start_from_ui() -> tuple[Checkpoint | None, bool]:
+    """Optionally start from a shipped or uploaded checkpoint instead of random weights.
+
+    Returns the checkpoint (None: a new model) and whether the choice is usable:
+    a checkpoint that was picked but is missing or refused must not quietly
+    become a new random model, so the page turns Train off until it is fixed.
+    """
     files = model_source.shipped_files()
     options = ["new", *[f.name for f in files], "upload"]
     labels = {"new": t("from_new"), "upload": t("from_upload")}
@@ -105,16 +137,26 @@ def _start_from_ui() -> Checkpoint | None:
     persist.save(f"{PAGE}:from")
     ckpt, error = None, None
     if pick == "upload":
-        up = st.file_uploader(t("from_upload"), type=["pt"], key=f"{PAGE}:from_upload")
+        up = st.file_uploader(
+            t("from_upload"),
+            type=["pt"],
+            key=f"{PAGE}:from_upload",
+            help=t("upload_limit", mb=MAX_UPLOAD_MB),
+            max_upload_size=MAX_UPLOAD_MB,
+        )
         if up is not None:
-            ckpt, error = model_source.parse_checkpoint(up.getvalue(), up.name, current_lang())
+            ckpt, error = model_source.parse_upload(up.getvalue(), up.name)
+        else:
+            st.info(t("from_upload_first"))
     elif pick != "new":
         ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
     if error:
-        st.error(error)
+        st.error(escape_markdown(error))
     if ckpt is not None:
-        st.caption(t("from_note", d=model_source.describe(ckpt)))
-    return ckpt
+        st.caption(t.md("from_note", d=model_source.describe(ckpt)))
+        if ckpt.optimizer_dropped:
+            st.caption(t("opt_dropped"))
+    return ckpt, pick == "new" or ckpt is not None
 
 
 def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
@@ -149,9 +191,11 @@ def _draw(job: Job, view: JobView) -> None:
         if not run.samples:
             continue
         last = max(run.samples)
-        st.markdown(f"**{run.label}** · " + t("samples", e=last))
+        st.markdown(f"**{escape_markdown(run.label)}** · " + t("samples", e=last))
         for prefix, text in run.samples[last].items():
-            st.markdown(f"> **{escape_markdown(prefix)}**{escape_markdown(text[len(prefix) :])}")
+            # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
+            # first characters) would leave bold markers unclosed and show stray asterisks.
+            st.html(copied_html(text, len(prefix), [], "", t("prefix_title")))
     with st.expander(t("metrics")):
         st.dataframe(epochs_table(view), hide_index=True, width="stretch")
     if view.epoch > 0:
@@ -163,15 +207,18 @@ def _downloads(job: Job, view: JobView) -> None:
     cols = st.columns(len(view.runs) + 1)
     for i, run in enumerate(view.runs):
         with cols[i]:
+            ckpt = job.checkpoint(i)
+            name = f"{ckpt.config.model}-epoch{len(run.history)}"
             st.download_button(
                 t("download_ckpt", m=run.label),
                 data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),
-                file_name=f"{job.checkpoint(i).config.model}-epoch{len(run.history)}.pt",
+                file_name=f"{name}.pt",
                 mime="application/octet-stream",
                 on_click="ignore",
                 key=f"{PAGE}:dl:{i}",
                 icon=":material/download:",
             )
+            _upload_limit_note(ckpt, i, name)
     with cols[-1]:
         st.download_button(
             t("download_csv"),
@@ -182,6 +229,35 @@ def _downloads(job: Job, view: JobView) -> None:
             key=f"{PAGE}:dl:csv",
             icon=":material/table:",
         )
+
+
+def _slim_bytes(ckpt: Checkpoint) -> bytes:
+    return checkpoint.to_bytes(dataclasses.replace(ckpt, optimizer_state=None))
+
+
+def _upload_limit_note(ckpt: Checkpoint, i: int, name: str) -> None:
+    """A checkpoint the app made must load back into it: say when it is over the upload limit.
+
+    When only the optimiser state (Adam's two moments) makes it too big, offer
+    the file without it, which the app (and Continue) accept.
+    """
+    full = checkpoint.estimated_bytes(ckpt)
+    if full <= MAX_UPLOAD_BYTES:
+        return
+    slim = checkpoint.estimated_bytes(ckpt, with_optimizer=False)
+    if ckpt.optimizer_state and slim <= MAX_UPLOAD_BYTES:
+        st.caption(t("download_slim_fits", mb=full / 2**20, limit=MAX_UPLOAD_MB))
+        st.download_button(
+            t("download_slim", mb=slim / 2**20),
+            data=lambda: _slim_bytes(ckpt),
+            file_name=f"{name}-slim.pt",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key=f"{PAGE}:dl_slim:{i}",
+            icon=":material/download:",
+        )
+    else:
+        st.caption(t("download_too_big", mb=full / 2**20, limit=MAX_UPLOAD_MB))
 
 
 def _continue(job: Job, values: dict) -> None:
@@ -212,14 +288,18 @@ def main() -> None:
             st.caption(t("clip_note_off"))
 
     with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
-        base = _start_from_ui()
+        base, base_ok = _start_from_ui()
 
     jobs_ui.corpus_status_ui(choice, values)
 
     job = jobs_ui.page_job(PAGE)
     start_col, more_col = st.columns([1, 2])
     with start_col:
-        start = st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None)
+        start = st.button(
+            t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None or not base_ok
+        )
+    if not base_ok:
+        st.warning(t("from_missing"))
     with more_col:
         more = job is not None and job.done and job.trainers[0].epoch > 0
         go_on = st.button(
@@ -233,7 +313,7 @@ def main() -> None:
         elif go_on and job is not None:
             _continue(job, values)
     except LabError as exc:
-        st.error(t("bad_setting", msg=localized(exc, current_lang())))
+        st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
     lesson.lesson_link_ui()
 
     jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))

@@ -9,6 +9,7 @@ training thread outlives the test.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,7 +127,12 @@ def _title(spec: dict[str, Any]) -> str:
     return title.get("text", "") if isinstance(title, dict) else str(title)
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown source: backslash escapes removed (the app escapes every outside string)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def all_text(at: AppTest) -> str:
     """Every message a reader sees in the main area: errors, warnings, infos, successes, markdown, captions."""
     elements = (*at.error, *at.warning, *at.info, *at.success, *at.markdown, *at.caption)
-    return "\n".join(str(el.value) for el in elements)
+    return "\n".join(shown(str(el.value)) for el in elements)

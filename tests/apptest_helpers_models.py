@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import streamlit as st
+from apptest_helpers import shown
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
@@ -184,4 +185,4 @@ def html_text(body: str) -> str:
 def texts(at: AppTest) -> str:
     """All alert, caption and markdown text on the page, for "the message names X" checks."""
     parts = [e.value for kind in ("error", "warning", "info", "success", "caption", "markdown") for e in at.get(kind)]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(shown(str(p)) for p in parts)

@@ -57,8 +57,8 @@ def test_a_wrapped_error_keeps_its_chinese_text() -> None:
     buffer = io.BytesIO()
     torch.save({"format": checkpoint.FORMAT, "config": {"hidden": 0}, "vocab": ["a"], "model_state": {}}, buffer)
     exc = _raised(lambda: checkpoint.from_bytes(buffer.getvalue(), "x.pt"))
-    assert "incompatible version" in str(exc) and "Hidden units must be between 1 and 2048" in str(exc)
-    assert "不兼容" in exc.zh and "隐藏单元数必须在 1 到 2048 之间" in exc.zh
+    assert "incompatible version" in str(exc) and "Hidden units must be between 1 and 2,048" in str(exc)
+    assert "不兼容" in exc.zh and "隐藏单元数必须在 1 到 2,048 之间" in exc.zh
 
 
 def test_every_user_error_raised_in_lm_core_has_a_chinese_text() -> None:

@@ -1,0 +1,36 @@
+"""Every resource limit of the app and the CLI, in one place.
+
+The server is shared by a classroom, so everything a visitor can send is
+bounded, and each bound is checked *before* the expensive step it protects
+(reading, inflating, allocating a model). The UI states these numbers where
+the user meets them (uploader help, error messages) and the README's Security
+section repeats them. `server.maxUploadSize` in `.streamlit/config.toml` must
+equal `MAX_UPLOAD_MB` (a test checks it).
+"""
+
+from __future__ import annotations
+
+MAX_UPLOAD_MB = 20  # every uploader in the app; the server refuses larger requests outright
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 2**20
+
+MAX_CORPUS_BYTES = MAX_UPLOAD_BYTES  # a corpus file, and the text inside a zip once inflated
+MAX_VOCAB = 8_000  # distinct characters: the input and output layers grow with it
+MAX_HIDDEN = 2_048  # hidden units: the recurrent weights grow with its square
+# Weights of one model (4 bytes each). A model within MAX_VOCAB and MAX_HIDDEN can still exceed it
+# (an LSTM at 8,000 × 2,048 has 99 M); with gradients and Adam's two moments a run holds about
+# four copies, so one job stays under ~800 MB.
+MAX_PARAMETERS = 50_000_000
+
+# A checkpoint a visitor uploads is at most the upload size. The CLI is run by the machine's owner and
+# may read larger ones, up to what a model within MAX_PARAMETERS with Adam state takes (plus slack).
+MAX_CHECKPOINT_BYTES = MAX_UPLOAD_BYTES
+MAX_CLI_CHECKPOINT_BYTES = 3 * 4 * MAX_PARAMETERS + 64 * 2**20
+
+# Finished jobs kept in memory (their curves, samples and last weights), per browser (one per training
+# page) and in total (a class of 40). Superseded runs go first, then the oldest.
+MAX_FINISHED_PER_OWNER = 3
+MAX_FINISHED_TOTAL = 40
+# A finished job nobody has looked at for this long keeps its curves but drops its optimiser state
+# (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
+# the optimiser fresh, as for a checkpoint saved with --slim).
+RELEASE_UNWATCHED_AFTER = 10 * 60.0

@@ -1,0 +1,375 @@
+"""Issue 7 in lm_core and the CLI: crafted checkpoints, corpora and arguments meet limits, never tracebacks."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from lm_core import checkpoint, limits, models
+from lm_core.corpus import Corpus
+from lm_core.errors import CheckpointError, ConfigError, CorpusError
+from lm_core.training import TrainConfig, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lm_core", *map(str, args)],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus: Corpus) -> Trainer:
+    cfg = TrainConfig(model="gru", hidden=8, num_steps=5, batch_size=4, epochs=1, optimizer="adam", lr=0.01)
+    trainer = Trainer(tiny_corpus, cfg)
+    for _ in trainer.train():
+        pass
+    return trainer
+
+
+def _payload(trained: Trainer) -> dict:
+    return torch.load(io.BytesIO(checkpoint.to_bytes(checkpoint.from_trainer(trained))), weights_only=True)
+
+
+def _save(payload: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def no_model_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a model (allocating its weights) fails the test: refusals must come before it."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was built for a checkpoint that should have been refused first")
+
+    monkeypatch.setattr(models, "build_model", refuse)
+    monkeypatch.setattr(checkpoint, "build_model", refuse)
+
+
+# -- 2: sizes checked before anything is allocated -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", models.MODEL_KINDS)
+def test_expected_shapes_are_the_real_models_shapes(kind: str) -> None:
+    model = models.build_model(kind, 7, 5)
+    real = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    assert list(models.expected_shapes(kind, 7, 5).items()) == real
+    assert models.parameter_count(kind, 7, 5) == sum(p.numel() for p in model.parameters())
+
+
+def test_huge_declared_vocabulary_is_refused_before_building(trained: Trainer, no_model_built: None) -> None:
+    payload = _payload(trained)
+    payload["vocab"] = [chr(0x10000 + i) for i in range(100_000)]
+    payload["config"]["hidden"] = 2048
+    with pytest.raises(CheckpointError, match="8,000"):
+        checkpoint.from_bytes(_save(payload))
+
+
+def test_model_over_the_weight_limit_is_refused_before_building(trained: Trainer, no_model_built: None) -> None:
+    payload = _payload(trained)
+    payload["vocab"] = [chr(0x4E00 + i) for i in range(limits.MAX_VOCAB)]
+    payload["config"].update(model="scratch-lstm", hidden=limits.MAX_HIDDEN)  # 99 M weights
+    with pytest.raises(CheckpointError, match="50,000,000"):
+        checkpoint.from_bytes(_save(payload))
+
+
+def test_tensors_of_the_wrong_shape_are_refused_before_building(trained: Trainer, no_model_built: None) -> None:
+    payload = _payload(trained)
+    payload["config"]["hidden"] = 1024  # declares a bigger model than its tiny tensors
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.from_bytes(_save(payload))
+
+
+def test_compressed_archive_is_refused(trained: Trainer) -> None:
+    """torch.save never compresses; a deflated member could inflate far beyond the upload size."""
+    data = checkpoint.to_bytes(checkpoint.from_trainer(trained))
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    with pytest.raises(CheckpointError, match="compressed"):
+        checkpoint.from_bytes(out.getvalue())
+
+
+def test_byte_cap_is_the_upload_limit_and_load_checks_size_before_reading(tmp_path: Path) -> None:
+    assert checkpoint.MAX_CHECKPOINT_BYTES == limits.MAX_UPLOAD_BYTES
+    big = tmp_path / "big.pt"
+    with big.open("wb") as f:
+        f.truncate(limits.MAX_UPLOAD_BYTES + 1)  # sparse: no memory or disk is used
+    with pytest.raises(CheckpointError, match=f"{limits.MAX_UPLOAD_MB} MB"):
+        checkpoint.load(big)
+
+
+def test_upload_limit_matches_the_servers() -> None:
+    config = (REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    assert f"maxUploadSize = {limits.MAX_UPLOAD_MB}\n" in config
+
+
+def test_a_model_over_the_weight_limit_is_refused_by_arithmetic() -> None:
+    with pytest.raises(ConfigError, match="limit"):
+        models.check_size("scratch-lstm", limits.MAX_VOCAB, limits.MAX_HIDDEN)
+
+
+# -- 7, 8: the whole checkpoint is validated on load ------------------------------------------------------
+
+
+def test_non_finite_weights_are_refused(trained: Trainer) -> None:
+    payload = _payload(trained)
+    payload["model_state"]["dense.bias"][0] = float("nan")
+    with pytest.raises(CheckpointError, match="weights are not finite"):
+        checkpoint.from_bytes(_save(payload))
+
+
+@pytest.mark.parametrize("bad", ["abc", float("inf"), None, [1]])
+def test_history_with_non_numbers_is_refused(trained: Trainer, bad: object) -> None:
+    payload = _payload(trained)
+    payload["history"][0]["perplexity"] = bad
+    with pytest.raises(CheckpointError, match="history"):
+        checkpoint.from_bytes(_save(payload))
+
+
+def test_long_corpus_name_and_note_are_cut(trained: Trainer) -> None:
+    payload = _payload(trained)
+    payload["corpus_name"], payload["note"] = "x" * 10_000, ["not", "text"]
+    ckpt = checkpoint.from_bytes(_save(payload))
+    assert len(ckpt.corpus_name) == checkpoint.MAX_TEXT and ckpt.note == ""
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda s: s["state"][0].update(exp_avg=torch.zeros(3)),  # wrong shape
+        lambda s: s["state"][0].update(step="x"),
+        lambda s: s.update(param_groups="nope"),
+        lambda s: s["param_groups"][0].update(params=[0, 1]),
+        lambda s: s["state"][0]["exp_avg_sq"].fill_(float("nan")),
+    ],
+)
+def test_malformed_optimiser_state_is_dropped_and_resume_still_works(
+    trained: Trainer, tiny_corpus: Corpus, mangle
+) -> None:
+    payload = _payload(trained)
+    mangle(payload["optimizer_state"])
+    ckpt = checkpoint.from_bytes(_save(payload))
+    assert ckpt.optimizer_dropped and ckpt.optimizer_state is None
+    fresh = Trainer(tiny_corpus, dataclasses.replace(trained.config, epochs=2))
+    checkpoint.restore_trainer(ckpt, fresh)
+    assert [type(e).__name__ for e in fresh.train()][-1] == "EndEvent"
+
+
+def test_a_good_optimiser_state_is_kept(trained: Trainer) -> None:
+    ckpt = checkpoint.from_bytes(checkpoint.to_bytes(checkpoint.from_trainer(trained)))
+    assert not ckpt.optimizer_dropped and ckpt.optimizer_state is not None
+
+
+# -- the CLI: same validation, one error line ------------------------------------------------------------
+
+
+def test_cli_generate_with_non_finite_weights_is_one_error_line(trained: Trainer, tmp_path: Path) -> None:
+    payload = _payload(trained)
+    payload["model_state"]["rnn.weight_hh_l0"][0, 0] = float("inf")
+    path = tmp_path / "nan.pt"
+    path.write_bytes(_save(payload))
+    prefix = trained.corpus.text[:2]
+    result = run_cli("generate", "--checkpoint", path, "--prefix", prefix, "--strategy", "sample", "--seed", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and "not finite" in result.stderr
+
+
+def test_cli_seed_beyond_64_bits_is_one_error_line(trained: Trainer, tmp_path: Path) -> None:
+    path = tmp_path / "ok.pt"
+    checkpoint.save(checkpoint.from_trainer(trained), path)
+    prefix = trained.corpus.text[:2]
+    result = run_cli("generate", "--checkpoint", path, "--prefix", prefix, "--strategy", "sample", "--seed", 2**70)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and "seed" in result.stderr
+
+
+def test_cli_resume_with_malformed_optimiser_state_notes_it_and_trains(trained: Trainer, tmp_path: Path) -> None:
+    payload = _payload(trained)
+    payload["optimizer_state"]["state"][0]["exp_avg"] = torch.zeros(2)
+    path, corpus = tmp_path / "bad-opt.pt", tmp_path / "tiny.txt"
+    path.write_bytes(_save(payload))
+    corpus.write_text(trained.corpus.text, encoding="utf-8")
+    cfg = trained.config
+    result = run_cli(
+        "train", "--corpus", corpus, "--max-chars", "all", "--model", cfg.model, "--hidden", cfg.hidden,
+        "--steps", cfg.num_steps, "--batch", cfg.batch_size, "--epochs", "2", "--resume", path, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "malformed optimiser state" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- 3: zips inflate with a hard cap; files are read with a cap -------------------------------------------
+
+
+def _lying_zip(inner_bytes: int, declared: int) -> bytes:
+    """A zip whose one member inflates to `inner_bytes` but whose headers claim `declared` (written in chunks)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("lyrics.txt", "w") as member:
+        for _ in range(inner_bytes // 2**20):
+            member.write(b"a" * 2**20)
+    data = bytearray(out.getvalue())
+    central = data.index(b"PK\x01\x02")
+    fake = declared.to_bytes(4, "little")
+    data[22:26] = fake  # local header: uncompressed size
+    data[central + 24 : central + 28] = fake  # central directory: uncompressed size
+    return bytes(data)
+
+
+PEAK_SCRIPT = """
+import resource, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+from test_security import _lying_zip
+from lm_core.corpus import read_corpus_bytes
+from lm_core.errors import CorpusError
+data = _lying_zip(int(sys.argv[2]), declared=1000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_corpus_bytes(data, "bomb.zip")
+except CorpusError:
+    pass
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_zip_that_lies_about_its_size_is_refused_without_inflating_it() -> None:
+    """1 MB on the wire, 300 MB inside, 1,000 bytes claimed: the server's peak memory must not grow by 300 MB."""
+    inner = 300 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(REPO), str(inner)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    grown_mb = int(result.stdout.split()[-1])
+    assert grown_mb < 50, f"peak memory grew by {grown_mb} MB while refusing a zip bomb"
+
+
+def test_zip_whose_inflated_text_exceeds_the_cap_is_refused() -> None:
+    from lm_core import corpus as corpus_mod
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("lyrics.txt", b"a" * (2 * 2**20))
+    data = _lying_zip(2 * 2**20, declared=1000)
+    with pytest.raises(CorpusError, match="unpacked"):
+        corpus_mod.read_corpus_bytes(out.getvalue(), "big.zip", max_bytes=2**20)
+    with pytest.raises(CorpusError):
+        corpus_mod.read_corpus_bytes(data, "liar.zip", max_bytes=2**20)
+
+
+def test_file_is_read_with_a_cap_even_when_its_size_is_not_known() -> None:
+    """/dev/zero reports size 0 and never ends: reading it must stop at the cap, not exhaust memory."""
+    from lm_core import corpus as corpus_mod
+
+    with pytest.raises(CorpusError, match="limit"):
+        corpus_mod.read_corpus_file("/dev/zero", max_bytes=2**20)
+
+
+# -- 4: finished jobs are bounded and give back memory nobody uses --------------------------------------
+
+
+def _finished_job(manager, owner: str, corpus: Corpus, kind: str = "train"):
+    cfg = TrainConfig(model="gru", hidden=8, num_steps=5, batch_size=4, epochs=1, optimizer="adam", lr=0.01)
+    job = manager.submit(owner, [Trainer(corpus, cfg)], kind=kind)
+    job.thread.join(60)
+    assert job.done, job.status
+    return job
+
+
+def test_finished_jobs_are_capped_per_owner_and_in_total(tiny_corpus: Corpus) -> None:
+    from lm_core.jobs import JobManager
+
+    manager = JobManager(max_finished_per_owner=2, max_finished_total=3)
+    try:
+        alice = [_finished_job(manager, "alice", tiny_corpus) for _ in range(4)]
+        manager.reap()
+        assert [manager.get(j.id, "alice") is not None for j in alice] == [False, False, True, True]
+        bob = [_finished_job(manager, "bob", tiny_corpus, kind) for kind in ("train", "sampling")]
+        manager.reap()
+        kept = [j for j in (*alice, *bob) if manager.get(j.id, j.owner) is not None]
+        assert len(kept) == 3 and bob[1] in kept and alice[3] in kept  # the newest of each kind stay
+    finally:
+        manager.shutdown()
+
+
+def test_an_unwatched_finished_job_releases_its_optimiser_but_keeps_its_model(tiny_corpus: Corpus) -> None:
+    from lm_core.jobs import JobManager
+
+    manager = JobManager(release_after=60.0)
+    try:
+        job = _finished_job(manager, "alice", tiny_corpus)
+        trainer = job.trainers[0]
+        assert trainer.optimizer.state and job.checkpoint(0).optimizer_state
+        weights = {k: v.clone() for k, v in job.checkpoint(0).model_state.items()}
+        manager.reap(now=time.time() + 30)
+        assert not job.released  # watched recently: Continue keeps its Adam state
+        manager.reap(now=time.time() + 120)
+        assert job.released and not trainer.optimizer.state and job.checkpoint(0).optimizer_state is None
+        assert all(p.grad is None for p in trainer.model.parameters())
+        published = job.checkpoint(0).model_state
+        assert all(torch.equal(published[k], w) for k, w in weights.items())
+        assert all(  # no second copy of the weights
+            published[k].data_ptr() == v.data_ptr() for k, v in trainer.model.state_dict().items()
+        )
+        assert manager.get(job.id, "alice") is job  # still there for its page and for Generate
+    finally:
+        manager.shutdown()
+
+
+# -- 5: a checkpoint the app makes says whether it can come back in ---------------------------------------
+
+
+def test_estimated_size_is_close_to_the_real_file(trained: Trainer) -> None:
+    ckpt = checkpoint.from_trainer(trained)
+    for with_optimizer in (True, False):
+        real = len(checkpoint.to_bytes(ckpt if with_optimizer else dataclasses.replace(ckpt, optimizer_state=None)))
+        estimate = checkpoint.estimated_bytes(ckpt, with_optimizer)
+        assert real <= estimate <= real + 256 * 1024, (with_optimizer, real, estimate)
+
+
+# -- 10 and its sibling: one escape for every outside string ----------------------------------------------
+
+EVIL = "**x** [link](http://evil) ![i](http://evil/i.png) :red[y] <b>z</b> # h"
+
+
+def test_escape_markdown_leaves_no_live_markdown() -> None:
+    import re
+
+    from lab_ui.text import escape_markdown
+
+    escaped = escape_markdown(EVIL)
+    unescaped_special = re.findall(r"(?<!\\)[*_\[\]()!#<>:]", escaped)
+    assert unescaped_special == [], escaped
+    assert re.sub(r"\\(.)", r"\1", escaped).replace("\u00a0", " ") == EVIL  # nothing lost, only escaped
+
+
+def test_translator_md_escapes_arguments_but_not_the_template() -> None:
+    from lab_ui.i18n import Translator
+    from lab_ui.text import escape_markdown
+
+    t = Translator({"k": ("**{name}** {n:,}", "**{name}** {n:,}")})
+    assert t.md("k", name=EVIL, n=12345) == f"**{escape_markdown(EVIL)}** 12,345"
