@@ -57,6 +57,15 @@ def _zeros(n: int) -> nn.Parameter:
     return nn.Parameter(torch.zeros(n))
 
 
+def input_rows(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Rows of `W` (V, k) for ids `x` (B,), or `x @ W` for float one-hot rows `x` (B, V).
+
+    The same product either way; the float form lets autograd take gradients
+    with respect to the one-hot input itself (the Gradients through time page).
+    """
+    return x @ W if x.is_floating_point() else W[x]
+
+
 def _output_layer(hs: torch.Tensor, weight_vh: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """(T, B, h) hidden states -> (T*B, V) logits, with `weight_vh` of shape (V, h).
 
@@ -103,7 +112,11 @@ class CharModel(nn.Module):
         return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
 
     def step(self, x: torch.Tensor, state: State) -> tuple[dict[str, torch.Tensor], State]:
-        """One time step on ids `x` (B,), returning named internals and the new state."""
+        """One time step on ids `x` (B,) or one-hot rows (B, V), returning named internals and the new state."""
+        raise NotImplementedError
+
+    def readout(self, H: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) from one step's hidden state (B, h): the output layer alone."""
         raise NotImplementedError
 
 
@@ -127,8 +140,11 @@ class ScratchRNN(CharModel):
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
-        H = torch.tanh(self.W_xh[x] + state[0] @ self.W_hh + self.b_h)
+        H = torch.tanh(input_rows(self.W_xh, x) + state[0] @ self.W_hh + self.b_h)
         return {"H": H}, (H,)
+
+    def readout(self, H):
+        return H @ self.W_hq + self.b_q
 
 
 class ScratchGRU(CharModel):
@@ -159,8 +175,11 @@ class ScratchGRU(CharModel):
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
-        H, Z, R = self._cell(self.W_xz[x], self.W_xr[x], self.W_xh[x], state[0])
+        H, Z, R = self._cell(input_rows(self.W_xz, x), input_rows(self.W_xr, x), input_rows(self.W_xh, x), state[0])
         return {"H": H, "Z": Z, "R": R}, (H,)
+
+    def readout(self, H):
+        return H @ self.W_hq + self.b_q
 
 
 class ScratchLSTM(CharModel):
@@ -196,8 +215,12 @@ class ScratchLSTM(CharModel):
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1], C)
 
     def step(self, x, state):
-        H, C, I, Fg, O = self._cell(self.W_xi[x], self.W_xf[x], self.W_xo[x], self.W_xc[x], *state)
+        rows = (input_rows(W, x) for W in (self.W_xi, self.W_xf, self.W_xo, self.W_xc))
+        H, C, I, Fg, O = self._cell(*rows, *state)
         return {"H": H, "I": I, "F": Fg, "O": O, "C": C}, (H, C)
+
+    def readout(self, H):
+        return H @ self.W_hq + self.b_q
 
 
 class TorchRecurrentLM(CharModel):
@@ -224,6 +247,13 @@ class TorchRecurrentLM(CharModel):
         """x_t W_ihᵀ + b_ih for all steps, (T, B, gates*h)."""
         return F.embedding(X.t(), self.rnn.weight_ih_l0.t()) + self.rnn.bias_ih_l0
 
+    def _step_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x_t W_ihᵀ + b_ih for one step, from ids (B,) or one-hot rows (B, V)."""
+        return input_rows(self.rnn.weight_ih_l0.t(), x) + self.rnn.bias_ih_l0
+
+    def readout(self, H: torch.Tensor) -> torch.Tensor:
+        return self.dense(H)
+
     def _finish(self, hs: torch.Tensor) -> torch.Tensor:
         return _output_layer(hs, self.dense.weight, self.dense.bias)
 
@@ -247,7 +277,7 @@ class TorchRNN(TorchRecurrentLM):
 
     def step(self, x, state):
         r = self.rnn
-        H = torch.tanh(self._inputs(x[:, None])[0] + state[0] @ r.weight_hh_l0.t() + r.bias_hh_l0)
+        H = torch.tanh(self._step_inputs(x) + state[0] @ r.weight_hh_l0.t() + r.bias_hh_l0)
         return {"H": H}, (H,)
 
 
@@ -273,7 +303,7 @@ class TorchGRU(TorchRecurrentLM):
         return self._finish(hs), (hs[-1],)
 
     def step(self, x, state):
-        H, Z, R = self._cell(self._inputs(x[:, None])[0], state[0])
+        H, Z, R = self._cell(self._step_inputs(x), state[0])
         return {"H": H, "Z": Z, "R": R}, (H,)
 
 
@@ -296,7 +326,7 @@ class TorchLSTM(TorchRecurrentLM):
         return self._finish(hs), (hs[-1], C)
 
     def step(self, x, state):
-        H, C, I, Fg, O = self._cell(self._inputs(x[:, None])[0], *state)
+        H, C, I, Fg, O = self._cell(self._step_inputs(x), *state)
         return {"H": H, "I": I, "F": Fg, "O": O, "C": C}, (H, C)
 
 
