@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_text
 
 from lm_core import checkpoint
 from lm_core.cli import _load_corpus, main
 from lm_core.songci import ALL_SUBSET
-
-from conftest import tiny_text
 
 SMALL = ["--hidden", "16", "--batch", "4", "--steps", "8", "--threads", "1", "--quiet"]
 
