@@ -467,7 +467,11 @@ class Trainer:
             self.message = message
         return EndEvent(status, message, self.epoch, step, loss, self.best_epoch)
 
-    def _patience_ran_out(self) -> bool:
+    def patience_ran_out(self) -> bool:
+        """True when early stopping is on and the last `patience` epochs brought no better validation.
+
+        `train()` stops on it; a caller driving `run_epoch()` itself (the job manager) can ask the same.
+        """
         p = self.config.patience
         return p > 0 and self.best_epoch is not None and self.epoch - self.best_epoch >= p
 
@@ -480,7 +484,7 @@ class Trainer:
                 if isinstance(event, EndEvent):
                     return
             self.control.epoch_done()
-            if self._patience_ran_out():
+            if self.patience_ran_out():
                 yield self._end(
                     "finished",
                     f"Stopped early after {self.epoch} epochs: validation perplexity did not improve "
