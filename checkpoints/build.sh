@@ -24,7 +24,8 @@ python -m lm_core train --corpus songci --model gru --epochs 160 --seed 0 \
 # validation perplexity; --save keeps the best-by-validation weights. Estimated 1 h 40 min at one thread
 # (a pilot with the same model and settings, in epochs of 100 minibatches, trained at ~1,740 characters/s on
 # the shared 2-core machine; so each 400-minibatch epoch is
-# ~260 s of training plus ~15 s of validation).
+# ~260 s of training plus ~15 s of validation). That pilot's best weights after 700 minibatches (0.56 of a pass)
+# already met the targets: validation 165.6 (30 % below the bigram's 237.4), 0.0 % copied, 97.1 % CJK/punctuation.
 # The second command prints the targets: validation vs bigram, copied share, CJK share.
 python -m lm_core train --corpus songci:all --max-chars all --model lstm --embed 192 --hidden 384 \
   --sampling random --steps 35 --batch 32 --optimizer adam --lr 0.002 --clip 1 --seed 0 \

@@ -29,8 +29,8 @@ import torch
 
 from .errors import CheckpointError, localized
 from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
-from .models import CharModel, check_size, expected_shapes
-from .training import EpochEvent, TrainConfig, Trainer, build_config_model
+from .models import CharModel, build_model, check_size, expected_shapes
+from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
 MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
@@ -50,7 +50,8 @@ class Checkpoint:
     optimizer_dropped: bool = False  # the file's optimiser state was malformed and left out on load
 
     def build_model(self) -> CharModel:
-        model = build_config_model(self.config, len(self.vocab))
+        c = self.config
+        model = build_model(c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed)
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
