@@ -54,8 +54,11 @@ def perplexity_figure(
     vocab_size: int | None = None,
     baseline_label: str = "",
     height: int = 380,
+    baselines: Sequence[tuple[float, str]] = (),
 ) -> go.Figure:
-    """Perplexity (log y) vs epoch; optional dotted line at the vocabulary size (uniform guess)."""
+    """Perplexity (log y) vs epoch; optional dotted lines at the vocabulary size (uniform guess) and at
+    `baselines` — (perplexity, label) pairs such as the unigram and bigram models of the same validation split,
+    so a curve below them shows the model learned more than counting."""
     fig = go.Figure()
     ys: list[float] = []
     for i, c in enumerate(curves):
@@ -93,6 +96,11 @@ def perplexity_figure(
         fig.add_hline(y=vocab_size, line={"dash": "dot", "color": "#888"})
         if baseline_label:
             _log_axis_label(fig, vocab_size, baseline_label, "bottom")
+    for value, label in baselines:
+        if math.isfinite(value) and value > 0:
+            ys.append(value)
+            fig.add_hline(y=value, line={"dash": "dot", "color": "#aaa"})
+            _log_axis_label(fig, value, label, "bottom")
     lo = min(ys) if ys else 1.0
     hi = max(ys) if ys else 1000.0
     lo = max(1.0, lo) / 1.3

@@ -280,6 +280,12 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
     live_ui(page, draw)
 
 
+def _ngram_lines(job: Job) -> list[tuple[float, str]]:
+    """Unigram / bigram validation perplexities of the first run's split (runs in lockstep share the corpus)."""
+    b = job.trainers[0].baselines if job.trainers else None
+    return [(b.unigram, f"unigram {b.unigram:.0f}"), (b.bigram, f"bigram {b.bigram:.0f}")] if b else []
+
+
 def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[Curve] | None = None) -> None:
     """Progress, the run buttons and the perplexity chart every training page starts its live view with.
 
@@ -296,5 +302,6 @@ def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[C
         t("perplexity"),
         vocab_size=len(job.checkpoint(0).vocab),
         baseline_label=t("baseline"),
+        baselines=_ngram_lines(job),
     )
     st.plotly_chart(fig, width="stretch", key=f"{page}:chart")

@@ -46,10 +46,12 @@ class Checkpoint:
     corpus_name: str = ""
     rng_state: list[Any] | None = None
     note: str = ""
+    best_epoch: int | None = None  # the epoch whose weights these are, when kept as best by validation
     optimizer_dropped: bool = False  # the file's optimiser state was malformed and left out on load
 
     def build_model(self) -> CharModel:
-        model = build_model(self.config.model, len(self.vocab), self.config.hidden, self.config.seed)
+        c = self.config
+        model = build_model(c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed)
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
@@ -70,16 +72,24 @@ def _first_line(exc: BaseException, lang: str = "en") -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def from_trainer(trainer: Trainer, note: str = "") -> Checkpoint:
+def from_trainer(trainer: Trainer, note: str = "", best: bool = False) -> Checkpoint:
+    """The trainer's current weights, or with `best=True` its best-by-validation weights when it has them.
+
+    Best weights come without the optimiser state: Adam's moments belong to the
+    last weights, and continuing from the best with them would be inconsistent.
+    """
+    use_best = best and trainer.best_state is not None and trainer.best_epoch != trainer.epoch
+    weights = trainer.best_state if use_best else trainer.model.state_dict()
     return Checkpoint(
         config=trainer.config,
         vocab=list(trainer.corpus.idx_to_char),
-        model_state={k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()},
-        optimizer_state=copy.deepcopy(trainer.optimizer.state_dict()),  # the worker keeps mutating it
+        model_state={k: v.detach().cpu().clone() for k, v in weights.items()},
+        optimizer_state=None if use_best else copy.deepcopy(trainer.optimizer.state_dict()),  # the worker mutates it
         history=list(trainer.history),
         corpus_name=trainer.corpus.name,
         rng_state=_rng_to_list(trainer.rng.getstate()),
         note=note,
+        best_epoch=trainer.best_epoch if best else None,
     )
 
 
@@ -93,17 +103,32 @@ def _rng_from_list(data: list[Any]) -> tuple:
     return (int(version), tuple(int(x) for x in internal), gauss)
 
 
-def to_bytes(ckpt: Checkpoint) -> bytes:
+def to_bytes(ckpt: Checkpoint, half: bool = False) -> bytes:
+    """The file's bytes; `half=True` stores the weights in float16 (half the size, loaded back as float32).
+
+    float16 keeps about 3 significant digits, plenty for sampling from a trained
+    model; a weight beyond float16's range (±65,504) is refused rather than
+    silently turned into infinity.
+    """
+    weights = ckpt.model_state
+    if half:
+        weights = {k: v.half() for k, v in weights.items()}
+        if not all(bool(torch.isfinite(v).all()) for v in weights.values()):
+            raise CheckpointError(
+                "Some weights are too large for float16 (beyond ±65,504): save without half precision.",
+                zh="部分权重超出 float16 的范围（±65,504）：请不用半精度保存。",
+            )
     payload = {
         "format": FORMAT,
         "config": ckpt.config.to_dict(),
         "vocab": ckpt.vocab,
-        "model_state": ckpt.model_state,
+        "model_state": weights,
         "optimizer_state": ckpt.optimizer_state,
         "history": [e.to_dict() for e in ckpt.history],
         "corpus_name": ckpt.corpus_name,
         "rng_state": ckpt.rng_state,
         "note": ckpt.note,
+        "best_epoch": ckpt.best_epoch,
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -124,11 +149,11 @@ def estimated_bytes(ckpt: Checkpoint, with_optimizer: bool = True) -> int:
     return sum(t.numel() * t.element_size() + 64 for t in tensors) + rest
 
 
-def save(ckpt: Checkpoint, path: str | Path) -> Path:
-    """Write atomically: a temp file in the same folder, then `os.replace`."""
+def save(ckpt: Checkpoint, path: str | Path, half: bool = False) -> Path:
+    """Write atomically: a temp file in the same folder, then `os.replace` (`half`: see `to_bytes`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_bytes(ckpt)
+    data = to_bytes(ckpt, half)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved checkpoint is an ordinary readable file
@@ -208,7 +233,7 @@ def _history(raw: Any, name: str) -> list[EpochEvent]:
         except TypeError as exc:
             raise bad from exc
         for key, value in event.to_dict().items():
-            if key == "val_perplexity" and value is None:
+            if key in ("val_perplexity", "best_epoch") and value is None:
                 continue
             if not _finite_number(value) or (key in ints and not isinstance(value, int)):
                 raise bad
@@ -230,7 +255,7 @@ def _rng_state(raw: Any) -> list[Any] | None:
 
 def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> dict[str, torch.Tensor]:
     """The weights, each checked against the shape the declared model needs, and finite."""
-    expected = expected_shapes(config.model, vocab_size, config.hidden)
+    expected = expected_shapes(config.model, vocab_size, config.hidden, config.num_layers, config.embed)
     if not isinstance(raw, dict) or set(raw) != set(expected):
         raise CheckpointError(
             f"{name}: the weights do not fit a {config.model} model (the parameter names differ).",
@@ -249,7 +274,8 @@ def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> d
             f"{name}: the model's weights are not finite (NaN or infinity): it diverged and cannot be used.",
             zh=f"{name}：模型的权重不是有限数（NaN 或无穷大）：训练已发散，无法使用。",
         )
-    return {key: raw[key] for key in expected}
+    # float16 files (saved with `half=True` to fit the shipped budget) come back as float32
+    return {key: raw[key].float() for key in expected}
 
 
 def _optimizer_state_ok(raw: Any, config: TrainConfig, shapes: list[tuple[int, ...]]) -> bool:
@@ -279,6 +305,10 @@ def _optimizer_state_ok(raw: Any, config: TrainConfig, shapes: list[tuple[int, .
             if not ok or (isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all())):
                 return False
     return True
+
+
+def _best_epoch(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 100_000 else None
 
 
 def _text(value: Any) -> str:
@@ -322,7 +352,8 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         vocab = list(raw_vocab)
         if not vocab or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
             raise CheckpointError(f"{name} has a malformed vocabulary.", zh=f"{name} 的词典格式有误。")
-        check_size(config.model, len(vocab), config.hidden)  # limits, before any weight is looked at
+        # limits, before any weight is looked at
+        check_size(config.model, len(vocab), config.hidden, config.num_layers, config.dropout, config.embed)
         model_state = _model_state(payload.get("model_state"), config, len(vocab), name)
         optimizer_state = payload.get("optimizer_state")
         shapes = [tuple(t.shape) for t in model_state.values()]
@@ -336,6 +367,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
             corpus_name=_text(payload.get("corpus_name")),
             rng_state=_rng_state(payload.get("rng_state")),
             note=_text(payload.get("note")),
+            best_epoch=_best_epoch(payload.get("best_epoch")),
             optimizer_dropped=dropped,
         )
     except CheckpointError:
@@ -380,6 +412,14 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             f"({trainer.corpus.vocab_size:,}): continue it on the corpus it was trained on ({ckpt.corpus_name or 'unknown'}).",
             zh=f"检查点的词典（{len(ckpt.vocab):,} 个字符）与当前语料的词典（{trainer.corpus.vocab_size:,} 个）不同："
             f"请在训练它的语料（{ckpt.corpus_name or '未知'}）上继续训练。",
+        )
+    arch = ("num_layers", "embed")
+    if any(getattr(ckpt.config, a) != getattr(trainer.config, a) for a in arch):
+        raise CheckpointError(
+            f"The checkpoint has {ckpt.config.num_layers} layer(s) and embedding {ckpt.config.embed}; the run is set "
+            f"to {trainer.config.num_layers} and {trainer.config.embed}: pick the checkpoint's layers and embedding.",
+            zh=f"检查点为 {ckpt.config.num_layers} 层、嵌入维度 {ckpt.config.embed}；本次训练设为 "
+            f"{trainer.config.num_layers} 层、嵌入维度 {trainer.config.embed}：请选择与检查点相同的层数和嵌入维度。",
         )
     trainer.model.load_state_dict(ckpt.model_state)
     if ckpt.optimizer_state and ckpt.config.optimizer == trainer.config.optimizer:

@@ -1,4 +1,4 @@
-"""`python -m lm_core {train,generate,bench,bench-bptt}`.
+"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
 (`error: ...`) and exit with code 2; no traceback reaches the user.
@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model and print perplexity per epoch")
-    t.add_argument("--corpus", default="songci", help="a .txt/.zip path, or 'songci' (bundled, default)")
+    t.add_argument(
+        "--corpus",
+        default="songci",
+        help="a .txt/.zip path, 'songci' (bundled, default) or 'songci:all' (every cleaned ci; also songci:su ...)",
+    )
     t.add_argument("--songci-subset", default=None, help="which Song ci authors (default 辛弃疾)")
     t.add_argument("--model", choices=MODEL_KINDS, default="scratch-rnn")
     t.add_argument(
@@ -72,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", type=_clip, default=0.01, help="θ, or 'none'")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-chars", type=_max_chars, default=10_000, help="characters kept, or 'all'")
-    t.add_argument("--val-fraction", type=float, default=0.0, help="held-out tail for validation perplexity")
+    t.add_argument("--val-fraction", type=float, default=0.0, help="held-out tail (whole ci) for validation perplexity")
+    t.add_argument("--layers", type=int, default=1, help="stacked torch.nn layers, 1-3")
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (needs --layers 2 or 3)")
+    t.add_argument("--embed", type=int, default=0, help="embedding size; 0 = one-hot input (the book)")
+    t.add_argument("--steps-per-epoch", type=int, default=0, help="minibatches per epoch; 0 = a full pass")
+    t.add_argument("--patience", type=int, default=0, help="early stopping after N epochs without a better val")
     t.add_argument("--jsonl", type=Path, default=None, help="write one JSON object per epoch here")
     t.add_argument("--save", type=Path, default=None, help="write a checkpoint here when done")
     t.add_argument("--resume", type=Path, default=None, help="continue training this checkpoint")
@@ -80,6 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
+    t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
+
+    e = sub.add_parser("evaluate-lyrics", help="issue 11's measurements: validation vs bigram, copied and CJK share")
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--corpus", default="songci:all", help="the corpus it was trained on (default songci:all)")
+    e.add_argument("--max-chars", type=_max_chars, default=None, help="as in training (default: all)")
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--show", type=int, default=5, help="print this many samples")
+
+    bl = sub.add_parser("bench-large", help="chars/s and peak memory of a large model on all of Song ci")
+    bl.add_argument("--model", choices=MODEL_KINDS, default="lstm")
+    bl.add_argument("--hidden", type=int, default=512)
+    bl.add_argument("--layers", type=int, default=2)
+    bl.add_argument("--dropout", type=float, default=0.2)
+    bl.add_argument("--embed", type=int, default=256)
+    bl.add_argument("--steps", type=int, default=35, help="num_steps T")
+    bl.add_argument("--batch", type=int, default=32)
+    bl.add_argument("--sampling", choices=("random", "adjacent"), default="random")
+    bl.add_argument("--val-fraction", type=float, default=0.0)
+    bl.add_argument("--steps-per-epoch", type=int, default=20, help="minibatches timed (after one warm-up epoch)")
+    bl.add_argument("--threads", type=int, default=1)
 
     g = sub.add_parser("generate", help="write lyrics from a prefix with a checkpoint")
     g.add_argument("--checkpoint", type=Path, required=True)
@@ -111,13 +141,25 @@ def command_note(argv: list[str]) -> str:
     return "python -m lm_core " + " ".join(words)
 
 
-def _load_corpus(spec: str, max_chars: int | None, subset: str | None):
+def _load_corpus(spec: str, max_chars: int | None, subset: str | None = None):
     from .corpus import Corpus
-    from .songci import DEFAULT_SUBSET, songci_corpus
+    from .songci import ALIASES, DEFAULT_SUBSET, songci_corpus
 
     if spec == "songci":
         return songci_corpus(subset or DEFAULT_SUBSET, max_chars)
+    if spec.startswith("songci:"):
+        name = spec.split(":", 1)[1]
+        return songci_corpus(ALIASES.get(name, name), max_chars)
     return Corpus.from_file(spec, max_chars)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
+        torch.set_num_threads(threads)
 
 
 def _progress(done: int, total: int, ppl: float, secs: float) -> str:
@@ -128,16 +170,11 @@ def _progress(done: int, total: int, ppl: float, secs: float) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from . import checkpoint
     from .generation import default_prefixes, generate
     from .training import EndEvent, EpochEvent, Trainer, book_config
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
     overrides = {
         "hidden": args.hidden,
@@ -146,6 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "clip": args.clip,
         "seed": args.seed,
         "val_fraction": args.val_fraction,
+        "num_layers": args.layers,
+        "dropout": args.dropout,
+        "embed": args.embed,
+        "steps_per_epoch": args.steps_per_epoch,
+        "patience": args.patience,
     }
     for key, value in (("epochs", args.epochs), ("lr", args.lr), ("optimizer", args.optimizer)):
         if value is not None:
@@ -162,6 +204,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     prefixes = default_prefixes(corpus)
     print(f"corpus {corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
     print(f"config {json.dumps(cfg.to_dict(), ensure_ascii=False)}", file=sys.stderr)
+    if trainer.baselines:
+        b = trainer.baselines
+        print(
+            f"baselines on the validation split ({len(trainer.val_ids):,} characters): unigram {b.unigram:.2f}, "
+            f"bigram {b.bigram:.2f}, uniform {b.vocab_size:,}"
+        )
     jsonl = args.jsonl.open("w", encoding="utf-8") if args.jsonl else None
     end = None
     try:
@@ -176,6 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     if sys.stderr.isatty() and not args.quiet:
                         print(file=sys.stderr)
                     val = f", validation {event.val_perplexity:.2f}" if event.val_perplexity else ""
+                    if event.best_epoch is not None:
+                        val += f" (best {trainer.best_val:.2f} at epoch {event.best_epoch})"
                     print(
                         f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
                         f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}"
@@ -190,11 +240,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if jsonl:
             jsonl.close()
     if args.save:
-        ckpt = checkpoint.from_trainer(trainer, note=command_note(sys.argv[1:]))
+        ckpt = checkpoint.from_trainer(trainer, note=command_note(sys.argv[1:]), best=bool(trainer.val_ids))
         if args.slim:
             ckpt.optimizer_state = None
-        checkpoint.save(ckpt, args.save)
-        print(f"saved {args.save}", file=sys.stderr)
+        checkpoint.save(ckpt, args.save, half=args.half)
+        which = f" (best by validation: epoch {ckpt.best_epoch})" if ckpt.best_epoch else ""
+        print(f"saved {args.save}{which}", file=sys.stderr)
     if end is not None and end.status == "diverged":
         print(f"error: {end.message}", file=sys.stderr)
         return 1
@@ -236,9 +287,69 @@ def cmd_bench_bptt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
+
+    _set_threads(args.threads)
+    ckpt = checkpoint.load(args.checkpoint, MAX_CLI_CHECKPOINT_BYTES)
+    corpus = _load_corpus(args.corpus, args.max_chars)
+    report = evaluate_lyrics(ckpt, corpus)
+    best = f", weights of epoch {ckpt.best_epoch}" if ckpt.best_epoch else ""
+    print(f"checkpoint {args.checkpoint.name}: {ckpt.describe()}{best}")
+    if report.val_perplexity is not None and report.baselines is not None:
+        b = report.baselines
+        print(
+            f"validation perplexity {report.val_perplexity:.2f}; bigram {b.bigram:.2f}, unigram {b.unigram:.2f} "
+            f"-> {report.below_bigram:.1%} below the bigram (target >= 25%)"
+        )
+    else:
+        print("validation perplexity: none (the checkpoint was trained without a validation share)")
+    n = len(report.samples)
+    print(
+        f"{n} samples of {LENGTH} characters at temperature {TEMPERATURE} ({len(SEEDS)} seeds × {', '.join(PREFIXES)}):"
+    )
+    print(f"copied from the training text in stretches of {MIN_COPIED}+: {report.copied_share:.1%} (target <= 10%)")
+    print(f"CJK characters and the corpus's punctuation: {report.cjk_share:.1%} (target >= 95%)")
+    for text in report.samples[:: max(1, n // max(1, args.show))][: args.show]:
+        print(" -", text)
+    return 0
+
+
+def cmd_bench_large(args: argparse.Namespace) -> int:
+    from . import bench_large
+    from .training import TrainConfig
+
+    if args.threads < 1:
+        raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
+    cfg = TrainConfig(
+        model=args.model,
+        sampling=args.sampling,
+        hidden=args.hidden,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        embed=args.embed,
+        num_steps=args.steps,
+        batch_size=args.batch,
+        optimizer="adam",
+        lr=2e-3,
+        clip=1.0,
+        val_fraction=args.val_fraction,
+    )
+    print(bench_large.main(cfg, args.steps_per_epoch, args.threads))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "generate": cmd_generate, "bench": cmd_bench, "bench-bptt": cmd_bench_bptt}
+    handlers = {
+        "train": cmd_train,
+        "generate": cmd_generate,
+        "bench": cmd_bench,
+        "bench-bptt": cmd_bench_bptt,
+        "evaluate-lyrics": cmd_evaluate_lyrics,
+        "bench-large": cmd_bench_large,
+    }
     try:
         return handlers[args.command](args)
     except LabError as exc:

@@ -230,6 +230,23 @@ def book_preprocess(text: str, max_chars: int | None = BOOK_MAX_CHARS) -> str:
     return text if max_chars is None else text[:max_chars]
 
 
+def document_starts(text: str, max_chars: int | None = None) -> list[int]:
+    """Positions where lines begin (0, and after every newline), below `max_chars`.
+
+    On text whose line ends are normalised, `book_preprocess` replaces characters
+    one for one, so these positions hold in the preprocessed text too. Empty lines
+    start no document.
+    """
+    n = len(text) if max_chars is None else min(len(text), max_chars)
+    starts = [0] if n else []
+    pos = text.find("\n")
+    while 0 <= pos < n - 1:
+        if text[pos + 1] not in "\r\n":
+            starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return starts
+
+
 @dataclass
 class Corpus:
     """A preprocessed text with its stable vocabulary and id sequence."""
@@ -240,6 +257,9 @@ class Corpus:
     char_to_idx: dict[str, int] = field(default_factory=dict)
     indices: list[int] = field(default_factory=list)
     controls_removed: int = 0  # control characters (e.g. ANSI colour codes) stripped from the source
+    # Where each document (a line of the original text, e.g. one ci) begins, recorded before the
+    # book's newline -> space step erases the boundaries; the validation split cuts only here.
+    doc_starts: list[int] = field(default_factory=list)
 
     @classmethod
     def from_text(
@@ -252,6 +272,8 @@ class Corpus:
         if max_chars is not None and max_chars < 2:
             raise CorpusError("Keep at least 2 characters of the corpus.", zh="语料至少要保留 2 个字符。")
         text, removed = strip_controls(text)
+        text = normalize_line_ends(text)  # so that document starts hold in the preprocessed text
+        doc_starts = document_starts(text, max_chars)
         text = book_preprocess(text, max_chars)
         if not text.strip():
             raise CorpusError(f"{name} has no text (only white space).", zh=f"{name} 没有文字（只有空白字符）。")
@@ -264,7 +286,8 @@ class Corpus:
                 "请保留更少的字符，或换用用字更集中的文本。",
             )
         char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
-        return cls(name, text, idx_to_char, char_to_idx, [char_to_idx[ch] for ch in text], removed)
+        indices = [char_to_idx[ch] for ch in text]
+        return cls(name, text, idx_to_char, char_to_idx, indices, controls_removed=removed, doc_starts=doc_starts)
 
     @classmethod
     def from_file(cls, path: str | Path, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:
@@ -287,9 +310,25 @@ class Corpus:
     def decode(self, ids: list[int]) -> str:
         return "".join(self.idx_to_char[i] for i in ids)
 
-    def split(self, val_fraction: float) -> tuple[list[int], list[int]]:
-        """Training ids and a held-out tail of `val_fraction` of the corpus."""
+    def split_point(self, val_fraction: float) -> int:
+        """Where the validation tail begins.
+
+        A corpus of several documents is cut at the first document start inside
+        the tail (`baselines.split_at_document`), so every validation document is
+        whole and unseen; a single-document text is cut at the plain position.
+        """
         if not 0.0 <= val_fraction < 0.5:
             raise CorpusError("The validation share must be between 0 and 0.5.", zh="验证集比例必须在 0 到 0.5 之间。")
-        cut = len(self.indices) - int(len(self.indices) * val_fraction)
+        n = len(self.indices)
+        if val_fraction == 0:
+            return n
+        if len(self.doc_starts) > 1:
+            from .baselines import split_at_document  # baselines imports nothing from here; lazy keeps it so
+
+            return split_at_document(n, val_fraction, self.doc_starts)
+        return n - int(n * val_fraction)
+
+    def split(self, val_fraction: float) -> tuple[list[int], list[int]]:
+        """Training ids and a held-out tail of about `val_fraction` of the corpus (see `split_point`)."""
+        cut = self.split_point(val_fraction)
         return self.indices[:cut], self.indices[cut:]

@@ -16,6 +16,9 @@ MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 2**20
 MAX_CORPUS_BYTES = MAX_UPLOAD_BYTES  # a corpus file, and the text inside a zip once inflated
 MAX_VOCAB = 8_000  # distinct characters: the input and output layers grow with it
 MAX_HIDDEN = 2_048  # hidden units: the recurrent weights grow with its square
+MAX_LAYERS = 3  # stacked torch.nn layers
+MAX_EMBED = 1_024  # embedding dimension (0 = one-hot input)
+MAX_DROPOUT = 0.9  # dropout between layers; 1 would drop everything
 # Weights of one model (4 bytes each). A model within MAX_VOCAB and MAX_HIDDEN can still exceed it
 # (an LSTM at 8,000 × 2,048 has 99 M); with gradients and Adam's two moments a run holds about
 # four copies, so one job stays under ~800 MB.

@@ -8,7 +8,8 @@ Every model maps `(B, T)` character ids and a state to `(T*B, V)` logits
   chapter (`W_xh, W_hh, b_h, ...`) and its initialisation N(0, 0.01), zero bias.
 * `rnn`, `gru`, `lstm`: a `torch.nn.RNN/GRU/LSTM` over one-hot inputs plus an
   `nn.Linear` output layer: the book's concise model, so its `state_dict` is
-  plain torch.nn.
+  plain torch.nn. Optionally 2–3 layers with dropout between them and an
+  `nn.Embedding` input (see `TorchRecurrentLM`); the defaults are the book's.
 
 Speed without changing the maths: a one-hot row times a matrix is one row of
 that matrix, so inputs are gathered (`F.embedding`) instead of multiplied; the
@@ -29,7 +30,7 @@ from torch import nn
 
 from . import recurrences as rec
 from .errors import ConfigError
-from .limits import MAX_HIDDEN, MAX_PARAMETERS, MAX_VOCAB
+from .limits import MAX_DROPOUT, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETERS, MAX_VOCAB
 
 State = tuple[torch.Tensor, ...]
 
@@ -224,32 +225,108 @@ class ScratchLSTM(CharModel):
 
 
 class TorchRecurrentLM(CharModel):
-    """`torch.nn.RNN/GRU/LSTM` on one-hot input + `nn.Linear`, the book's concise model.
+    """`torch.nn.RNN/GRU/LSTM` + `nn.Linear`: the book's concise model, optionally deeper.
 
-    The layer's own parameters are used, so `self.rnn(one_hot)` gives the same
-    result as `forward`; `forward` gathers `weight_ih` columns instead of
-    multiplying by one-hot vectors (identical maths, no V-wide product).
+    Defaults (`num_layers=1, dropout=0, embed=0`) are the book's model exactly:
+    one layer over one-hot input, the same parameters in the same order, so
+    checkpoints written before these options existed load and give identical
+    outputs. `embed > 0` puts an `nn.Embedding(V, embed)` in front (the book's
+    later chapters); `num_layers` 2–3 stacks layers with `dropout` on the
+    outputs of every layer but the last, in training mode only, as torch.nn does.
+
+    The layer's own parameters are used, so `reference_forward` (the plain
+    torch.nn call) gives the same result as `forward`; `forward` gathers
+    `weight_ih_l0` columns instead of multiplying by one-hot vectors and runs
+    each layer through the hand-written recurrences (identical maths).
+
+    State layout: per layer, `(H,)` or `(H, C)`, concatenated bottom to top, so
+    a one-layer model keeps `(H,)` / `(H, C)`. `step()` and `trace()` report the
+    **top** layer's H (and gates): the one the output layer reads.
     """
 
     layer_cls: ClassVar[type[nn.RNNBase]]
+    per_layer_state: ClassVar[int] = 1
 
-    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        num_hiddens: int,
+        gen: torch.Generator,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        embed: int = 0,
+    ) -> None:
         super().__init__(vocab_size, num_hiddens)
-        self.rnn = self.layer_cls(vocab_size, num_hiddens)
+        self.num_layers, self.dropout, self.embed = num_layers, float(dropout), embed
+        self.n_state = self.per_layer_state * num_layers
+        self.rnn = self.layer_cls(embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout)
         self.dense = nn.Linear(num_hiddens, vocab_size)
         # torch.nn's default U(-1/√h, 1/√h), but drawn from our generator (thread-safe, seeded).
         bound = 1.0 / math.sqrt(num_hiddens)
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
+        if embed:
+            self.embedding = nn.Embedding(vocab_size, embed)  # registered last: the book's order stays
+            with torch.no_grad():  # nn.Embedding's default N(0, 1), from our generator
+                self.embedding.weight.copy_(torch.randn(self.embedding.weight.shape, generator=gen))
+        # Dropout masks from a private generator too: the same seed gives the same run.
+        self._dropout_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+
+    def _w(self, name: str, layer: int) -> torch.Tensor:
+        return getattr(self.rnn, f"{name}_l{layer}")
 
     def _inputs(self, X: torch.Tensor) -> torch.Tensor:
-        """x_t W_ihᵀ + b_ih for all steps, (T, B, gates*h)."""
+        """x_t W_ihᵀ + b_ih of the first layer for all steps, (T, B, gates*h)."""
+        if self.embed:
+            return F.linear(self.embedding(X.t()), self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)
         return F.embedding(X.t(), self.rnn.weight_ih_l0.t()) + self.rnn.bias_ih_l0
 
     def _step_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """x_t W_ihᵀ + b_ih for one step, from ids (B,) or one-hot rows (B, V)."""
+        """x_t W_ihᵀ + b_ih of the first layer for one step, from ids (B,) or one-hot rows (B, V)."""
+        if self.embed:
+            return F.linear(input_rows(self.embedding.weight, x), self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)
         return input_rows(self.rnn.weight_ih_l0.t(), x) + self.rnn.bias_ih_l0
+
+    def _drop(self, hs: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout between layers (training mode only), masks from the model's generator."""
+        if not (self.training and self.dropout > 0):
+            return hs
+        keep = 1.0 - self.dropout
+        mask = torch.bernoulli(torch.full(hs.shape, keep), generator=self._dropout_gen).to(hs.device, hs.dtype)
+        return hs * mask / keep
+
+    def _run_layer(self, layer: int, gi: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One layer over all steps: inputs (T, B, gates*h) -> outputs (T, B, h) and its last state."""
+        raise NotImplementedError
+
+    def _cell(self, layer: int, gi: torch.Tensor, *state: torch.Tensor) -> tuple[dict[str, torch.Tensor], State]:
+        """One layer, one step: named internals and the layer's new state."""
+        raise NotImplementedError
+
+    def forward(self, X, state):
+        s, new_state = self.per_layer_state, []
+        hs = X
+        for k in range(self.num_layers):
+            if k == 0:
+                gi = self._inputs(X)
+            else:
+                gi = F.linear(self._drop(hs), self._w("weight_ih", k), self._w("bias_ih", k))
+            hs, last = self._run_layer(k, gi, state[k * s : (k + 1) * s])
+            new_state.extend(last)
+        return self._finish(hs), tuple(new_state)
+
+    def step(self, x, state):
+        s, new_state = self.per_layer_state, []
+        values: dict[str, torch.Tensor] = {}
+        for k in range(self.num_layers):
+            if k == 0:
+                gi = self._step_inputs(x)
+            else:
+                gi = F.linear(values["H"], self._w("weight_ih", k), self._w("bias_ih", k))
+            values, last = self._cell(k, gi, *state[k * s : (k + 1) * s])
+            new_state.extend(last)
+        return values, tuple(new_state)
 
     def readout(self, H: torch.Tensor) -> torch.Tensor:
         return self.dense(H)
@@ -258,26 +335,25 @@ class TorchRecurrentLM(CharModel):
         return _output_layer(hs, self.dense.weight, self.dense.bias)
 
     def reference_forward(self, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """The plain torch.nn path (one-hot into the layer): used to prove `forward` equal."""
-        onehot = F.one_hot(X.t(), self.vocab_size).float()
-        hx = tuple(s.unsqueeze(0) for s in state)
-        out, hn = self.rnn(onehot, hx if self.n_state == 2 else hx[0])
+        """The plain torch.nn path (one-hot or embedding into the layer): used to prove `forward` equal."""
+        inputs = self.embedding(X.t()) if self.embed else F.one_hot(X.t(), self.vocab_size).float()
+        s, L = self.per_layer_state, self.num_layers
+        hx = tuple(torch.stack([state[k * s + j] for k in range(L)]) for j in range(s))
+        out, hn = self.rnn(inputs, hx if s == 2 else hx[0])
         hn = hn if isinstance(hn, tuple) else (hn,)
-        return self.dense(out.reshape(-1, self.num_hiddens)), tuple(h.squeeze(0) for h in hn)
+        return self.dense(out.reshape(-1, self.num_hiddens)), tuple(hn[j][k] for k in range(L) for j in range(s))
 
 
 class TorchRNN(TorchRecurrentLM):
     kind = "rnn"
     layer_cls = nn.RNN
 
-    def forward(self, X, state):
-        r = self.rnn
-        hs = rec.TanhRNN.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
-        return self._finish(hs), (hs[-1],)
+    def _run_layer(self, layer, gi, state):
+        hs = rec.TanhRNN.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
+        return hs, (hs[-1],)
 
-    def step(self, x, state):
-        r = self.rnn
-        H = torch.tanh(self._step_inputs(x) + state[0] @ r.weight_hh_l0.t() + r.bias_hh_l0)
+    def _cell(self, layer, gi, H):
+        H = torch.tanh(gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer))
         return {"H": H}, (H,)
 
 
@@ -288,45 +364,39 @@ class TorchGRU(TorchRecurrentLM):
     layer_cls = nn.GRU
     gate_names = ("Z", "R")
 
-    def _cell(self, gi, H):
-        gh = H @ self.rnn.weight_hh_l0.t() + self.rnn.bias_hh_l0
+    def _run_layer(self, layer, gi, state):
+        hs = rec.GRUTorch.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
+        return hs, (hs[-1],)
+
+    def _cell(self, layer, gi, H):
+        gh = H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer)
         i_r, i_z, i_n = gi.chunk(3, 1)
         h_r, h_z, h_n = gh.chunk(3, 1)
         R = torch.sigmoid(i_r + h_r)
         Z = torch.sigmoid(i_z + h_z)
         N = torch.tanh(i_n + R * h_n)
-        return (1 - Z) * N + Z * H, Z, R
-
-    def forward(self, X, state):
-        r = self.rnn
-        hs = rec.GRUTorch.apply(self._inputs(X), state[0], r.weight_hh_l0.t(), r.bias_hh_l0)
-        return self._finish(hs), (hs[-1],)
-
-    def step(self, x, state):
-        H, Z, R = self._cell(self._step_inputs(x), state[0])
+        H = (1 - Z) * N + Z * H
         return {"H": H, "Z": Z, "R": R}, (H,)
 
 
 class TorchLSTM(TorchRecurrentLM):
     kind = "lstm"
     layer_cls = nn.LSTM
+    per_layer_state = 2
     n_state = 2
     gate_names = ("I", "F", "O", "C")
 
-    def _cell(self, gi, H, C):
-        g = gi + H @ self.rnn.weight_hh_l0.t() + self.rnn.bias_hh_l0
+    def _run_layer(self, layer, gi, state):
+        W_hh, b_hh = self._w("weight_hh", layer), self._w("bias_hh", layer)
+        hs, C = rec.LSTM.apply(gi + b_hh, state[0], state[1], W_hh.t())
+        return hs, (hs[-1], C)
+
+    def _cell(self, layer, gi, H, C):
+        g = gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer)
         i, f, c, o = g.chunk(4, 1)
         I, Fg, O = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
         C = Fg * C + I * torch.tanh(c)
-        return O * torch.tanh(C), C, I, Fg, O
-
-    def forward(self, X, state):
-        r = self.rnn
-        hs, C = rec.LSTM.apply(self._inputs(X) + r.bias_hh_l0, state[0], state[1], r.weight_hh_l0.t())
-        return self._finish(hs), (hs[-1], C)
-
-    def step(self, x, state):
-        H, C, I, Fg, O = self._cell(self._step_inputs(x), *state)
+        H = O * torch.tanh(C)
         return {"H": H, "I": I, "F": Fg, "O": O, "C": C}, (H, C)
 
 
@@ -338,8 +408,10 @@ _SCRATCH_GATES = {"scratch-rnn": ("h",), "scratch-gru": ("z", "r", "h"), "scratc
 _TORCH_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def expected_shapes(kind: str, vocab_size: int, num_hiddens: int) -> dict[str, tuple[int, ...]]:
-    """The `state_dict` shapes of a `kind` model, by arithmetic: no tensor is allocated.
+def expected_shapes(
+    kind: str, vocab_size: int, num_hiddens: int, num_layers: int = 1, embed: int = 0
+) -> dict[str, tuple[int, ...]]:
+    """The `state_dict` shapes of a `kind` model, in parameter order, by arithmetic: nothing is allocated.
 
     Lets a checkpoint be checked against its declared model before building
     one (a crafted file could otherwise ask for gigabytes). A test compares it
@@ -352,22 +424,63 @@ def expected_shapes(kind: str, vocab_size: int, num_hiddens: int) -> dict[str, t
             shapes |= {f"W_x{g}": (V, h), f"W_h{g}": (h, h), f"b_{g}": (h,)}
         return shapes | {"W_hq": (h, V), "b_q": (V,)}
     gh = _TORCH_GATES[kind] * h
-    return {
-        "rnn.weight_ih_l0": (gh, V),
-        "rnn.weight_hh_l0": (gh, h),
-        "rnn.bias_ih_l0": (gh,),
-        "rnn.bias_hh_l0": (gh,),
-        "dense.weight": (V, h),
-        "dense.bias": (V,),
-    }
+    shapes = {}
+    for k in range(num_layers):
+        shapes |= {
+            f"rnn.weight_ih_l{k}": (gh, (embed or V) if k == 0 else h),
+            f"rnn.weight_hh_l{k}": (gh, h),
+            f"rnn.bias_ih_l{k}": (gh,),
+            f"rnn.bias_hh_l{k}": (gh,),
+        }
+    shapes |= {"dense.weight": (V, h), "dense.bias": (V,)}
+    if embed:
+        shapes["embedding.weight"] = (V, embed)
+    return shapes
 
 
-def parameter_count(kind: str, vocab_size: int, num_hiddens: int) -> int:
+def parameter_count(kind: str, vocab_size: int, num_hiddens: int, num_layers: int = 1, embed: int = 0) -> int:
     """Number of weights of a `kind` model, without building it."""
-    return sum(math.prod(shape) for shape in expected_shapes(kind, vocab_size, num_hiddens).values())
+    return sum(math.prod(s) for s in expected_shapes(kind, vocab_size, num_hiddens, num_layers, embed).values())
 
 
-def check_size(kind: str, vocab_size: int, num_hiddens: int) -> None:
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, embed: int = 0) -> None:
+    """Raise `ConfigError` for layers / dropout / embedding settings the model cannot take."""
+    if not _whole(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
+        raise ConfigError(
+            f"Layers must be a whole number between 1 and {MAX_LAYERS} (got {num_layers!r}).",
+            zh=f"层数必须是 1 到 {MAX_LAYERS} 之间的整数（当前为 {num_layers!r}）。",
+        )
+    if not _whole(embed) or not 0 <= embed <= MAX_EMBED:
+        raise ConfigError(
+            f"The embedding size must be 0 (one-hot input) or a whole number up to {MAX_EMBED:,} (got {embed!r}).",
+            zh=f"嵌入维度必须是 0（独热输入）或不超过 {MAX_EMBED:,} 的整数（当前为 {embed!r}）。",
+        )
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= MAX_DROPOUT:
+        raise ConfigError(
+            f"Dropout must be between 0 and {MAX_DROPOUT} (got {dropout!r}).",
+            zh=f"丢弃率（dropout）必须在 0 到 {MAX_DROPOUT} 之间（当前为 {dropout!r}）。",
+        )
+    if kind.startswith("scratch-") and (num_layers != 1 or embed or dropout):
+        raise ConfigError(
+            "The from-scratch models are the book's: one layer, one-hot input, no dropout. "
+            "Choose rnn, gru or lstm (torch.nn) for layers, dropout or an embedding.",
+            zh="从零实现的模型与书中一致：单层、独热输入、无丢弃。需要多层、丢弃或嵌入时，请选择 rnn、gru 或 lstm（torch.nn）。",
+        )
+    if dropout > 0 and num_layers == 1:
+        raise ConfigError(
+            "Dropout acts between layers: with 1 layer there is none to apply it to. "
+            "Use 2 or 3 layers, or set dropout to 0.",
+            zh="丢弃（dropout）作用于层与层之间：只有 1 层时无处可用。请使用 2 或 3 层，或把丢弃率设为 0。",
+        )
+
+
+def check_size(
+    kind: str, vocab_size: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0, embed: int = 0
+) -> None:
     """Raise `ConfigError` unless the model is within the limits (checked before anything is allocated)."""
     if kind not in _CLASSES:
         raise ConfigError(
@@ -384,23 +497,35 @@ def check_size(kind: str, vocab_size: int, num_hiddens: int) -> None:
             f"The vocabulary must have between 1 and {MAX_VOCAB:,} characters (got {vocab_size:,}).",
             zh=f"词典必须有 1 到 {MAX_VOCAB:,} 个字符（当前为 {vocab_size:,}）。",
         )
-    n = parameter_count(kind, vocab_size, num_hiddens)
+    check_architecture(kind, num_layers, dropout, embed)
+    n = parameter_count(kind, vocab_size, num_hiddens, num_layers, embed)
     if n > MAX_PARAMETERS:
         raise ConfigError(
             f"This model would have {n:,} weights; the limit is {MAX_PARAMETERS:,}: "
-            "use fewer hidden units or a smaller vocabulary.",
-            zh=f"这个模型将有 {n:,} 个权重，上限为 {MAX_PARAMETERS:,}：请减少隐藏单元数，或使用更小的词典。",
+            "use fewer hidden units or layers, or a smaller vocabulary.",
+            zh=f"这个模型将有 {n:,} 个权重，上限为 {MAX_PARAMETERS:,}：请减少隐藏单元数或层数，或使用更小的词典。",
         )
 
 
-def build_model(kind: str, vocab_size: int, num_hiddens: int, seed: int = 0) -> CharModel:
+def build_model(
+    kind: str,
+    vocab_size: int,
+    num_hiddens: int,
+    seed: int = 0,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    embed: int = 0,
+) -> CharModel:
     """A freshly initialised model; the same `seed` gives the same weights.
 
     The size is checked first, so an absurd request fails before it allocates.
+    Layers, dropout and embedding apply to the torch.nn kinds only.
     """
-    check_size(kind, vocab_size, num_hiddens)
+    check_size(kind, vocab_size, num_hiddens, num_layers, dropout, embed)
     gen = torch.Generator().manual_seed(seed)
-    return _CLASSES[kind](vocab_size, num_hiddens, gen)
+    if kind in _SCRATCH_GATES:
+        return _CLASSES[kind](vocab_size, num_hiddens, gen)
+    return _CLASSES[kind](vocab_size, num_hiddens, gen, num_layers, dropout, embed)
 
 
 def detach_state(state: State) -> State:

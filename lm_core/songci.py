@@ -32,6 +32,9 @@ SUBSETS: dict[str, tuple[str, ...] | None] = {
     "全部 (all Song ci)": None,
 }
 DEFAULT_SUBSET = "辛弃疾"
+ALL_SUBSET = "全部 (all Song ci)"
+# Short names for the command line (`--corpus songci:all`).
+ALIASES = {"all": ALL_SUBSET, "xin": "辛弃疾", "su": "苏轼", "liu": "柳永", "li": "李清照"}
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,11 +24,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .baselines import Baselines, ngram_baselines
 from .corpus import Corpus
 from .device import DEVICE
-from .errors import ConfigError
+from .errors import ConfigError, CorpusError
 from .limits import MAX_HIDDEN
-from .models import MODEL_KINDS, CharModel, build_model, detach_state
+from .models import MODEL_KINDS, CharModel, State, build_model, check_architecture, detach_state
 from .sampling import MODES, adjacent_batches, batches, check_enough
 
 OPTIMIZERS = ("sgd", "adam")
@@ -52,6 +53,13 @@ class TrainConfig:
     epochs: int = 250  # planned epochs
     seed: int = 0  # initial weights and minibatch shuffles
     val_fraction: float = 0.0  # held-out tail for validation perplexity (0: none, as the book)
+    # Added after the first checkpoints; each default reproduces the earlier behaviour exactly, so a
+    # checkpoint without these keys loads as what it was.
+    num_layers: int = 1  # stacked torch.nn layers (1-3)
+    dropout: float = 0.0  # between layers, training only; needs num_layers >= 2
+    embed: int = 0  # 0: one-hot input (the book); else an nn.Embedding of this size
+    steps_per_epoch: int = 0  # 0: an epoch is a full pass (the book); else this many minibatches
+    patience: int = 0  # stop after this many epochs without a better validation perplexity (0: off)
 
     def validate(self) -> None:
         """Raise `ConfigError` with a user-facing message for any bad value."""
@@ -70,13 +78,13 @@ class TrainConfig:
                 f"Unknown optimiser {self.optimizer!r}: use sgd or adam.",
                 zh=f"未知的优化器 {self.optimizer!r}：请使用 sgd 或 adam。",
             )
-        for name in ("hidden", "num_steps", "batch_size", "epochs", "seed"):
+        for name in ("hidden", "num_steps", "batch_size", "epochs", "seed", "steps_per_epoch", "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
                 raise ConfigError(
                     f"{name} must be a whole number (got {value!r}).", zh=f"{name} 必须是整数（当前为 {value!r}）。"
                 )
-        for name in ("lr", "clip", "val_fraction"):
+        for name in ("lr", "clip", "val_fraction", "dropout"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ConfigError(
@@ -115,10 +123,26 @@ class TrainConfig:
                 "The validation share must be between 0 and 0.5.",
                 "验证集比例必须在 0 到 0.5 之间。",
             ),
+            (
+                0 <= self.steps_per_epoch <= 1_000_000,
+                "Minibatches per epoch must be between 0 (a full pass) and 1,000,000.",
+                "每个周期的小批量数必须在 0（完整遍历一次）到 1,000,000 之间。",
+            ),
+            (
+                0 <= self.patience <= 100_000,
+                "Patience must be between 0 (off) and 100,000 epochs.",
+                "耐心值必须在 0（关闭）到 100,000 个周期之间。",
+            ),
+            (
+                self.patience == 0 or self.val_fraction > 0,
+                "Early stopping (patience) needs a validation share above 0.",
+                "提前停止（耐心值）需要大于 0 的验证集比例。",
+            ),
         ]
         for ok, message, zh in checks:
             if not ok:
                 raise ConfigError(message, zh=zh)
+        check_architecture(self.model, self.num_layers, self.dropout, self.embed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +173,13 @@ def book_config(model: str = "scratch-rnn", sampling: str | None = None, **overr
     return cfg
 
 
+def build_config_model(config: TrainConfig, vocab_size: int) -> CharModel:
+    """The model `config` describes, freshly initialised from its seed."""
+    return build_model(
+        config.model, vocab_size, config.hidden, config.seed, config.num_layers, config.dropout, config.embed
+    )
+
+
 @dataclass
 class StepEvent:
     epoch: int
@@ -169,6 +200,7 @@ class EpochEvent:
     clipped_fraction: float
     steps: int
     val_perplexity: float | None = None
+    best_epoch: int | None = None  # the epoch with the lowest validation perplexity so far
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +213,7 @@ class EndEvent:
     epoch: int  # epochs completed (for "diverged": the epoch that failed is epoch + 1)
     step: int = 0  # step of the failing or interrupted epoch
     loss: float | None = None  # the loss that diverged
+    best_epoch: int | None = None  # whose weights `Trainer.best_state` holds (validation on)
 
 
 Event = StepEvent | EpochEvent | EndEvent
@@ -282,6 +315,19 @@ def evaluate_perplexity(model: CharModel, ids: list[int], num_steps: int, batch_
     return math.exp(total / n) if total / n <= MAX_LOSS else math.inf
 
 
+def check_validation(n_val: int, batch_size: int, num_steps: int) -> None:
+    """Raise a `CorpusError` when the validation tail cannot fill one minibatch (B rows of T+1)."""
+    need = batch_size * (num_steps + 1)
+    if n_val < need:
+        raise CorpusError(
+            f"The validation split has {n_val:,} characters, fewer than one minibatch needs "
+            f"({batch_size} × {num_steps + 1} = {need:,}): raise the validation share, use a longer corpus, "
+            "or a smaller batch size / num_steps.",
+            zh=f"验证集只有 {n_val:,} 个字符，不够一个小批量（{batch_size} × {num_steps + 1} = {need:,}）："
+            "请提高验证集比例、换用更长的语料，或减小批量大小 / num_steps。",
+        )
+
+
 class Trainer:
     """One model, its optimiser, its data stream and its history."""
 
@@ -297,7 +343,9 @@ class Trainer:
         self.config = config
         self.train_ids, self.val_ids = corpus.split(config.val_fraction)
         check_enough(len(self.train_ids), config.batch_size, config.num_steps, config.sampling)
-        self.model = model or build_model(config.model, corpus.vocab_size, config.hidden, config.seed)
+        if config.val_fraction > 0:
+            check_validation(len(self.val_ids), config.batch_size, config.num_steps)
+        self.model = model or build_config_model(config, corpus.vocab_size)
         self.model.to(device)
         self.optimizer = make_optimizer(self.model, config)
         self.rng = random.Random(config.seed)
@@ -305,6 +353,18 @@ class Trainer:
         self.control = Control()
         self.status = "ready"  # ready | running | finished | stopped | diverged
         self.message = ""
+        # Counting models on this very split: the "learned something" lines of the chart.
+        self.baselines: Baselines | None = None
+        if len(self.val_ids) >= 2:
+            self.baselines = ngram_baselines(self.train_ids, self.val_ids, corpus.vocab_size)
+        # Best-by-validation weights (on the CPU) and their epoch; None until a validated epoch.
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch: int | None = None
+        self.best_val: float = math.inf
+        # With steps_per_epoch > 0 an epoch is a slice of a longer pass: the pass and (adjacent
+        # sampling) its carried state continue into the next epoch.
+        self._stream: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._carried: State | None = None
 
     @property
     def epoch(self) -> int:
@@ -326,8 +386,17 @@ class Trainer:
         state = model.begin_state(cfg.batch_size)
         loss_sum, n, norms, n_clipped = 0.0, 0, [], 0
         model.train()
-        stream = batches(cfg.sampling, self.train_ids, cfg.batch_size, cfg.num_steps, self.rng, model.device)
+        if cfg.steps_per_epoch:
+            stream = self._continuing(cfg.steps_per_epoch)
+            state = self._carried or model.begin_state(cfg.batch_size)
+        else:  # the book: one full pass, the state starting from zeros
+            stream = batches(cfg.sampling, self.train_ids, cfg.batch_size, cfg.num_steps, self.rng, model.device)
+            state = model.begin_state(cfg.batch_size)
         for step, (X, Y) in enumerate(stream, start=1):
+            if X is None:  # a new pass began: adjacent sampling resets its state there, as at a book epoch
+                state = model.begin_state(cfg.batch_size)
+                X, Y = Y
+
             if not self.control.wait():
                 model.load_state_dict(good)
                 yield self._end(
@@ -358,9 +427,15 @@ class Trainer:
             n_clipped += clipped
             yield StepEvent(epoch, step, loss_value, norm, clipped)
         seconds = clock() - start - (self.control.blocked_seconds - blocked_before)  # training time only
+        self._carried = detach_state(state) if cfg.sampling == "adjacent" else None
         val = None
         if self.val_ids:
+            model.eval()  # no dropout while measuring
             val = evaluate_perplexity(model, self.val_ids, cfg.num_steps, cfg.batch_size)
+            model.train()
+            if val is not None and val < self.best_val:
+                self.best_val, self.best_epoch = val, epoch
+                self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         event = EpochEvent(
             epoch=epoch,
             perplexity=math.exp(loss_sum / n),
@@ -371,13 +446,42 @@ class Trainer:
             clipped_fraction=n_clipped / len(norms),
             steps=len(norms),
             val_perplexity=val,
+            best_epoch=self.best_epoch,
         )
         self.history.append(event)
         yield event
 
+    def _continuing(self, n: int) -> Iterator[tuple[Any, Any]]:
+        """`n` minibatches, continuing the current pass and starting a new one when it runs out.
+
+        A batch that opens a new pass comes as `(None, (X, Y))` so the caller resets
+        the adjacent state there; random sampling reshuffles its windows (from `self.rng`).
+        """
+        cfg = self.config
+        for _ in range(n):
+            batch = next(self._stream, None) if self._stream is not None else None
+            if batch is None:
+                self._stream = batches(
+                    cfg.sampling, self.train_ids, cfg.batch_size, cfg.num_steps, self.rng, self.model.device
+                )
+                yield None, next(self._stream)  # check_enough guarantees one minibatch per pass
+            else:
+                yield batch
+
     def _end(self, status: str, message: str, step: int = 0, loss: float | None = None) -> EndEvent:
         self.status, self.message = status, message
-        return EndEvent(status, message, self.epoch, step, loss)
+        if self.best_epoch is not None:
+            message += f" Best validation perplexity {self.best_val:.2f} at epoch {self.best_epoch}."
+            self.message = message
+        return EndEvent(status, message, self.epoch, step, loss, self.best_epoch)
+
+    def patience_ran_out(self) -> bool:
+        """True when early stopping is on and the last `patience` epochs brought no better validation.
+
+        `train()` stops on it; a caller driving `run_epoch()` itself (the job manager) can ask the same.
+        """
+        p = self.config.patience
+        return p > 0 and self.best_epoch is not None and self.epoch - self.best_epoch >= p
 
     def train(self) -> Iterator[Event]:
         """Epochs until `config.epochs` are done, the run is stopped, or it diverges."""
@@ -388,4 +492,11 @@ class Trainer:
                 if isinstance(event, EndEvent):
                     return
             self.control.epoch_done()
+            if self.patience_ran_out():
+                yield self._end(
+                    "finished",
+                    f"Stopped early after {self.epoch} epochs: validation perplexity did not improve "
+                    f"for {self.config.patience} epochs.",
+                )
+                return
         yield self._end("finished", f"Finished {self.epoch} epochs.")
