@@ -97,6 +97,11 @@ COMMON: Strings = {
         "排队中：前面还有 {n} 个任务（本机同时最多训练 {cap} 个）。",
         "Queued: {n} job(s) ahead (this machine trains at most {cap} at once).",
     ),
+    "status_starting": ("正在启动……", "Starting…"),
+    "status_next": (
+        "排队中：下一个就轮到它（本机同时最多训练 {cap} 个）。",
+        "Queued: next in line (this machine trains at most {cap} at once).",
+    ),
     "status_running": ("训练中", "Training"),
     "status_paused": ("已暂停", "Paused"),
     "status_finished": ("已完成", "Finished"),

@@ -42,6 +42,14 @@ _t = Translator(
             "Stopped after {e} of {n} epochs; the models are kept.",
         ),
         "job_error": ("训练出错：{msg}", "Training failed: {msg}"),
+        "job_diverged": (
+            "第 {e} 个周期之后训练发散，模型回退到发散前的权重。",
+            "Diverged after epoch {e}; the weights were rolled back to before it.",
+        ),
+        "job_interrupted": (
+            "服务器在第 {e} 个周期之后停止，训练被中断；可以从最后保存的检查点继续。",
+            "Interrupted after epoch {e} (the server stopped); resume it from its last checkpoint.",
+        ),
         "replace_question": (
             "本页有一次训练正在进行（或已暂停）。开始新的训练会停止它，并替换它的模型。要替换吗？",
             "A run is still training (or paused) on this page. Starting a new one stops it and replaces its "
@@ -142,9 +150,14 @@ def _answer(page: str, replace: bool) -> None:
         st.session_state[f"{page}:replace_go"] = True
 
 
-def _status_text(view: JobView) -> str:
+def status_text(view: JobView) -> str:
+    """The job's state in words; a queued job says how many wait before it (none: it is starting)."""
     if view.status == "queued":
-        return t("status_queued", n=max(0, view.queue_position - 1), cap=MAX_RUNNING_JOBS)
+        if view.queue_position <= 0:  # not in the waiting line: its thread is taking a slot right now
+            return t("status_starting")
+        if view.queue_position == 1:
+            return t("status_next", cap=MAX_RUNNING_JOBS)
+        return t("status_queued", n=view.queue_position - 1, cap=MAX_RUNNING_JOBS)
     return t(f"status_{view.status}")
 
 
@@ -174,32 +187,44 @@ def run_labels(view: JobView) -> list[str]:
     return [run_label(run.label, run.config.get("clip")) for run in view.runs]
 
 
-def end_message(view: JobView) -> str:
-    """How a finished job ended, in the UI's language, built from its status and epochs, as Markdown.
+def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
+    """How a run ended, in the UI's language, as Markdown, from its status and epoch counts.
 
-    lm_core's own end messages are English only; an error's text is escaped (it may quote a file name).
+    lm_core's own end messages are English only, so they are shown only where no status says more;
+    an error's text is escaped (it may quote a file name).
     """
-    if view.status == "finished":
-        return _t("job_finished", n=view.planned_epochs)
-    if view.status == "stopped":
-        return _t("job_stopped", e=view.epoch, n=view.planned_epochs)
-    if view.status == "error":
-        return _t.md("job_error", msg=view.message.removeprefix("Training failed: "))
-    return escape_markdown(view.message)
+    if status == "finished":
+        return _t("job_finished", n=planned)
+    if status == "stopped":
+        return _t("job_stopped", e=epoch, n=planned)
+    if status == "failed":
+        return _t("job_failed", e=epoch)
+    if status == "interrupted":
+        return _t("job_interrupted", e=epoch)
+    if status == "diverged":
+        return _t("job_diverged", e=epoch)
+    if status == "error":
+        return _t.md("job_error", msg=message.removeprefix("Training failed: "))
+    return escape_markdown(message)
+
+
+def end_message(view: JobView) -> str:
+    """How a finished job ended (see `ended_text`)."""
+    return ended_text(view.status, view.epoch, view.planned_epochs, view.message)
 
 
 def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     """Progress bar with epoch, time left and characters per second."""
     epoch, eta = view.epoch, view.eta_seconds
     frac = epoch / view.planned_epochs if view.planned_epochs else 0.0
-    parts = [t("epoch_of", e=epoch, n=view.planned_epochs), _status_text(view)]
+    parts = [t("epoch_of", e=epoch, n=view.planned_epochs), status_text(view)]
     if eta is not None and view.status == "running":
         parts.append(t("time_left", s=_fmt_seconds(eta)))
     if view.tokens_per_s:
         parts.append(t("tokens_s", v=view.tokens_per_s))
     st.progress(min(1.0, frac), text=" · ".join(parts))
     if view.status == "queued":
-        st.info(_status_text(view))
+        st.info(status_text(view))
     divergence_ui(view, labels)
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lab_ui import charts, session
-from lab_ui.i18n import Translator, current_lang, model_label
+from lab_ui import charts, jobs_ui, session
+from lab_ui.i18n import Translator, current_lang, model_label, run_label
 from lab_ui.session import manager, owner_id
 from lab_ui.text import escape_markdown
 from lm_core.errors import LabError, localized
@@ -84,7 +84,7 @@ def _date(ts: float) -> str:
 def _table(records: list[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            t("col_run"): [r.label for r in records],
+            t("col_run"): [run_label(r.label) for r in records],
             t("col_status"): [_status(r) for r in records],
             t("col_model"): [model_label(r.config.get("model", "")) for r in records],
             t("col_corpus"): [r.corpus_name for r in records],
@@ -135,7 +135,8 @@ def _run_ui(record: RunRecord) -> None:
         key=f"{PAGE}:chart",
     )
     if record.message:
-        st.caption(t("message", msg=escape_markdown(record.message)))
+        planned = record.epoch if record.status == "finished" else record.planned
+        st.caption(t("message", msg=jobs_ui.ended_text(record.status, record.epoch, planned, record.message)))
     live = manager().get(record.job_id, owner_id())
     if live is not None and not live.done:
         st.info(t("live"))

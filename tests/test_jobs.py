@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -284,3 +285,17 @@ def test_shutdown_stops_every_thread(tiny_corpus: Corpus) -> None:
     assert all(mgr.view(job).status == "stopped" for job in jobs)
     alive = {t.name for t in threading.enumerate()}
     assert not alive & {f"train-{job.id}" for job in jobs}
+
+
+def test_queued_status_says_starting_next_or_how_many_wait() -> None:
+    """'Queued: 0 job(s) ahead' read as nonsense: a job out of the line is starting, the first in line is next."""
+    from lab_ui import jobs_ui
+    from lm_core.jobs import JobView
+
+    def view(position: int) -> JobView:
+        return JobView("j", "queued", "", position, 0, 5, 0, 0.0, None, None)
+
+    texts = [jobs_ui.status_text(view(p)) for p in (0, 1, 3)]
+    assert texts[0] != texts[1] != texts[2]
+    assert not re.search(r"(?<!\d)0(?!\d)", texts[0] + texts[1])  # no "0 ahead"
+    assert "2" in texts[2]  # two jobs wait before the third in line

@@ -92,3 +92,15 @@ def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
     picker.set_value(option).run()
     helpers.assert_ok(at)
     assert "epoch 2" in helpers.texts(at) or "2 epochs" in helpers.texts(at)
+
+
+def test_a_stopped_run_is_described_in_chinese_with_its_model_name() -> None:
+    """The store keeps lm_core's English message; the page says how the run ended in the UI's language."""
+    job_id = _train("tester", epochs=1, label="gru")
+    store = helpers.session.manager().store
+    store.set_status(f"{job_id}-0", "stopped", "Stopped during epoch 2; kept the model after epoch 1.", planned=3)
+    at = helpers.open_page("my_runs", lang="zh", prepare=_as("tester"))
+    text = helpers.texts(at)
+    assert "已在第 1/3 个周期后停止" in text, text
+    assert "Stopped during" not in text
+    assert at.dataframe[0].value.iloc[0, 0] == "torch.nn.GRU"  # the run's name, not the key "gru"
