@@ -13,6 +13,7 @@ import streamlit as st
 
 from lm_core.training import book_config
 
+from . import persist
 from .i18n import current_lang, t
 from .settings import apply_values, defaults_from
 
@@ -88,14 +89,17 @@ def preset_ui(page: str, only: Callable[[Preset], Preset] = lambda p: p, help_: 
     `only` keeps the values a page uses (e.g. the Sampling page drops `sampling`).
     """
     preset_col, apply_col = st.columns([3, 1])
+    key = f"{page}:preset"
+    persist.restore(key)  # else a page switch shows the first preset beside the settings the user applied
     with preset_col:
         name = st.selectbox(
             t("preset"),
             list(PRESETS),
-            key=f"{page}:preset",
+            key=key,
             help=t("preset_help"),
             format_func=lambda k: _pick(PRESET_LABELS[k]),
         )
+    persist.save(key)
     with apply_col:
         st.write("")
         st.button(

@@ -47,3 +47,17 @@ def test_quick_demo_fits_its_promise_on_one_thread() -> None:
         torch.set_num_threads(threads)
     projected = max(seconds) * cfg.epochs
     assert projected < PROMISED_SECONDS, f"{cfg.epochs} epochs would take about {projected:.0f} s"
+
+
+def test_the_chosen_preset_survives_a_page_switch() -> None:
+    """The preset box must name the preset whose settings are shown, also after visiting another page."""
+    from apptest_helpers import app_page
+
+    with app_page("pages/train.py") as at:
+        at.selectbox(key="train:preset").set_value("quick_demo").run()
+        at.button(key="train:apply").click().run()
+        at.switch_page("pages/generate.py").run()
+        at.switch_page("pages/train.py").run()
+        assert not at.exception
+        assert at.selectbox(key="train:preset").value == "quick_demo"
+        assert at.selectbox(key="train:w:model").value == PRESETS["quick_demo"]["model"]
