@@ -59,6 +59,9 @@ def parse_decimal(raw: str, lo: float, hi: float) -> float:
     return float(raw)
 
 
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}  # as the book and PyTorch write them
+
+
 @dataclass(frozen=True)
 class Field:
     name: str  # TrainConfig attribute (or page-level setting) and URL key
@@ -109,7 +112,14 @@ FIELDS: dict[str, Field] = {
         Field("num_steps", "slider", bounds=(1, 200), label_key="steps", help_key="steps_help"),
         Field("batch_size", "select_slider", BATCH_OPTIONS, label_key="batch", help_key="batch_help"),
         Field("lr", "select_slider", LR_OPTIONS, log=True, label_key="lr", help_key="lr_help", fmt=_fmt_num),
-        Field("optimizer", "radio", ("sgd", "adam"), label_key="optimizer", help_key="optimizer_help"),
+        Field(
+            "optimizer",
+            "radio",
+            ("sgd", "adam"),
+            label_key="optimizer",
+            help_key="optimizer_help",
+            fmt=OPTIMIZER_NAMES.get,
+        ),
         Field("clip_on", "toggle", label_key="clip_on", help_key="clip_on_help"),
         Field("clip", "select_slider", CLIP_OPTIONS, log=True, label_key="clip", help_key="clip_help", fmt=_fmt_num),
         Field("epochs", "slider", bounds=(1, 500), label_key="epochs", help_key="epochs_help"),
