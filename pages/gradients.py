@@ -152,6 +152,11 @@ t = Translator(
             "exp(mean cross-entropy), the book's definition: 1 at best, the vocabulary size {v} for a uniform guess.",
         ),
         "ppl_other": ("{label}：{p:,.2f}", "{label}: {p:,.2f}"),
+        "ppl_worse": (
+            "比均匀猜测（{v}）还差：模型对别的字很有把握，却没料到这些字。背熟了训练语料的模型读到新文本时就是这样。",
+            "Worse than a uniform guess ({v}): the model is sure of other characters and did not expect these. "
+            "A model that memorised its training text reads any new text like this.",
+        ),
         "bits_title": (
             "{ch} · 第 {i} 个字 · {b:.2f} 比特 · p = {p:.3g}",
             "{ch} · character {i} · {b:.2f} bits · p = {p:.3g}",
@@ -192,12 +197,12 @@ DIST_LATEX = (
 
 # (input term, recurrent term, bias, the tanh's output) per model kind: the book's symbols, not translated.
 _TERM_LABELS = {
-    "scratch-rnn": ("X_t W_xh", "H_{t−1} W_hh", "b_h", "H_t = tanh(·)"),
-    "rnn": ("W_ih x_t", "W_hh H_{t−1}", "b_ih + b_hh", "H_t = tanh(·)"),
-    "scratch-gru": ("X_t W_xh", "(R_t ⊙ H_{t−1}) W_hh", "b_h", "H̃_t = tanh(·)"),
-    "gru": ("W_in x_t", "R_t ⊙ (W_hn H_{t−1} + b_hn)", "b_in", "H̃_t = tanh(·)"),
-    "scratch-lstm": ("X_t W_xc", "H_{t−1} W_hc", "b_c", "C̃_t = tanh(·)"),
-    "lstm": ("W_ig x_t", "W_hg H_{t−1}", "b_ig + b_hg", "C̃_t = tanh(·)"),
+    "scratch-rnn": ("Xₜ W_xh", "Hₜ₋₁ W_hh", "b_h", "Hₜ = tanh(·)"),
+    "rnn": ("W_ih xₜ", "W_hh Hₜ₋₁", "b_ih + b_hh", "Hₜ = tanh(·)"),
+    "scratch-gru": ("Xₜ W_xh", "(Rₜ ⊙ Hₜ₋₁) W_hh", "b_h", "H̃ₜ = tanh(·)"),
+    "gru": ("W_in xₜ", "Rₜ ⊙ (W_hn Hₜ₋₁ + b_hn)", "b_in", "H̃ₜ = tanh(·)"),
+    "scratch-lstm": ("Xₜ W_xc", "Hₜ₋₁ W_hc", "b_c", "C̃ₜ = tanh(·)"),
+    "lstm": ("W_ig xₜ", "W_hg Hₜ₋₁", "b_ig + b_hg", "C̃ₜ = tanh(·)"),
 }
 
 
@@ -421,6 +426,8 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
     c1, c2 = st.columns([1, 2])
     with c1:
         st.metric(t("ppl"), f"{s.perplexity:,.2f}", help=t("ppl_help", v=f"{len(vocab):,}"))
+        if s.perplexity > len(vocab):
+            st.caption(t("ppl_worse", v=f"{len(vocab):,}"))
         for okey, olabel, other in models[1:]:
             st.caption(escape_markdown(t("ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity)))
     with c2:

@@ -184,3 +184,14 @@ def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, tr
     _type(at, TEXT)
     names = [tr["name"] for tr in helpers.figure(at, "gradients:distance")["data"]]
     assert len(names) == 2 and "mine.pt" in names[1]
+
+
+@pytest.mark.parametrize("text", [TEXT, TEXT[::-1]])
+def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained, text: str) -> None:
+    """Millions on a new text puzzle a class: the page says so exactly when it is worse than a uniform guess."""
+    at = _type(_page(shipped), text)
+    ckpt, model = _model_of(trained, "rnn")
+    ids = [ckpt.vocab.index(ch) for ch in text]
+    ppl = bptt.surprisal(model, ids).perplexity
+    worse = "Worse than a uniform guess" in helpers.texts(at)
+    assert worse == (ppl > len(ckpt.vocab)), (ppl, len(ckpt.vocab))
