@@ -18,8 +18,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, localized
+from .files import write_atomically
 from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
 from .training import EpochEvent, TrainConfig, Trainer
@@ -153,18 +152,7 @@ def save(ckpt: Checkpoint, path: str | Path, half: bool = False) -> Path:
     """Write atomically: a temp file in the same folder, then `os.replace` (`half`: see `to_bytes`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_bytes(ckpt, half)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved checkpoint is an ordinary readable file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, to_bytes(ckpt, half))
     return path
 
 

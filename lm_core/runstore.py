@@ -25,7 +25,6 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import LabError
+from .files import write_atomically
 
 DATA_ENV = "RNN_LAB_DATA"  # the data folder; default `lab-data/` in the working directory
 DEFAULT_DATA_DIR = "lab-data"
@@ -233,16 +233,7 @@ class RunStore:
     def _write_file(self, path: Path, data: bytes) -> bool:
         """Atomic file write; False (and `problem` set) when the disk refuses."""
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(path, data)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             self.problem = "disk full" if full else f"cannot write files ({exc.strerror})"
