@@ -485,10 +485,10 @@ def _step_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]
     rows += [(labels[2], view.terms["bias"][:u]), (t("pre_label"), view.terms["pre"][:u])]
     if "candidate" in view.terms:
         rows.append((labels[3], view.terms["candidate"][:u]))
-        rows += [(f"{g}_t", v[:u]) for g, v in view.gates.items()]
+        rows += [(f"{g}ₜ", v[:u]) for g, v in view.gates.items()]
         if "C" in view.terms:
-            rows.append(("C_t", view.terms["C"][:u]))
-    rows.append(("H_t", view.H[:u]))
+            rows.append(("Cₜ", view.terms["C"][:u]))
+    rows.append(("Hₜ", view.H[:u]))
     left, right = st.columns([3, 2])
     with left:
         fig = charts.step_strip(rows, t("strip_title", u=u), t("strip_x"), t("strip_hover"))

@@ -21,7 +21,7 @@ def _step_line(pg, pattern: str) -> str:
 
 H_ROW_JS = (
     "() => { const d = Array.from(document.querySelectorAll('.js-plotly-plot'))"
-    ".find(p => (p.data || []).some(t => t.type === 'heatmap' && (t.y || []).includes('H_t')));"
+    ".find(p => (p.data || []).some(t => t.type === 'heatmap' && (t.y || []).includes('Hₜ')));"
     " if (!d || !d.calcdata) return null; const z = d.calcdata[0][0].z; return Array.from(z[z.length - 1]); }"
 )
 

@@ -92,7 +92,7 @@ def test_step_through_moves_and_shows_the_traced_state(shipped, trained) -> None
     traced = model.trace(torch.tensor([[ckpt.vocab.index(ch) for ch in TEXT]]))["H"][1, 0, :16].numpy()
     strip = helpers.figure(at, "gradients:strip")["data"][0]
     z = np.asarray(helpers.decode(strip["z"]))
-    assert strip["y"][-1] == "H_t"
+    assert strip["y"][-1] == "Hₜ"
     np.testing.assert_allclose(z[-1], traced, atol=1e-6)
 
 
