@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -146,9 +148,36 @@ class _Warm:
         self.process = ctx.Process(
             target=_warm_main, args=(spec_recv, self.control, events_send, self.ready), daemon=True
         )
-        self.process.start()
+        start_without_main(self.process)
         spec_recv.close()
         events_send.close()
+
+
+_NO_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: nothing for a spawned child to re-run
+_start_lock = threading.Lock()
+
+
+def start_without_main(process: Any) -> None:
+    """Start a spawned process without it re-importing the parent's `__main__` module.
+
+    "spawn" runs the parent's main module again in the child (as `__mp_main__`)
+    when it has a `__file__`. In a Streamlit server that module is the app's
+    script (Streamlit puts each script run into `sys.modules["__main__"]`), so
+    every worker imported `streamlit_app.py` with Streamlit and every page's
+    imports: 10-15 s of a loaded 2-core machine (py-spy) before the worker could
+    train, and page code running where no page exists. The swap lasts only
+    while `start()` pickles the preparation data; a script run that begins
+    meanwhile executes its own module object, which never goes through
+    `sys.modules`, so putting the old entry back cannot disturb it.
+    """
+    with _start_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _NO_MAIN
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 _spares: list[_Warm] = []

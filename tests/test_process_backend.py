@@ -137,3 +137,34 @@ def test_the_app_trains_in_worker_processes_by_default(monkeypatch: pytest.Monke
         assert view.status == "finished", view.message
         traces = [t for spec in plotly_specs(at) for t in spec["data"] if t.get("mode", "").startswith("lines")]
         assert traces and len(traces[0]["x"]) == len(view.runs[0].history) == view.planned_epochs
+
+
+def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit puts the app's script in `sys.modules["__main__"]`; "spawn" would run it again in every worker."""
+    import multiprocessing as mp
+    import sys
+    import types
+
+    from lm_core.process_backend import CONTEXT, start_without_main
+
+    marker = tmp_path / "imported"
+    script = tmp_path / "app_script.py"
+    script.write_text(f"open({str(marker)!r}, 'a').write('x')\n", encoding="utf-8")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    ctx = mp.get_context(CONTEXT)
+
+    plain = ctx.Process(target=time.sleep, args=(0,))
+    plain.start()  # what multiprocessing does by itself: the child runs the script
+    plain.join(TIMEOUT)
+    assert marker.exists()
+    marker.unlink()
+
+    guarded = ctx.Process(target=time.sleep, args=(0,))
+    start_without_main(guarded)
+    guarded.join(TIMEOUT)
+    assert guarded.exitcode == 0
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # the server's entry is put back
