@@ -219,8 +219,18 @@ def wait_warm(timeout: float) -> bool:
     return False
 
 
+def refill_later() -> None:
+    """Start the next spare in the background.
+
+    The driver calls this once its run has drawn its first point (or ended):
+    a spare's warm-up is seconds of a core, which on a 2-core machine would
+    otherwise be taken from the very epochs a student is waiting to see.
+    """
+    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
+
+
 def _take_warm() -> _Warm:
-    """A ready worker if there is one (and start the next spare in the background), else a new one."""
+    """A ready worker if there is one, else a new one (the driver starts the next spare: `refill_later`)."""
     with _spares_lock:
         warm = None
         while _spares and warm is None:
@@ -229,7 +239,6 @@ def _take_warm() -> _Warm:
                 warm = candidate
     if warm is None:
         warm = _Warm(mp.get_context(CONTEXT))
-    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
     return warm
 
 
@@ -319,6 +328,7 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
     """Driver thread in the web process for a `ProcessJob`: a slot, a worker, and its events."""
     from .jobs import MAX_STEP_TRACE
 
+    refilled = False
     try:
         acquire(job)
         if job.control.stopped:
@@ -342,6 +352,9 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 except (EOFError, OSError):
                     break
                 finished = _apply(job, message, MAX_STEP_TRACE)
+                if not refilled and (message[0] == "epoch" or finished):
+                    refill_later()
+                    refilled = True
                 if message == ("status", "paused") and held:
                     release()
                     held = False
@@ -377,6 +390,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         job._finish("error", f"Training failed: {type(exc).__name__}: {exc}")
     finally:
         release()
+        if not refilled and job.process is not None:
+            refill_later()
 
 
 def _apply(job: Any, message: tuple, max_steps: int) -> bool:
