@@ -46,6 +46,9 @@ CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widge
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
 POLL_SECONDS = 2.0
+# The shipped model that writes new ci (all of Song ci, issue 11): opened by default when present, because the
+# small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
+PREFERRED_SHIPPED = "songci-all-lstm.pt"
 
 t = Translator(
     {
@@ -442,6 +445,21 @@ def _options() -> dict[str, _Option]:
     return opts
 
 
+def default_option(opts: dict[str, _Option]) -> str:
+    """The picker's default: this session's run, else `PREFERRED_SHIPPED`, else the first readable shipped file.
+
+    A session run comes first because a student who just trained wants to see it; otherwise the model that
+    writes new ci, not one of the small models that recite their corpus.
+    """
+    session_run = next((i for i, o in opts.items() if o.source == "session"), None)
+    if session_run is not None:
+        return session_run
+    preferred = f"shipped:{PREFERRED_SHIPPED}"
+    if preferred in opts and opts[preferred].ok:
+        return preferred
+    return next((i for i, o in opts.items() if o.source == "shipped" and o.ok), "upload")
+
+
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
     """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
     try:
@@ -528,15 +546,14 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
 def model_source_ui(page: str) -> ModelChoice | None:
     """Draw the model picker and return the chosen, ready model (None: nothing usable yet, and said why).
 
-    Default: this session's trained model, else the first shipped checkpoint,
-    else the uploader. Until the user picks, the default follows newly
+    Default: this session's trained model, else the shipped all-Song-ci model
+    (`PREFERRED_SHIPPED`), else the first shipped checkpoint, else the uploader. Until the user picks, the default follows newly
     started runs; after that their choice stands while it exists.
     """
     upload_error = _ingest_upload(page)
     opts = _options()
     ids = list(opts)
-    default = next((i for i in ids if opts[i].source == "session"), None)
-    default = default or next((i for i in ids if opts[i].source == "shipped" and opts[i].ok), "upload")
+    default = default_option(opts)
     chosen = st.session_state.get(CHOICE_KEY)
     if chosen not in opts or not st.session_state.get(EXPLICIT_KEY):
         chosen = default
