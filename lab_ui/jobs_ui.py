@@ -42,6 +42,17 @@ _t = Translator(
             "Stopped after {e} of {n} epochs; the models are kept.",
         ),
         "job_error": ("训练出错：{msg}", "Training failed: {msg}"),
+        "run_early": (
+            "「{label}」提前停止：连续 {p} 个周期验证困惑度没有更低；保留的是第 {best} 个周期的权重"
+            "（验证困惑度最低），生成和隐藏状态页使用它们。",
+            "“{label}” stopped early: no better validation perplexity for {p} epochs; best from epoch {best}, "
+            "whose weights are kept (Generate and Hidden states use them).",
+        ),
+        "run_best_kept": (
+            "「{label}」：保留验证困惑度最低的第 {best} 个周期的权重（共 {e} 个周期）。",
+            "“{label}”: the weights kept are epoch {best}'s, the best by validation perplexity (of {e} epochs).",
+        ),
+        "job_finished_early": ("提前停止，共训练 {e} 个周期。", "Stopped early after {e} epochs."),
         "job_diverged": (
             "第 {e} 个周期之后训练发散，模型回退到发散前的权重。",
             "Diverged after epoch {e}; the weights were rolled back to before it.",
@@ -209,8 +220,25 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
 
 
 def end_message(view: JobView) -> str:
-    """How a finished job ended (see `ended_text`)."""
+    """How a finished job ended (see `ended_text`); every run stopped early is said so, not "finished N"."""
+    if view.status == "finished" and view.runs and all(r.stopped_early for r in view.runs):
+        return _t("job_finished_early", e=max(len(r.history) for r in view.runs))
     return ended_text(view.status, view.epoch, view.planned_epochs, view.message)
+
+
+def best_weights_ui(view: JobView, labels: list[str]) -> None:
+    """Which epoch's weights each run keeps when early stopping chose them (issue 11: say where they came from)."""
+    for run, label in zip(view.runs, labels, strict=True):
+        if not run.config.get("patience") or not run.history:
+            continue
+        best = run.end.best_epoch if run.end is not None else None
+        best = best or run.history[-1].get("best_epoch")  # a run that used all its epochs has no end event
+        if best is None:
+            continue
+        if run.stopped_early:
+            st.info(_t.md("run_early", label=label, p=run.config["patience"], best=best))
+        elif view.status == "finished" and run.status == "finished":
+            st.caption(_t.md("run_best_kept", label=label, best=best, e=len(run.history)))
 
 
 def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
@@ -226,6 +254,7 @@ def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     if view.status == "queued":
         st.info(status_text(view))
     divergence_ui(view, labels)
+    best_weights_ui(view, labels or run_labels(view))
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
         st.error(_t("job_failed", e=view.epoch))

@@ -127,6 +127,10 @@ class _PipeRecorder:
     def status(self, status: str) -> None:
         self.conn.send(("status", status))
 
+    def run_end(self, index: int, end: EndEvent) -> None:
+        """One run of a comparison ended (early stopping) while the others train on."""
+        self.conn.send(("end", index, end.__dict__))
+
     def finish(self, status: str, message: str, ends: list[EndEvent | None]) -> None:
         for i, end in enumerate(ends):
             if end is not None:
