@@ -18,7 +18,7 @@ import streamlit as st
 
 from lm_core.errors import LabError, localized
 from lm_core.jobs import Job, JobView
-from lm_core.training import Trainer
+from lm_core.training import Trainer, check_validation
 
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
@@ -313,6 +313,25 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
         st.warning(t.md("corpus_error", msg=choice.error))
     else:
         corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
+        problem = validation_problem(choice, values)
+        if problem:
+            st.warning(t.md("corpus_error", msg=problem))
+
+
+def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:
+    """Why this corpus's validation split cannot fill one minibatch, in the UI's language (None: fine or off).
+
+    Said before Train is pressed: the same check the trainer makes (`check_validation`) on the same split.
+    """
+    share = values.get("val_fraction") or 0.0
+    if choice.corpus is None or share <= 0:
+        return None
+    try:
+        n_val = len(choice.corpus) - choice.corpus.split_point(share)
+        check_validation(n_val, values["batch_size"], values["num_steps"])
+    except LabError as exc:
+        return localized(exc, current_lang())
+    return None
 
 
 def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], start: Callable[[], None]) -> None:
