@@ -29,6 +29,9 @@ COMMON: Strings = {
     "page_generate": ("生成歌词", "Generate"),
     "page_gradients": ("梯度穿越时间", "Gradients through time"),
     "page_my_runs": ("我的训练", "My runs"),
+    "page_generalise": ("背诵还是创作", "Memorise or generalise"),
+    "run_small": ("1 万字（辛弃疾）", "10,000 characters (辛弃疾)"),
+    "run_large": ("全部宋词", "all Song ci"),
     # settings
     "model": ("模型", "Model"),
     "model_help": (
@@ -217,6 +220,8 @@ def run_label(key: str, clip: float | None = None) -> str:
     model kind; anything else (a job from an older version) is shown as it is.
     """
     if key in ("random", "adjacent", "noclip"):
+        return t(f"run_{key}")
+    if key in ("small", "large"):  # the memorise-or-generalise lesson's two corpora
         return t(f"run_{key}")
     if key == "clip":
         return t("run_clip", theta=f"{clip:g}" if clip is not None else "?")

@@ -39,7 +39,7 @@ from .session import manager, owner_id
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-SESSION_PAGES = ("train", "sampling", "clipping")  # pages whose training job can lend its model
+SESSION_PAGES = ("train", "sampling", "clipping", "generalise")  # pages whose training job can lend its model
 MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them are on My runs)
 SONGCI_PREFIX = "宋词 · "  # lm_core.songci.songci_corpus names its corpora "宋词 · <subset>"
 CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget

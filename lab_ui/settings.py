@@ -24,7 +24,7 @@ from lm_core.training import TrainConfig
 
 from .i18n import current_lang, model_label, t
 
-HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)
+HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 CLIP_OPTIONS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
