@@ -33,7 +33,7 @@ from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.songci import SUBSETS, songci_text
 
-from . import corpus_ui
+from . import corpus_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
 from .session import manager, owner_id
 
@@ -140,6 +140,15 @@ t = Translator(
             "Not in the model's vocabulary: {chars}. Remove or replace them.",
         ),
         "and_more": ("（另有 {n} 个）", " (and {n} more)"),
+        "compare_with": ("与另一个模型对比", "Compare with another model"),
+        "compare_with_help": (
+            "用同一前缀和同一设置让另一个模型也写一段，并排显示，各自标出从自己的训练语料中逐字照抄的部分。"
+            "例如「背诵还是创作」页训练的两个模型，或自带的小模型与全部宋词模型。",
+            "Another model writes from the same prefix with the same settings, side by side, each with what it "
+            "copied verbatim from its own training text. For example the two models of the Memorise or "
+            "generalise page, or a small shipped model against the all-Song-ci one.",
+        ),
+        "compare_nobody": ("不对比", "no comparison"),
     }
 )
 
@@ -591,6 +600,37 @@ def model_source_ui(page: str) -> ModelChoice | None:
         choice = ModelChoice(key, chosen, option.source, label, ckpt, model, text, note, option.job, option.run)
         _summary_ui(choice)
     return choice
+
+
+def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
+    """A second model to write beside the chosen one (None: no comparison, or it cannot be used and was said so).
+
+    Any other model of the picker but an upload (its uploader belongs to the main picker); vocabularies may
+    differ, so the caller checks the prefix against each. The choice survives page switches.
+    """
+    opts = {i: o for i, o in _options().items() if i != choice.option and o.source != "upload" and o.ok}
+    ids = ["none", *opts]
+    key = f"{page}:compare_with"
+    persist.restore(key, "none")
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = "none"
+    labels = {i: o.label for i, o in opts.items()} | {"none": t("compare_nobody")}
+    pick = st.selectbox(t("compare_with"), ids, key=key, format_func=labels.get, help=t("compare_with_help"))
+    persist.save(key)
+    if pick == "none":
+        return None
+    option = opts[pick]
+    picked = _resolve(page, option, None)
+    if picked is None:
+        return None
+    cache_key, ckpt = picked
+    try:
+        model = _model(cache_key, ckpt)
+    except CheckpointError as exc:
+        st.error(t.md("upload_error", msg=localized(exc, current_lang())))
+        return None
+    text, note = _corpus(ckpt, option.job, option.run, option.corpus_hash)
+    return ModelChoice(cache_key, pick, option.source, option.label, ckpt, model, text, note, option.job, option.run)
 
 
 def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str, Checkpoint] | None:
