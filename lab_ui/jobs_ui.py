@@ -204,6 +204,8 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
     lm_core's own end messages are English only, so they are shown only where no status says more;
     an error's text is escaped (it may quote a file name).
     """
+    if status == "finished" and message.startswith("Stopped early"):  # lm_core.jobs' early-stopping end
+        return _t("job_finished_early", e=epoch)
     if status == "finished":
         return _t("job_finished", n=planned)
     if status == "stopped":

@@ -118,3 +118,11 @@ def test_a_worker_process_reports_an_early_stop_as_it_happens(tiny_corpus: Corpu
     process_backend._PipeRecorder(Pipe(), job).run_end(0, end)
     assert not process_backend._apply(job, sent[0], 100)
     assert job._ends[0] == end
+
+
+def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> None:
+    from lab_ui import jobs_ui  # outside a session the UI language is the default, 中文
+
+    early = jobs_ui.ended_text("finished", 3, 3, "Stopped early: no better validation perplexity for 2 epochs; ...")
+    assert "提前停止" in early and "3" in early
+    assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Finished 8 epochs.")
