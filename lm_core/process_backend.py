@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -37,6 +39,7 @@ from . import checkpoint
 from .checkpoint import Checkpoint
 from .corpus import Corpus
 from .training import Control, EndEvent, EpochEvent, TrainConfig, Trainer
+from .warmup import warm_up_torch
 
 CONTEXT = "spawn"
 POLL_SECONDS = 0.1  # how often the driver thread looks at the pipe and the control
@@ -149,9 +152,36 @@ class _Warm:
         self.process = ctx.Process(
             target=_warm_main, args=(spec_recv, self.control, events_send, self.ready), daemon=True
         )
-        self.process.start()
+        start_without_main(self.process)
         spec_recv.close()
         events_send.close()
+
+
+_NO_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: nothing for a spawned child to re-run
+_start_lock = threading.Lock()
+
+
+def start_without_main(process: Any) -> None:
+    """Start a spawned process without it re-importing the parent's `__main__` module.
+
+    "spawn" runs the parent's main module again in the child (as `__mp_main__`)
+    when it has a `__file__`. In a Streamlit server that module is the app's
+    script (Streamlit puts each script run into `sys.modules["__main__"]`), so
+    every worker imported `streamlit_app.py` with Streamlit and every page's
+    imports: 10-15 s of a loaded 2-core machine (py-spy) before the worker could
+    train, and page code running where no page exists. The swap lasts only
+    while `start()` pickles the preparation data; a script run that begins
+    meanwhile executes its own module object, which never goes through
+    `sys.modules`, so putting the old entry back cannot disturb it.
+    """
+    with _start_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _NO_MAIN
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 _spares: list[_Warm] = []
@@ -224,6 +254,7 @@ def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, 
     from . import jobs  # noqa: F401 -- likewise
 
     torch.set_num_threads(1)
+    warm_up_torch()
     ready.set()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
@@ -298,6 +329,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 stop_seen = stop_seen or time.monotonic()
                 if time.monotonic() - stop_seen > STOP_GRACE_SECONDS:
                     process.terminate()
+        if finished:
+            release()  # the run is over: its slot goes to the next run while this worker exits (idempotent)
         process.join(STOP_GRACE_SECONDS)
         if not finished:
             code = process.exitcode
