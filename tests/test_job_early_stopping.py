@@ -126,3 +126,46 @@ def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> N
     early = jobs_ui.ended_text("finished", 3, 3, "Stopped early: no better validation perplexity for 2 epochs; ...")
     assert "提前停止" in early and "3" in early
     assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Finished 8 epochs.")
+
+
+def test_early_stopping_in_a_worker_process_keeps_the_best_weights(tiny_corpus: Corpus, tmp_path) -> None:
+    """A real run that overfits (a tiny corpus, a big step size): the worker stops it and the web process gets
+    the best-by-validation weights, with their epoch, and the run store records the end."""
+    from lm_core.runstore import RunStore
+    from lm_core.training import evaluate_perplexity
+
+    mgr = JobManager(store=RunStore(tmp_path), backend="process")
+    try:
+        cfg = replace(CFG, hidden=64, lr=0.05, epochs=40, patience=2)
+        job = mgr.submit("me", [Trainer(tiny_corpus, cfg)], ["gru"], kind="train")
+        assert job.thread is not None
+        job.thread.join(TIMEOUT * 2)
+        view = job.snapshot()
+        assert view.status == "finished", view.message
+        history = view.runs[0].history
+        vals = [h["val_perplexity"] for h in history]
+        best = min(range(len(vals)), key=vals.__getitem__) + 1
+        assert len(history) < 40, "this tiny corpus should overfit well before 40 epochs"
+        assert view.runs[0].stopped_early and len(history) == best + 2
+        published = job.checkpoint(0)
+        assert published.best_epoch == best
+        model = published.build_model().eval()
+        val_ids = Trainer(tiny_corpus, cfg).val_ids
+        assert evaluate_perplexity(model, val_ids, cfg.num_steps, cfg.batch_size) == pytest.approx(
+            vals[best - 1], rel=1e-4
+        )
+        (record,) = mgr.store.runs("me")
+        assert record.status == "finished" and record.message.startswith("Stopped early")
+    finally:
+        mgr.shutdown()
+
+
+def test_a_worker_splits_validation_at_the_same_whole_ci_as_the_web_process(tiny_corpus: Corpus) -> None:
+    """The worker gets the document starts with the (preprocessed, newline-free) text, so its split is the same."""
+    trainer = Trainer(tiny_corpus, CFG)
+    job = ProcessJob("me", [trainer], ["gru"])
+    (run,) = process_backend.spec_from_trainers(job).runs
+    rebuilt = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
+    assert rebuilt.split_point(0.2) != tiny_corpus.split_point(0.2)  # without them the cut falls mid-ci
+    rebuilt.doc_starts = run.doc_starts
+    assert rebuilt.split_point(0.2) == tiny_corpus.split_point(0.2)
