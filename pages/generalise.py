@@ -126,7 +126,9 @@ def _verdict_ui(view: JobView, labels: list[str]) -> None:
         last = hist[-1]
         best = min(hist, key=lambda h: h["val_perplexity"])
         with col:
-            st.metric(f"{label} · {t('gap')}", f"{last['val_perplexity'] / last['perplexity']:.2f}", help=t("gap_help"))
+            ratio = last["val_perplexity"] / last["perplexity"]
+            shown = f"{ratio:.2f}" if ratio < 10 else f"{ratio:,.0f}"
+            st.metric(f"{label} · {t('gap')}", shown, help=t("gap_help"))
             st.caption(t("best", e=best["epoch"], v=best["val_perplexity"]))
             falling = len(hist) >= 2 and hist[-1]["perplexity"] < hist[-2]["perplexity"]
             if best["epoch"] < last["epoch"] and falling:
