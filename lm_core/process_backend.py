@@ -58,6 +58,9 @@ class SharedControl(Control):
         self._go.set()
         self._stop = ctx.Event()
         self._after_epoch = ctx.Value("b", 0)
+        # Set while the worker holds one of the server's CPU slots. A paused worker gives its slot back (a
+        # queued run trains meanwhile); after Resume or Step it waits here until the server grants one again.
+        self._slot = ctx.Event()
 
     @property
     def _pause_after_epoch(self) -> bool:  # the base class reads and writes this name
@@ -68,14 +71,21 @@ class SharedControl(Control):
         if hasattr(self, "_after_epoch"):
             self._after_epoch.value = int(value)
 
+    def wait_for_slot(self) -> None:
+        """In the worker, after a pause: block until the server grants a CPU slot again, or the run stops."""
+        while not self._slot.wait(timeout=0.1):
+            if self._stop.is_set():
+                return
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"_go": self._go, "_stop": self._stop, "_after_epoch": self._after_epoch}
+        return {"_go": self._go, "_stop": self._stop, "_after_epoch": self._after_epoch, "_slot": self._slot}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # The worker's copy starts from a plain Control's local state (no callbacks, its own pause clock:
         # the time blocked while paused is measured where the training loop waits) and shares the events.
         Control.__init__(self)
         self._go, self._stop, self._after_epoch = state["_go"], state["_stop"], state["_after_epoch"]
+        self._slot = state["_slot"]
 
 
 @dataclass
@@ -268,6 +278,20 @@ def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, 
     worker_main(spec, control, conn)
 
 
+def _give_back_slot(control: SharedControl, conn: Connection) -> None:
+    """In the worker, as it pauses: the slot is free for a queued run (the driver releases it)."""
+    control._slot.clear()
+    conn.send(("status", "paused"))
+
+
+def _take_slot(control: SharedControl, conn: Connection) -> None:
+    """In the worker, on Resume or Step: queue for a slot like any run, then train on."""
+    if not control._slot.is_set():
+        conn.send(("status", "queued"))
+        control.wait_for_slot()
+    conn.send(("status", "running"))
+
+
 def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None:
     """Body of the worker process: build the trainers, run the lockstep epochs, report everything."""
     import torch
@@ -290,8 +314,8 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None
             t.control = control
         recorder = _PipeRecorder(conn, job)
         job.recorder = recorder
-        control.on_block = lambda: conn.send(("status", "paused"))
-        control.on_unblock = lambda: conn.send(("status", "running"))
+        control.on_block = lambda: _give_back_slot(control, conn)
+        control.on_unblock = lambda: _take_slot(control, conn)
         conn.send(("status", "running"))
         job._loop()
     except Exception as exc:  # noqa: BLE001 -- reported to the page instead of a silent exit
@@ -313,6 +337,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         job._started = time.time()
         warm = _take_warm()
         _adopt(job, warm.control)
+        warm.control._slot.set()
+        held = True  # this run holds a CPU slot; a paused worker lends it to the queue
         warm.spec_send.send(spec_from_trainers(job))
         warm.spec_send.close()
         receive, process = warm.events, warm.process
@@ -326,6 +352,16 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 except (EOFError, OSError):
                     break
                 finished = _apply(job, message, MAX_STEP_TRACE)
+                if message == ("status", "paused") and held:
+                    release()
+                    held = False
+                continue
+            control = job.control
+            if not held and not control.paused and not control.stopped:  # Resume or Step while it had no slot
+                job._set_status("queued")
+                acquire(job)
+                held = True
+                control._slot.set()
                 continue
             if not process.is_alive():
                 if receive.poll(0):

@@ -168,3 +168,28 @@ def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path: Path, monkeyp
     assert guarded.exitcode == 0
     assert not marker.exists()
     assert sys.modules["__main__"] is fake_main  # the server's entry is put back
+
+
+def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_corpus: Corpus) -> None:
+    """One slot: pausing A lets queued B train; resuming A queues it until B stops; then A trains on."""
+    mgr = JobManager(max_running=1, store=RunStore(tmp_path), backend="process")
+    try:
+        a = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)])
+        _wait(lambda: a.status == "running" and mgr.view(a).epoch >= 1)
+        b = mgr.submit("bob", [_trainer(tiny_corpus, 100_000)])
+        _wait(lambda: mgr.queue_position(b) == 1)
+        assert b.status == "queued" and mgr.view(b).epoch == 0
+        a.pause()
+        _wait(lambda: b.status == "running" and mgr.view(b).epoch >= 1)  # B got A's slot
+        assert mgr.running_count() == 1
+        a.resume()
+        _wait(lambda: a.status == "queued" and mgr.queue_position(a) == 1)  # A waits; it does not take a 2nd core
+        epoch_a = mgr.view(a).epoch
+        b.stop()
+        b.thread.join(TIMEOUT)
+        _wait(lambda: a.status == "running" and mgr.view(a).epoch > epoch_a)
+        a.stop()
+        a.thread.join(TIMEOUT)
+        assert mgr.view(a).status == "stopped" and mgr.view(b).status == "stopped"
+    finally:
+        mgr.shutdown()
