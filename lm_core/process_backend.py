@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -96,6 +96,9 @@ class RunSpec:
     corpus_name: str
     corpus_text: str
     start: bytes  # checkpoint of the starting point (weights, optimiser, history, RNG)
+    # Where each document starts: the text is already preprocessed (newlines are spaces), so the worker could not
+    # find them again, and its validation split would fall mid-ci instead of at a whole ci as in the web process.
+    doc_starts: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +120,7 @@ def spec_from_trainers(job: Any) -> JobSpec:
             corpus_name=t.corpus.name,
             corpus_text=t.corpus.text,
             start=checkpoint.to_bytes(checkpoint.from_trainer(t)),
+            doc_starts=list(t.corpus.doc_starts),
         )
         for t in job.trainers
     ]
@@ -139,6 +143,10 @@ class _PipeRecorder:
 
     def status(self, status: str) -> None:
         self.conn.send(("status", status))
+
+    def run_end(self, index: int, end: EndEvent) -> None:
+        """One run of a comparison ended (early stopping) while the others train on."""
+        self.conn.send(("end", index, end.__dict__))
 
     def finish(self, status: str, message: str, ends: list[EndEvent | None]) -> None:
         for i, end in enumerate(ends):
@@ -304,6 +312,8 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None
         trainers = []
         for run in spec.runs:
             corpus = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
+            if run.doc_starts:
+                corpus.doc_starts = list(run.doc_starts)
             trainer = Trainer(corpus, TrainConfig.from_dict(run.config))
             checkpoint.restore_trainer(checkpoint.from_bytes(run.start), trainer)
             trainers.append(trainer)
