@@ -72,6 +72,28 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far: the whole machine, the server, and its worker processes (live or ended).
+
+    The browsers run on the same cores as the server here (in a class they are the students' own
+    machines), so the report says who used the CPU during the load: "others" is mostly Chromium.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own_and_reaped(pid: int) -> tuple[float, float]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0, 0.0
+        return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+    server, reaped = own_and_reaped(server_pid)
+    workers = reaped + sum(sum(own_and_reaped(kid)) for kid in _children(server_pid))
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = (sum(int(v) for v in cpu) - int(cpu[3]) - int(cpu[4])) / tick  # all but idle and iowait
+    return {"machine": busy, "server": server, "workers": workers}
+
+
 def _p95(values: list[float]) -> float:
     if not values:
         return float("nan")
@@ -125,12 +147,12 @@ async def _session(
             if not paused and re.search(r"Epoch [1-9]\d*/", text) and "Training" in text:
                 paused = True
                 t0 = time.monotonic()
-                await main.get_by_role("button", name="Pause", exact=True).click(timeout=30_000)
-                await main.get_by_role("button", name="Resume", exact=True).wait_for(timeout=30_000)
+                await main.get_by_role("button", name="Pause", exact=True).first.click(timeout=30_000)
+                await main.get_by_role("button", name="Resume", exact=True).first.wait_for(timeout=30_000)
                 out["pause_s"] = time.monotonic() - t0
                 t0 = time.monotonic()
-                await main.get_by_role("button", name="Resume", exact=True).click(timeout=30_000)
-                await main.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
+                await main.get_by_role("button", name="Resume", exact=True).first.click(timeout=30_000)
+                await main.get_by_role("button", name="Pause", exact=True).first.wait_for(timeout=30_000)
                 out["resume_s"] = time.monotonic() - t0
             await asyncio.sleep(0.5)
         m = re.search(r"job=([0-9a-f]+)", page.url)
@@ -161,6 +183,7 @@ async def _drive(base: str, n: int, epochs: int, budget: float, server_pid: int)
         ):
             await asyncio.sleep(0.5)
         start.set()  # the simultaneous click
+        cpu_from, load_from = _cpu_seconds(server_pid), time.monotonic()
         loads, cached_loads, peak = [], [], {"server": 0.0, "workers": 0.0}
         while not all(t.done() for t in tasks) and time.monotonic() < deadline:
             loads.append(await _load_once(browser, base))
@@ -169,12 +192,15 @@ async def _drive(base: str, n: int, epochs: int, budget: float, server_pid: int)
             peak["server"] = max(peak["server"], _rss_mib(server_pid))
             peak["workers"] = max(peak["workers"], sum(_rss_mib(k) for k in kids))
             await asyncio.sleep(1.0)
+        cpu_to, load_seconds = _cpu_seconds(server_pid), time.monotonic() - load_from
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await cached.close()
         await browser.close()
-    return {"results": results, "loads": loads, "cached_loads": cached_loads, "peak": peak}
+    cpu = {k: (cpu_to[k] - cpu_from[k]) / max(load_seconds, 1e-9) for k in cpu_to}
+    cpu["others"] = max(0.0, cpu["machine"] - cpu["server"] - cpu["workers"])
+    return {"results": results, "loads": loads, "cached_loads": cached_loads, "peak": peak, "cpu": cpu}
 
 
 def main() -> int:
@@ -242,6 +268,13 @@ def main() -> int:
         print(f"Pause shown after: median {statistics.median(pauses):.2f} s, max {max(pauses):.2f} s (n={len(pauses)})")
     if resumes:
         print(f"Resume shown after: median {statistics.median(resumes):.2f} s, max {max(resumes):.2f} s")
+    cpu = report["cpu"]
+    print(
+        "CPU during the load, in cores: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+        + f" (of {os.cpu_count()}; others are mostly the {n} headless browsers, which in a class run on the "
+        "students' own machines)"
+    )
     print(
         f"peak memory: server {report['peak']['server']:.0f} MiB, workers together {report['peak']['workers']:.0f} MiB"
     )

@@ -1,6 +1,6 @@
 """Benchmark: characters/second of a run trained by the app's backends vs the CLI's bare loop, side by side.
 
-    python tests/throughput_bench.py [--corpus PATH] [--epochs 20] [--rounds 2]
+    python tests/throughput_bench.py [--corpus PATH] [--epochs 40] [--rounds 2]
 
 Prints, for the book's settings (scratch RNN, 256 hidden, num_steps 35,
 batch 32): the CLI's loop in this process with one torch thread; one run in a
@@ -72,7 +72,7 @@ def app_rates(corpus: Corpus, epochs: int, backend: str, runs: int) -> tuple[lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(BOOK_ZIP))
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, so a change of load hits all alike")
     args = parser.parse_args()
     corpus = _corpus(args.corpus)
