@@ -133,6 +133,28 @@ def test_an_unreachable_cluster_falls_back_fast(monkeypatch: pytest.MonkeyPatch)
     assert cpus == 0 and "auto, host:port or ray://host:port" in str(error)
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_sidebar_says_runs_train_locally_when_the_cluster_is_unreachable(
+    lang: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import apptest_helpers as helpers
+
+    _ray()
+    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    with helpers._clean_runtime():
+        at = helpers.AppTest.from_file(str(REPO / "pages/my_runs.py"), default_timeout=helpers.TIMEOUT)
+        at.query_params["lang"] = lang
+        at.run()
+        assert not at.exception
+        warnings = " ".join(w.value for w in at.sidebar.warning)
+        if lang == "en":
+            assert "the Ray cluster cannot be used" in warnings and "Runs train on this machine" in warnings
+        else:
+            assert "无法使用 Ray 集群" in warnings and "训练改在本机进行" in warnings and "没有响应" in warnings
+        mgr = helpers.session.manager()
+        assert mgr.backend == "thread" and mgr.store is not None  # local backend, store kept to itself
+
+
 def test_ray_servers_share_the_store_but_never_with_a_local_server(tmp_path: Path) -> None:
     a = RunStore(tmp_path, shared=True)
     b = RunStore(tmp_path, shared=True)  # a second Ray server on the same folder
