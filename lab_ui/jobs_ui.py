@@ -28,6 +28,7 @@ from .session import MAX_RUNNING_JOBS, manager, owner_id
 from .text import escape_markdown
 
 POLL_SECONDS = 0.5  # also keeps an open tab's job from being reaped
+PAUSED_POLL_SECONDS = 2.0  # a paused run changes only when its owner acts; its tab polls this slowly
 _t = Translator(
     {
         "run_diverged": (
@@ -162,21 +163,47 @@ def status_text(view: JobView) -> str:
     return t(f"status_{view.status}")
 
 
+def _rate_key(page: str) -> str:
+    return f"{page}:poll_check"
+
+
+def _pressed(page: str, action: Callable[[], None]) -> None:
+    """A control's callback: flip the job's event, and let the live panel check its polling rate once."""
+    action()
+    st.session_state[_rate_key(page)] = True
+
+
+def poll_seconds(view: JobView) -> float | None:
+    """How often a page asks about its run: fast while it trains or queues, slowly when paused, never when done."""
+    if view.done:
+        return None
+    return PAUSED_POLL_SECONDS if view.status == "paused" else POLL_SECONDS
+
+
 def controls_ui(page: str, job: Job, view: JobView) -> None:
     """Pause/Resume, Step and Stop; callbacks only flip events, so they never block."""
     cols = st.columns(3)
     paused = view.status == "paused"
     with cols[0]:
         if paused:
-            st.button(t("resume"), key=f"{page}:resume", on_click=job.resume, width="stretch", disabled=view.done)
+            action, label, key = job.resume, t("resume"), f"{page}:resume"
         else:
-            st.button(t("pause"), key=f"{page}:pause", on_click=job.pause, width="stretch", disabled=view.done)
+            action, label, key = job.pause, t("pause"), f"{page}:pause"
+        st.button(label, key=key, on_click=_pressed, args=(page, action), width="stretch", disabled=view.done)
     with cols[1]:
         st.button(
-            t("step"), key=f"{page}:step", on_click=job.step_epoch, width="stretch", disabled=view.done or not paused
+            t("step"),
+            key=f"{page}:step",
+            on_click=_pressed,
+            args=(page, job.step_epoch),
+            width="stretch",
+            disabled=view.done or not paused,
         )
     with cols[2]:
-        st.button(t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch", disabled=view.done)
+        st.button(
+            t("stop_run"), key=f"{page}:stop", on_click=_pressed, args=(page, job.stop), width="stretch",
+            disabled=view.done,
+        )  # fmt: skip
 
 
 def run_labels(view: JobView) -> list[str]:
@@ -259,24 +286,28 @@ def _fmt_seconds(s: float) -> str:
 def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
     """Draw `draw(job, view)` in a fragment that polls while the job is alive.
 
-    The polling rate never changes while the job lives (paused included): a full
-    rerun to change it could swallow a Pause/Stop click made in that instant.
-    The one full rerun comes when the job ends, to stop polling and refresh the
-    page's other buttons (Continue, downloads).
+    The rate (`poll_seconds`) is fixed when the page runs in full. It changes
+    only by a full rerun that the owner's own click asked for (Pause, Resume,
+    Step, Stop), never by one the timer starts: a timer-started full rerun
+    could swallow a click made in that instant. The other full rerun comes when
+    the job ends, to stop polling and refresh the page's other buttons
+    (Continue, downloads). A paused run's page thus costs the server one small
+    redraw every `PAUSED_POLL_SECONDS`, which also keeps its run from being reaped.
     """
     job = page_job(page)
     if job is None:
         return
-    alive = not manager().view(job).done
+    rate = poll_seconds(manager().view(job))
 
-    @st.fragment(run_every=POLL_SECONDS if alive else None)
+    @st.fragment(run_every=rate)
     def _panel() -> None:
         job = page_job(page)
         if job is None:
             return
         view = manager().view(job)
         draw(job, view)
-        if alive and view.done:
+        clicked = st.session_state.pop(_rate_key(page), False)
+        if rate is not None and (view.done or (clicked and poll_seconds(view) != rate)):
             st.rerun()
 
     _panel()
@@ -323,14 +354,22 @@ def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[C
     labels = [c.label for c in curves] if curves is not None else run_labels(view)
     progress_ui(view, labels)
     controls_ui(page, job, view)
-    fig = perplexity_figure(
-        curves if curves is not None else curves_from_view(view, labels=labels),
-        view.planned_epochs,
-        title,
-        t("epoch"),
-        t("perplexity"),
-        vocab_size=len(job.checkpoint(0).vocab),
-        baseline_label=t("baseline"),
-        baselines=_ngram_lines(job),
-    )
+    curves = curves if curves is not None else curves_from_view(view, labels=labels)
+    # A poll that brought nothing new reuses the figure: building it is most of a redraw's cost.
+    key = (job.id, view.planned_epochs, title, current_lang(), repr(curves))
+    cached = st.session_state.get(f"{page}:figure")
+    if cached is not None and cached[0] == key:
+        fig = cached[1]
+    else:
+        fig = perplexity_figure(
+            curves,
+            view.planned_epochs,
+            title,
+            t("epoch"),
+            t("perplexity"),
+            vocab_size=len(job.checkpoint(0).vocab),
+            baseline_label=t("baseline"),
+            baselines=_ngram_lines(job),
+        )
+        st.session_state[f"{page}:figure"] = (key, fig)
     st.plotly_chart(fig, width="stretch", key=f"{page}:chart")

@@ -19,14 +19,16 @@ from streamlit.errors import StreamlitAPIException
 from lm_core.errors import LabError, localized
 from lm_core.jobs import BACKENDS, JobManager
 from lm_core.runstore import RunStore, StoreError
+from lm_core.warmup import warm_up_in_background
 
 from .i18n import LANGS, Translator, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
-BACKEND_ENV = "RNN_LAB_BACKEND"  # "thread" (default): in the server, as before; "process": worker processes
-# Threads stay the default until worker processes draw their first point as fast: measured on this 2-core
-# machine, a quick demo's first point took 23 s with processes (0.6 s with threads), the whole run 83 s.
-DEFAULT_BACKEND = "thread"
+BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
+# Worker processes are the default: they keep training off the server's interpreter, so pages stay
+# responsive and each run gets a core. A warm spare worker (torch imported and exercised) draws a run's first
+# point in about the time of one epoch.
+DEFAULT_BACKEND = "process"
 RAY_ADDRESS_ENV = "RNN_LAB_RAY_ADDRESS"  # set: runs train on that Ray cluster (lm_core.ray_backend)
 RAY_MAX_RUNNING = 256  # with Ray the cluster queues actors for free CPUs; this only bounds one server's drivers
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def manager() -> JobManager:
     mgr.store_error = error
     mgr.ray_error = ray_error
     mgr.ray_cpus = ray_cpus
+    warm_up_in_background()  # the first Train click builds its model and optimiser in this process
     return mgr
 
 

@@ -37,6 +37,7 @@ from . import checkpoint
 from .checkpoint import Checkpoint
 from .corpus import Corpus
 from .training import Control, EndEvent, EpochEvent, TrainConfig, Trainer
+from .warmup import warm_up_torch
 
 CONTEXT = "spawn"
 POLL_SECONDS = 0.1  # how often the driver thread looks at the pipe and the control
@@ -220,6 +221,7 @@ def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, 
     from . import jobs  # noqa: F401 -- likewise
 
     torch.set_num_threads(1)
+    warm_up_torch()
     ready.set()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
@@ -294,6 +296,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 stop_seen = stop_seen or time.monotonic()
                 if time.monotonic() - stop_seen > STOP_GRACE_SECONDS:
                     process.terminate()
+        if finished:
+            release()  # the run is over: its slot goes to the next run while this worker exits (idempotent)
         process.join(STOP_GRACE_SECONDS)
         if not finished:
             code = process.exitcode

@@ -9,6 +9,7 @@ training thread outlives the test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -35,14 +36,17 @@ TINY_CHARS = 3000
 
 
 @contextmanager
-def app_page(page: str) -> Iterator[AppTest]:
+def app_page(page: str, backend: str = "thread") -> Iterator[AppTest]:
     """The app switched to `page` (e.g. "pages/sampling.py"), torn down cleanly afterwards.
+
+    Runs train in threads of the test process by default, so tests can watch
+    and patch them; `backend="process"` uses the app's default worker processes.
 
     In Chinese, the default: AppTest calls a selectbox's `format_func` again in
     the test's own thread, where there is no session and `current_lang()` falls
     back to Chinese, so in English the options would not match their labels.
     """
-    with _clean_runtime():
+    with _clean_runtime(backend):
         at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         at.run()
         at.switch_page(page).run()
@@ -59,7 +63,7 @@ def english_page(page: str) -> Iterator[AppTest]:
 
 
 @contextmanager
-def _clean_runtime() -> Iterator[None]:
+def _clean_runtime(backend: str = "thread") -> Iterator[None]:
     """Fresh cached resources; afterwards every training thread stopped and joined.
 
     `session.init` reruns a page it finds in Streamlit's legacy `pages/` mode
@@ -71,9 +75,15 @@ def _clean_runtime() -> Iterator[None]:
     if leave_legacy is not None:
         session._leave_legacy_navigation = lambda: None
     st.cache_resource.clear()
+    before = os.environ.get(session.BACKEND_ENV)
+    os.environ[session.BACKEND_ENV] = backend
     try:
         yield
     finally:
+        if before is None:
+            os.environ.pop(session.BACKEND_ENV, None)
+        else:
+            os.environ[session.BACKEND_ENV] = before
         if leave_legacy is not None:
             session._leave_legacy_navigation = leave_legacy
         session.manager().shutdown()

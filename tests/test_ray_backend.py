@@ -152,7 +152,7 @@ def test_the_sidebar_says_runs_train_locally_when_the_cluster_is_unreachable(
         else:
             assert "无法使用 Ray 集群" in warnings and "训练改在本机进行" in warnings and "没有响应" in warnings
         mgr = helpers.session.manager()
-        assert mgr.backend == "thread" and mgr.store is not None  # local backend, store kept to itself
+        assert mgr.backend == "thread" and mgr.store is not None  # the local backend asked for, store kept to itself
 
 
 def test_ray_servers_share_the_store_but_never_with_a_local_server(tmp_path: Path) -> None:
