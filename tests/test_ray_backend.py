@@ -376,3 +376,43 @@ def test_a_killed_node_interrupts_its_run_which_resumes_from_the_store(
     finally:
         for j in jobs:
             j.stop()
+
+
+@pytest.mark.ray
+def test_my_runs_on_another_server_pauses_and_stops_the_run(
+    cluster: Any, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page itself: this process's app is the second server (same cluster, same store) of a run it did not start."""
+    import apptest_helpers_models as helpers
+
+    from lm_core.runstore import data_dir
+
+    first = JobManager(store=RunStore(data_dir(), shared=True), backend="ray", max_running=8)
+    job = first.submit("alice", [_trainer(tiny_corpus, 100_000)], ["far"], kind="train")
+    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", cluster.address)
+    helpers.st.cache_resource.clear()
+    try:
+        _wait(lambda: first.view(job).epoch >= 1 and job.status == "running")
+
+        def as_alice(at: Any) -> None:
+            at.session_state["owner"] = "alice"
+
+        at = helpers.open_page("my_runs", prepare=as_alice)
+        assert helpers.session.manager().backend == "ray"
+        assert "another web server on the same Ray cluster" in helpers.texts(at)
+        assert not [b for b in at.button if b.key == "my_runs:resume"]  # not resumable twice
+        at.button(key="my_runs:remote:pause").click().run()
+        helpers.assert_ok(at)
+        _wait(lambda: job.status == "paused")
+        at.button(key="my_runs:remote:stop").click().run()
+        job.thread.join(TIMEOUT)
+        assert first.view(job).status == "stopped"
+        at.button(key="my_runs:remote:refresh").click().run()
+        helpers.assert_ok(at)
+        assert "another web server" not in helpers.texts(at)  # stopped: the usual controls again
+    finally:
+        job.stop()
+        job.thread.join(TIMEOUT)
+        helpers.session.manager().shutdown()
+        helpers.st.cache_resource.clear()
+        first.shutdown()
