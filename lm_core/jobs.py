@@ -452,7 +452,7 @@ class JobManager:
         return self.store.mark_interrupted(live_jobs=live)
 
     def control_remote(self, job_id: str, owner: str, action: str) -> bool:
-        """Pause/resume/step_epoch/stop the owner's run started by another server on the same Ray cluster.
+        """Pause/resume/step_epoch/stop/touch the owner's run started by another server on the same Ray cluster.
 
         False when this server has no Ray backend, the job is not the owner's, or its actor is gone.
         """

@@ -169,6 +169,7 @@ class RunActor:
         self.control = Control()
         self.events = _EventList()
         self.thread: threading.Thread | None = None
+        self.watched = 0.0  # when a page on another server last showed this run (see `touch`)
 
     def start(self, spec: Any, paused: bool, stopped: bool, step: bool) -> str:
         """Begin training `spec` (with what was pressed while it queued); returns this node's id."""
@@ -185,12 +186,18 @@ class RunActor:
         self.thread.start()
         return ray.get_runtime_context().get_node_id()
 
-    def poll(self, since: int, wait: float = POLL_WAIT) -> tuple[list[tuple[float, tuple]], bool]:
-        """Events after the first `since` (waiting up to `wait` s for one) and whether no more will come."""
+    def poll(self, since: int, wait: float = POLL_WAIT) -> tuple[list[tuple[float, tuple]], bool, float]:
+        """Events after the first `since` (waiting up to `wait` s for one), whether no more will come, and
+        when another server's page last showed the run."""
         with self.events.cond:
             if len(self.events.events) <= since and not self.events.closed:
                 self.events.cond.wait(timeout=wait)
-            return self.events.events[since:], self.events.closed
+            return self.events.events[since:], self.events.closed, self.watched
+
+    def touch(self) -> bool:
+        """A page on another server shows this run: the starting server must not reap it as unwatched."""
+        self.watched = time.time()
+        return True
 
     def pause(self) -> bool:
         self.control.pause()
@@ -287,7 +294,7 @@ def run_on_ray(job: Any, acquire: Any, release: Any) -> None:
         since, missed, finished = 0, 0, False
         while not finished:
             try:
-                events, closed = ray.get(actor.poll.remote(since, POLL_WAIT), timeout=CALL_TIMEOUT + POLL_WAIT)
+                events, closed, watched = ray.get(actor.poll.remote(since, POLL_WAIT), timeout=CALL_TIMEOUT + POLL_WAIT)
             except GetTimeoutError:
                 missed += 1
                 if missed >= MISSED_POLLS:
@@ -296,6 +303,7 @@ def run_on_ray(job: Any, acquire: Any, release: Any) -> None:
                 continue
             missed = 0
             now = time.time()
+            job.last_seen = max(job.last_seen, watched)  # watched through another server counts as watched
             for stamp, message in events:
                 if message[0] == "epoch":
                     job.event_lags.append(now - stamp)
@@ -338,13 +346,13 @@ def actor_alive(job_id: str) -> bool:
 
 
 def control_remote(job_id: str, action: str) -> bool:
-    """Pause/resume/step_epoch/stop the actor of `job_id`, wherever it was started; False if it is gone.
+    """Pause/resume/step_epoch/stop/touch the actor of `job_id`, wherever it was started; False if it is gone.
 
     The caller checks ownership first (the run store knows each run's owner).
     """
     import ray
 
-    if action not in ("pause", "resume", "step_epoch", "stop"):
+    if action not in ("pause", "resume", "step_epoch", "stop", "touch"):
         raise ValueError(action)
     try:
         actor = ray.get_actor(actor_name(job_id), namespace=NAMESPACE)

@@ -211,6 +211,16 @@ def _elsewhere_ui(record: RunRecord) -> None:
     with cols[3]:
         if st.button(t("r_refresh"), key=f"{PAGE}:remote:refresh"):
             st.rerun()
+    _elsewhere_watch(record.job_id, record.id, record.epoch, record.status)
+
+
+@st.fragment(run_every=2.0)
+def _elsewhere_watch(job_id: str, run_id: str, epoch: int, status: str) -> None:
+    """While this tab shows the run: keep it "watched" for its server, and redraw when the store moves on."""
+    manager().control_remote(job_id, owner_id(), "touch")
+    now = manager().store.run(run_id, owner_id())
+    if now is not None and (now.epoch, now.status) != (epoch, status):
+        st.rerun(scope="app")
 
 
 def main() -> None:

@@ -397,8 +397,11 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
         def as_alice(at: Any) -> None:
             at.session_state["owner"] = "alice"
 
+        opened = time.time()
         at = helpers.open_page("my_runs", prepare=as_alice)
         assert helpers.session.manager().backend == "ray"
+        # Watched through this server counts as watched for the first one (it would reap an unwatched run).
+        _wait(lambda: job.last_seen >= opened)
         assert "another web server on the same Ray cluster" in helpers.texts(at)
         assert not [b for b in at.button if b.key == "my_runs:resume"]  # not resumable twice
         at.button(key="my_runs:remote:pause").click().run()
@@ -407,9 +410,10 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
         at.button(key="my_runs:remote:stop").click().run()
         job.thread.join(TIMEOUT)
         assert first.view(job).status == "stopped"
-        at.button(key="my_runs:remote:refresh").click().run()
+        at.run()  # the next poll of the page (or the Refresh button)
         helpers.assert_ok(at)
         assert "another web server" not in helpers.texts(at)  # stopped: the usual controls again
+        assert [b for b in at.button if b.key == "my_runs:resume"]
     finally:
         job.stop()
         job.thread.join(TIMEOUT)
