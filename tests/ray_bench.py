@@ -108,21 +108,22 @@ def runs_per_minute(corpus: Corpus, backend: str, runs: int, epochs: int) -> flo
         manager.shutdown()
 
 
+def _fmt(rates: list[float]) -> str:
+    return ", ".join(f"{r:,.0f}" for r in rates)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(BOOK_ZIP))
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--short-epochs", type=int, default=3, help="epochs of each run in the runs/minute part")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating local/Ray runs for characters/s")
     parser.add_argument("--address", default="", help="an existing cluster; default: start a two-node one here")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     corpus = Corpus.from_file(args.corpus)
     print(f"corpus: {corpus.name}, {len(corpus):,} characters; book settings (scratch RNN, 256 hidden)")
-
-    local_rate, _ = one_run(corpus, args.epochs, "process")
-    local_controls = controls(corpus, "process")
-    local_rpm = runs_per_minute(corpus, "process", args.runs, args.short_epochs)
 
     cluster = None
     try:
@@ -136,16 +137,28 @@ def main() -> int:
             address = cluster.address
         ray_backend.connect(address)
         print(f"Ray cluster at {address}: {ray_backend.cluster_cpus()} CPUs")
-        ray_rate, lags = one_run(corpus, args.epochs, "ray")
+        # Alternate the backends, so the machine's changing load hits both alike; the median of each.
+        local_rates, ray_rates, lags = [], [], []
+        for _ in range(args.rounds):
+            local_rates.append(one_run(corpus, args.epochs, "process")[0])
+            rate, more = one_run(corpus, args.epochs, "ray")
+            ray_rates.append(rate)
+            lags += more
+        local_rate, ray_rate = statistics.median(local_rates), statistics.median(ray_rates)
+        local_controls = controls(corpus, "process")
         ray_controls = controls(corpus, "ray")
+        local_rpm = runs_per_minute(corpus, "process", args.runs, args.short_epochs)
         ray_rpm = runs_per_minute(corpus, "ray", args.runs, args.short_epochs)
     finally:
         ray_backend.disconnect()
         if cluster is not None:
             cluster.shutdown()
 
-    print(f"one run, local process backend: {local_rate:9,.0f} chars/s")
-    print(f"one run, Ray backend:           {ray_rate:9,.0f} chars/s = {ray_rate / local_rate:.0%} of local")
+    print(f"one run, local process backend: {local_rate:9,.0f} chars/s (rounds: {_fmt(local_rates)})")
+    print(
+        f"one run, Ray backend:           {ray_rate:9,.0f} chars/s = {ray_rate / local_rate:.0%} of local "
+        f"(rounds: {_fmt(ray_rates)})"
+    )
     print(
         f"epoch event reaches the web process after: median {statistics.median(lags) * 1000:.1f} ms, "
         f"worst {max(lags) * 1000:.1f} ms ({len(lags)} epochs)"
