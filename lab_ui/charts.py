@@ -30,6 +30,7 @@ class Curve:
     values: list[float]
     diverged_at: int | None = None  # epoch at which the run diverged, drawn as a marker
     dash: str = "solid"
+    color: int | None = None  # palette index; None: the curve's position (training and validation of a run share one)
 
 
 def _line_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> None:
@@ -62,7 +63,7 @@ def perplexity_figure(
     fig = go.Figure()
     ys: list[float] = []
     for i, c in enumerate(curves):
-        color = PALETTE[i % len(PALETTE)]
+        color = PALETTE[(i if c.color is None else c.color) % len(PALETTE)]
         vals = [v for v in c.values if v is not None and math.isfinite(v)]
         ys.extend(vals)
         fig.add_trace(

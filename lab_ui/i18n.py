@@ -29,6 +29,9 @@ COMMON: Strings = {
     "page_generate": ("生成歌词", "Generate"),
     "page_gradients": ("梯度穿越时间", "Gradients through time"),
     "page_my_runs": ("我的训练", "My runs"),
+    "page_generalise": ("背诵还是创作", "Memorise or generalise"),
+    "run_small": ("1 万字（辛弃疾）", "10,000 characters (辛弃疾)"),
+    "run_large": ("全部宋词", "all Song ci"),
     # settings
     "model": ("模型", "Model"),
     "model_help": (
@@ -77,6 +80,49 @@ COMMON: Strings = {
         "决定初始权重和随机采样的顺序：同一种子 = 同一实验。",
         "Sets the initial weights and the shuffle order: same seed, same experiment.",
     ),
+    # deeper torch.nn models, long corpora, validation (issue 11)
+    "num_layers": ("层数", "Layers"),
+    "num_layers_help": (
+        "叠加的循环层数（1–{n}），只适用于 torch.nn 模型；从零实现的模型与书中一样只有 1 层。",
+        "Stacked recurrent layers (1-{n}), torch.nn models only; the from-scratch models have 1, as in the book.",
+    ),
+    "dropout": ("丢弃率 dropout", "Dropout"),
+    "dropout_help": (
+        "训练时在层与层之间随机丢弃的比例（0–0.5）：需要至少 2 层，1 层时请设为 0。验证和生成时不丢弃。",
+        "Share dropped between layers while training (0-0.5): needs 2 or more layers; with 1 layer keep it at 0. "
+        "Nothing is dropped when validating or generating.",
+    ),
+    "embed": ("嵌入维度", "Embedding"),
+    "embed_help": (
+        "关闭 = 书中的独热输入；否则每个字先查一个这么长的向量（书中后面的简洁实现），最大 {n:,}。只适用于 torch.nn 模型。",
+        "Off = the book's one-hot input; otherwise each character is first looked up as a vector of this size "
+        "(the book's later concise chapters), at most {n:,}. torch.nn models only.",
+    ),
+    "embed_off": ("关闭（独热）", "off (one-hot)"),
+    "steps_per_epoch": ("每个周期的小批量数", "Minibatches per epoch"),
+    "steps_per_epoch_help": (
+        "0 = 书中的做法，每个周期遍历整个语料一次；否则一个周期只训练这么多个小批量，下一个周期接着读，"
+        "这样在 150 万字的全部宋词上也能每隔几秒画出一个点。",
+        "0 = the book's way, one whole pass over the corpus per epoch; otherwise an epoch is this many "
+        "minibatches and the next one reads on, so even all of Song ci (1.5 M characters) draws a point every few "
+        "seconds.",
+    ),
+    "whole_pass": ("0（完整遍历）", "0 (a whole pass)"),
+    "val_fraction": ("验证集比例", "Validation share"),
+    "val_fraction_help": (
+        "语料末尾留作验证的比例（0–0.4），按整首词切分，模型训练时看不到这些词。0 = 不验证（书中）。"
+        "验证部分至少要够一个小批量（批量 × (时间步 + 1) 个字符）。",
+        "Share of the corpus held out at its end for validation (0-0.4), cut at a whole ci so the model never "
+        "trains on it. 0 = none (the book). The held-out part must fill at least one minibatch (batch × "
+        "(num_steps + 1) characters).",
+    ),
+    "patience": ("耐心值（提前停止）", "Patience (early stopping)"),
+    "patience_help": (
+        "连续这么多个周期验证困惑度都没有更低时提前停止，并保留验证最好的那个周期的权重（0–50；0 = 关闭）。需要验证集比例大于 0。",
+        "Stop when validation perplexity has not improved for this many epochs, and keep the weights of the best "
+        "epoch (0-50; 0 = off). Needs a validation share above 0.",
+    ),
+    "patience_off": ("0（关闭）", "0 (off)"),
     "compare": ("同时训练另一个模型对比", "Compare with a second model"),
     "compare_help": (
         "第二个模型与第一个同步训练（同一种子、同一语料、同一设置），两条曲线画在同一张图上。",
@@ -174,6 +220,8 @@ def run_label(key: str, clip: float | None = None) -> str:
     model kind; anything else (a job from an older version) is shown as it is.
     """
     if key in ("random", "adjacent", "noclip"):
+        return t(f"run_{key}")
+    if key in ("small", "large"):  # the memorise-or-generalise lesson's two corpora
         return t(f"run_{key}")
     if key == "clip":
         return t("run_clip", theta=f"{clip:g}" if clip is not None else "?")

@@ -18,7 +18,7 @@ import streamlit as st
 
 from lm_core.errors import LabError, localized
 from lm_core.jobs import Job, JobView
-from lm_core.training import Trainer
+from lm_core.training import Trainer, check_validation
 
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
@@ -43,6 +43,17 @@ _t = Translator(
             "Stopped after {e} of {n} epochs; the models are kept.",
         ),
         "job_error": ("训练出错：{msg}", "Training failed: {msg}"),
+        "run_early": (
+            "「{label}」提前停止：连续 {p} 个周期验证困惑度没有更低；保留的是第 {best} 个周期的权重"
+            "（验证困惑度最低），生成和隐藏状态页使用它们。",
+            "“{label}” stopped early: no better validation perplexity for {p} epochs; best from epoch {best}, "
+            "whose weights are kept (Generate and Hidden states use them).",
+        ),
+        "run_best_kept": (
+            "「{label}」：保留验证困惑度最低的第 {best} 个周期的权重（共 {e} 个周期）。",
+            "“{label}”: the weights kept are epoch {best}'s, the best by validation perplexity (of {e} epochs).",
+        ),
+        "job_finished_early": ("提前停止，共训练 {e} 个周期。", "Stopped early after {e} epochs."),
         "job_diverged": (
             "第 {e} 个周期之后训练发散，模型回退到发散前的权重。",
             "Diverged after epoch {e}; the weights were rolled back to before it.",
@@ -221,6 +232,8 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
     lm_core's own end messages are English only, so they are shown only where no status says more;
     an error's text is escaped (it may quote a file name).
     """
+    if status == "finished" and message.startswith("Stopped early"):  # lm_core.jobs' early-stopping end
+        return _t("job_finished_early", e=epoch)
     if status == "finished":
         return _t("job_finished", n=planned)
     if status == "stopped":
@@ -237,8 +250,25 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
 
 
 def end_message(view: JobView) -> str:
-    """How a finished job ended (see `ended_text`)."""
+    """How a finished job ended (see `ended_text`); every run stopped early is said so, not "finished N"."""
+    if view.status == "finished" and view.runs and all(r.stopped_early for r in view.runs):
+        return _t("job_finished_early", e=max(len(r.history) for r in view.runs))
     return ended_text(view.status, view.epoch, view.planned_epochs, view.message)
+
+
+def best_weights_ui(view: JobView, labels: list[str]) -> None:
+    """Which epoch's weights each run keeps when early stopping chose them (issue 11: say where they came from)."""
+    for run, label in zip(view.runs, labels, strict=True):
+        if not run.config.get("patience") or not run.history:
+            continue
+        best = run.end.best_epoch if run.end is not None else None
+        best = best or run.history[-1].get("best_epoch")  # a run that used all its epochs has no end event
+        if best is None:
+            continue
+        if run.stopped_early:
+            st.info(_t.md("run_early", label=label, p=run.config["patience"], best=best))
+        elif view.status == "finished" and run.status == "finished":
+            st.caption(_t.md("run_best_kept", label=label, best=best, e=len(run.history)))
 
 
 def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
@@ -254,6 +284,7 @@ def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     if view.status == "queued":
         st.info(status_text(view))
     divergence_ui(view, labels)
+    best_weights_ui(view, labels or run_labels(view))
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
         st.error(_t("job_failed", e=view.epoch))
@@ -319,6 +350,25 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
         st.warning(t.md("corpus_error", msg=choice.error))
     else:
         corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
+        problem = validation_problem(choice, values)
+        if problem:
+            st.warning(t.md("corpus_error", msg=problem))
+
+
+def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:
+    """Why this corpus's validation split cannot fill one minibatch, in the UI's language (None: fine or off).
+
+    Said before Train is pressed: the same check the trainer makes (`check_validation`) on the same split.
+    """
+    share = values.get("val_fraction") or 0.0
+    if choice.corpus is None or share <= 0:
+        return None
+    try:
+        n_val = len(choice.corpus) - choice.corpus.split_point(share)
+        check_validation(n_val, values["batch_size"], values["num_steps"])
+    except LabError as exc:
+        return localized(exc, current_lang())
+    return None
 
 
 def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], start: Callable[[], None]) -> None:

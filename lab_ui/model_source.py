@@ -33,19 +33,22 @@ from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.songci import SUBSETS, songci_text
 
-from . import corpus_ui
+from . import corpus_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
 from .session import manager, owner_id
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-SESSION_PAGES = ("train", "sampling", "clipping")  # pages whose training job can lend its model
+SESSION_PAGES = ("train", "sampling", "clipping", "generalise")  # pages whose training job can lend its model
 MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them are on My runs)
 SONGCI_PREFIX = "宋词 · "  # lm_core.songci.songci_corpus names its corpora "宋词 · <subset>"
 CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
 POLL_SECONDS = 2.0
+# The shipped model that writes new ci (all of Song ci, issue 11): opened by default when present, because the
+# small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
+PREFERRED_SHIPPED = "songci-all-lstm.pt"
 
 t = Translator(
     {
@@ -137,6 +140,15 @@ t = Translator(
             "Not in the model's vocabulary: {chars}. Remove or replace them.",
         ),
         "and_more": ("（另有 {n} 个）", " (and {n} more)"),
+        "compare_with": ("与另一个模型对比", "Compare with another model"),
+        "compare_with_help": (
+            "用同一前缀和同一设置让另一个模型也写一段，并排显示，各自标出从自己的训练语料中逐字照抄的部分。"
+            "例如「背诵还是创作」页训练的两个模型，或自带的小模型与全部宋词模型。",
+            "Another model writes from the same prefix with the same settings, side by side, each with what it "
+            "copied verbatim from its own training text. For example the two models of the Memorise or "
+            "generalise page, or a small shipped model against the all-Song-ci one.",
+        ),
+        "compare_nobody": ("不对比", "no comparison"),
     }
 )
 
@@ -442,6 +454,21 @@ def _options() -> dict[str, _Option]:
     return opts
 
 
+def default_option(opts: dict[str, _Option]) -> str:
+    """The picker's default: this session's run, else `PREFERRED_SHIPPED`, else the first readable shipped file.
+
+    A session run comes first because a student who just trained wants to see it; otherwise the model that
+    writes new ci, not one of the small models that recite their corpus.
+    """
+    session_run = next((i for i, o in opts.items() if o.source == "session"), None)
+    if session_run is not None:
+        return session_run
+    preferred = f"shipped:{PREFERRED_SHIPPED}"
+    if preferred in opts and opts[preferred].ok:
+        return preferred
+    return next((i for i, o in opts.items() if o.source == "shipped" and o.ok), "upload")
+
+
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
     """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
     try:
@@ -528,15 +555,14 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
 def model_source_ui(page: str) -> ModelChoice | None:
     """Draw the model picker and return the chosen, ready model (None: nothing usable yet, and said why).
 
-    Default: this session's trained model, else the first shipped checkpoint,
-    else the uploader. Until the user picks, the default follows newly
+    Default: this session's trained model, else the shipped all-Song-ci model
+    (`PREFERRED_SHIPPED`), else the first shipped checkpoint, else the uploader. Until the user picks, the default follows newly
     started runs; after that their choice stands while it exists.
     """
     upload_error = _ingest_upload(page)
     opts = _options()
     ids = list(opts)
-    default = next((i for i in ids if opts[i].source == "session"), None)
-    default = default or next((i for i in ids if opts[i].source == "shipped" and opts[i].ok), "upload")
+    default = default_option(opts)
     chosen = st.session_state.get(CHOICE_KEY)
     if chosen not in opts or not st.session_state.get(EXPLICIT_KEY):
         chosen = default
@@ -574,6 +600,37 @@ def model_source_ui(page: str) -> ModelChoice | None:
         choice = ModelChoice(key, chosen, option.source, label, ckpt, model, text, note, option.job, option.run)
         _summary_ui(choice)
     return choice
+
+
+def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
+    """A second model to write beside the chosen one (None: no comparison, or it cannot be used and was said so).
+
+    Any other model of the picker but an upload (its uploader belongs to the main picker); vocabularies may
+    differ, so the caller checks the prefix against each. The choice survives page switches.
+    """
+    opts = {i: o for i, o in _options().items() if i != choice.option and o.source != "upload" and o.ok}
+    ids = ["none", *opts]
+    key = f"{page}:compare_with"
+    persist.restore(key, "none")
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = "none"
+    labels = {i: o.label for i, o in opts.items()} | {"none": t("compare_nobody")}
+    pick = st.selectbox(t("compare_with"), ids, key=key, format_func=labels.get, help=t("compare_with_help"))
+    persist.save(key)
+    if pick == "none":
+        return None
+    option = opts[pick]
+    picked = _resolve(page, option, None)
+    if picked is None:
+        return None
+    cache_key, ckpt = picked
+    try:
+        model = _model(cache_key, ckpt)
+    except CheckpointError as exc:
+        st.error(t.md("upload_error", msg=localized(exc, current_lang())))
+        return None
+    text, note = _corpus(ckpt, option.job, option.run, option.corpus_hash)
+    return ModelChoice(cache_key, pick, option.source, option.label, ckpt, model, text, note, option.job, option.run)
 
 
 def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str, Checkpoint] | None:

@@ -17,15 +17,24 @@ from typing import Any
 
 import streamlit as st
 
+from lm_core.errors import LabError, localized
+from lm_core.limits import MAX_EMBED, MAX_LAYERS
 from lm_core.models import MODEL_KINDS
 from lm_core.training import TrainConfig
 
-from .i18n import model_label, t
+from .i18n import current_lang, model_label, t
 
-HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)
+HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 CLIP_OPTIONS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+# Issue 11's settings. Dropout stops at 0.5 here (the engine allows up to 0.9; above 0.5 a small model learns
+# little), validation at 0.4 (the engine: below 0.5), patience at 50 epochs; the help texts say so.
+DROPOUT_OPTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+EMBED_OPTIONS = tuple(e for e in (0, 16, 32, 64, 96, 128, 192, 256, 384, 512) if e <= MAX_EMBED)
+STEPS_PER_EPOCH_OPTIONS = (0, 10, 25, 50, 100, 200, 250, 500, 1000, 2000)
+VAL_OPTIONS = (0.0, 0.02, 0.05, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)
+MAX_PATIENCE = 50
 
 
 def _nearest(options: Sequence[float], value: float, log: bool = False) -> float:
@@ -72,6 +81,7 @@ class Field:
     label_key: str = ""
     help_key: str = ""
     fmt: Callable[[Any], str] | None = None
+    help_args: tuple[tuple[str, Any], ...] = ()  # numbers the help text states (its limits)
 
     def parse(self, raw: str) -> Any:
         """URL text -> value, or raise ValueError."""
@@ -123,6 +133,47 @@ FIELDS: dict[str, Field] = {
         Field("clip_on", "toggle", label_key="clip_on", help_key="clip_on_help"),
         Field("clip", "select_slider", CLIP_OPTIONS, log=True, label_key="clip", help_key="clip_help", fmt=_fmt_num),
         Field("epochs", "slider", bounds=(1, 500), label_key="epochs", help_key="epochs_help"),
+        Field(
+            "num_layers",
+            "slider",
+            bounds=(1, MAX_LAYERS),
+            label_key="num_layers",
+            help_key="num_layers_help",
+            help_args=(("n", MAX_LAYERS),),
+        ),
+        Field("dropout", "select_slider", DROPOUT_OPTIONS, label_key="dropout", help_key="dropout_help", fmt=_fmt_num),
+        Field(
+            "embed",
+            "select_slider",
+            EMBED_OPTIONS,
+            label_key="embed",
+            help_key="embed_help",
+            fmt=lambda e: t("embed_off") if e == 0 else str(e),
+            help_args=(("n", MAX_EMBED),),
+        ),
+        Field(
+            "steps_per_epoch",
+            "select_slider",
+            STEPS_PER_EPOCH_OPTIONS,
+            label_key="steps_per_epoch",
+            help_key="steps_per_epoch_help",
+            fmt=lambda n: t("whole_pass") if n == 0 else str(n),
+        ),
+        Field(
+            "val_fraction",
+            "select_slider",
+            VAL_OPTIONS,
+            label_key="val_fraction",
+            help_key="val_fraction_help",
+            fmt=lambda v: f"{v:.0%}",
+        ),
+        Field(
+            "patience",
+            "slider",
+            bounds=(0, MAX_PATIENCE),
+            label_key="patience",
+            help_key="patience_help",
+        ),
         Field("seed", "number", bounds=(0, 2**31 - 1), label_key="seed", help_key="seed_help"),
         Field(
             "compare",
@@ -135,7 +186,25 @@ FIELDS: dict[str, Field] = {
     )
 }
 
-URL_KEYS = {"num_steps": "steps", "batch_size": "batch", "optimizer": "opt", "clip_on": "clipping"}
+URL_KEYS = {
+    "num_steps": "steps",
+    "batch_size": "batch",
+    "optimizer": "opt",
+    "clip_on": "clipping",
+    "num_layers": "layers",
+    "steps_per_epoch": "epoch_steps",
+    "val_fraction": "val",
+    "embed": "embedding",  # Streamlit reserves ?embed= (embedded apps)
+}
+# The engine's defaults, so a page or preset that predates these fields still has a value for each.
+NEW_FIELD_DEFAULTS = {
+    "num_layers": 1,
+    "dropout": 0.0,
+    "embed": 0,
+    "steps_per_epoch": 0,
+    "val_fraction": 0.0,
+    "patience": 0,
+}
 
 
 def defaults_from(cfg: TrainConfig) -> dict[str, Any]:
@@ -146,7 +215,24 @@ def defaults_from(cfg: TrainConfig) -> dict[str, Any]:
     values["hidden"] = _nearest(HIDDEN_OPTIONS, cfg.hidden)
     values["batch_size"] = _nearest(BATCH_OPTIONS, cfg.batch_size)
     values["lr"] = _nearest(LR_OPTIONS, cfg.lr, log=True)
+    values["dropout"] = _nearest(DROPOUT_OPTIONS, cfg.dropout)
+    values["embed"] = _nearest(EMBED_OPTIONS, cfg.embed)
+    values["steps_per_epoch"] = _nearest(STEPS_PER_EPOCH_OPTIONS, cfg.steps_per_epoch)
+    values["val_fraction"] = _nearest(VAL_OPTIONS, cfg.val_fraction)
+    values["patience"] = min(cfg.patience, MAX_PATIENCE)
     return values
+
+
+def config_problem(values: dict[str, Any]) -> str | None:
+    """Why these widget values are not a valid run (e.g. dropout with 1 layer), in the UI's language; None if fine.
+
+    Shown under the settings as soon as the combination is chosen, not only when Train is pressed.
+    """
+    try:
+        to_config(values).validate()
+    except LabError as exc:
+        return localized(exc, current_lang())
+    return None
 
 
 def to_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
@@ -182,7 +268,7 @@ def settings_ui(
         wkey = _wkey(page, name)
         if wkey in st.session_state:
             continue
-        value = st.session_state.get(_skey(page, name), defaults[name])
+        value = st.session_state.get(_skey(page, name), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
         raw = st.query_params.get(URL_KEYS.get(name, name))
         if first_visit and raw is not None:
             try:
@@ -205,7 +291,7 @@ def settings_ui(
 
 
 def _draw(field: Field, key: str, disabled: bool) -> Any:
-    label, help_ = t(field.label_key), t(field.help_key)
+    label, help_ = t(field.label_key), t(field.help_key, **dict(field.help_args))
     kw: dict[str, Any] = {"key": key, "help": help_, "disabled": disabled}
     if field.fmt:
         kw["format_func"] = field.fmt

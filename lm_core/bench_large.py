@@ -4,7 +4,8 @@
 load and vocabulary, then trains a few minibatches of the given model and
 reports characters/second and the process's peak resident memory. Run it once
 per thread count (`--threads 1`, `--threads 2`): torch's thread pool is fixed
-per process.
+per process. `--lesson` times the "memorise or generalise" page's default instead
+(`lessons.PRESET`: both runs, 100 minibatches each, validation included).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 import torch
 
+from . import lessons
 from .songci import ALL_SUBSET, songci_corpus
 from .training import TrainConfig, Trainer
 
@@ -43,5 +45,38 @@ def main(config: TrainConfig, steps: int, threads: int) -> str:
             lines.append(
                 f"epoch {event.epoch}: {event.steps} steps in {event.seconds:.2f} s, {event.tokens_per_s:,.0f} chars/s"
             )
+    lines.append(f"peak memory {peak_memory_mb():,.0f} MB")
+    return "\n".join(lines)
+
+
+def lesson(threads: int, epochs: int = 2) -> str:
+    """Seconds per lockstep epoch of the memorise-or-generalise preset (the page promises about 10 s).
+
+    Both corpora are loaded first (the page has them cached); epoch 1 includes torch's warm-up, so every epoch
+    is printed. An epoch here is what the page draws as one point: 100 minibatches of each run plus validation.
+    """
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    small, large = lessons.corpora()
+    load_s = time.perf_counter() - start
+    config = TrainConfig.from_dict({**lessons.PRESET.to_dict(), "epochs": epochs})
+    trainers = lessons.trainers(config, small, large)
+    c = lessons.PRESET
+    lines = [
+        f"memorise or generalise: {c.model} {c.hidden}, embed {c.embed}, B={c.batch_size} T={c.num_steps}, "
+        f"{c.steps_per_epoch} minibatches per epoch per run, threads {threads}; corpora loaded in {load_s:.2f} s",
+    ]
+    for epoch in range(1, epochs + 1):
+        seconds = []
+        for trainer in trainers:
+            t0 = time.perf_counter()
+            for _ in trainer.run_epoch():
+                pass
+            seconds.append(time.perf_counter() - t0)
+        vals = ", ".join(f"{t.history[-1].val_perplexity:.0f}" for t in trainers)
+        lines.append(
+            f"epoch {epoch}: small {seconds[0]:.2f} s + large {seconds[1]:.2f} s = {sum(seconds):.2f} s "
+            f"(validation perplexity {vals})"
+        )
     lines.append(f"peak memory {peak_memory_mb():,.0f} MB")
     return "\n".join(lines)

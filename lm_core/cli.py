@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--val-fraction", type=float, default=0.0)
     bl.add_argument("--steps-per-epoch", type=int, default=20, help="minibatches timed (after one warm-up epoch)")
     bl.add_argument("--threads", type=int, default=1)
+    bl.add_argument("--lesson", action="store_true", help="time the memorise-or-generalise preset instead")
 
     g = sub.add_parser("generate", help="write lyrics from a prefix with a checkpoint")
     g.add_argument("--checkpoint", type=Path, required=True)
@@ -322,6 +323,9 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
+    if args.lesson:
+        print(bench_large.lesson(args.threads))
+        return 0
     cfg = TrainConfig(
         model=args.model,
         sampling=args.sampling,

@@ -59,6 +59,16 @@ class RunView:
         """Still part of the comparison (a diverged run stops while the others go on)."""
         return self.status != "diverged"
 
+    @property
+    def stopped_early(self) -> bool:
+        """Ended by early stopping: finished before its planned epochs, its best-by-validation weights kept."""
+        return early_stopped(self.end, len(self.history), self.config.get("epochs", 0))
+
+
+def early_stopped(end: EndEvent | None, epochs_done: int, planned: int) -> bool:
+    """True for a run that patience ended: "finished" before its planned epochs, with a best epoch."""
+    return end is not None and end.status == "finished" and end.best_epoch is not None and epochs_done < planned
+
 
 @dataclass
 class JobView:
@@ -212,6 +222,10 @@ class Job:
         elif "diverged" in statuses:
             msgs = [f"{self.labels[i]}: {e.message}" for i, e in enumerate(self._ends) if e and e.status == "diverged"]
             self._finish("finished" if len(self.trainers) > 1 else "diverged", " ".join(msgs))
+        elif self._ends and all(
+            early_stopped(e, t.epoch, t.config.epochs) for e, t in zip(self._ends, self.trainers, strict=True)
+        ):
+            self._finish("finished", " ".join(e.message for e in self._ends if e is not None))
         else:
             self._finish("finished", f"Finished {planned} epochs.")
 
@@ -224,7 +238,10 @@ class Job:
                     self._clipped[i].append(event.clipped)
             elif isinstance(event, EpochEvent):
                 samples = self._sample(trainer, event.epoch)
-                ckpt = from_trainer(trainer)
+                ending = trainer.patience_ran_out() or trainer.epoch >= trainer.config.epochs
+                # With early stopping on, a run's last published weights are its best by validation (the
+                # checkpoint names their epoch); before that, the latest, so pages follow the training live.
+                ckpt = from_trainer(trainer, best=ending and trainer.config.patience > 0)
                 if self.recorder is not None:
                     self.recorder.epoch(i, event, ckpt, samples)
                 with self._lock:
@@ -237,6 +254,20 @@ class Job:
                     self._ends[i] = event
                     self._published[i] = from_trainer(trainer)
                     self._version += 1
+                return
+        if trainer.patience_ran_out():  # `train()` would stop here; the job drives epochs itself, so it asks
+            p, best = trainer.config.patience, trainer.best_epoch
+            message = (
+                f"Stopped early: no better validation perplexity for {p} epochs; best from epoch {best} "
+                f"(perplexity {trainer.best_val:.2f}), whose weights are kept."
+            )
+            trainer.status, trainer.message = "finished", message
+            end = EndEvent("finished", message, trainer.epoch, best_epoch=best)
+            with self._lock:
+                self._ends[i] = end
+                self._version += 1
+            if self.recorder is not None:  # a comparison goes on: the store / web process hear of it now
+                self.recorder.run_end(i, end)
 
     def _sample(self, trainer: Trainer, epoch: int) -> dict[str, str]:
         if not self.prefixes or (epoch % self.sample_every and epoch != trainer.config.epochs and epoch != 1):
@@ -306,7 +337,7 @@ class Job:
             status, message, version = self.status, self.message, self._version
         planned = max(t.config.epochs for t in self.trainers)
         # Progress counts the runs still training: a run that diverged in epoch 1 must not pin it at 0.
-        live = [r for r in runs if r.alive] or runs
+        live = [r for r in runs if r.alive and not r.stopped_early] or runs
         epoch = min(len(r.history) for r in live)
         end = self._finished or time.time()
         elapsed = end - self._started if self._started else 0.0

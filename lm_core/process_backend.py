@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+import types
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,6 +58,9 @@ class SharedControl(Control):
         self._go.set()
         self._stop = ctx.Event()
         self._after_epoch = ctx.Value("b", 0)
+        # Set while the worker holds one of the server's CPU slots. A paused worker gives its slot back (a
+        # queued run trains meanwhile); after Resume or Step it waits here until the server grants one again.
+        self._slot = ctx.Event()
 
     @property
     def _pause_after_epoch(self) -> bool:  # the base class reads and writes this name
@@ -66,14 +71,21 @@ class SharedControl(Control):
         if hasattr(self, "_after_epoch"):
             self._after_epoch.value = int(value)
 
+    def wait_for_slot(self) -> None:
+        """In the worker, after a pause: block until the server grants a CPU slot again, or the run stops."""
+        while not self._slot.wait(timeout=0.1):
+            if self._stop.is_set():
+                return
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"_go": self._go, "_stop": self._stop, "_after_epoch": self._after_epoch}
+        return {"_go": self._go, "_stop": self._stop, "_after_epoch": self._after_epoch, "_slot": self._slot}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # The worker's copy starts from a plain Control's local state (no callbacks, its own pause clock:
         # the time blocked while paused is measured where the training loop waits) and shares the events.
         Control.__init__(self)
         self._go, self._stop, self._after_epoch = state["_go"], state["_stop"], state["_after_epoch"]
+        self._slot = state["_slot"]
 
 
 @dataclass
@@ -84,6 +96,9 @@ class RunSpec:
     corpus_name: str
     corpus_text: str
     start: bytes  # checkpoint of the starting point (weights, optimiser, history, RNG)
+    # Where each document starts: the text is already preprocessed (newlines are spaces), so the worker could not
+    # find them again, and its validation split would fall mid-ci instead of at a whole ci as in the web process.
+    doc_starts: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +120,7 @@ def spec_from_trainers(job: Any) -> JobSpec:
             corpus_name=t.corpus.name,
             corpus_text=t.corpus.text,
             start=checkpoint.to_bytes(checkpoint.from_trainer(t)),
+            doc_starts=list(t.corpus.doc_starts),
         )
         for t in job.trainers
     ]
@@ -128,6 +144,10 @@ class _PipeRecorder:
     def status(self, status: str) -> None:
         self.conn.send(("status", status))
 
+    def run_end(self, index: int, end: EndEvent) -> None:
+        """One run of a comparison ended (early stopping) while the others train on."""
+        self.conn.send(("end", index, end.__dict__))
+
     def finish(self, status: str, message: str, ends: list[EndEvent | None]) -> None:
         for i, end in enumerate(ends):
             if end is not None:
@@ -146,9 +166,36 @@ class _Warm:
         self.process = ctx.Process(
             target=_warm_main, args=(spec_recv, self.control, events_send, self.ready), daemon=True
         )
-        self.process.start()
+        start_without_main(self.process)
         spec_recv.close()
         events_send.close()
+
+
+_NO_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: nothing for a spawned child to re-run
+_start_lock = threading.Lock()
+
+
+def start_without_main(process: Any) -> None:
+    """Start a spawned process without it re-importing the parent's `__main__` module.
+
+    "spawn" runs the parent's main module again in the child (as `__mp_main__`)
+    when it has a `__file__`. In a Streamlit server that module is the app's
+    script (Streamlit puts each script run into `sys.modules["__main__"]`), so
+    every worker imported `streamlit_app.py` with Streamlit and every page's
+    imports: 10-15 s of a loaded 2-core machine (py-spy) before the worker could
+    train, and page code running where no page exists. The swap lasts only
+    while `start()` pickles the preparation data; a script run that begins
+    meanwhile executes its own module object, which never goes through
+    `sys.modules`, so putting the old entry back cannot disturb it.
+    """
+    with _start_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _NO_MAIN
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 _spares: list[_Warm] = []
@@ -180,8 +227,18 @@ def wait_warm(timeout: float) -> bool:
     return False
 
 
+def refill_later() -> None:
+    """Start the next spare in the background.
+
+    The driver calls this once its run has drawn its first point (or ended):
+    a spare's warm-up is seconds of a core, which on a 2-core machine would
+    otherwise be taken from the very epochs a student is waiting to see.
+    """
+    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
+
+
 def _take_warm() -> _Warm:
-    """A ready worker if there is one (and start the next spare in the background), else a new one."""
+    """A ready worker if there is one, else a new one (the driver starts the next spare: `refill_later`)."""
     with _spares_lock:
         warm = None
         while _spares and warm is None:
@@ -190,7 +247,6 @@ def _take_warm() -> _Warm:
                 warm = candidate
     if warm is None:
         warm = _Warm(mp.get_context(CONTEXT))
-    threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
     return warm
 
 
@@ -231,6 +287,20 @@ def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, 
     worker_main(spec, control, conn)
 
 
+def _give_back_slot(control: SharedControl, conn: Connection) -> None:
+    """In the worker, as it pauses: the slot is free for a queued run (the driver releases it)."""
+    control._slot.clear()
+    conn.send(("status", "paused"))
+
+
+def _take_slot(control: SharedControl, conn: Connection) -> None:
+    """In the worker, on Resume or Step: queue for a slot like any run, then train on."""
+    if not control._slot.is_set():
+        conn.send(("status", "queued"))
+        control.wait_for_slot()
+    conn.send(("status", "running"))
+
+
 def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None:
     """Body of the worker process: build the trainers, run the lockstep epochs, report everything."""
     import torch
@@ -242,6 +312,8 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None
         trainers = []
         for run in spec.runs:
             corpus = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
+            if run.doc_starts:
+                corpus.doc_starts = list(run.doc_starts)
             trainer = Trainer(corpus, TrainConfig.from_dict(run.config))
             checkpoint.restore_trainer(checkpoint.from_bytes(run.start), trainer)
             trainers.append(trainer)
@@ -251,8 +323,8 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None
             t.control = control
         recorder = _PipeRecorder(conn, job)
         job.recorder = recorder
-        control.on_block = lambda: conn.send(("status", "paused"))
-        control.on_unblock = lambda: conn.send(("status", "running"))
+        control.on_block = lambda: _give_back_slot(control, conn)
+        control.on_unblock = lambda: _take_slot(control, conn)
         conn.send(("status", "running"))
         job._loop()
     except Exception as exc:  # noqa: BLE001 -- reported to the page instead of a silent exit
@@ -266,6 +338,7 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
     """Driver thread in the web process for a `ProcessJob`: a slot, a worker, and its events."""
     from .jobs import MAX_STEP_TRACE
 
+    refilled = False
     try:
         acquire(job)
         if job.control.stopped:
@@ -274,6 +347,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         job._started = time.time()
         warm = _take_warm()
         _adopt(job, warm.control)
+        warm.control._slot.set()
+        held = True  # this run holds a CPU slot; a paused worker lends it to the queue
         warm.spec_send.send(spec_from_trainers(job))
         warm.spec_send.close()
         receive, process = warm.events, warm.process
@@ -287,6 +362,19 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 except (EOFError, OSError):
                     break
                 finished = _apply(job, message, MAX_STEP_TRACE)
+                if not refilled and (message[0] == "epoch" or finished):
+                    refill_later()
+                    refilled = True
+                if message == ("status", "paused") and held:
+                    release()
+                    held = False
+                continue
+            control = job.control
+            if not held and not control.paused and not control.stopped:  # Resume or Step while it had no slot
+                job._set_status("queued")
+                acquire(job)
+                held = True
+                control._slot.set()
                 continue
             if not process.is_alive():
                 if receive.poll(0):
@@ -312,6 +400,8 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         job._finish("error", f"Training failed: {type(exc).__name__}: {exc}")
     finally:
         release()
+        if not refilled and job.process is not None:
+            refill_later()
 
 
 def _apply(job: Any, message: tuple, max_steps: int) -> bool:

@@ -84,6 +84,10 @@ class Recorder:
         for i in range(len(self.labels)):
             self.store.set_status(run_id(self.job_id, i), status)
 
+    def run_end(self, index: int, end: EndEvent) -> None:
+        """One run ended before the others (early stopping): its status now, not when the job ends."""
+        self.store.set_status(run_id(self.job_id, index), end.status, end.message)
+
     def finish(self, status: str, message: str, ends: list[EndEvent | None]) -> None:
         for i, end in enumerate(ends):
             self.store.set_status(

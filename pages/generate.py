@@ -118,6 +118,16 @@ t = Translator(
         "step_help": ("生成的第几个字。", "Which generated character."),
         "step_title": ("第 {i} 步：{ctx} → ?", "Step {i}: {ctx} → ?"),
         "prob_axis": ("概率", "probability"),
+        "versus": ("两个模型，同一前缀", "Two models, one prefix"),
+        "versus_caption": (
+            "同一前缀、同一选字方式和种子。黄色是各自从自己的训练语料中逐字照抄的片段（连续 {n} 个字以上）。",
+            "Same prefix, decoding and seed. Yellow marks what each copied verbatim from its own training text "
+            "({n}+ characters in a row).",
+        ),
+        "versus_prefix": (
+            "另一个模型不认识这个前缀：{msg}",
+            "The other model cannot read this prefix: {msg}",
+        ),
     }
 )
 
@@ -311,6 +321,47 @@ def _compare_ui(result: Result) -> None:
                 st.caption(t("v_copied", p=share))
 
 
+def _versus_ui(choice: ModelChoice, settings: dict, result: Result) -> None:
+    """The chosen model's lines beside a second model's, from the same prefix and settings, each with its copied share.
+
+    Shows a model that recites next to one that composes (issue 11). The second text is written once per
+    settings and model version, not on every rerun.
+    """
+    other = model_source.compare_ui(PAGE, choice)
+    if other is None:
+        return
+    problem = model_source.text_problem(settings["prefix"], other)
+    if problem is not None:
+        st.info(t.md("versus_prefix", msg=problem))
+        return
+    if result.settings != settings or result.model_option != choice.option:
+        return  # the main text is stale: the "settings changed" note above asks for Generate first
+    signature = (other.key, choice.key, tuple(sorted(settings.items())))
+    held = st.session_state.get(f"{PAGE}:versus")
+    if held is None or held[0] != signature:
+        k = None if settings["top_k"] == "off" else int(settings["top_k"])
+        written = _write(
+            other,
+            settings["prefix"],
+            settings["length"],
+            settings["strategy"],
+            settings["temperature"],
+            k,
+            settings["seed"],
+            "lyrics",
+        )
+        held = (signature, written)
+        st.session_state[f"{PAGE}:versus"] = held
+    st.subheader(t("versus"))
+    st.caption(t("versus_caption", n=MIN_COPY))
+    for col, label, written in zip(st.columns(2), (choice.label, other.label), (result.main, held[1]), strict=True):
+        with col:
+            st.markdown(f"**{escape_markdown(label)}**")
+            _text_block(written)
+            share = written.copied_share()
+            st.caption(t("v_copied", p=share) if share is not None else t("meter_off"))
+
+
 def _step_chart(gen: Generation, i: int, key: str) -> None:
     """Bars for generated step `i` (1-based), titled with the text just before it."""
     cands = gen.steps[i - 1]
@@ -375,6 +426,7 @@ def main() -> None:
         st.info(t("press"))
         return
     _lyrics_ui(result, choice, settings)
+    _versus_ui(choice, settings, result)
     _compare_ui(result)
     _probs_ui(result)
 

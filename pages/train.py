@@ -34,6 +34,12 @@ FIELDS = (
     "epochs",
     "seed",
     "compare",
+    "num_layers",
+    "dropout",
+    "embed",
+    "steps_per_epoch",
+    "val_fraction",
+    "patience",
 )
 
 t = Translator(
@@ -169,7 +175,8 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
 def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
     """A trainer that carries on from `ckpt`: its model, optimiser state and history, plus
     `values["epochs"]` more epochs with the other settings as they are now."""
-    cfg = settings.to_config({**values, "model": ckpt.config.model, "hidden": ckpt.config.hidden})
+    arch = ("model", "hidden", "num_layers", "dropout", "embed")  # the checkpoint's shape, not the widgets'
+    cfg = settings.to_config({**values, **{k: getattr(ckpt.config, k) for k in arch}})
     cfg.epochs = len(ckpt.history) + values["epochs"]
     trainer = Trainer(corpus, cfg)
     checkpoint.restore_trainer(ckpt, trainer)
@@ -304,6 +311,9 @@ def main() -> None:
         values = settings.settings_ui(PAGE, FIELDS, presets.PRESETS["book_random"], columns=3)
         if not values["clip_on"]:
             st.caption(t("clip_note_off"))
+        problem = settings.config_problem(values)
+        if problem:  # e.g. dropout with 1 layer: said now, not only when Train is pressed
+            st.warning(t.md("bad_setting", msg=problem))
 
     with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
         base, base_ok = _start_from_ui()

@@ -137,3 +137,59 @@ def test_the_app_trains_in_worker_processes_by_default(monkeypatch: pytest.Monke
         assert view.status == "finished", view.message
         traces = [t for spec in plotly_specs(at) for t in spec["data"] if t.get("mode", "").startswith("lines")]
         assert traces and len(traces[0]["x"]) == len(view.runs[0].history) == view.planned_epochs
+
+
+def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit puts the app's script in `sys.modules["__main__"]`; "spawn" would run it again in every worker."""
+    import multiprocessing as mp
+    import sys
+    import types
+
+    from lm_core.process_backend import CONTEXT, start_without_main
+
+    marker = tmp_path / "imported"
+    script = tmp_path / "app_script.py"
+    script.write_text(f"open({str(marker)!r}, 'a').write('x')\n", encoding="utf-8")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    ctx = mp.get_context(CONTEXT)
+
+    plain = ctx.Process(target=time.sleep, args=(0,))
+    plain.start()  # what multiprocessing does by itself: the child runs the script
+    plain.join(TIMEOUT)
+    assert marker.exists()
+    marker.unlink()
+
+    guarded = ctx.Process(target=time.sleep, args=(0,))
+    start_without_main(guarded)
+    guarded.join(TIMEOUT)
+    assert guarded.exitcode == 0
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # the server's entry is put back
+
+
+def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_corpus: Corpus) -> None:
+    """One slot: pausing A lets queued B train; resuming A queues it until B stops; then A trains on."""
+    mgr = JobManager(max_running=1, store=RunStore(tmp_path), backend="process")
+    try:
+        a = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)])
+        _wait(lambda: a.status == "running" and mgr.view(a).epoch >= 1)
+        b = mgr.submit("bob", [_trainer(tiny_corpus, 100_000)])
+        _wait(lambda: mgr.queue_position(b) == 1)
+        assert b.status == "queued" and mgr.view(b).epoch == 0
+        a.pause()
+        _wait(lambda: b.status == "running" and mgr.view(b).epoch >= 1)  # B got A's slot
+        assert mgr.running_count() == 1
+        a.resume()
+        _wait(lambda: a.status == "queued" and mgr.queue_position(a) == 1)  # A waits; it does not take a 2nd core
+        epoch_a = mgr.view(a).epoch
+        b.stop()
+        b.thread.join(TIMEOUT)
+        _wait(lambda: a.status == "running" and mgr.view(a).epoch > epoch_a)
+        a.stop()
+        a.thread.join(TIMEOUT)
+        assert mgr.view(a).status == "stopped" and mgr.view(b).status == "stopped"
+    finally:
+        mgr.shutdown()

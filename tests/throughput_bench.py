@@ -1,6 +1,6 @@
 """Benchmark: characters/second of a run trained by the app's backends vs the CLI's bare loop, side by side.
 
-    python tests/throughput_bench.py [--corpus PATH] [--epochs 5]
+    python tests/throughput_bench.py [--corpus PATH] [--epochs 20] [--rounds 2]
 
 Prints, for the book's settings (scratch RNN, 256 hidden, num_steps 35,
 batch 32): the CLI's loop in this process with one torch thread; one run in a
@@ -72,19 +72,29 @@ def app_rates(corpus: Corpus, epochs: int, backend: str, runs: int) -> tuple[lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(BOOK_ZIP))
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, so a change of load hits all alike")
     args = parser.parse_args()
     corpus = _corpus(args.corpus)
-    cli = cli_rate(corpus, args.epochs)
     print(f"corpus: {corpus.name}, {len(corpus):,} characters; book settings, {args.epochs} epochs")
-    print(f"CLI loop, 1 torch thread:            {cli:9,.0f} chars/s")
-    for backend in ("process", "thread"):
-        (rate,), first = app_rates(corpus, args.epochs, backend, 1)
+    cli, one, first, two = [], {"process": [], "thread": []}, {"process": [], "thread": []}, []
+    for _ in range(max(1, args.rounds)):
+        cli.append(cli_rate(corpus, args.epochs))
+        for backend in ("process", "thread"):
+            (rate,), seconds = app_rates(corpus, args.epochs, backend, 1)
+            one[backend].append(rate)
+            first[backend].append(seconds)
+        two.append(app_rates(corpus, args.epochs, "process", 2)[0])
+    base = statistics.median(cli)
+    print(f"CLI loop, 1 torch thread:            {base:9,.0f} chars/s (rounds: {', '.join(f'{c:,.0f}' for c in cli)})")
+    for backend, rates in one.items():
+        rate = statistics.median(rates)
         print(
-            f"one run, {backend:7s} backend:          {rate:9,.0f} chars/s = {rate / cli:5.0%} of the CLI; first point after {first:.1f} s"
+            f"one run, {backend:7s} backend:          {rate:9,.0f} chars/s = {rate / base:5.0%} of the CLI; "
+            f"first point after {statistics.median(first[backend]):.2f} s"
         )
-    rates, _ = app_rates(corpus, args.epochs, "process", 2)
-    print("two runs at once, process backend:  " + ", ".join(f"{r:,.0f} ({r / cli:.0%})" for r in rates))
+    pairs = "; ".join(", ".join(f"{r:,.0f} ({r / base:.0%})" for r in pair) for pair in two)
+    print(f"two runs at once, process backend:  {pairs}")
     return 0
 
 
