@@ -162,11 +162,42 @@ class _EventList:
             self.cond.notify_all()
 
 
+class _KeptSlot:
+    """A CPU slot that is never given back: Ray granted the actor its CPU, and a paused actor keeps it.
+
+    `worker_main` clears the slot as a run pauses and waits for it on Resume (the local backends lend a
+    paused run's slot to the queue); on Ray the cluster's scheduler owns CPUs, so there is nothing to lend.
+    """
+
+    def clear(self) -> None:
+        pass
+
+    def set(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+
+class _ActorControl(Control):
+    """`training.Control` with the slot interface `worker_main` expects of a worker's control."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._slot = _KeptSlot()
+
+    def wait_for_slot(self) -> None:
+        return
+
+
 class RunActor:
     """One job on a Ray worker: trains in a thread, answers polls and controls from other threads."""
 
     def __init__(self) -> None:
-        self.control = Control()
+        self.control = _ActorControl()
         self.events = _EventList()
         self.thread: threading.Thread | None = None
         self.watched = 0.0  # when a page on another server last showed this run (see `touch`)
