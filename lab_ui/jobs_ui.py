@@ -59,8 +59,9 @@ _t = Translator(
             "Diverged after epoch {e}; the weights were rolled back to before it.",
         ),
         "job_interrupted": (
-            "服务器在第 {e} 个周期之后停止，训练被中断；可以从最后保存的检查点继续。",
-            "Interrupted after epoch {e} (the server stopped); resume it from its last checkpoint.",
+            "训练在第 {e} 个周期之后被中断（服务器或运行它的 Ray 节点停止了）；可以从最后保存的检查点继续。",
+            "Interrupted after epoch {e} (the server, or the Ray node running it, stopped); resume it from its last "
+            "checkpoint.",
         ),
         "replace_question": (
             "本页有一次训练正在进行（或已暂停）。开始新的训练会停止它，并替换它的模型。要替换吗？",
@@ -287,6 +288,9 @@ def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
         st.error(_t("job_failed", e=view.epoch))
+        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
+    elif view.status == "interrupted":  # a Ray node or the cluster went away; the store has every finished epoch
+        st.warning(_t("job_interrupted", e=view.epoch))
         st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
     elif view.done and not covered:
         (st.error if view.status in ("error", "diverged") else st.success)(end_message(view))

@@ -9,13 +9,14 @@ process-wide job manager.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from lm_core.errors import localized
+from lm_core.errors import LabError, localized
 from lm_core.jobs import BACKENDS, JobManager
 from lm_core.runstore import RunStore, StoreError
 from lm_core.warmup import warm_up_in_background
@@ -28,6 +29,9 @@ BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "threa
 # responsive and each run gets a core. A warm spare worker (torch imported and exercised) draws a run's first
 # point in about the time of one epoch.
 DEFAULT_BACKEND = "process"
+RAY_ADDRESS_ENV = "RNN_LAB_RAY_ADDRESS"  # set: runs train on that Ray cluster (lm_core.ray_backend)
+RAY_MAX_RUNNING = 256  # with Ray the cluster queues actors for free CPUs; this only bounds one server's drivers
+log = logging.getLogger(__name__)
 
 
 def _workers() -> int:
@@ -44,6 +48,11 @@ _t = Translator(
     {
         "store_off": ("训练记录不会被保存：{msg}", "Runs are not being saved: {msg}"),
         "store_notice": ("数据文件夹：{msg}", "Data folder: {msg}"),
+        "ray_on": ("训练在 Ray 集群上进行（{cpus} 个 CPU）。", "Runs train on the Ray cluster ({cpus} CPUs)."),
+        "ray_off": (
+            "设置了 RNN_LAB_RAY_ADDRESS，但无法使用 Ray 集群：{msg} 训练改在本机进行。",
+            "RNN_LAB_RAY_ADDRESS is set but the Ray cluster cannot be used: {msg} Runs train on this machine instead.",
+        ),
         "store_problem": (
             "暂时无法保存训练记录（{msg}）；训练照常进行，已保存的内容没有被改动。",
             "Runs cannot be saved right now ({msg}); training goes on, nothing saved before was changed.",
@@ -59,18 +68,53 @@ def manager() -> JobManager:
     A data folder that cannot be used (another server holds it, no permission)
     leaves the app working without persistence and says why on every page.
     """
+    backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND).strip() or DEFAULT_BACKEND
+    backend = backend if backend in BACKENDS and backend != "ray" else DEFAULT_BACKEND
+    ray_error, ray_cpus = choose_ray()
+    if ray_cpus:
+        backend = "ray"
     store, error = None, None
     try:
-        store = RunStore(exclusive=True)
+        # Servers on one Ray cluster share the data folder; a local backend keeps it to itself.
+        store = RunStore(exclusive=backend != "ray", shared=backend == "ray")
     except StoreError as exc:
         error = exc
-    backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND).strip() or DEFAULT_BACKEND
     mgr = JobManager(
-        max_running=MAX_RUNNING_JOBS, store=store, backend=backend if backend in BACKENDS else DEFAULT_BACKEND
+        max_running=RAY_MAX_RUNNING if backend == "ray" else MAX_RUNNING_JOBS, store=store, backend=backend
     )
     mgr.store_error = error
+    mgr.ray_error = ray_error
+    mgr.ray_cpus = ray_cpus
     warm_up_in_background()  # the first Train click builds its model and optimiser in this process
     return mgr
+
+
+def choose_ray() -> tuple[LabError | None, int]:
+    """Join the Ray cluster named by `RNN_LAB_RAY_ADDRESS`: (why not, cluster CPUs); (None, 0) when unset.
+
+    Ray is imported only when the variable is set. Any failure (Ray missing, cluster unreachable) is
+    logged and returned for the sidebar; the caller then trains locally.
+    """
+    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    if not address:
+        return None, 0
+    from lm_core import ray_backend
+
+    try:
+        ray_backend.connect(address)
+        cpus = ray_backend.cluster_cpus()
+    except LabError as exc:
+        log.warning("Ray backend off, training locally: %s", exc)
+        return exc, 0
+    except Exception as exc:  # noqa: BLE001 -- whatever Ray raises, the app starts on the local backend
+        log.warning("Ray backend off, training locally: %s: %s", type(exc).__name__, exc)
+        return LabError(f"{type(exc).__name__}: {exc}"), 0
+    if cpus < 1:
+        error = LabError("the cluster has no CPUs.", zh="集群没有可用的 CPU。")
+        log.warning("Ray backend off, training locally: %s", error)
+        return error, 0
+    log.info("Runs train on the Ray cluster at %s (%d CPUs)", address, cpus)
+    return None, cpus
 
 
 def store_status_ui() -> None:
@@ -78,6 +122,11 @@ def store_status_ui() -> None:
     mgr = manager()
     error = mgr.store_error
     with st.sidebar:
+        ray_error = mgr.ray_error
+        if ray_error is not None:
+            st.warning(_t.md("ray_off", msg=localized(ray_error, current_lang())))
+        elif mgr.ray_cpus:
+            st.caption(_t("ray_on", cpus=mgr.ray_cpus))
         if error is not None:
             st.warning(_t("store_off", msg=localized(error, current_lang())))
         elif mgr.store is not None:

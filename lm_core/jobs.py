@@ -36,7 +36,8 @@ from .runstore import RunStore
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
 
 MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
-DONE_STATUSES = ("finished", "stopped", "diverged", "error", "failed")  # failed: a worker process died
+# failed: a worker process died; interrupted: a Ray node or the cluster went away (resumable from the store)
+DONE_STATUSES = ("finished", "stopped", "diverged", "error", "failed", "interrupted")
 
 
 @dataclass
@@ -400,7 +401,31 @@ class ProcessJob(Job):
             return len(self.trainers[run].history)
 
 
-BACKENDS = {"thread": Job, "process": ProcessJob}
+class RayJob(ProcessJob):
+    """A `Job` trained by a Ray actor on some node of a cluster (see `ray_backend`; Ray is imported there only).
+
+    Like a `ProcessJob`, it keeps what a page reads and the latest checkpoint
+    as bytes; the actor's node id and how late each epoch's event arrived are
+    kept for the tests and the benchmark.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .ray_backend import RayControl
+
+        super().__init__(*args, **kwargs)
+        self.control = RayControl()
+        for t in self.trainers:
+            t.control = self.control
+        self.node_id: str | None = None
+        self.event_lags: list[float] = []  # seconds from an epoch's end on the node to its arrival here
+
+    def run(self, acquire, release) -> None:
+        from .ray_backend import run_on_ray
+
+        run_on_ray(self, acquire, release)
+
+
+BACKENDS = {"thread": Job, "process": ProcessJob, "ray": RayJob}
 
 
 class JobManager:
@@ -425,7 +450,9 @@ class JobManager:
         self.max_running = max_running
         self.store = store  # None: runs live in memory only (tests, or a data folder that cannot be used)
         self.store_error: Exception | None = None  # why there is no store, for the app to show
-        self.interrupted: list[str] = store.mark_interrupted() if store is not None else []
+        self.ray_error: Exception | None = None  # why RNN_LAB_RAY_ADDRESS was set but Ray is not used
+        self.ray_cpus = 0  # CPUs of the Ray cluster when runs train there
+        self.interrupted: list[str] = self._mark_interrupted() if store is not None else []
         self.evicted: dict[str, list[str]] = {}  # owner -> labels of runs the quota removed at the last submit
         self.reap_after = reap_after  # a running job nobody polled for this long is stopped
         self.forget_after = forget_after  # a finished job nobody looked at for this long is dropped
@@ -440,6 +467,45 @@ class JobManager:
         self._closing = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="job-reaper", daemon=True)
         self._reaper.start()
+
+    def _mark_interrupted(self) -> list[str]:
+        """Live runs in the store that nobody drives any more: the server that ran them died.
+
+        With Ray several servers share the store, so a run whose actor is still
+        on the cluster belongs to another live server and is left alone.
+        """
+        assert self.store is not None
+        if self.backend != "ray":
+            return self.store.mark_interrupted()
+        from .ray_backend import actor_alive
+
+        live = {r.job_id for r in self.store.live_runs() if actor_alive(r.job_id)}
+        return self.store.mark_interrupted(live_jobs=live)
+
+    def control_remote(self, job_id: str, owner: str, action: str) -> bool:
+        """Pause/resume/step_epoch/stop/touch the owner's run started by another server on the same Ray cluster.
+
+        False when this server has no Ray backend, the job is not the owner's, or its actor is gone.
+        """
+        if self.backend != "ray" or self.store is None:
+            return False
+        if not any(r.job_id == job_id for r in self.store.runs(owner)):
+            return False
+        from .ray_backend import control_remote
+
+        return control_remote(job_id, action)
+
+    def live_elsewhere(self, job_id: str) -> bool:
+        """True when another server's Ray actor is training this job now (so it must not be resumed here)."""
+        if self.backend != "ray":
+            return False
+        with self._lock:
+            mine = job_id in self._jobs
+        if mine:
+            return False
+        from .ray_backend import actor_alive
+
+        return actor_alive(job_id)
 
     def _reap_loop(self) -> None:
         while not self._closing.wait(timeout=min(10.0, self.reap_after / 4)):
@@ -521,6 +587,8 @@ class JobManager:
         live = self.get(job_id, owner)
         if live is not None and not live.done:
             return live
+        if self.live_elsewhere(job_id):
+            return None
         rebuilt = rebuild_trainers(self.store, job_id, owner, extra_epochs)
         if rebuilt is None:
             return None

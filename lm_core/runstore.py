@@ -13,7 +13,9 @@ that still fails (disk full, folder made read-only) switches the store to
 "degraded": training goes on in memory, `problem` says why, nothing already
 written is touched. A corrupt or foreign database file is moved aside to
 `<name>.corrupt-<timestamp>` and a fresh one is started, with a message.
-A lock file makes a second server on the same folder refuse the store.
+A lock file makes a second server on the same folder refuse the store; servers
+training on one Ray cluster share it instead (a shared lock), each writing the
+runs it drives.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 class RunStore:
     """The SQLite file, the checkpoint files and the corpus files of one data folder."""
 
-    def __init__(self, folder: str | Path | None = None, exclusive: bool = False) -> None:
+    def __init__(self, folder: str | Path | None = None, exclusive: bool = False, shared: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else data_dir()
         self.db_path = self.folder / DB_NAME
         self.notice = ""  # something the app should say once (a file moved aside)
@@ -128,16 +130,20 @@ class RunStore:
                 f"The data folder cannot be created ({exc.strerror}); runs will not be saved.",
                 zh=f"无法创建数据文件夹（{exc.strerror}）；训练记录不会被保存。",
             ) from exc
-        if exclusive:
-            self._take_server_lock()
+        if exclusive or shared:
+            self._take_server_lock(shared=shared and not exclusive)
         self._conn = self._open()
 
     # -- opening ------------------------------------------------------------------------------------
-    def _take_server_lock(self) -> None:
-        """One server per data folder: a second one gets a StoreError instead of a shared, racing store."""
+    def _take_server_lock(self, shared: bool = False) -> None:
+        """One server per data folder: a second one gets a StoreError instead of a shared, racing store.
+
+        `shared`: servers on one Ray cluster share the folder with each other (each records only the runs
+        it drives), but never with a server on a local backend, which holds the lock alone.
+        """
         handle = open(self.folder / LOCK_NAME, "a+")  # noqa: SIM115 -- held open for the server's lifetime
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as exc:
             handle.close()
             raise StoreError(
@@ -364,13 +370,20 @@ class RunStore:
             evicted.append(record.label)
         return evicted
 
-    def mark_interrupted(self, live_ids: set[str] | None = None) -> list[str]:
-        """Runs the store thinks are live but no worker holds: a server died. Returns their ids."""
-        live_ids = live_ids or set()
+    def live_runs(self) -> list[RunRecord]:
+        """Every owner's runs the store thinks are live (queued, running, paused)."""
         rows = self._read(
-            f"SELECT id, epoch FROM runs WHERE status IN ({','.join('?' * len(LIVE_STATUSES))})", LIVE_STATUSES
+            f"SELECT {_COLUMNS} FROM runs WHERE status IN ({','.join('?' * len(LIVE_STATUSES))})", LIVE_STATUSES
         )
-        gone = [(rid, epoch) for rid, epoch in rows if rid not in live_ids]
+        return [_record(r) for r in rows]
+
+    def mark_interrupted(self, live_ids: set[str] | None = None, live_jobs: set[str] | None = None) -> list[str]:
+        """Runs the store thinks are live but no worker holds: a server died. Returns their ids.
+
+        `live_jobs`: jobs another server is still driving (a store shared by servers on one Ray cluster).
+        """
+        live_ids, live_jobs = live_ids or set(), live_jobs or set()
+        gone = [(r.id, r.epoch) for r in self.live_runs() if r.id not in live_ids and r.job_id not in live_jobs]
         for rid, epoch in gone:
             self.set_status(rid, "interrupted", f"Interrupted at epoch {epoch} (the server stopped).")
         return [rid for rid, _ in gone]

@@ -54,6 +54,19 @@ t = Translator(
         "extra": ("再训练的周期数", "More epochs"),
         "live": ("这次训练正在进行：在它的页面上查看和控制。", "This run is live: watch and control it on its page."),
         "go_page": ("打开它的页面", "Open its page"),
+        "elsewhere": (
+            "这次训练正在另一台网页服务器上进行（同一个 Ray 集群）：曲线来自共享的训练记录，可以在这里暂停、继续或停止。",
+            "This run is training through another web server on the same Ray cluster: the curve comes from the shared "
+            "run store, and you can pause, resume or stop it here.",
+        ),
+        "r_pause": ("暂停", "Pause"),
+        "r_resume": ("继续", "Resume"),
+        "r_stop": ("停止", "Stop"),
+        "r_refresh": ("刷新", "Refresh"),
+        "r_gone": (
+            "这次训练已经不在集群上了；刷新后可以从它的检查点继续。",
+            "This run is no longer on the cluster; refresh to resume it from its checkpoint.",
+        ),
         "delete": ("删除", "Delete"),
         "deleted": ("已删除。", "Deleted."),
         "download_ckpt": ("下载检查点", "Download checkpoint"),
@@ -144,6 +157,9 @@ def _run_ui(record: RunRecord) -> None:
             st.session_state[f"{record.kind}:job"] = live.id
             st.switch_page(KIND_PAGES[record.kind])
         return
+    if live is None and record.live and manager().live_elsewhere(record.job_id):
+        _elsewhere_ui(record)
+        return
     cols = st.columns(4)
     with cols[0]:
         if record.epoch < record.planned:
@@ -181,6 +197,30 @@ def _run_ui(record: RunRecord) -> None:
             st.session_state.pop(f"{PAGE}:open", None)
             st.rerun()
     st.caption(t("use_note"))
+
+
+def _elsewhere_ui(record: RunRecord) -> None:
+    """Controls for the owner's run that another server on the same Ray cluster drives (found by name on Ray)."""
+    st.info(t("elsewhere"))
+    cols = st.columns(4)
+    for col, action, key in zip(cols, ("pause", "resume", "stop"), ("r_pause", "r_resume", "r_stop"), strict=False):
+        with col:
+            clicked = st.button(t(key), key=f"{PAGE}:remote:{action}")
+            if clicked and not manager().control_remote(record.job_id, owner_id(), action):
+                st.warning(t("r_gone"))
+    with cols[3]:
+        if st.button(t("r_refresh"), key=f"{PAGE}:remote:refresh"):
+            st.rerun()
+    _elsewhere_watch(record.job_id, record.id, record.epoch, record.status)
+
+
+@st.fragment(run_every=2.0)
+def _elsewhere_watch(job_id: str, run_id: str, epoch: int, status: str) -> None:
+    """While this tab shows the run: keep it "watched" for its server, and redraw when the store moves on."""
+    manager().control_remote(job_id, owner_id(), "touch")
+    now = manager().store.run(run_id, owner_id())
+    if now is not None and (now.epoch, now.status) != (epoch, status):
+        st.rerun(scope="app")
 
 
 def main() -> None:

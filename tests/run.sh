@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet -r tests/requirements.txt
+# The Ray backend's tests (tests/test_ray_backend.py, marker `ray`) start a two-node Ray cluster on this machine.
+python -m pip install --quiet -r requirements-ray.txt
 
 # The real-browser test drives Debian's Chromium (Playwright never downloads a browser here).
 if ! command -v chromium >/dev/null 2>&1; then
