@@ -30,7 +30,7 @@ from .checkpoint import Checkpoint, from_bytes, from_trainer
 from .corpus import Corpus
 from .generation import generate
 from .limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
-from .process_backend import SharedControl, prewarm, run_in_process
+from .process_backend import SharedControl, prewarm, run_in_process, shutdown_pool
 from .run_recorder import Recorder, rebuild_trainers
 from .runstore import RunStore
 from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
@@ -667,5 +667,7 @@ class JobManager:
         for job in jobs:
             if job.thread:
                 job.thread.join(timeout)
+        if self.backend == "process":
+            shutdown_pool(timeout)
         if self.store is not None:
             self.store.close()

@@ -45,6 +45,7 @@ CONTEXT = "spawn"
 POLL_SECONDS = 0.1  # how often the driver thread looks at the pipe and the control
 STOP_GRACE_SECONDS = 10.0  # a stopped worker gets this long to end on its own before it is terminated
 WARM_SPARES = 1  # workers started ahead (torch already imported), so a new run's first epoch is not late
+MAX_IDLE = max(WARM_SPARES, os.cpu_count() or 1)  # finished workers kept for the next runs (~300 MB each)
 ORPHAN_CHECK_SECONDS = 1.0  # a worker whose server died exits within this
 
 
@@ -70,6 +71,13 @@ class SharedControl(Control):
     def _pause_after_epoch(self, value: bool) -> None:
         if hasattr(self, "_after_epoch"):
             self._after_epoch.value = int(value)
+
+    def reset(self) -> None:
+        """Back to a fresh run's state, for the next job of a reused worker."""
+        self._go.set()
+        self._stop.clear()
+        self._after_epoch.value = 0
+        self._slot.clear()
 
     def wait_for_slot(self) -> None:
         """In the worker, after a pause: block until the server grants a CPU slot again, or the run stops."""
@@ -237,6 +245,41 @@ def refill_later() -> None:
     threading.Thread(target=_refill, name="warm-worker", daemon=True).start()
 
 
+def _give_back(warm: _Warm) -> None:
+    """A worker whose job ended cleanly waits for the next job instead of exiting.
+
+    The next run then skips the spawn and torch's import (seconds of a core
+    each time: on a 2-core machine serving a class, most of a short run's
+    cost). At most `MAX_IDLE` wait; a worker beyond that exits when its spec
+    pipe closes.
+    """
+    warm.control.reset()
+    with _spares_lock:
+        _spares[:] = [w for w in _spares if w.process.is_alive()]
+        if warm.process.is_alive() and len(_spares) < MAX_IDLE:
+            _spares.insert(0, warm)  # a reused worker is ready at once: it goes first
+            return
+    warm.spec_send.close()
+
+
+def idle_workers() -> list[Any]:
+    """The processes waiting for a job (spares and reused workers)."""
+    with _spares_lock:
+        return [w.process for w in _spares if w.process.is_alive()]
+
+
+def shutdown_pool(timeout: float = 10.0) -> None:
+    """Let every idle worker exit (a server that stops, or a test that ends, calls this)."""
+    with _spares_lock:
+        idle, _spares[:] = list(_spares), []
+    for warm in idle:
+        warm.spec_send.close()
+    for warm in idle:
+        warm.process.join(timeout)
+        if warm.process.is_alive():
+            warm.process.terminate()
+
+
 def _take_warm() -> _Warm:
     """A ready worker if there is one, else a new one (the driver starts the next spare: `refill_later`)."""
     with _spares_lock:
@@ -263,6 +306,15 @@ def _adopt(job: Any, control: SharedControl) -> None:
         t.control = control
 
 
+def _detach(job: Any) -> None:
+    """A finished job lets go of its worker's control, so a late click on its page cannot reach the next job."""
+    detached = Control()
+    detached.stop()
+    job.control = detached
+    for t in job.trainers:
+        t.control = detached
+
+
 def _exit_with_parent(parent: int) -> None:
     """A worker must not outlive its server (kill -9 of the server leaves a paused worker waiting forever)."""
     while True:
@@ -280,11 +332,12 @@ def _warm_main(spec_conn: Connection, control: SharedControl, conn: Connection, 
     warm_up_torch()
     ready.set()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    try:
-        spec = spec_conn.recv()
-    except (EOFError, OSError):
-        return  # the server went away before using this spare
-    worker_main(spec, control, conn)
+    while True:  # one job after another: a worker is reused until the server closes its spec pipe
+        try:
+            spec = spec_conn.recv()
+        except (EOFError, OSError):
+            return  # the server went away, or has enough idle workers
+        worker_main(spec, control, conn, close=False)
 
 
 def _give_back_slot(control: SharedControl, conn: Connection) -> None:
@@ -301,8 +354,11 @@ def _take_slot(control: SharedControl, conn: Connection) -> None:
     conn.send(("status", "running"))
 
 
-def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None:
-    """Body of the worker process: build the trainers, run the lockstep epochs, report everything."""
+def worker_main(spec: JobSpec, control: SharedControl, conn: Connection, close: bool = True) -> None:
+    """Body of the worker process: build the trainers, run the lockstep epochs, report everything.
+
+    `close=False` keeps the event pipe open for the next job of a reused worker.
+    """
     import torch
 
     from .jobs import Job
@@ -331,7 +387,8 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection) -> None
         traceback.print_exc()
         conn.send(("finish", "error", f"Training failed: {type(exc).__name__}: {exc}"))
     finally:
-        conn.close()
+        if close:
+            conn.close()
 
 
 def run_in_process(job: Any, acquire: Any, release: Any) -> None:
@@ -350,7 +407,6 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         warm.control._slot.set()
         held = True  # this run holds a CPU slot; a paused worker lends it to the queue
         warm.spec_send.send(spec_from_trainers(job))
-        warm.spec_send.close()
         receive, process = warm.events, warm.process
         job.process = process
         finished = False
@@ -385,8 +441,13 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
                 if time.monotonic() - stop_seen > STOP_GRACE_SECONDS:
                     process.terminate()
         if finished:
-            release()  # the run is over: its slot goes to the next run while this worker exits (idempotent)
-        process.join(STOP_GRACE_SECONDS)
+            release()  # the run is over: its slot goes to the next run (idempotent)
+        if finished and process.is_alive():
+            _detach(job)
+            _give_back(warm)
+        else:
+            warm.spec_send.close()
+            process.join(STOP_GRACE_SECONDS)
         if not finished:
             code = process.exitcode
             epochs = min(len(t.history) for t in job.trainers)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lm_core import process_backend
 from lm_core.corpus import Corpus
 from lm_core.jobs import JobManager, ProcessJob
 from lm_core.runstore import RunStore
@@ -55,7 +56,7 @@ def test_a_worker_process_trains_and_reports_like_a_thread(manager: JobManager, 
     assert len(run.step_norms) == sum(h["steps"] for h in run.history)
     assert set(run.samples) == {1, 2} and run.samples[2]["春风"].startswith("春风")
     assert len(job.checkpoint(0).history) == 2
-    assert job.process.pid != os.getpid() and job.process.exitcode == 0
+    assert job.process.pid != os.getpid() and job.process in process_backend.idle_workers()  # kept for reuse
     record = manager.store.run(f"{job.id}-0", "alice")
     assert record.status == "finished" and record.epoch == 2
 
@@ -88,7 +89,7 @@ def test_pause_step_resume_stop_reach_the_worker(manager: JobManager, tiny_corpu
     stopped_in = _wait(lambda: manager.view(job).status == "stopped")  # the worker ended the run itself
     assert stopped_in < CONTROL_BOUND
     job.thread.join(TIMEOUT)
-    assert not job.process.is_alive()
+    assert job.process in process_backend.idle_workers()  # it ended cleanly: it waits for the next run
 
 
 def test_a_killed_worker_fails_the_run_which_resumes_from_its_checkpoint(
@@ -193,3 +194,28 @@ def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_cor
         assert mgr.view(a).status == "stopped" and mgr.view(b).status == "stopped"
     finally:
         mgr.shutdown()
+
+
+def test_a_finished_worker_trains_the_next_run_to_the_same_curve(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """A reused worker: no second spawn, and nothing of the first run leaks into the second's numbers."""
+    first = manager.submit("alice", [_trainer(tiny_corpus, 2)])
+    first.thread.join(TIMEOUT)
+    assert first.process in process_backend.idle_workers()
+    second = manager.submit("bob", [Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3))])
+    second.thread.join(TIMEOUT)
+    assert second.process.pid == first.process.pid
+    first.stop()  # a late click on the first run's page must not reach the worker's next job
+    third = manager.submit("carol", [_trainer(tiny_corpus, 2)])
+    third.thread.join(TIMEOUT)
+    assert third.process.pid == first.process.pid and manager.view(third).status == "finished"
+    threads = JobManager()
+    try:
+        ref = threads.submit("bob", [Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3))])
+        ref.thread.join(TIMEOUT)
+        expected = [h["perplexity"] for h in threads.view(ref).runs[0].history]
+    finally:
+        threads.shutdown()
+    assert [h["perplexity"] for h in manager.view(second).runs[0].history] == expected
+    assert [h["perplexity"] for h in manager.view(third).runs[0].history] == [
+        h["perplexity"] for h in manager.view(first).runs[0].history
+    ]
