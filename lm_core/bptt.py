@@ -332,13 +332,21 @@ def _terms(model: CharModel, x: torch.Tensor, state: tuple[torch.Tensor, ...], g
         return model.W_xc[i], (H @ model.W_hc)[0], model.b_c
     r, h = model.rnn, model.num_hiddens
     if kind == "rnn":
-        return r.weight_ih_l0[:, i], (H @ r.weight_hh_l0.t())[0], r.bias_ih_l0 + r.bias_hh_l0
+        return _input_term(model, slice(None), i), (H @ r.weight_hh_l0.t())[0], r.bias_ih_l0 + r.bias_hh_l0
     if kind == "gru":  # torch order (r, z, n): n = tanh(W_in x + b_in + R ⊙ (W_hn H + b_hn))
         hn = (H @ r.weight_hh_l0[2 * h :].t())[0] + r.bias_hh_l0[2 * h :]
-        return r.weight_ih_l0[2 * h :, i], gates["R"][0] * hn, r.bias_ih_l0[2 * h :]
+        return _input_term(model, slice(2 * h, None), i), gates["R"][0] * hn, r.bias_ih_l0[2 * h :]
     # lstm, torch order (i, f, g, o): the candidate g
     sl = slice(2 * h, 3 * h)
-    return r.weight_ih_l0[sl, i], (H @ r.weight_hh_l0[sl].t())[0], r.bias_ih_l0[sl] + r.bias_hh_l0[sl]
+    return _input_term(model, sl, i), (H @ r.weight_hh_l0[sl].t())[0], r.bias_ih_l0[sl] + r.bias_hh_l0[sl]
+
+
+def _input_term(model: CharModel, rows: slice, char_id: int) -> torch.Tensor:
+    """W x for character `char_id`: a column of W for one-hot input, W times its embedding row otherwise."""
+    weight = model.rnn.weight_ih_l0[rows]
+    if getattr(model, "embed", 0):
+        return weight @ model.embedding.weight[char_id]
+    return weight[:, char_id]
 
 
 @torch.no_grad()

@@ -197,6 +197,19 @@ def test_step_view_rebuilds_the_traced_hidden_state(kind: str) -> None:
     assert set(bptt.step_view(model, IDS, 0).gates) == {g for g in model.gate_names if g != "C"}
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_step_view_of_a_model_with_an_embedding(kind: str) -> None:
+    """The shipped all-Song-ci model reads an embedding, not one-hot: W x is W times the character's row."""
+    model = build_model(kind, V, H, seed=2, embed=5).double()
+    traced = model.trace(torch.tensor([IDS]))
+    for i in (0, 4, len(IDS) - 1):
+        view = bptt.step_view(model, IDS, i)
+        np.testing.assert_allclose(view.H, traced["H"][i, 0].numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            view.terms["pre"], view.terms["input"] + view.terms["recurrent"] + view.terms["bias"]
+        )
+
+
 def test_units_on_span_and_pattern_search() -> None:
     H = np.full((8, 4), -0.5)
     H[3:6, 1] = 0.9  # unit 1 turns on exactly over 3..5
