@@ -371,17 +371,6 @@ def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | No
     return None
 
 
-def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], start: Callable[[], None]) -> None:
-    """Corpus status and the Train button; a `LabError` from `start` becomes a message."""
-    corpus_status_ui(choice, values)
-    pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=choice.corpus is None)
-    if confirm_start(page, pressed):
-        try:
-            start()
-        except LabError as exc:
-            st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
-
-
 def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text: str) -> None:
     """The page's run: a notice for a foreign job id, a hint when there is none, else the live view."""
     foreign_job_notice(page)

@@ -6,9 +6,9 @@ import statistics
 
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
+from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings, training_page
 from lab_ui.i18n import Translator
-from lab_ui.runs import curves_from_view, epochs_table
+from lab_ui.runs import curves_from_view
 from lm_core.jobs import Job, JobView, RunView
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.training import Trainer
@@ -56,7 +56,6 @@ t = Translator(
         ),
         "median_norm": ("‖g‖ 中位数", "median ‖g‖"),
         "median_help": ("裁剪之前的梯度范数。", "Gradient norm before clipping."),
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
         "book_preset": ("恢复书中设置（30 个周期）", "Book settings (30 epochs)"),
         "book_preset_help": (
             "书中的从零实现 RNN：隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01；为了快，只训练 30 个周期。",
@@ -155,30 +154,25 @@ def _draw(job: Job, view: JobView) -> None:
     st.plotly_chart(norm_fig, width="stretch", key=f"{PAGE}:norms")
     st.caption(t("norm_note", n=MAX_POINTS))
     _share_ui(view, labels, theta)
-    with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+    training_page.metrics_ui(view, labels)
 
 
 def main() -> None:
     session.init(PAGE)
-    st.title(t("title"))
-    st.caption(t("intro"))
-    with st.sidebar:
-        choice = corpus_ui.corpus_ui()
-
-    st.button(
-        t("book_preset"),
-        key=f"{PAGE}:book",
-        help=t("book_preset_help"),
-        on_click=settings.apply_values,
-        args=(PAGE, {k: v for k, v in DEFAULTS.items() if k in FIELDS}),
+    page = training_page.TrainingPage(
+        PAGE,
+        FIELDS,
+        DEFAULTS,
+        title=t("title"),
+        intro=t("intro"),
+        book_help=t("book_preset_help"),
+        no_job=t("no_job"),
+        book_label=t("book_preset"),
+        presets_menu=False,
     )
-    with st.expander(t("settings"), expanded=True):
-        values = settings.settings_ui(PAGE, FIELDS, DEFAULTS, columns=3)
-
-    jobs_ui.start_section_ui(PAGE, choice, values, lambda: _start(values, choice))
-    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
-
+    training_page.training_page_ui(
+        page, lambda values, choice: training_page.StartPlan(lambda: _start(values, choice)), _draw
+    )
     with st.expander(t("explain_header"), expanded=True):
         st.markdown(t("explain"))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings
+from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings, training_page
 from lab_ui.i18n import Translator
-from lab_ui.runs import curves_from_view, epochs_table
+from lab_ui.runs import curves_from_view
 from lm_core.jobs import Job, JobView
 from lm_core.sampling import describe_minibatches
 from lm_core.training import Trainer
@@ -37,8 +37,6 @@ t = Translator(
             "相邻采样减去随机采样：负数表示相邻采样更低（更好）。",
             "Adjacent minus random: negative means adjacent is lower (better).",
         ),
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
-        "book_preset": ("恢复书中设置", "Book settings"),
         "book_preset_help": (
             "书中的从零实现 RNN：隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01，250 个周期。",
             "The chapter's RNN from scratch: 256 hidden units, num_steps 35, batch 32, SGD lr 100, θ = 0.01, "
@@ -168,8 +166,7 @@ def _draw(job: Job, view: JobView) -> None:
     curves = curves_from_view(view, labels=labels)
     jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"), curves)
     _latest_ui(view)
-    with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+    training_page.metrics_ui(view, labels)
 
 
 def _minibatches_ui(n_chars: int, values: dict) -> None:
@@ -197,36 +194,21 @@ def _minibatches_ui(n_chars: int, values: dict) -> None:
     st.info(t("behaviour_note"))
 
 
-def _preset_ui() -> None:
-    """Preset picker and the book button; only this page's fields are applied."""
-    presets.preset_ui(PAGE, only=_page_values, help_=t("preset_sampling_note"))
-    st.button(
-        t("book_preset"),
-        key=f"{PAGE}:book",
-        help=t("book_preset_help"),
-        on_click=settings.apply_values,
-        args=(PAGE, _page_values(presets.PRESETS["book_random"])),
-    )
-
-
-def _page_values(preset: presets.Preset) -> dict:
-    return {k: v for k, v in preset.items() if k in FIELDS}
-
-
 def main() -> None:
     session.init(PAGE)
-    st.title(t("title"))
-    st.caption(t("intro"))
-    with st.sidebar:
-        choice = corpus_ui.corpus_ui()
-
-    _preset_ui()
-    with st.expander(t("settings"), expanded=True):
-        values = settings.settings_ui(PAGE, FIELDS, _page_values(presets.PRESETS["book_random"]), columns=3)
-
-    jobs_ui.start_section_ui(PAGE, choice, values, lambda: _start(values, choice))
-    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
-
+    page = training_page.TrainingPage(
+        PAGE,
+        FIELDS,
+        presets.PRESETS["book_random"],
+        title=t("title"),
+        intro=t("intro"),
+        book_help=t("book_preset_help"),
+        no_job=t("no_job"),
+        preset_help=t("preset_sampling_note"),
+    )
+    choice, values = training_page.training_page_ui(
+        page, lambda values, choice: training_page.StartPlan(lambda: _start(values, choice)), _draw
+    )
     if choice.corpus is not None:
         _minibatches_ui(len(choice.corpus), values)
 

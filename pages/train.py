@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import streamlit as st
 
-from lab_ui import corpus_ui, jobs_ui, lesson, model_source, persist, presets, session, settings
+from lab_ui import corpus_ui, jobs_ui, model_source, persist, presets, session, settings, training_page
 from lab_ui.highlight import copied_html
-from lab_ui.i18n import Translator, current_lang
+from lab_ui.i18n import Translator
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
-from lm_core.errors import LabError, localized
 from lm_core.generation import default_prefixes
 from lm_core.jobs import Job, JobView
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
@@ -56,8 +56,6 @@ t = Translator(
         "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
         "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
         "prefix_title": ("前缀", "prefix"),
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
-        "book_preset": ("恢复书中设置", "Book settings"),
         "book_preset_help": (
             "书中第一个实验：从零实现的 RNN，隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01，250 个周期。",
             "The chapter's first run: RNN from scratch, 256 hidden units, num_steps 35, batch 32, SGD lr 100, "
@@ -211,8 +209,7 @@ def _draw(job: Job, view: JobView) -> None:
             # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
             # first characters) would leave bold markers unclosed and show stray asterisks.
             st.html(copied_html(text, len(prefix), [], "", t("prefix_title")))
-    with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+    training_page.metrics_ui(view, labels)
     if view.epoch > 0:
         _downloads(job, view, labels)
 
@@ -291,63 +288,52 @@ def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
         st.caption(t("continue_corpus", name=name))
 
 
-def main() -> None:
-    session.init(PAGE)
-    st.title(t("title"))
-    st.caption(t("intro"))
-    with st.sidebar:
-        choice = corpus_ui.corpus_ui()
-
-    presets.preset_ui(PAGE)
-    st.button(
-        t("book_preset"),
-        key=f"{PAGE}:book",
-        help=t("book_preset_help"),
-        on_click=settings.apply_values,
-        args=(PAGE, presets.PRESETS["book_random"]),
+def _continue_ui(values: dict, choice: corpus_ui.CorpusChoice) -> Callable[[], None] | None:
+    """Continue beside Train: on only when this page's run is over; returns the continuation when it was pressed."""
+    job = jobs_ui.page_job(PAGE)
+    more = job is not None and job.done and job.epochs_done(0) > 0
+    go_on = st.button(
+        t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
     )
+    if more:
+        _continue_corpus_note(job, choice)
+    return (lambda: _continue(job, values)) if go_on and job is not None else None
 
-    with st.expander(t("settings"), expanded=True):
-        values = settings.settings_ui(PAGE, FIELDS, presets.PRESETS["book_random"], columns=3)
-        if not values["clip_on"]:
-            st.caption(t("clip_note_off"))
-        problem = settings.config_problem(values)
-        if problem:  # e.g. dropout with 1 layer: said now, not only when Train is pressed
-            st.warning(t.md("bad_setting", msg=problem))
 
+def _plan(values: dict, choice: corpus_ui.CorpusChoice) -> training_page.StartPlan:
+    """The start-from picker, then what Train (a new model or the picked checkpoint) and Continue do."""
     with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
         base, base_ok = _start_from_ui()
+    return training_page.StartPlan(
+        start=lambda: _start(values, choice, base),
+        blocked="" if base_ok else t("from_missing"),
+        beside=lambda: _continue_ui(values, choice),
+        replace_note=True,
+    )
 
-    jobs_ui.corpus_status_ui(choice, values)
 
-    job = jobs_ui.page_job(PAGE)
-    start_col, more_col = st.columns([1, 2])
-    with start_col:
-        start = st.button(
-            t("start"), key=f"{PAGE}:start", type="primary", disabled=choice.corpus is None or not base_ok
-        )
-    if not base_ok:
-        st.warning(t("from_missing"))
-    with more_col:
-        more = job is not None and job.done and job.epochs_done(0) > 0
-        go_on = st.button(
-            t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
-        )
-        if more:
-            _continue_corpus_note(job, choice)
-    if job is not None:
-        st.caption(t("replace_warning"))
-    start = jobs_ui.confirm_start(PAGE, start)
-    try:
-        if start:
-            _start(values, choice, base)
-        elif go_on and job is not None:
-            _continue(job, values)
-    except LabError as exc:
-        st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
-    lesson.lesson_link_ui()
+def _settings_notes(values: dict) -> None:
+    """What is risky or invalid in the settings, said as soon as it is chosen, not only when Train is pressed."""
+    if not values["clip_on"]:
+        st.caption(t("clip_note_off"))
+    problem = settings.config_problem(values)
+    if problem:  # e.g. dropout with 1 layer
+        st.warning(t.md("bad_setting", msg=problem))
 
-    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
+
+def main() -> None:
+    session.init(PAGE)
+    page = training_page.TrainingPage(
+        PAGE,
+        FIELDS,
+        presets.PRESETS["book_random"],
+        title=t("title"),
+        intro=t("intro"),
+        book_help=t("book_preset_help"),
+        no_job=t("no_job"),
+        lesson_link=True,
+    )
+    training_page.training_page_ui(page, _plan, _draw, under_settings=_settings_notes)
 
 
 main()

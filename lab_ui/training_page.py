@@ -1,0 +1,148 @@
+"""The frame every training page (Train, Sampling, Clipping) is drawn in.
+
+The three pages differ in what they train and what they show beside the
+perplexity chart, not in how a visitor gets there: title and intro, corpus
+picker in the sidebar, presets and the "Book settings" button, the settings
+expander, the Train button (with its replace question) and the run below it.
+`training_page_ui` draws that frame once, in that order, so a change to it (a
+key, a string, the order) happens on all three pages or on none; a page
+passes its own words and fills the few places it differs (`StartPlan`, the
+hooks) and keeps only what is really its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from lm_core.errors import LabError, localized
+from lm_core.jobs import Job, JobView
+
+from . import corpus_ui, jobs_ui, lesson, presets, settings
+from .corpus_ui import CorpusChoice
+from .i18n import Translator, current_lang
+from .runs import epochs_table
+
+t = Translator(
+    {
+        "metrics": ("每个周期的数据", "Per-epoch numbers"),
+        "book_preset": ("恢复书中设置", "Book settings"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class TrainingPage:
+    """One training page's own parts; the texts are in the language of the current run of the script."""
+
+    key: str  # prefix of the page's widget keys, and the kind of its jobs
+    fields: Sequence[str]  # the settings the page shows (settings.FIELDS names)
+    defaults: Mapping[str, Any]  # their first values; the Book button restores them
+    title: str
+    intro: str
+    book_help: str
+    no_job: str  # shown where the run will be until there is one
+    book_label: str = ""  # empty: the shared "Book settings"
+    presets_menu: bool = True  # the preset picker above the Book button
+    preset_help: str | None = None  # why a preset applies only in part here
+    lesson_link: bool = False  # "Share this lesson" between the Train button and the run
+
+    def page_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the settings this page shows: a preset must not set widgets the page does not have."""
+        return {k: v for k, v in values.items() if k in self.fields}
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """What pressing Train does on a page, and what the page adds to its start section.
+
+    `beside` draws a second column next to Train (the Train page's Continue) and
+    returns what to run when its own button was pressed, else None. `blocked`
+    says why Train is off although there is a corpus (empty: it is not).
+    """
+
+    start: Callable[[], None]
+    blocked: str = ""
+    beside: Callable[[], Callable[[], None] | None] | None = None
+    replace_note: bool = False  # say, while the page has a run, that Train replaces it
+
+
+def training_page_ui(
+    page: TrainingPage,
+    plan: Callable[[dict[str, Any], CorpusChoice], StartPlan],
+    draw: Callable[[Job, JobView], None],
+    under_settings: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[CorpusChoice, dict[str, Any]]:
+    """Draw the frame of a training page and return the corpus choice and settings, for what the page adds below.
+
+    `plan(values, choice)` runs after the settings (it may draw, e.g. the Train
+    page's start-from picker) and says what Train does; `draw` is the live view
+    of the page's run; `under_settings(values)` adds notes inside the settings expander.
+    """
+    st.title(page.title)
+    st.caption(page.intro)
+    with st.sidebar:
+        choice = corpus_ui.corpus_ui()
+    if page.presets_menu:
+        presets.preset_ui(page.key, only=page.page_values, help_=page.preset_help)
+    book_preset_button(page)
+    with st.expander(t("settings"), expanded=True):
+        values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
+        if under_settings is not None:
+            under_settings(values)
+    start_section_ui(page.key, choice, values, plan(values, choice))
+    if page.lesson_link:
+        lesson.lesson_link_ui()
+    jobs_ui.run_section_ui(page.key, draw, page.no_job)
+    return choice, values
+
+
+def book_preset_button(page: TrainingPage) -> None:
+    """One click back to the page's book settings (its defaults), whatever preset or link set them."""
+    st.button(
+        page.book_label or t("book_preset"),
+        key=f"{page.key}:book",
+        help=page.book_help,
+        on_click=settings.apply_values,
+        args=(page.key, page.page_values(page.defaults)),
+    )
+
+
+def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], plan: StartPlan) -> None:
+    """Corpus status, the Train button (and what the page puts beside it); a `LabError` becomes a message.
+
+    Train asks first when the page's run is still alive (`jobs_ui.confirm_start`);
+    a click beside it (Continue) runs only when Train did not start a run.
+    """
+    jobs_ui.corpus_status_ui(choice, values)
+    disabled = choice.corpus is None or bool(plan.blocked)
+    if plan.beside is None:
+        pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=disabled)
+        other = None
+    else:
+        start_col, beside_col = st.columns([1, 2])
+        with start_col:
+            pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=disabled)
+        with beside_col:
+            other = plan.beside()
+    if plan.blocked:
+        st.warning(plan.blocked)
+    if plan.replace_note and jobs_ui.page_job(page) is not None:
+        st.caption(t("replace_warning"))
+    go = jobs_ui.confirm_start(page, pressed)
+    try:
+        if go:
+            plan.start()
+        elif other is not None:
+            other()
+    except LabError as exc:
+        st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
+
+
+def metrics_ui(view: JobView, labels: list[str]) -> None:
+    """Every run's numbers per epoch, folded away under the charts."""
+    with st.expander(t("metrics")):
+        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
