@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_ui import charts, jobs_ui, session, settings
+from lab_ui import charts, jobs_ui, session, settings, training_page
 from lab_ui.i18n import Translator, current_lang, run_label
-from lab_ui.runs import epochs_table
 from lm_core import lessons
 from lm_core.errors import LabError, localized
 from lm_core.jobs import Job, JobView
@@ -93,7 +92,6 @@ t = Translator(
             "After training, open Generate, pick one of the two models and choose the other under “Compare with "
             "another model”: their lines side by side, with the share copied verbatim.",
         ),
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
     }
 )
 
@@ -152,8 +150,7 @@ def _draw(job: Job, view: JobView) -> None:
     _verdict_ui(view, labels)
     if view.done:
         st.info(t("then_generate"))
-    with st.expander(t("metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+    training_page.metrics_ui(view, labels)
 
 
 def _about_ui(values: dict) -> bool:
