@@ -36,18 +36,20 @@ t = Translator(
 
 @dataclass(frozen=True)
 class TrainingPage:
-    """One training page's own parts; the texts are in the language of the current run of the script."""
+    """One training page's own parts.
+
+    Its words come from its own `texts` table, read when drawn (so in the language
+    of that script run), under the keys every training page has: "title", "intro",
+    "book_preset_help" and "no_job" (shown where the run will be until there is one).
+    """
 
     key: str  # prefix of the page's widget keys, and the kind of its jobs
     fields: Sequence[str]  # the settings the page shows (settings.FIELDS names)
     defaults: Mapping[str, Any]  # their first values; the Book button restores them
-    title: str
-    intro: str
-    book_help: str
-    no_job: str  # shown where the run will be until there is one
-    book_label: str = ""  # empty: the shared "Book settings"
+    texts: Translator
+    book_label_key: str = ""  # the page's own label for the Book button; empty: the shared "Book settings"
     presets_menu: bool = True  # the preset picker above the Book button
-    preset_help: str | None = None  # why a preset applies only in part here
+    preset_help_key: str = ""  # why a preset applies only in part here; empty: no such note
     lesson_link: bool = False  # "Share this lesson" between the Train button and the run
 
     def page_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,12 +84,13 @@ def training_page_ui(
     page's start-from picker) and says what Train does; `draw` is the live view
     of the page's run; `under_settings(values)` adds notes inside the settings expander.
     """
-    st.title(page.title)
-    st.caption(page.intro)
+    st.title(page.texts("title"))
+    st.caption(page.texts("intro"))
     with st.sidebar:
         choice = corpus_ui.corpus_ui()
     if page.presets_menu:
-        presets.preset_ui(page.key, only=page.page_values, help_=page.preset_help)
+        note = page.texts(page.preset_help_key) if page.preset_help_key else None
+        presets.preset_ui(page.key, only=page.page_values, help_=note)
     book_preset_button(page)
     with st.expander(t("settings"), expanded=True):
         values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
@@ -96,16 +99,21 @@ def training_page_ui(
     start_section_ui(page.key, choice, values, plan(values, choice))
     if page.lesson_link:
         lesson.lesson_link_ui()
-    jobs_ui.run_section_ui(page.key, draw, page.no_job)
+    jobs_ui.run_section_ui(page.key, draw, page.texts("no_job"))
     return choice, values
+
+
+def plain_start(start: Callable[[dict[str, Any], CorpusChoice], None]) -> Callable[..., StartPlan]:
+    """The plan of a page whose Train only starts `start(values, choice)`: never blocked, nothing beside it."""
+    return lambda values, choice: StartPlan(lambda: start(values, choice))
 
 
 def book_preset_button(page: TrainingPage) -> None:
     """One click back to the page's book settings (its defaults), whatever preset or link set them."""
     st.button(
-        page.book_label or t("book_preset"),
+        page.texts(page.book_label_key) if page.book_label_key else t("book_preset"),
         key=f"{page.key}:book",
-        help=page.book_help,
+        help=page.texts("book_preset_help"),
         on_click=settings.apply_values,
         args=(page.key, page.page_values(page.defaults)),
     )

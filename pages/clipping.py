@@ -56,7 +56,7 @@ t = Translator(
         ),
         "median_norm": ("‖g‖ 中位数", "median ‖g‖"),
         "median_help": ("裁剪之前的梯度范数。", "Gradient norm before clipping."),
-        "book_preset": ("恢复书中设置（30 个周期）", "Book settings (30 epochs)"),
+        "book_preset_30": ("恢复书中设置（30 个周期）", "Book settings (30 epochs)"),
         "book_preset_help": (
             "书中的从零实现 RNN：隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01；为了快，只训练 30 个周期。",
             "The chapter's RNN from scratch: 256 hidden units, num_steps 35, batch 32, SGD lr 100, θ = 0.01; "
@@ -88,6 +88,8 @@ t = Translator(
         ),
     }
 )
+
+FRAME = training_page.TrainingPage(PAGE, FIELDS, DEFAULTS, t, book_label_key="book_preset_30", presets_menu=False)
 
 
 def _start(values: dict, choice: corpus_ui.CorpusChoice) -> None:
@@ -159,20 +161,7 @@ def _draw(job: Job, view: JobView) -> None:
 
 def main() -> None:
     session.init(PAGE)
-    page = training_page.TrainingPage(
-        PAGE,
-        FIELDS,
-        DEFAULTS,
-        title=t("title"),
-        intro=t("intro"),
-        book_help=t("book_preset_help"),
-        no_job=t("no_job"),
-        book_label=t("book_preset"),
-        presets_menu=False,
-    )
-    training_page.training_page_ui(
-        page, lambda values, choice: training_page.StartPlan(lambda: _start(values, choice)), _draw
-    )
+    training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     with st.expander(t("explain_header"), expanded=True):
         st.markdown(t("explain"))
 

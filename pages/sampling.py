@@ -120,6 +120,10 @@ t = Translator(
     }
 )
 
+FRAME = training_page.TrainingPage(
+    PAGE, FIELDS, presets.PRESETS["book_random"], t, preset_help_key="preset_sampling_note"
+)
+
 
 def _minibatch_text() -> charts.MinibatchText:
     """The picture's words in the current language."""
@@ -196,19 +200,7 @@ def _minibatches_ui(n_chars: int, values: dict) -> None:
 
 def main() -> None:
     session.init(PAGE)
-    page = training_page.TrainingPage(
-        PAGE,
-        FIELDS,
-        presets.PRESETS["book_random"],
-        title=t("title"),
-        intro=t("intro"),
-        book_help=t("book_preset_help"),
-        no_job=t("no_job"),
-        preset_help=t("preset_sampling_note"),
-    )
-    choice, values = training_page.training_page_ui(
-        page, lambda values, choice: training_page.StartPlan(lambda: _start(values, choice)), _draw
-    )
+    choice, values = training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     if choice.corpus is not None:
         _minibatches_ui(len(choice.corpus), values)
 

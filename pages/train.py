@@ -120,6 +120,8 @@ t = Translator(
     }
 )
 
+FRAME = training_page.TrainingPage(PAGE, FIELDS, presets.PRESETS["book_random"], t, lesson_link=True)
+
 
 def _labels(values: dict) -> list[str]:
     """Model kinds, not names: the job keeps them and each drawing translates them (jobs_ui.run_labels)."""
@@ -323,17 +325,7 @@ def _settings_notes(values: dict) -> None:
 
 def main() -> None:
     session.init(PAGE)
-    page = training_page.TrainingPage(
-        PAGE,
-        FIELDS,
-        presets.PRESETS["book_random"],
-        title=t("title"),
-        intro=t("intro"),
-        book_help=t("book_preset_help"),
-        no_job=t("no_job"),
-        lesson_link=True,
-    )
-    training_page.training_page_ui(page, _plan, _draw, under_settings=_settings_notes)
+    training_page.training_page_ui(FRAME, _plan, _draw, under_settings=_settings_notes)
 
 
 main()

@@ -29,6 +29,7 @@ def _script(plan_kw: dict, page_kw: dict) -> None:
     import streamlit as st
 
     from lab_ui import training_page
+    from lab_ui.i18n import Translator
     from lm_core.errors import LabError
 
     def start() -> None:
@@ -41,14 +42,21 @@ def _script(plan_kw: dict, page_kw: dict) -> None:
             return None
         return lambda: st.session_state.__setitem__("other", st.session_state.get("other", 0) + 1)
 
+    texts = Translator(
+        {
+            "title": ("Demo title", "Demo title"),
+            "intro": ("Demo intro", "Demo intro"),
+            "book_preset_help": ("Demo book help", "Demo book help"),
+            "no_job": ("Demo: no run yet", "Demo: no run yet"),
+            "book_30": ("书 30", "Book (30 epochs)"),
+            "preset_note": ("只用一部分", "Only in part"),
+        }
+    )
     page = training_page.TrainingPage(
         "demo",
         ("hidden", "epochs", "batch_size", "num_steps"),
         {"hidden": 256, "epochs": 30, "batch_size": 32, "num_steps": 35, "compare": "none"},
-        title="Demo title",
-        intro="Demo intro",
-        book_help="Demo book help",
-        no_job="Demo: no run yet",
+        texts,
         **page_kw,
     )
 
@@ -87,6 +95,7 @@ def test_frame_shows_the_page_texts_and_shared_parts(demo: Any) -> None:
     assert book.label == "恢复书中设置"  # the shared label when the page has none of its own
     assert book.help == "Demo book help"
     assert f"{PAGE}:preset" in [s.key for s in at.selectbox]  # the preset menu, on by default
+    assert not at.button(key=f"{PAGE}:apply").help  # no note on what the page leaves out of a preset
     settings = next(e for e in at.expander if e.label == "设置")
     assert {w.key for w in (*settings.select_slider, *settings.slider)} == {f"{PAGE}:w:{n}" for n in FIELDS}
     assert "under 256" in [c.value for c in settings.caption]  # the page's note inside the settings
@@ -98,11 +107,16 @@ def test_frame_shows_the_page_texts_and_shared_parts(demo: Any) -> None:
 
 
 def test_page_options_book_label_no_presets_and_lesson_link(demo: Any) -> None:
-    at = demo(page_kw={"book_label": "Book (30 epochs)", "presets_menu": False, "lesson_link": True})
+    at = demo(page_kw={"book_label_key": "book_30", "presets_menu": False, "lesson_link": True})
     assert not at.exception
-    assert at.button(key=f"{PAGE}:book").label == "Book (30 epochs)"
+    assert at.button(key=f"{PAGE}:book").label == "书 30"
     assert f"{PAGE}:preset" not in [s.key for s in at.selectbox]
     assert any(e.label == "分享这节课" for e in at.expander)
+
+
+def test_preset_note_from_the_page_texts(demo: Any) -> None:
+    at = demo(page_kw={"preset_help_key": "preset_note"})
+    assert at.button(key=f"{PAGE}:apply").help == "只用一部分"
 
 
 def test_book_button_restores_only_the_page_fields(demo: Any) -> None:
