@@ -138,6 +138,17 @@ def test_num_steps_longer_than_corpus_says_what_to_do(at: AppTest) -> None:
     assert "train:job" not in at.session_state
 
 
+def test_start_from_an_upload_not_yet_given_turns_train_off_and_says_why(at: AppTest) -> None:
+    at.selectbox(key="train:from").set_value("upload").run()
+    assert not at.exception
+    assert at.button(key="train:start").disabled  # not quietly a new random model instead
+    assert "请先上传检查点文件。" in [i.value for i in at.info]
+    assert any("在此之前无法开始训练" in w.value for w in at.warning)
+    at.selectbox(key="train:from").set_value("new").run()
+    assert not at.button(key="train:start").disabled
+    assert not any("在此之前无法开始训练" in w.value for w in at.warning)
+
+
 def test_pasted_text_too_short_or_empty_is_explained(at: AppTest) -> None:
     at.selectbox(key="corpus:source").set_value("paste").run()
     assert not at.exception
