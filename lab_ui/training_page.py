@@ -72,9 +72,12 @@ class StartPlan:
     replace_note: bool = False  # say, while the page has a run, that Train replaces it
 
 
+Plan = Callable[[dict[str, Any], CorpusChoice], StartPlan]  # the settings and corpus -> what Train does
+
+
 def training_page_ui(
     page: TrainingPage,
-    plan: Callable[[dict[str, Any], CorpusChoice], StartPlan],
+    plan: Plan,
     draw: Callable[[Job, JobView], None],
     under_settings: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[CorpusChoice, dict[str, Any]]:
@@ -103,7 +106,7 @@ def training_page_ui(
     return choice, values
 
 
-def plain_start(start: Callable[[dict[str, Any], CorpusChoice], None]) -> Callable[..., StartPlan]:
+def plain_start(start: Callable[[dict[str, Any], CorpusChoice], None]) -> Plan:
     """The plan of a page whose Train only starts `start(values, choice)`: never blocked, nothing beside it."""
     return lambda values, choice: StartPlan(lambda: start(values, choice))
 
