@@ -285,11 +285,19 @@ def make_optimizer(model: CharModel, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def clip_gradients(params: list[torch.Tensor], theta: float | None) -> tuple[float, bool]:
-    """Global L2 norm of all gradients; scale them by θ/‖g‖ when it exceeds θ."""
+    """Global L2 norm of all gradients; scale them by θ/‖g‖ when it exceeds θ.
+
+    A plain loop over public `Tensor.mul_`, not `torch.nn.utils.clip_grad_norm_` (nor
+    `clip_grads_with_norm_`): those scale by θ/(‖g‖ + 1e-6) and multiply even unclipped
+    gradients, which is not the book's rule. A model has only a handful of weight tensors,
+    so the private `torch._foreach_mul_` this replaces bought nothing measurable.
+    """
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
     if theta is not None and norm > theta:
-        torch._foreach_mul_(grads, theta / norm)
+        scale = theta / norm
+        for g in grads:
+            g.mul_(scale)
         return norm, True
     return norm, False
 
