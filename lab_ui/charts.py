@@ -33,12 +33,16 @@ class Curve:
     color: int | None = None  # palette index; None: the curve's position (training and validation of a run share one)
 
 
+# Room for the title above and the axis titles left and below, in pixels; shared by the line and bar charts.
+_MARGIN = {"l": 50, "r": 20, "t": 50, "b": 40}
+
+
 def _line_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> None:
     """The layout every line chart shares: legend below, room for titles, zoom kept across updates."""
     fig.update_layout(
         title=title,
         height=height,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        margin=_MARGIN,
         legend={"orientation": "h", "y": -0.18},
         xaxis_title=x_title,
         yaxis_title=y_title,
@@ -66,32 +70,13 @@ def perplexity_figure(
         color = PALETTE[(i if c.color is None else c.color) % len(PALETTE)]
         vals = [v for v in c.values if v is not None and math.isfinite(v)]
         ys.extend(vals)
-        fig.add_trace(
-            go.Scatter(
-                x=c.epochs,
-                y=c.values,
-                name=c.label,
-                mode="lines+markers" if len(c.epochs) < 60 else "lines",
-                line={"color": color, "dash": c.dash},
-                marker={"size": 5},
-                hovertemplate="%{x}: %{y:.2f}<extra>" + c.label + "</extra>",
-            )
-        )
+        mode = "lines+markers" if len(c.epochs) < 60 else "lines"
+        line = {"color": color, "dash": c.dash}
+        fig.add_trace(_run_line(c.epochs, c.values, c.label, mode, line, "%{x}: %{y:.2f}", marker={"size": 5}))
         if c.diverged_at is not None:
             y = vals[-1] if vals else (vocab_size or 1000)
-            fig.add_trace(
-                go.Scatter(
-                    x=[c.diverged_at],
-                    y=[y],
-                    mode="markers+text",
-                    name=f"{c.label} ✕",
-                    marker={"symbol": "x", "size": 14, "color": color},
-                    text=["✕"],
-                    textposition="top center",
-                    showlegend=not vals,  # a run that diverged in epoch 1 has no line to carry its legend entry
-                    hoverinfo="skip",
-                )
-            )
+            # A run that diverged in epoch 1 has no line to carry its legend entry: the ✕ carries it.
+            fig.add_trace(_diverged_cross(c.diverged_at, y, c.label, color, showlegend=not vals))
     if vocab_size:
         ys.append(vocab_size)
         fig.add_hline(y=vocab_size, line={"dash": "dot", "color": "#888"})
@@ -113,6 +98,41 @@ def perplexity_figure(
         type="log", range=[math.log10(lo), math.log10(hi * 1.3)], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]
     )
     return fig
+
+
+def _run_line(
+    x: Sequence[float], y: Sequence[float], label: str, mode: str, line: dict[str, object], hover: str, **extra: object
+) -> go.Scatter:
+    """One run's (or model's) line, named in the legend and, beside `hover` (a point's text), in its tooltip."""
+    return go.Scatter(
+        x=x, y=y, mode=mode, name=label, line=line, hovertemplate=f"{hover}<extra>{label}</extra>", **extra
+    )
+
+
+def _diverged_cross(x: float, y: float, label: str, color: str, showlegend: bool) -> go.Scatter:
+    """The ✕ where a run diverged, in the run's colour, at its last finite value."""
+    return go.Scatter(
+        x=[x],
+        y=[y],
+        mode="markers+text",
+        name=f"{label} ✕",
+        marker={"symbol": "x", "size": 14, "color": color},
+        text=["✕"],
+        textposition="top center",
+        showlegend=showlegend,
+        hoverinfo="skip",
+    )
+
+
+def _positive_or_nan(values: Sequence[float]) -> list[float]:
+    """Values for a log axis: zero, negative and infinite ones become gaps (NaN) instead of breaking the scale."""
+    return [v if math.isfinite(v) and v > 0 else float("nan") for v in values]
+
+
+def _log_y(fig: go.Figure, lo: float, hi: float, below: float = 0.3, above: float = 0.3, **extra: object) -> None:
+    """A log y-axis from `lo` to `hi` with `below`/`above` decades of room, ticked at powers of ten only:
+    Plotly's default log ticks (…, 2, 5, 0.1, 2, 5, …) read ambiguously."""
+    fig.update_yaxes(type="log", range=[math.log10(lo) - below, math.log10(hi) + above], dtick=1, **extra)
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
@@ -242,7 +262,7 @@ def prob_bars(
     top = max(probs, default=1.0)
     fig.update_xaxes(title=x_title, type="category", tickfont={"size": 16})
     fig.update_yaxes(title=y_title, range=[0, min(1.0, top * 1.2) or 1.0], tickformat=".0%")
-    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, showlegend=False)
+    fig.update_layout(title=title, height=height, margin=_MARGIN, showlegend=False)
     return fig
 
 
@@ -305,12 +325,7 @@ def minibatch_figure(
     bar where it starts from zeros. Of B rows at most `max_rows` are drawn (see
     `shown_rows`) so B = 32 stays readable. Minibatches and rows are labelled 1-based.
     """
-    n_rows = max((s.row for s in spans), default=-1) + 1
-    rows = shown_rows(n_rows, max_rows)
-    y_of = {r: i for i, r in enumerate(rows)}  # drawing position of each shown row, top to bottom
-    shown = [s for s in spans if s.row in y_of]
-    k = max((s.minibatch for s in shown), default=-1) + 1
-    by_cell = {(s.minibatch, s.row): s for s in shown}
+    grid = _MinibatchGrid.of(spans, max_rows)
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -320,149 +335,191 @@ def minibatch_figure(
         subplot_titles=(text.where, text.order),
     )
     if row_len:
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for r in rows:
-            xs += [r * row_len, (r + 1) * row_len - 1, None]
-            ys += [y_of[r], y_of[r], None]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=text.track,
-                line={"color": TRACK_COLOR, "width": 12},
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=1,
-        )
-    for i in range(k):
-        color = MINIBATCH_COLORS[i % len(MINIBATCH_COLORS)]
-        cells = [by_cell[(i, r)] for r in rows if (i, r) in by_cell]
-        hovers = [
-            text.hover.format(
-                i=i + 1,
-                r=s.row + 1,
-                a=s.start,
-                b=s.start + s.length - 1,
-                state=text.carried_word if s.state == "carried" else text.reset_word,
-            )
-            for s in cells
-        ]
-        xs, ys, hs = [], [], []
-        for s, h in zip(cells, hovers, strict=True):
-            xs += [s.start, s.start + s.length - 1, None]
-            ys += [y_of[s.row], y_of[s.row], None]
-            hs += [h, h, None]
-        name = text.minibatch.format(i=i + 1)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=name,
-                legendgroup=name,
-                line={"color": color, "width": 12},
-                text=hs,
-                hovertemplate="%{text}<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
-        if not row_len:  # scattered windows are only a few pixels wide: a square keeps each one visible
-            fig.add_trace(
-                go.Scatter(
-                    x=[s.start + s.length / 2 for s in cells],
-                    y=[y_of[s.row] for s in cells],
-                    mode="markers",
-                    name=name,
-                    legendgroup=name,
-                    showlegend=False,
-                    marker={"symbol": "square", "size": 9, "color": color},
-                    text=hovers,
-                    hovertemplate="%{text}<extra></extra>",
-                ),
-                row=1,
-                col=1,
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=[i + 1] * len(cells),
-                y=[y_of[s.row] for s in cells],
-                mode="markers+text",
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-                marker={"symbol": "square", "size": 24, "color": color},
-                text=[str(s.start) for s in cells],
-                textfont={"size": 9, "color": "white"},
-                textposition="middle center",
-                customdata=hovers,
-                hovertemplate="%{customdata}<extra></extra>",
-            ),
-            row=1,
-            col=2,
-        )
-    carried = [s for s in shown if s.state == "carried" and (s.minibatch - 1, s.row) in by_cell]
-    if carried:
-        xs, ys = [], []
-        for s in carried:
-            xs += [s.minibatch + 0.25, s.minibatch + 0.75, None]  # from cell s.minibatch to cell s.minibatch + 1
-            ys += [y_of[s.row], y_of[s.row], None]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines+markers",
-                name=text.carried,
-                legendgroup="carried",
-                line={"color": STATE_COLOR, "width": 2},
-                marker={"symbol": "triangle-right", "size": [0, 9, 0] * len(carried), "color": STATE_COLOR},
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=2,
-        )
-    resets = [s for s in shown if s.state == "reset"]
-    if resets:
-        fig.add_trace(
-            go.Scatter(
-                x=[s.minibatch + 1 - 0.36 for s in resets],
-                y=[y_of[s.row] for s in resets],
-                mode="markers",
-                name=text.reset,
-                legendgroup="reset",
-                marker={
-                    "symbol": "line-ns-open",
-                    "size": 16,
-                    "color": STATE_COLOR,
-                    "line": {"width": 3, "color": STATE_COLOR},
-                },
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=2,
-        )
-    fig.update_xaxes(range=[0, max(n_chars, 1)], title=text.x_corpus, row=1, col=1)
+        _add_row_tracks(fig, grid, row_len, text.track)
+    for i in range(grid.k):
+        _add_minibatch(fig, grid, i, text, squares=not row_len)
+    _add_carried_arrows(fig, grid, text.carried)
+    _add_resets(fig, grid, text.reset)
+    _minibatch_layout(fig, grid, n_chars, title, text)
+    return fig
+
+
+# Where a trace of the minibatch picture goes: the corpus (left) or the training order (right).
+_LEFT = {"row": 1, "col": 1}
+_RIGHT = {"row": 1, "col": 2}
+_HOVER_TEXT = "%{text}<extra></extra>"
+
+
+@dataclass(frozen=True)
+class _MinibatchGrid:
+    """The cells of the minibatch picture: the rows drawn, where each sits, and the span filling each cell."""
+
+    rows: list[int]  # corpus-row indices drawn, top to bottom
+    y_of: dict[int, int]  # drawing position of each shown row
+    shown: list[RowSpan]  # the spans of those rows
+    k: int  # minibatches shown
+    by_cell: dict[tuple[int, int], RowSpan]  # (minibatch, row) -> its span
+
+    @classmethod
+    def of(cls, spans: Sequence[RowSpan], max_rows: int) -> _MinibatchGrid:
+        n_rows = max((s.row for s in spans), default=-1) + 1
+        rows = shown_rows(n_rows, max_rows)
+        y_of = {r: i for i, r in enumerate(rows)}
+        shown = [s for s in spans if s.row in y_of]
+        k = max((s.minibatch for s in shown), default=-1) + 1
+        return cls(rows, y_of, shown, k, {(s.minibatch, s.row): s for s in shown})
+
+    def cells(self, minibatch: int) -> list[RowSpan]:
+        """The shown rows' spans in one minibatch, top to bottom."""
+        return [self.by_cell[(minibatch, r)] for r in self.rows if (minibatch, r) in self.by_cell]
+
+
+def _segments(pieces: Sequence[tuple[float, float, float]]) -> tuple[list[float | None], list[float | None]]:
+    """x and y of horizontal segments (x0, x1, y) drawn as one trace: Plotly breaks a line at None."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for x0, x1, y in pieces:
+        xs += [x0, x1, None]
+        ys += [y, y, None]
+    return xs, ys
+
+
+def _add_row_tracks(fig: go.Figure, grid: _MinibatchGrid, row_len: int, name: str) -> None:
+    """Left panel, under the bars: each row's whole slice of the corpus (adjacent sampling)."""
+    xs, ys = _segments([(r * row_len, (r + 1) * row_len - 1, grid.y_of[r]) for r in grid.rows])
+    trace = go.Scatter(x=xs, y=ys, mode="lines", name=name, line={"color": TRACK_COLOR, "width": 12}, hoverinfo="skip")
+    fig.add_trace(trace, **_LEFT)
+
+
+def _span_hover(span: RowSpan, minibatch: int, text: MinibatchText) -> str:
+    return text.hover.format(
+        i=minibatch + 1,
+        r=span.row + 1,
+        a=span.start,
+        b=span.start + span.length - 1,
+        state=text.carried_word if span.state == "carried" else text.reset_word,
+    )
+
+
+def _add_minibatch(fig: go.Figure, grid: _MinibatchGrid, i: int, text: MinibatchText, squares: bool) -> None:
+    """Minibatch `i` in its colour: a bar per row on the corpus (left), a numbered cell per row in order (right).
+
+    `squares` also marks each bar's middle on the left: scattered windows (random sampling)
+    are only a few pixels wide and would otherwise vanish on a long corpus.
+    """
+    color = MINIBATCH_COLORS[i % len(MINIBATCH_COLORS)]
+    cells = grid.cells(i)
+    hovers = [_span_hover(s, i, text) for s in cells]
+    name = text.minibatch.format(i=i + 1)
+    rows_y = [grid.y_of[s.row] for s in cells]
+    xs, ys = _segments([(s.start, s.start + s.length - 1, grid.y_of[s.row]) for s in cells])
+    hs: list[str | None] = []
+    for h in hovers:
+        hs += [h, h, None]
+    bars = go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name=name,
+        legendgroup=name,
+        line={"color": color, "width": 12},
+        text=hs,
+        hovertemplate=_HOVER_TEXT,
+    )
+    fig.add_trace(bars, **_LEFT)
+    if squares:
+        middles = [s.start + s.length / 2 for s in cells]
+        fig.add_trace(_squares(middles, rows_y, name, color, 9, text=hovers, hovertemplate=_HOVER_TEXT), **_LEFT)
+    order = _squares(
+        [i + 1] * len(cells),
+        rows_y,
+        name,
+        color,
+        24,
+        mode="markers+text",
+        text=[str(s.start) for s in cells],
+        textfont={"size": 9, "color": "white"},
+        textposition="middle center",
+        customdata=hovers,
+        hovertemplate="%{customdata}<extra></extra>",
+    )
+    fig.add_trace(order, **_RIGHT)
+
+
+def _squares(
+    x: list[float], y: list[int], name: str, color: str, size: int, mode: str = "markers", **extra: object
+) -> go.Scatter:
+    """Square markers of minibatch `name`: they toggle with its legend entry but add none of their own."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode=mode,
+        name=name,
+        legendgroup=name,
+        showlegend=False,
+        marker={"symbol": "square", "size": size, "color": color},
+        **extra,
+    )
+
+
+def _add_carried_arrows(fig: go.Figure, grid: _MinibatchGrid, name: str) -> None:
+    """Right panel: an arrow from a row's cell to the next minibatch's where that one carries the state on."""
+    carried = [s for s in grid.shown if s.state == "carried" and (s.minibatch - 1, s.row) in grid.by_cell]
+    if not carried:
+        return
+    # Span s of minibatch m (cell m + 1) carries from cell m: the arrow runs between the two cells.
+    xs, ys = _segments([(s.minibatch + 0.25, s.minibatch + 0.75, grid.y_of[s.row]) for s in carried])
+    arrows = go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines+markers",
+        name=name,
+        legendgroup="carried",
+        line={"color": STATE_COLOR, "width": 2},
+        marker={"symbol": "triangle-right", "size": [0, 9, 0] * len(carried), "color": STATE_COLOR},
+        hoverinfo="skip",
+    )
+    fig.add_trace(arrows, **_RIGHT)
+
+
+def _add_resets(fig: go.Figure, grid: _MinibatchGrid, name: str) -> None:
+    """Right panel: a bar just before each cell whose state starts from zeros."""
+    resets = [s for s in grid.shown if s.state == "reset"]
+    if not resets:
+        return
+    bars = go.Scatter(
+        x=[s.minibatch + 1 - 0.36 for s in resets],
+        y=[grid.y_of[s.row] for s in resets],
+        mode="markers",
+        name=name,
+        legendgroup="reset",
+        marker={"symbol": "line-ns-open", "size": 16, "color": STATE_COLOR, "line": {"width": 3, "color": STATE_COLOR}},
+        hoverinfo="skip",
+    )
+    fig.add_trace(bars, **_RIGHT)
+
+
+def _minibatch_layout(fig: go.Figure, grid: _MinibatchGrid, n_chars: int, title: str, text: MinibatchText) -> None:
+    """Axes (corpus positions left, minibatch numbers right, first row on top) and a height that fits the rows."""
+    fig.update_xaxes(range=[0, max(n_chars, 1)], title=text.x_corpus, **_LEFT)
     fig.update_xaxes(
-        range=[0.4, max(k, 1) + 0.6],
-        tickvals=list(range(1, k + 1)),
+        range=[0.4, max(grid.k, 1) + 0.6],
+        tickvals=list(range(1, grid.k + 1)),
         title=text.x_order,
         showgrid=False,
         zeroline=False,
-        row=1,
-        col=2,
+        **_RIGHT,
     )
+    n = len(grid.rows)
     fig.update_yaxes(
-        range=[len(rows) - 0.4, -0.6],  # first row on top
-        tickvals=list(range(len(rows))),
-        ticktext=[str(r + 1) for r in rows],
+        range=[n - 0.4, -0.6],  # first row on top
+        tickvals=list(range(n)),
+        ticktext=[str(r + 1) for r in grid.rows],
         showgrid=False,
         zeroline=False,
     )
-    fig.update_yaxes(title=text.y_row, row=1, col=1)
-    plot_h = 40 + 30 * len(rows)  # pixels for the rows themselves
+    fig.update_yaxes(title=text.y_row, **_LEFT)
+    plot_h = 40 + 30 * n  # pixels for the rows themselves
     fig.update_layout(
         title=title,
         height=plot_h + 70 + 110,
@@ -470,7 +527,6 @@ def minibatch_figure(
         legend={"orientation": "h", "yanchor": "top", "y": -62 / plot_h, "x": 0},
         uirevision="keep",
     )
-    return fig
 
 
 def _log_axis_label(fig: go.Figure, y: float, text: str, yanchor: str) -> None:
@@ -534,34 +590,12 @@ def grad_norm_figure(
     ys_all: list[float] = [theta] if theta else []
     for i, tr in enumerate(traces):
         color = PALETTE[i % len(PALETTE)]
-        finite = [v if math.isfinite(v) and v > 0 else float("nan") for v in tr.norms]
-        xs, ys = downsample_max(finite, max_points)
+        xs, ys = downsample_max(_positive_or_nan(tr.norms), max_points)
         ys_all.extend(v for v in ys if math.isfinite(v))
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=tr.label,
-                line={"color": color, "width": 1.2},
-                hovertemplate="%{x}: %{y:.3g}<extra>" + tr.label + "</extra>",
-            )
-        )
+        fig.add_trace(_run_line(xs, ys, tr.label, "lines", {"color": color, "width": 1.2}, "%{x}: %{y:.3g}"))
         if tr.diverged:
             last = next((v for v in reversed(ys) if math.isfinite(v)), theta or 1.0)
-            fig.add_trace(
-                go.Scatter(
-                    x=[len(tr.norms) + 1],
-                    y=[last],
-                    mode="markers+text",
-                    name=f"{tr.label} ✕",
-                    showlegend=False,
-                    marker={"symbol": "x", "size": 14, "color": color},
-                    text=["✕"],
-                    textposition="top center",
-                    hoverinfo="skip",
-                )
-            )
+            fig.add_trace(_diverged_cross(len(tr.norms) + 1, last, tr.label, color, showlegend=False))
     if theta:
         fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
         if theta_label:
@@ -571,8 +605,7 @@ def grad_norm_figure(
     _line_layout(fig, title, x_title, y_title, height)
     if planned_steps:
         fig.update_xaxes(range=[0, planned_steps + 1])
-    # Powers of ten only: Plotly's default log ticks (…, 2, 5, 0.1, 2, 5, …) read ambiguously.
-    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.3, math.log10(hi) + 0.3], dtick=1)
+    _log_y(fig, lo, hi)
     return fig
 
 
@@ -595,23 +628,17 @@ def distance_figure(
     fig = go.Figure()
     ys: list[float] = []
     for i, line in enumerate(lines):
-        finite = [v if math.isfinite(v) and v > 0 else float("nan") for v in line.values]
+        finite = _positive_or_nan(line.values)
         ys.extend(v for v in finite if math.isfinite(v))
+        style = {"color": PALETTE[i % len(PALETTE)], "width": 2}
+        hover = "k = %{x}: %{y:.3g}"
         fig.add_trace(
-            go.Scatter(
-                x=list(range(len(finite))),
-                y=finite,
-                mode="lines+markers",
-                name=line.label,
-                marker={"size": 4},
-                line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-                hovertemplate="k = %{x}: %{y:.3g}<extra>" + line.label + "</extra>",
-            )
+            _run_line(list(range(len(finite))), finite, line.label, "lines+markers", style, hover, marker={"size": 4})
         )
     lo, hi = (min(ys), max(ys)) if ys else (1e-3, 1.0)
     _line_layout(fig, title, x_title, y_title, height)
     fig.update_layout(uirevision=None)  # a new ρ must rescale the axis
-    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.3, math.log10(hi) + 0.3], dtick=1, exponentformat="power")
+    _log_y(fig, lo, hi, exponentformat="power")
     return fig
 
 
@@ -620,7 +647,7 @@ def clip_figure(
 ) -> go.Figure:
     """The minibatch's gradient norm before and after clipping (log y), with θ dashed."""
     after = norm * factor
-    values = [v if math.isfinite(v) and v > 0 else float("nan") for v in (norm, after)]
+    values = _positive_or_nan([norm, after])
     colors = [PALETTE[1] if norm > theta else PALETTE[0], PALETTE[2]]
     fig = go.Figure(
         go.Bar(
@@ -638,8 +665,8 @@ def clip_figure(
     fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
     if theta_label:
         _log_axis_label(fig, theta, theta_label, "top")
-    fig.update_yaxes(type="log", range=[math.log10(lo) - 0.5, math.log10(hi) + 0.6], dtick=1, exponentformat="power")
-    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40}, showlegend=False)
+    _log_y(fig, lo, hi, below=0.5, above=0.6, exponentformat="power")
+    fig.update_layout(title=title, height=height, margin=_MARGIN, showlegend=False)
     return fig
 
 

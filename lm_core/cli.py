@@ -11,9 +11,13 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, LabError
 from .limits import MAX_CLI_CHECKPOINT_BYTES
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` and argument errors must not wait for torch
+    from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
 BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
 
@@ -170,13 +174,14 @@ def _progress(done: int, total: int, ppl: float, secs: float) -> str:
     return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} perplexity {ppl:8.2f}  {secs:.2f}s/epoch  ~{eta:.0f}s left"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .generation import default_prefixes, generate
-    from .training import EndEvent, EpochEvent, Trainer, book_config
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run `python -m lm_core train` asks for: the book's settings for the model, overridden by the flags.
 
-    _set_threads(args.threads)
-    corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
+    Pure (no files, no printing, no torch threads), so each flag's mapping can be tested without
+    training. An invalid combination raises the `ConfigError` the trainer would raise.
+    """
+    from .training import book_config
+
     overrides = {
         "hidden": args.hidden,
         "num_steps": args.steps,
@@ -193,24 +198,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key, value in (("epochs", args.epochs), ("lr", args.lr), ("optimizer", args.optimizer)):
         if value is not None:
             overrides[key] = value
-    if args.optimizer and args.lr is None:
+    if args.optimizer and args.lr is None:  # another optimiser than the chapter's: that optimiser's usual rate
         overrides["lr"] = 100.0 if args.optimizer == "sgd" else 1e-3
     cfg = book_config(args.model, args.sampling, **overrides)
-    trainer = Trainer(corpus, cfg)
-    if args.resume:
-        resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES)
-        if resumed.optimizer_dropped:
-            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
-        checkpoint.restore_trainer(resumed, trainer)
-    prefixes = default_prefixes(corpus)
+    cfg.validate()
+    return cfg
+
+
+def _print_setup(trainer: Trainer) -> None:
+    """What is about to run: corpus and config on stderr, the n-gram baselines (if validating) on stdout."""
+    corpus = trainer.corpus
     print(f"corpus {corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(f"config {json.dumps(cfg.to_dict(), ensure_ascii=False)}", file=sys.stderr)
+    print(f"config {json.dumps(trainer.config.to_dict(), ensure_ascii=False)}", file=sys.stderr)
     if trainer.baselines:
         b = trainer.baselines
         print(
             f"baselines on the validation split ({len(trainer.val_ids):,} characters): unigram {b.unigram:.2f}, "
             f"bigram {b.bigram:.2f}, uniform {b.vocab_size:,}"
         )
+
+
+def _print_epoch(event: EpochEvent, trainer: Trainer, args: argparse.Namespace, prefixes: tuple[str, ...]) -> None:
+    """The progress bar (a terminal only), and every `--print-every` epochs a line with greedy samples."""
+    from .generation import generate
+
+    epochs = trainer.config.epochs
+    bar = not args.quiet and sys.stderr.isatty()
+    if bar:
+        print(_progress(event.epoch, epochs, event.perplexity, event.seconds), end="", file=sys.stderr)
+    if event.epoch % args.print_every == 0 or event.epoch == epochs:
+        if bar:
+            print(file=sys.stderr)
+        val = f", validation {event.val_perplexity:.2f}" if event.val_perplexity else ""
+        if event.best_epoch is not None:
+            val += f" (best {trainer.best_val:.2f} at epoch {event.best_epoch})"
+        print(
+            f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
+            f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}"
+        )
+        for p in prefixes:
+            print(" -", generate(trainer.model, trainer.corpus, p, 50).text)
+
+
+def _run(trainer: Trainer, args: argparse.Namespace) -> EndEvent | None:
+    """Train to the end (or Ctrl-C), writing `--jsonl` as it goes; the run's EndEvent, None if interrupted."""
+    from .generation import default_prefixes
+    from .training import EndEvent, EpochEvent
+
+    prefixes = default_prefixes(trainer.corpus)
     jsonl = args.jsonl.open("w", encoding="utf-8") if args.jsonl else None
     end = None
     try:
@@ -219,20 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if jsonl:
                     jsonl.write(json.dumps(event.to_dict()) + "\n")
                     jsonl.flush()
-                if not args.quiet and sys.stderr.isatty():
-                    print(_progress(event.epoch, cfg.epochs, event.perplexity, event.seconds), end="", file=sys.stderr)
-                if event.epoch % args.print_every == 0 or event.epoch == cfg.epochs:
-                    if sys.stderr.isatty() and not args.quiet:
-                        print(file=sys.stderr)
-                    val = f", validation {event.val_perplexity:.2f}" if event.val_perplexity else ""
-                    if event.best_epoch is not None:
-                        val += f" (best {trainer.best_val:.2f} at epoch {event.best_epoch})"
-                    print(
-                        f"epoch {event.epoch}, perplexity {event.perplexity:.2f}{val}, "
-                        f"time {event.seconds:.2f} sec, clipped {event.clipped_fraction:.0%}"
-                    )
-                    for p in prefixes:
-                        print(" -", generate(trainer.model, corpus, p, 50).text)
+                _print_epoch(event, trainer, args, prefixes)
             elif isinstance(event, EndEvent):
                 end = event
     except KeyboardInterrupt:
@@ -240,13 +262,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if jsonl:
             jsonl.close()
+    return end
+
+
+def _save(trainer: Trainer, args: argparse.Namespace) -> None:
+    """Write `--save` (best-by-validation weights when validating), `--slim` and `--half` applied."""
+    from . import checkpoint
+
+    ckpt = checkpoint.from_trainer(trainer, note=command_note(sys.argv[1:]), best=bool(trainer.val_ids))
+    if args.slim:
+        ckpt.optimizer_state = None
+    checkpoint.save(ckpt, args.save, half=args.half)
+    which = f" (best by validation: epoch {ckpt.best_epoch})" if ckpt.best_epoch else ""
+    print(f"saved {args.save}{which}", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .training import Trainer
+
+    _set_threads(args.threads)
+    corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
+    trainer = Trainer(corpus, config_from_args(args))
+    if args.resume:
+        resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES)
+        if resumed.optimizer_dropped:
+            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
+        checkpoint.restore_trainer(resumed, trainer)
+    _print_setup(trainer)
+    end = _run(trainer, args)
     if args.save:
-        ckpt = checkpoint.from_trainer(trainer, note=command_note(sys.argv[1:]), best=bool(trainer.val_ids))
-        if args.slim:
-            ckpt.optimizer_state = None
-        checkpoint.save(ckpt, args.save, half=args.half)
-        which = f" (best by validation: epoch {ckpt.best_epoch})" if ckpt.best_epoch else ""
-        print(f"saved {args.save}{which}", file=sys.stderr)
+        _save(trainer, args)
     if end is not None and end.status == "diverged":
         print(f"error: {end.message}", file=sys.stderr)
         return 1

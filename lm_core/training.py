@@ -38,6 +38,122 @@ OPTIMIZERS = ("sgd", "adam")
 MAX_LOSS = 700.0
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The range one numeric setting must lie in, with the sentence a user sees when it does not.
+
+    The ends are inclusive unless `*_open`; `optional` lets None through (clipping off).
+    NaN and ±inf are always refused, so a corrupted URL or checkpoint cannot slip past.
+    """
+
+    field: str
+    low: float
+    high: float
+    message: str
+    zh: str
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def accepts(self, value: float | None) -> bool:
+        if value is None:
+            return self.optional
+        try:
+            if not math.isfinite(value):
+                return False
+        except OverflowError:  # an int too long for a float is beyond every bound
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+# Checked in this order, so the first bad setting is the one reported. Each message names its bounds
+# in words: the numbers here and in the sentence must change together.
+BOUNDS = (
+    Bound(
+        "hidden",
+        1,
+        MAX_HIDDEN,
+        f"Hidden units must be between 1 and {MAX_HIDDEN:,}.",
+        f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间。",
+    ),
+    Bound("num_steps", 1, 1000, "num_steps must be between 1 and 1000.", "num_steps 必须在 1 到 1000 之间。"),
+    Bound("batch_size", 1, 1024, "Batch size must be between 1 and 1024.", "批量大小必须在 1 到 1024 之间。"),
+    Bound(
+        "lr",
+        0,
+        1e4,
+        "The learning rate must be above 0 and at most 10,000.",
+        "学习率必须大于 0 且不超过 10,000。",
+        low_open=True,
+    ),
+    Bound(
+        "clip",
+        0,
+        math.inf,
+        "Clipping θ must be above 0 (or off).",
+        "裁剪阈值 θ 必须大于 0（或关闭）。",
+        low_open=True,
+        optional=True,
+    ),
+    Bound("epochs", 1, 100_000, "Epochs must be between 1 and 100,000.", "迭代周期数必须在 1 到 100,000 之间。"),
+    Bound(
+        "seed",
+        0,
+        2**31,
+        "The seed must be between 0 and 2,147,483,647.",
+        "随机种子必须在 0 到 2,147,483,647 之间。",
+        high_open=True,
+    ),
+    Bound(
+        "val_fraction",
+        0,
+        0.5,
+        "The validation share must be between 0 and 0.5.",
+        "验证集比例必须在 0 到 0.5 之间。",
+        high_open=True,
+    ),
+    Bound(
+        "steps_per_epoch",
+        0,
+        1_000_000,
+        "Minibatches per epoch must be between 0 (a full pass) and 1,000,000.",
+        "每个周期的小批量数必须在 0（完整遍历一次）到 1,000,000 之间。",
+    ),
+    Bound(
+        "patience",
+        0,
+        100_000,
+        "Patience must be between 0 (off) and 100,000 epochs.",
+        "耐心值必须在 0（关闭）到 100,000 个周期之间。",
+    ),
+)
+# (field, allowed values, English, 中文); {value} is the value given.
+CHOICES = (
+    (
+        "model",
+        MODEL_KINDS,
+        "Unknown model {value!r}: choose one of " + ", ".join(MODEL_KINDS) + ".",
+        "未知的模型 {value!r}：请从 " + "、".join(MODEL_KINDS) + " 中选择。",
+    ),
+    (
+        "sampling",
+        MODES,
+        "Unknown sampling mode {value!r}: use random or adjacent.",
+        "未知的采样方式 {value!r}：请使用 random 或 adjacent。",
+    ),
+    (
+        "optimizer",
+        OPTIMIZERS,
+        "Unknown optimiser {value!r}: use sgd or adam.",
+        "未知的优化器 {value!r}：请使用 sgd 或 adam。",
+    ),
+)
+WHOLE_NUMBERS = ("hidden", "num_steps", "batch_size", "epochs", "seed", "steps_per_epoch", "patience")
+NUMBERS = ("lr", "clip", "val_fraction", "dropout")  # None passes this check; BOUNDS decides whether None is allowed
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a run; shown on the page, stored in checkpoints and URLs."""
@@ -62,86 +178,35 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation perplexity (0: off)
 
     def validate(self) -> None:
-        """Raise `ConfigError` with a user-facing message for any bad value."""
-        if self.model not in MODEL_KINDS:
-            raise ConfigError(
-                f"Unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}.",
-                zh=f"未知的模型 {self.model!r}：请从 {'、'.join(MODEL_KINDS)} 中选择。",
-            )
-        if self.sampling not in MODES:
-            raise ConfigError(
-                f"Unknown sampling mode {self.sampling!r}: use random or adjacent.",
-                zh=f"未知的采样方式 {self.sampling!r}：请使用 random 或 adjacent。",
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"Unknown optimiser {self.optimizer!r}: use sgd or adam.",
-                zh=f"未知的优化器 {self.optimizer!r}：请使用 sgd 或 adam。",
-            )
-        for name in ("hidden", "num_steps", "batch_size", "epochs", "seed", "steps_per_epoch", "patience"):
+        """Raise `ConfigError` with a user-facing message for the first bad value.
+
+        Order: a known model / sampling / optimiser, then the type of each number, then `BOUNDS`,
+        then the settings that depend on each other.
+        """
+        for name, allowed, message, zh in CHOICES:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(message.format(value=value), zh=zh.format(value=value))
+        for name in WHOLE_NUMBERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
                 raise ConfigError(
                     f"{name} must be a whole number (got {value!r}).", zh=f"{name} 必须是整数（当前为 {value!r}）。"
                 )
-        for name in ("lr", "clip", "val_fraction", "dropout"):
+        for name in NUMBERS:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ConfigError(
                     f"{name} must be a number (got {value!r}).", zh=f"{name} 必须是数字（当前为 {value!r}）。"
                 )
-        checks = [  # (valid?, English message, 中文)
-            (
-                1 <= self.hidden <= MAX_HIDDEN,
-                f"Hidden units must be between 1 and {MAX_HIDDEN:,}.",
-                f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间。",
-            ),
-            (1 <= self.num_steps <= 1000, "num_steps must be between 1 and 1000.", "num_steps 必须在 1 到 1000 之间。"),
-            (1 <= self.batch_size <= 1024, "Batch size must be between 1 and 1024.", "批量大小必须在 1 到 1024 之间。"),
-            (
-                math.isfinite(self.lr) and 0 < self.lr <= 1e4,
-                "The learning rate must be above 0 and at most 10,000.",
-                "学习率必须大于 0 且不超过 10,000。",
-            ),
-            (
-                self.clip is None or (math.isfinite(self.clip) and self.clip > 0),
-                "Clipping θ must be above 0 (or off).",
-                "裁剪阈值 θ 必须大于 0（或关闭）。",
-            ),
-            (
-                1 <= self.epochs <= 100_000,
-                "Epochs must be between 1 and 100,000.",
-                "迭代周期数必须在 1 到 100,000 之间。",
-            ),
-            (
-                0 <= self.seed < 2**31,
-                "The seed must be between 0 and 2,147,483,647.",
-                "随机种子必须在 0 到 2,147,483,647 之间。",
-            ),
-            (
-                0 <= self.val_fraction < 0.5,
-                "The validation share must be between 0 and 0.5.",
-                "验证集比例必须在 0 到 0.5 之间。",
-            ),
-            (
-                0 <= self.steps_per_epoch <= 1_000_000,
-                "Minibatches per epoch must be between 0 (a full pass) and 1,000,000.",
-                "每个周期的小批量数必须在 0（完整遍历一次）到 1,000,000 之间。",
-            ),
-            (
-                0 <= self.patience <= 100_000,
-                "Patience must be between 0 (off) and 100,000 epochs.",
-                "耐心值必须在 0（关闭）到 100,000 个周期之间。",
-            ),
-            (
-                self.patience == 0 or self.val_fraction > 0,
+        for bound in BOUNDS:
+            if not bound.accepts(getattr(self, bound.field)):
+                raise ConfigError(bound.message, zh=bound.zh)
+        if not (self.patience == 0 or self.val_fraction > 0):
+            raise ConfigError(
                 "Early stopping (patience) needs a validation share above 0.",
-                "提前停止（耐心值）需要大于 0 的验证集比例。",
-            ),
-        ]
-        for ok, message, zh in checks:
-            if not ok:
-                raise ConfigError(message, zh=zh)
+                zh="提前停止（耐心值）需要大于 0 的验证集比例。",
+            )
         check_architecture(self.model, self.num_layers, self.dropout, self.embed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,11 +350,19 @@ def make_optimizer(model: CharModel, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def clip_gradients(params: list[torch.Tensor], theta: float | None) -> tuple[float, bool]:
-    """Global L2 norm of all gradients; scale them by θ/‖g‖ when it exceeds θ."""
+    """Global L2 norm of all gradients; scale them by θ/‖g‖ when it exceeds θ.
+
+    A plain loop over public `Tensor.mul_`, not `torch.nn.utils.clip_grad_norm_` (nor
+    `clip_grads_with_norm_`): those scale by θ/(‖g‖ + 1e-6) and multiply even unclipped
+    gradients, which is not the book's rule. A model has only a handful of weight tensors,
+    so the private `torch._foreach_mul_` this replaces bought nothing measurable.
+    """
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
     if theta is not None and norm > theta:
-        torch._foreach_mul_(grads, theta / norm)
+        scale = theta / norm
+        for g in grads:
+            g.mul_(scale)
         return norm, True
     return norm, False
 

@@ -195,3 +195,69 @@ def test_a_diverging_run_exits_1_with_one_error_line(corpus_file: Path, tmp_path
     ckpt = checkpoint.load(saved)
     assert ckpt.optimizer_state is None
     assert all(bool(t.isfinite().all()) for t in ckpt.model_state.values())
+
+
+# -- config_from_args: the flags' meaning, without training ------------------------------------------
+
+
+def _config(*flags: str) -> TrainConfig:
+    """`python -m lm_core train FLAGS` parsed and turned into its config, as cmd_train does (nothing runs)."""
+    from lm_core.cli import build_parser, config_from_args
+
+    return config_from_args(build_parser().parse_args(["train", *flags]))
+
+
+@pytest.mark.parametrize("model", ["scratch-rnn", "lstm"])
+def test_config_from_args_defaults_are_the_books(model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """No flags but --model: exactly the chapter's settings; nothing printed, the corpus never opened."""
+    from lm_core.training import book_config
+
+    assert _config("--model", model, "--corpus", "/no/such/file.txt") == book_config(model)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(
+    "flags, field, expected",
+    [
+        (["--hidden", "64"], "hidden", 64),
+        (["--steps", "12"], "num_steps", 12),
+        (["--batch", "7"], "batch_size", 7),
+        (["--clip", "0.5"], "clip", 0.5),
+        (["--clip", "none"], "clip", None),
+        (["--seed", "3"], "seed", 3),
+        (["--val-fraction", "0.1"], "val_fraction", 0.1),
+        (["--model", "lstm", "--layers", "2"], "num_layers", 2),
+        (["--model", "lstm", "--layers", "2", "--dropout", "0.2"], "dropout", 0.2),
+        (["--model", "lstm", "--embed", "32"], "embed", 32),
+        (["--steps-per-epoch", "5"], "steps_per_epoch", 5),
+        (["--val-fraction", "0.1", "--patience", "4"], "patience", 4),
+        (["--epochs", "9"], "epochs", 9),
+        (["--lr", "0.5"], "lr", 0.5),
+        (["--sampling", "adjacent"], "sampling", "adjacent"),
+        (["--model", "gru"], "model", "gru"),
+        (["--optimizer", "adam"], "optimizer", "adam"),
+        (["--optimizer", "adam"], "lr", 1e-3),  # another optimiser without --lr: that optimiser's usual rate
+        (["--model", "lstm", "--optimizer", "sgd"], "lr", 100.0),
+        (["--optimizer", "adam", "--lr", "0.02"], "lr", 0.02),
+    ],
+)
+def test_config_from_args_maps_each_flag(flags: list[str], field: str, expected: object) -> None:
+    """Each train flag lands in its TrainConfig field."""
+    assert getattr(_config(*flags), field) == expected
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--hidden", "0"], "Hidden units must be between 1 and 2,048."),
+        (["--patience", "3"], "Early stopping (patience) needs a validation share above 0."),
+        (["--epochs", "0"], "Epochs must be between 1 and 100,000."),
+    ],
+)
+def test_config_from_args_raises_the_trainers_config_error(flags: list[str], message: str) -> None:
+    """A bad value raises the ConfigError (same sentence, with its Chinese) that `main` turns into exit 2."""
+    from lm_core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _config(*flags)
+    assert str(info.value) == message and info.value.zh
