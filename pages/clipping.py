@@ -160,7 +160,7 @@ def _draw(job: Job, view: JobView) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     with st.sidebar:

@@ -399,7 +399,7 @@ def _probs_ui(result: Result) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

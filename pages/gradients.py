@@ -511,7 +511,7 @@ def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, li
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

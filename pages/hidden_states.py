@@ -364,7 +364,7 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

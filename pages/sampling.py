@@ -214,7 +214,7 @@ def _page_values(preset: presets.Preset) -> dict:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     with st.sidebar:

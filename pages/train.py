@@ -292,7 +292,7 @@ def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     with st.sidebar:
