@@ -243,18 +243,20 @@ def require_entrypoint() -> None:
     """First line of every page: a page run without the entrypoint runs the entrypoint instead, then stops.
 
     Why: the pages live in `pages/`, which Streamlit also reads as its legacy
-    auto-discovered folder. `PagesManager.__init__` sets the class-wide
-    `PagesManager.uses_pages_directory` from the mere existence of `pages/`
-    (streamlit/runtime/pages_manager.py), and while it is set
-    `ScriptRunner` calls `_mpa_v1` instead of the entrypoint
-    (streamlit/runtime/scriptrunner/script_runner.py, `_mpa_v1` and its call
-    in the run loop): a deep link such as /clipping on a fresh server runs
-    pages/clipping.py alone, with a sidebar of raw file names and no session
-    set-up. Only `st.navigation` clears the flag ("as soon as any session
-    executes st.navigation, the app ignores pages/", its documentation), and
-    no config option turns the legacy mode off (`client.showSidebarNavigation`
-    only hides the menu). AppTest resets the flag before every run, so there
-    every page run after `switch_page` arrives this way.
+    auto-discovered folder. In Streamlit 1.67, `PagesManager.__init__` sets the
+    class-wide `uses_pages_directory` from the mere existence of `pages/`
+    (streamlit/runtime/pages_manager.py, lines 60-63), and while it is set the
+    script runner calls `_mpa_v1` instead of running the entrypoint
+    (streamlit/runtime/scriptrunner/script_runner.py, `_mpa_v1` at line 144,
+    called at lines 933-934): a deep link such as /clipping on a fresh server
+    runs pages/clipping.py alone, with a sidebar of raw file names and no
+    session set-up. Only `st.navigation` clears the flag
+    (streamlit/commands/navigation.py, line 399; documented as "as soon as any
+    session executes st.navigation, the app ignores the pages/ directory"), and
+    no config option turns legacy mode off (`client.showSidebarNavigation` only
+    hides the menu). AppTest resets the flag before every run
+    (streamlit/testing/v1/app_test.py, line 666), so in tests every page run
+    after `switch_page` comes this way.
 
     So, with public API only: the entrypoint marks the run of the page it
     chose (`routed_by_entrypoint`); a page that finds no mark runs the
