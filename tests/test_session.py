@@ -141,3 +141,19 @@ def test_every_page_starts_with_the_guard() -> None:
         source = path.read_text(encoding="utf-8")
         assert "    session.require_entrypoint()\n" in source, path.name
         assert "session.init(" not in source, path.name
+
+
+def test_a_deep_link_runs_the_page_once_through_the_entrypoint() -> None:
+    """A first run straight to a page (Streamlit's legacy `pages/` mode): set up once, the page's key, one radio."""
+    from apptest_helpers import _clean_runtime  # the same fresh job manager and cache as the page tests
+    from streamlit.testing.v1 import AppTest
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60)
+        at.query_params["lang"] = "en"
+        at.switch_page("pages/hidden_states.py").run()
+        assert not at.exception
+        assert at.session_state["page"] == "hidden"  # the page's own PAGE, not its URL path
+        assert at.session_state["lang"] == "en"
+        assert [r.key for r in at.sidebar.radio].count("_lang_widget") == 1
+        assert len(at.title) == 1  # drawn once, not once per route
