@@ -1,9 +1,8 @@
-"""What every page sets up first, whichever page a browser opens first.
+"""What the entrypoint sets up for every page: language, owner id, job manager.
 
-With `st.navigation` plus a `pages/` folder, a deep link on a fresh server
-can run a page without the entrypoint, so each page calls `init()` itself.
-It fixes the language (URL `lang`), the caller's owner id, and the
-process-wide job manager.
+`init()` runs once per script run, from the entrypoint, before the chosen
+page. Every page's first line, `require_entrypoint()`, makes sure a page never
+runs without it (a deep link on a fresh server can, see its docstring).
 """
 
 from __future__ import annotations
@@ -11,7 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import runpy
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -199,40 +203,8 @@ def _push_widget_values() -> None:
             pass
 
 
-def _under_apptest() -> bool:
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:
-        return False
-    ctx = get_script_run_ctx()
-    return ctx is not None and ctx.session_id == "test session id"  # AppTest's LocalScriptRunner
-
-
-def _leave_legacy_navigation() -> None:
-    """Switch a fresh server out of Streamlit's legacy `pages/` mode.
-
-    Until some session has run the entrypoint's `st.navigation`, Streamlit
-    serves a deep link (e.g. /clipping) in legacy mode: the page runs without
-    the entrypoint and the sidebar lists raw file names. Turning the flag off
-    (what `st.navigation` itself does) and rerunning routes the same URL
-    through the entrypoint. Internal API, hence the guard. This happens once
-    per server process, on a first page load, so no widget event is lost.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if _under_apptest():
-        return  # AppTest resets the flag before every run; a rerun there would swallow button clicks
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-def init(page: str) -> None:
-    """Language, owner id and which page is drawing; call at the top of every page."""
-    _leave_legacy_navigation()
-    st.session_state["page"] = page
+def init() -> None:
+    """Language (URL `lang`), owner id, the language radio and the store status: once per run, by the entrypoint."""
     if "lang" not in st.session_state:
         lang = st.query_params.get("lang", "")
         st.session_state["lang"] = lang if lang in LANGS else current_lang()
@@ -250,3 +222,49 @@ def init(page: str) -> None:
     if st.session_state["lang"] != "zh" or "lang" in st.query_params:
         st.query_params["lang"] = st.session_state["lang"]
     store_status_ui()
+
+
+# Set while the entrypoint runs the page it routed to (see `require_entrypoint`).
+_ROUTED: ContextVar[bool] = ContextVar("routed_by_entrypoint", default=False)
+ENTRYPOINT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+
+
+@contextmanager
+def routed_by_entrypoint() -> Iterator[None]:
+    """The entrypoint runs the chosen page inside this, so the page's `require_entrypoint` lets it draw."""
+    token = _ROUTED.set(True)
+    try:
+        yield
+    finally:
+        _ROUTED.reset(token)
+
+
+def require_entrypoint() -> None:
+    """First line of every page: a page run without the entrypoint runs the entrypoint instead, then stops.
+
+    Why: the pages live in `pages/`, which Streamlit also reads as its legacy
+    auto-discovered folder. In Streamlit 1.67, `PagesManager.__init__` sets the
+    class-wide `uses_pages_directory` from the mere existence of `pages/`
+    (streamlit/runtime/pages_manager.py, lines 60-63), and while it is set the
+    script runner calls `_mpa_v1` instead of running the entrypoint
+    (streamlit/runtime/scriptrunner/script_runner.py, `_mpa_v1` at line 144,
+    called at lines 933-934): a deep link such as /clipping on a fresh server
+    runs pages/clipping.py alone, with a sidebar of raw file names and no
+    session set-up. Only `st.navigation` clears the flag
+    (streamlit/commands/navigation.py, line 399; documented as "as soon as any
+    session executes st.navigation, the app ignores the pages/ directory"), and
+    no config option turns legacy mode off (`client.showSidebarNavigation` only
+    hides the menu). AppTest resets the flag before every run
+    (streamlit/testing/v1/app_test.py, line 666), so in tests every page run
+    after `switch_page` comes this way.
+
+    So, with public API only: the entrypoint marks the run of the page it
+    chose (`routed_by_entrypoint`); a page that finds no mark runs the
+    entrypoint in its place, whose `st.navigation` leaves legacy mode for the
+    whole server and runs this same page (URL and widget events intact, no
+    rerun), and then stops so the page is not drawn twice.
+    """
+    if _ROUTED.get():
+        return
+    runpy.run_path(str(ENTRYPOINT))
+    st.stop()

@@ -22,6 +22,7 @@ from lm_core.limits import MAX_EMBED, MAX_LAYERS
 from lm_core.models import MODEL_KINDS
 from lm_core.training import TrainConfig
 
+from . import persist
 from .i18n import current_lang, model_label, t
 
 HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -246,15 +247,11 @@ def _wkey(page: str, name: str) -> str:
     return f"{page}:w:{name}"
 
 
-def _skey(page: str, name: str) -> str:
-    return f"{page}:saved:{name}"
-
-
 def apply_values(page: str, values: dict[str, Any]) -> None:
     """Set widgets (e.g. from a preset); safe inside an `on_click` callback."""
     for name, value in values.items():
         st.session_state[_wkey(page, name)] = value
-        st.session_state[_skey(page, name)] = value
+        persist.remember(_wkey(page, name), value)
 
 
 def settings_ui(
@@ -268,7 +265,7 @@ def settings_ui(
         wkey = _wkey(page, name)
         if wkey in st.session_state:
             continue
-        value = st.session_state.get(_skey(page, name), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
+        value = st.session_state.get(persist.saved_key(wkey), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
         raw = st.query_params.get(URL_KEYS.get(name, name))
         if first_visit and raw is not None:
             try:
@@ -285,7 +282,7 @@ def settings_ui(
         with cols[i % len(cols)]:
             values[name] = _draw(field, _wkey(page, name), disabled)
     for name, value in values.items():
-        st.session_state[_skey(page, name)] = value
+        persist.remember(_wkey(page, name), value)
         st.query_params[URL_KEYS.get(name, name)] = FIELDS[name].dump(value)
     return values
 

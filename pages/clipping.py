@@ -160,7 +160,7 @@ def _draw(job: Job, view: JobView) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     with st.expander(t("explain_header"), expanded=True):
         st.markdown(t("explain"))

@@ -182,7 +182,7 @@ def _about_ui(values: dict) -> bool:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     st.button(

@@ -11,7 +11,7 @@ from lab_ui import charts, model_source, session
 from lab_ui.highlight import copied_html
 from lab_ui.i18n import Translator, current_lang
 from lab_ui.model_source import ModelChoice
-from lab_ui.persist import restore, save
+from lab_ui.persist import follow_default, restore, save
 from lab_ui.text import escape_html, escape_markdown
 from lm_core.errors import LabError, localized
 from lm_core.generation import Generation, copied_spans, generate
@@ -213,11 +213,7 @@ def _set_prefix(value: str) -> None:
 def _settings_ui(choice: ModelChoice) -> dict:
     """Prefix, length, decoding and seed; kept in non-widget keys so a page switch does not reset them."""
     default = model_source.default_prefix(choice)
-    restore(KEYS["prefix"], default)
-    # An untouched default follows the model (another vocabulary may lack 分开); a typed prefix stays.
-    if st.session_state.get(KEYS["prefix"]) == st.session_state.get(f"{PAGE}:prefix_default"):
-        st.session_state[KEYS["prefix"]] = default
-    st.session_state[f"{PAGE}:prefix_default"] = default
+    follow_default(KEYS["prefix"], default)  # another vocabulary may lack 分开; a typed prefix stays
     for name, value in (("length", 50), ("strategy", "greedy"), ("temperature", 1.0), ("top_k", "off"), ("seed", 0)):
         restore(KEYS[name], value)
     # Labels are bound now, not looked up lazily: AppTest calls format_func outside the script run.
@@ -399,7 +395,7 @@ def _probs_ui(result: Result) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

@@ -11,7 +11,7 @@ from lab_ui import charts, model_source, session
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import Translator, current_lang
 from lab_ui.model_source import Companion, ModelChoice
-from lab_ui.persist import restore, save
+from lab_ui.persist import clamp, restore, save
 from lab_ui.text import escape_markdown, visible_char
 from lm_core import bptt
 from lm_core.errors import LabError, localized
@@ -321,13 +321,6 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     return kept, choice.encode(kept)
 
 
-def _clamped_int(key: str, default: int, lo: int, hi: int) -> None:
-    """Keep a position widget inside the current text (a shorter text must not leave it out of range)."""
-    restore(key, default)
-    value = st.session_state.get(key)
-    st.session_state[key] = min(max(int(value if value is not None else default), lo), hi)
-
-
 # -- sections -------------------------------------------------------------------------------------------------------
 
 
@@ -344,7 +337,7 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
     st.subheader(t("s1"))
     st.caption(t("s1_help"))
     key = f"{PAGE}:pos"
-    _clamped_int(key, len(text) - 1, 1, len(text) - 1)
+    clamp(key, len(text) - 1, 1, len(text) - 1)
     pos = st.slider(t("pos"), 1, len(text) - 1, key=key, help=t("pos_help")) if len(text) > 2 else 1
     save(key)
     for col, (mkey, label, model) in zip(st.columns(len(models)), models):
@@ -454,7 +447,7 @@ def _step_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]
     st.subheader(t("s5"))
     mkey, _, model = models[0]
     key = f"{PAGE}:step"
-    _clamped_int(key, 0, 0, len(text) - 1)
+    clamp(key, 0, 0, len(text) - 1)
     c1, c2, c3 = st.columns([1, 1, 6], vertical_alignment="center")
     with c1:
         st.button(
@@ -511,7 +504,7 @@ def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, li
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

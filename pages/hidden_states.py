@@ -10,7 +10,7 @@ from lab_ui import charts, model_source, session
 from lab_ui.highlight import activation_html, copied_html
 from lab_ui.i18n import Translator
 from lab_ui.model_source import ModelChoice
-from lab_ui.persist import restore, save
+from lab_ui.persist import follow_default, keep_valid, restore, save
 from lab_ui.text import escape_html
 from lm_core import bptt
 
@@ -219,11 +219,7 @@ def _text_ui(choice: ModelChoice) -> str | None:
     """The text to trace, with unknown characters skipped (and named); None when nothing is left."""
     key = f"{PAGE}:text"
     default = model_source.sample_text(choice)
-    restore(key)
-    # An untouched default follows the model; an edited text is the user's and stays.
-    if key not in st.session_state or st.session_state[key] == st.session_state.get(f"{PAGE}:text_default"):
-        st.session_state[key] = default
-    st.session_state[f"{PAGE}:text_default"] = default
+    follow_default(key, default)  # an untouched default follows the model; an edited text is the user's
     text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
     with text_col:
         text = st.text_area(t("text"), key=key, max_chars=MAX_TEXT, height=80, help=t("text_help", n=MAX_TEXT))
@@ -243,24 +239,12 @@ def _text_ui(choice: ModelChoice) -> str | None:
     return kept
 
 
-def _setting(key: str, default: object, valid: list) -> None:
-    """Restore a widget value after a page switch, falling back to `default` when it no longer fits the model.
-
-    The value is written back even when unchanged: a slider whose range changed
-    (another model, another h) is a new widget to Streamlit, which would
-    otherwise start it at its minimum.
-    """
-    restore(key, default)
-    value = st.session_state.get(key)
-    st.session_state[key] = value if value in valid else default
-
-
 def _controls_ui(choice: ModelChoice, h: int, order_for) -> tuple[str, str, int, int]:
     """Source (H or a gate), order, number of rows and the unit that colours the text."""
     sources = ["H", *choice.gate_names]
     keys = {name: f"{PAGE}:{name}" for name in ("source", "sort", "top", "unit")}
-    _setting(keys["source"], "H", sources)
-    _setting(keys["sort"], "variance", list(SORTS))
+    keep_valid(keys["source"], "H", sources)
+    keep_valid(keys["sort"], "variance", list(SORTS))
     # Labels are bound now, not looked up lazily: AppTest calls format_func outside the script run.
     source_labels = {s: t(f"src_{s}") for s in sources}
     sort_labels = {s: t(f"sort_{s}") for s in SORTS}
@@ -278,8 +262,8 @@ def _controls_ui(choice: ModelChoice, h: int, order_for) -> tuple[str, str, int,
     with cols[0]:
         sort = st.selectbox(t("sort"), SORTS, key=keys["sort"], help=t("sort_help"), format_func=sort_labels.get)
     order = order_for(source, sort)
-    _setting(keys["top"], min(h, DEFAULT_TOP), list(range(1, h + 1)))
-    _setting(keys["unit"], int(order[0]), list(range(h)))
+    keep_valid(keys["top"], min(h, DEFAULT_TOP), list(range(1, h + 1)))
+    keep_valid(keys["unit"], int(order[0]), list(range(h)))
     with cols[1]:
         top = st.slider(t("top"), 1, h, key=keys["top"], help=t("top_help")) if h > 1 else 1
     with cols[2]:
@@ -316,11 +300,11 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
     st.caption(t("pat_intro"))
     n = len(text)
     keys = {name: f"{PAGE}:pat_{name}" for name in ("start", "end", "thr")}
-    _setting(keys["start"], max(1, n - 1), list(range(1, n + 1)))
+    keep_valid(keys["start"], max(1, n - 1), list(range(1, n + 1)))
     c1, c2, c3 = st.columns(3)
     with c1:
         start = int(st.number_input(t("pat_start"), 1, n, step=1, key=keys["start"]))
-    _setting(keys["end"], n, list(range(start, n + 1)))
+    keep_valid(keys["end"], n, list(range(start, n + 1)))
     with c2:
         end = int(st.number_input(t("pat_end"), start, n, step=1, key=keys["end"]))
     restore(keys["thr"], 0.3)
@@ -335,7 +319,7 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
         return
     st.caption(t("pat_units", n=len(units), units=", ".join(f"#{u}" for u in units[:40])))
     use_key = f"{PAGE}:pat_use"
-    _setting(use_key, min(3, len(units)), list(range(1, len(units) + 1)))
+    keep_valid(use_key, min(3, len(units)), list(range(1, len(units) + 1)))
     use = int(st.number_input(t("pat_use"), 1, len(units), step=1, key=use_key, help=t("pat_use_help")))
     save(use_key)
     units = units[:use]
@@ -364,7 +348,7 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

@@ -224,7 +224,7 @@ def _elsewhere_watch(job_id: str, run_id: str, epoch: int, status: str) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     st.title(t("title"))
     st.caption(t("intro", n=MAX_RUNS_PER_OWNER, mb=MAX_BYTES_PER_OWNER // 2**20))
     store = manager().store

@@ -199,7 +199,7 @@ def _minibatches_ui(n_chars: int, values: dict) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     choice, values = training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     if choice.corpus is not None:
         _minibatches_ui(len(choice.corpus), values)

@@ -324,7 +324,7 @@ def _settings_notes(values: dict) -> None:
 
 
 def main() -> None:
-    session.init(PAGE)
+    session.require_entrypoint()
     training_page.training_page_ui(FRAME, _plan, _draw, under_settings=_settings_notes)
 
 

@@ -55,25 +55,20 @@ def app_page(page: str, backend: str = "thread") -> Iterator[AppTest]:
 
 @contextmanager
 def english_page(page: str) -> Iterator[AppTest]:
-    """`page` run once, alone, with `?lang=en`: enough to read its English text (see `app_page`)."""
+    """`page` opened by a deep link with `?lang=en`, one run: enough to read its English text (see `app_page`).
+
+    Before the first run AppTest names the page by its file name, which is its
+    URL path too, so the entrypoint routes straight to it.
+    """
     with _clean_runtime():
-        at = AppTest.from_file(str(REPO / page), default_timeout=TIMEOUT)
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         at.query_params["lang"] = "en"
-        yield at.run()
+        yield at.switch_page(page).run()
 
 
 @contextmanager
 def _clean_runtime(backend: str = "thread") -> Iterator[None]:
-    """Fresh cached resources; afterwards every training thread stopped and joined.
-
-    `session.init` reruns a page it finds in Streamlit's legacy `pages/` mode
-    (a deep link on a fresh server). AppTest resets that mode before every
-    run, so the rerun would happen on every run and swallow each button click;
-    the app always goes through `st.navigation` here, so the helper is off.
-    """
-    leave_legacy = getattr(session, "_leave_legacy_navigation", None)
-    if leave_legacy is not None:
-        session._leave_legacy_navigation = lambda: None
+    """Fresh cached resources; afterwards every training thread stopped and joined."""
     st.cache_resource.clear()
     before = os.environ.get(session.BACKEND_ENV)
     os.environ[session.BACKEND_ENV] = backend
@@ -84,8 +79,6 @@ def _clean_runtime(backend: str = "thread") -> Iterator[None]:
             os.environ.pop(session.BACKEND_ENV, None)
         else:
             os.environ[session.BACKEND_ENV] = before
-        if leave_legacy is not None:
-            session._leave_legacy_navigation = leave_legacy
         session.manager().shutdown()
         st.cache_resource.clear()
 

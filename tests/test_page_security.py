@@ -60,10 +60,10 @@ EVIL = "**x** [SESSION EXPIRED — log in again](http://evil) ![i](http://evil/i
 
 def _fresh(page: str, params: dict[str, str]) -> Iterator[AppTest]:
     with _clean_runtime():
-        # The page itself, as a deep link opens it (Chinese, the default: see `apptest_helpers.app_page`).
-        at = AppTest.from_file(str(REPO / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+        # The page as a deep link opens it (Chinese, the default: see `apptest_helpers.app_page`).
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         at.query_params.update(params)
-        yield at.run()
+        yield at.switch_page(f"pages/{page}.py").run()
 
 
 def _no_live_markdown(value: str) -> None:

@@ -1,0 +1,159 @@
+"""`lab_ui.session`: the owner id from Streamlit's XSRF cookie, and the entrypoint guard every page starts with."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lab_ui import session
+
+TOKEN = bytes(range(1, 17))  # the browser's token, as Streamlit keeps it for a whole browser session
+
+
+def _cookie(mask: bytes, token: bytes = TOKEN, timestamp: str = "1765000000") -> str:
+    """Streamlit's cookie shape: `2|mask|token XOR mask|timestamp`, hex-encoded (a new mask every page load)."""
+    masked = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(token))
+    return f"2|{mask.hex()}|{masked.hex()}|{timestamp}"
+
+
+def test_two_masks_of_one_token_give_that_token() -> None:
+    first, second = _cookie(bytes([0x5A, 0xC3, 0x17, 0x88])), _cookie(bytes([0x01, 0xFE, 0x42, 0x99]))
+    assert first != second
+    assert session._xsrf_token(first) == TOKEN
+    assert session._xsrf_token(second) == TOKEN
+
+
+def test_another_token_gives_another_value() -> None:
+    other = bytes(16)
+    assert session._xsrf_token(_cookie(b"\x5a\xc3", token=other)) == other
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "not-a-cookie",  # no fields at all
+        "2|abcd",  # no masked token
+        "2|zz|0011|1765000000",  # mask is not hex
+        "2|ab|0q|1765000000",  # masked token is not hex
+        "2||0011|1765000000",  # empty mask
+    ],
+)
+def test_a_malformed_cookie_is_used_as_it_is(cookie: str) -> None:
+    """Whatever the cookie holds, it still names this browser: its own bytes are the token."""
+    assert session._xsrf_token(cookie) == cookie.encode()
+
+
+def _fake_streamlit(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | None) -> dict[str, Any]:
+    """A plain dict for `st.session_state` and the given cookies for `st.context` (None: no request)."""
+    state: dict[str, Any] = {}
+
+    class _NoRequest:
+        @property
+        def cookies(self) -> dict[str, Any]:
+            raise RuntimeError("no request context")
+
+    context = _NoRequest() if cookies is None else SimpleNamespace(cookies=cookies)
+    monkeypatch.setattr(session, "st", SimpleNamespace(session_state=state, context=context))
+    return state
+
+
+def test_owner_id_is_the_hash_of_the_token_and_the_same_for_every_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = hashlib.sha256(TOKEN).hexdigest()[:16]
+    for mask in (b"\x5a\xc3\x17\x88", b"\x01\xfe\x42\x99"):
+        state = _fake_streamlit(monkeypatch, {"_streamlit_xsrf": _cookie(mask)})
+        assert session.owner_id() == expected
+        assert state["owner"] == expected
+
+
+def test_a_malformed_cookie_still_gives_a_stable_owner(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_streamlit(monkeypatch, {"_streamlit_xsrf": "2|zz|0011|1"})
+    assert session.owner_id() == hashlib.sha256(b"2|zz|0011|1").hexdigest()[:16]
+
+
+@pytest.mark.parametrize("cookies", [None, {}, {"_streamlit_xsrf": ""}])
+def test_without_a_cookie_the_owner_is_random_but_kept_for_the_session(
+    monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | None
+) -> None:
+    state = _fake_streamlit(monkeypatch, cookies)
+    owner = session.owner_id()
+    assert len(owner) == 16 and int(owner, 16) >= 0
+    assert session.owner_id() == owner == state["owner"]
+    other = _fake_streamlit(monkeypatch, cookies)
+    assert session.owner_id() != owner  # another session draws its own
+    assert other["owner"] != owner
+
+
+def test_a_page_run_without_the_entrypoint_runs_the_entrypoint_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(session.runpy, "run_path", lambda path: calls.append(f"run {Path(path).name}"))
+    monkeypatch.setattr(session, "st", SimpleNamespace(stop=lambda: calls.append("stop")))
+    session.require_entrypoint()
+    assert calls == ["run streamlit_app.py", "stop"]
+    calls.clear()
+    with session.routed_by_entrypoint():
+        session.require_entrypoint()
+    assert calls == []
+    session.require_entrypoint()  # the mark ends with the routed run
+    assert calls == ["run streamlit_app.py", "stop"]
+
+
+def _entrypoint_pages() -> dict[str, str]:
+    """The entrypoint's `PAGES`: page key -> page file, read from its source (running it needs Streamlit)."""
+    tree = ast.parse(session.ENTRYPOINT.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES":
+            assert isinstance(node.value, ast.Dict)
+            return {
+                ast.literal_eval(key): ast.literal_eval(call.args[0])
+                for key, call in zip(node.value.keys, node.value.values, strict=True)
+                if key is not None and isinstance(call, ast.Call)
+            }
+    raise AssertionError("the entrypoint has no PAGES")
+
+
+def _page_constant(path: Path) -> str:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGE":
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path} has no PAGE")
+
+
+def test_the_entrypoint_names_each_page_by_its_own_page_key() -> None:
+    """`st.session_state["page"]` (set by the entrypoint) must equal the `PAGE` the page keys its widgets with."""
+    pages = _entrypoint_pages()
+    assert sorted(pages.values()) == sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+    for key, file in pages.items():
+        assert _page_constant(REPO / file) == key, file
+
+
+def test_every_page_starts_with_the_guard() -> None:
+    for path in sorted((REPO / "pages").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert "    session.require_entrypoint()\n" in source, path.name
+        assert "session.init(" not in source, path.name
+
+
+def test_a_deep_link_runs_the_page_once_through_the_entrypoint() -> None:
+    """A first run straight to a page (Streamlit's legacy `pages/` mode): set up once, the page's key, one radio."""
+    from apptest_helpers import _clean_runtime  # the same fresh job manager and cache as the page tests
+    from streamlit.testing.v1 import AppTest
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60)
+        at.query_params["lang"] = "en"
+        at.switch_page("pages/hidden_states.py").run()
+        assert not at.exception
+        assert at.session_state["page"] == "hidden"  # the page's own PAGE, not its URL path
+        assert at.session_state["lang"] == "en"
+        assert [r.key for r in at.sidebar.radio].count("_lang_widget") == 1
+        assert len(at.title) == 1  # drawn once, not once per route
