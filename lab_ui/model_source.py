@@ -24,6 +24,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from lm_core import vocab
 from lm_core.checkpoint import Checkpoint, from_bytes, load
 from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
 from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
@@ -130,16 +131,6 @@ t = Translator(
             "记忆检测不可用：内置宋词语料未安装（{msg}）。",
             "The memorisation meter is unavailable: the bundled Song ci is not installed ({msg}).",
         ),
-        "empty_text": ("请至少输入一个字符。", "Type at least one character."),
-        "all_unknown": (
-            "这些字都不在模型的词典中：{chars}。请使用训练语料中的字。",
-            "None of these characters are in the model's vocabulary: {chars}. Use characters from the training corpus.",
-        ),
-        "some_unknown": (
-            "不在模型词典中的字：{chars}。请删除或替换它们。",
-            "Not in the model's vocabulary: {chars}. Remove or replace them.",
-        ),
-        "and_more": ("（另有 {n} 个）", " (and {n} more)"),
         "compare_with": ("与另一个模型对比", "Compare with another model"),
         "compare_with_help": (
             "用同一前缀和同一设置让另一个模型也写一段，并排显示，各自标出从自己的训练语料中逐字照抄的部分。"
@@ -275,10 +266,9 @@ def describe(ckpt: Checkpoint) -> str:
     return t("describe", ppl=last.perplexity, e=last.epoch, **args)
 
 
-def format_chars(chars: list[str], limit: int = 20) -> str:
-    """Characters named for a message: whitespace shown as repr, at most `limit` of them."""
-    shown = " ".join(repr(ch) if ch.isspace() else ch for ch in chars[:limit])
-    return shown + (t("and_more", n=len(chars) - limit) if len(chars) > limit else "")
+def format_chars(chars: list[str]) -> str:
+    """Characters named for a page's message, in the page's language (`lm_core.vocab.format_chars`)."""
+    return vocab.format_chars(chars, current_lang())
 
 
 # -- the chosen model ---------------------------------------------------------------------------------------
@@ -317,7 +307,7 @@ class ModelChoice:
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` outside the vocabulary, in order of first appearance."""
-        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+        return vocab.unknown_chars(text, self.char_to_idx)
 
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]
@@ -326,19 +316,12 @@ class ModelChoice:
 def text_problem(text: str, choice: ModelChoice) -> str | None:
     """Why `text` cannot be fed to the model (empty, or characters it never saw), translated; None if fine.
 
-    The decision is `lm_core.generation.check_prefix`'s; in English its message
-    is shown as is, in Chinese the same facts are worded here.
+    The decision and both wordings are `lm_core.generation.check_prefix`'s.
     """
     try:
         check_prefix(text, choice.char_to_idx)
     except VocabularyError as exc:
-        if current_lang() == "en":
-            return str(exc)
-        unknown = choice.unknown(text)
-        if not unknown:
-            return t("empty_text")
-        key = "all_unknown" if len(unknown) == len(set(text)) else "some_unknown"
-        return t(key, chars=format_chars(unknown))
+        return localized(exc, current_lang())
     return None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import CorpusError
 from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
+from .vocab import unknown_chars
 
 BOOK_MAX_CHARS = 10_000
 MAX_FILE_BYTES = MAX_CORPUS_BYTES  # a corpus larger than this is not a classroom corpus
@@ -302,7 +303,7 @@ class Corpus:
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of `text` outside the vocabulary, in order of first appearance."""
-        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+        return unknown_chars(text, self.char_to_idx)
 
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]

@@ -76,3 +76,13 @@ def test_every_user_error_raised_in_lm_core_has_a_chinese_text() -> None:
                     missing.append(f"{path.name}:{node.lineno}")
     assert count >= 50  # the walk really found the raises
     assert not missing, missing
+
+
+def test_the_prefix_errors_chinese_is_the_one_the_pages_show() -> None:
+    """The Generate page shows `localized(check_prefix's error)`: its Chinese wording lives on the error alone."""
+    assert _raised(lambda: check_prefix("", {"分": 0})).zh == "请至少输入一个字符。"
+    assert _raised(lambda: check_prefix("分😀", {"分": 0})).zh == "不在模型词典中的字：😀。请删除或替换它们。"
+    many = "".join(chr(0x4E00 + i) for i in range(23))
+    exc = _raised(lambda: check_prefix(many, {"分": 0}))
+    assert exc.zh.startswith("这些字都不在模型的词典中：") and exc.zh.endswith("（另有 3 个）。请使用训练语料中的字。")
+    assert str(exc).startswith("None of the prefix's characters") and "(and 3 more)" in str(exc)
