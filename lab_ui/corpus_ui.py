@@ -20,8 +20,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
-from lm_core.errors import CorpusError, LabError, localized
+from lm_core.corpus import BOOK_FILE, BOOK_MAX_CHARS, BOOK_SHA256, MAX_FILE_BYTES, Corpus, read_corpus_bytes
+from lm_core.errors import CorpusError, LabError, detached, localized
 from lm_core.limits import MAX_UPLOAD_MB
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus
@@ -31,8 +31,6 @@ from .i18n import t as common_t
 from .persist import remember, restore, save
 from .settings import parse_whole
 
-BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
-BOOK_FILE = "jaychou_lyrics.txt.zip"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
 BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
 # Read once, when the server starts: the operator's word, never a visitor's.
@@ -136,7 +134,7 @@ def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> 
     try:
         return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars), None
     except CorpusError as exc:
-        return None, LabError(str(exc), zh=exc.zh)
+        return None, detached(exc)
 
 
 def book_candidates() -> list[Path]:

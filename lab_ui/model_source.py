@@ -27,7 +27,7 @@ import streamlit as st
 from lm_core import vocab
 from lm_core.checkpoint import Checkpoint, from_bytes, load
 from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
-from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
+from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, detached, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
@@ -162,11 +162,6 @@ def shipped_files() -> list[Path]:
         return []
 
 
-def _bare(exc: LabError) -> LabError:
-    """The error's two texts without traceback or cause (whose frames may hold a whole file), for caching."""
-    return LabError(str(exc), zh=exc.zh)
-
-
 def read_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, LabError | None]:
     """`(checkpoint, None)` or `(None, the error)`; never raises for bad bytes.
 
@@ -178,7 +173,7 @@ def read_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, LabError
     try:
         return from_bytes(data, name), None
     except LabError as exc:
-        return None, _bare(exc)
+        return None, detached(exc)
     except Exception as exc:  # noqa: BLE001 -- a bad upload must never take the page down
         what = type(exc).__name__
         return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
@@ -246,7 +241,7 @@ def find_training_text(corpus_name: str, vocab: list[str]) -> tuple[str | None, 
         try:
             full = book_preprocess(songci_text(corpus_name[len(SONGCI_PREFIX) :]), None)
         except CorpusError as exc:
-            return None, "missing", {"msg": _bare(exc)}
+            return None, "missing", {"msg": detached(exc)}
         text = infer_training_text(full, vocab)
         return (text, "songci", {"n": len(text)}) if text else (None, "mismatch", {})
     if corpus_name in {*corpus_ui.t.strings["src_book"], corpus_ui.BOOK_FILE}:
@@ -360,7 +355,7 @@ def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, La
     try:
         return load(path, MAX_CLI_CHECKPOINT_BYTES), None  # the operator's own files, like the CLI's
     except LabError as exc:
-        return None, _bare(exc)
+        return None, detached(exc)
     except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
         name, what = Path(path).name, type(exc).__name__
         return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
