@@ -12,7 +12,7 @@ from apptest_helpers import shown
 from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import model_source, session
+from lab_ui import corpus_ui, model_source, session
 from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
@@ -213,3 +213,25 @@ def test_shipped_checkpoint_caption_shows_corpus_and_size_not_its_command_line(
     assert len(captions) == 1 and captions[0].startswith("语料：宋词 · "), captions  # the default: all Song ci
     assert "个字符" in captions[0] and "词典" in captions[0]
     assert "python" not in helpers.texts(at) and "checkpoints/" not in helpers.texts(at)
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("songci:xin", "宋词 · 辛弃疾"),
+        ("宋词 · 辛弃疾", "宋词 · 辛弃疾"),
+        ("songci:all", "宋词 · 全部 (all Song ci)"),
+        ("宋词 · 全部 (all Song ci)", "宋词 · 全部 (all Song ci)"),  # the shipped all-Song-ci model
+        ("songci:su+xin", "宋词 · 苏轼 + 辛弃疾"),
+        ("poems.txt", "poems.txt"),
+    ],
+)
+def test_a_stored_corpus_id_is_shown_as_the_name_it_had_before_the_ids(stored: str, shown: str) -> None:
+    assert model_source.display_corpus_name(stored) == shown
+
+
+def test_the_books_id_and_its_old_labels_are_shown_in_the_pages_language() -> None:
+    label = corpus_ui.t("src_book")
+    for stored in ("book", "书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"):
+        assert model_source.display_corpus_name(stored) == label
+    assert corpus_ui.corpus_display_name("pasted text") == corpus_ui.t("pasted_name")
