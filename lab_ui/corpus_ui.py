@@ -20,26 +20,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from lm_core.corpus import BOOK_MAX_CHARS, MAX_FILE_BYTES, Corpus, read_corpus_bytes
-from lm_core.errors import CorpusError, LabError, localized
+from lm_core.corpus import BOOK_FILE, BOOK_MAX_CHARS, BOOK_SHA256, MAX_FILE_BYTES, Corpus, read_corpus_bytes
+from lm_core.errors import CorpusError, LabError, detached, localized
 from lm_core.limits import MAX_UPLOAD_MB
+from lm_core.provenance import BOOK_NAME, PASTED_NAME, canonical_name, songci_subset
 from lm_core.sampling import minibatches_per_epoch
-from lm_core.songci import SUBSETS, songci_corpus
+from lm_core.songci import SUBSETS, songci_corpus, subset_id
 
 from .i18n import Translator, current_lang
 from .i18n import t as common_t
 from .persist import remember, restore, save
 from .settings import parse_whole
 
-BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
-BOOK_FILE = "jaychou_lyrics.txt.zip"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # git-ignored
 BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
 # Read once, when the server starts: the operator's word, never a visitor's.
 OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
 SOURCES = ("songci", "book", "upload", "paste")
 MAX_CHARS = 2_000_000  # the "characters used" box and the `chars` URL value
-PASTED_NAME = "pasted text"  # language-free key of a pasted corpus; corpus_display_name() translates it
 
 t = Translator(
     {
@@ -51,6 +49,8 @@ t = Translator(
         "src_paste": ("粘贴文本", "Paste text"),
         "subset": ("作者", "Authors"),
         "subset_help": ("宋词的哪一部分。", "Which part of the Song ci."),
+        "subset_all": ("全部 (all Song ci)", "全部 (all Song ci)"),
+        "songci_name": ("宋词 · {subset}", "宋词 · {subset}"),
         "book_missing": (
             "本服务器没有提供书中语料：请在「上传文件」中上传 jaychou_lyrics.txt.zip（会按内容自动识别）。"
             "服务器管理员可以把它放进项目的 data/ 文件夹，或在环境变量 RNN_LAB_BOOK_CORPUS 中指定。",
@@ -136,7 +136,7 @@ def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> 
     try:
         return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars), None
     except CorpusError as exc:
-        return None, LabError(str(exc), zh=exc.zh)
+        return None, detached(exc)
 
 
 def book_candidates() -> list[Path]:
@@ -167,7 +167,7 @@ def operator_book_bytes() -> bytes | None:
 def _load_bytes(data: bytes, name: str, max_chars: int | None) -> CorpusChoice:
     digest = hashlib.sha256(data).hexdigest()
     is_book = digest == BOOK_SHA256
-    label = t("src_book") if is_book else name
+    label = BOOK_NAME if is_book else name  # stored in runs and checkpoints: the id, never the shown label
     corpus, error = _from_bytes(digest, label, max_chars, data)
     if corpus is None:
         return CorpusChoice(None, localized(error, current_lang()), digest)
@@ -197,7 +197,9 @@ def _from_url() -> None:
                 values[key] = parse_whole(raw, 0, MAX_CHARS)
             except ValueError:
                 bad.append(f"{param}={raw}")
-        elif raw in (SOURCES if key == "corpus:source" else SUBSETS):
+        elif key == "corpus:subset" and subset_id(raw):
+            values[key] = subset_id(raw)  # an id, or a subset's name in a link made before the ids
+        elif key == "corpus:source" and raw in SOURCES:
             values[key] = raw
         else:
             bad.append(f"{param}={raw}")
@@ -248,7 +250,9 @@ def _corpus_widgets() -> CorpusChoice:
         or None
     )
     if source == "songci":
-        subset = st.selectbox(t("subset"), list(SUBSETS), key="corpus:subset", help=t("subset_help"))
+        subset = st.selectbox(
+            t("subset"), list(SUBSETS), key="corpus:subset", help=t("subset_help"), format_func=subset_label
+        )
         try:
             return CorpusChoice(_songci(subset, max_chars), None, f"songci:{subset}:{max_chars}")
         except CorpusError as exc:
@@ -278,9 +282,19 @@ def _corpus_widgets() -> CorpusChoice:
     return _load_bytes(text.encode("utf-8"), PASTED_NAME, max_chars)
 
 
+def subset_label(subset: str) -> str:
+    """A Song ci subset's id as the picker shows it: its authors' names, or "all"."""
+    authors = SUBSETS[subset]
+    return " + ".join(authors) if authors else t("subset_all")
+
+
 def corpus_display_name(name: str) -> str:
-    """A corpus name as shown: the pasted-text key in the UI's language, a file name as it is."""
-    return t("pasted_name") if name == PASTED_NAME else name
+    """A stored corpus name (an id, or a name stored before the ids) as shown; a file name stays as it is."""
+    name = canonical_name(name)
+    subset = songci_subset(name)
+    if subset is not None:
+        return t("songci_name", subset=subset_label(subset))
+    return {BOOK_NAME: t("src_book"), PASTED_NAME: t("pasted_name")}.get(name, name)
 
 
 def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> None:

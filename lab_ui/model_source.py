@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import time
 from collections.abc import Callable
@@ -24,14 +23,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from lm_core.checkpoint import Checkpoint, from_bytes, load
-from lm_core.corpus import BOOK_MAX_CHARS, book_preprocess, read_corpus_bytes
+from lm_core import provenance, vocab
+from lm_core.checkpoint import Checkpoint, read_bytes, read_file
+from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
 from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.jobs import Job
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import MODEL_KINDS, CharModel, build_model
-from lm_core.songci import SUBSETS, songci_text
+from lm_core.provenance import TrainingText
 
 from . import corpus_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
@@ -41,7 +41,6 @@ CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SESSION_PAGES = ("train", "sampling", "clipping", "generalise")  # pages whose training job can lend its model
 MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them are on My runs)
-SONGCI_PREFIX = "宋词 · "  # lm_core.songci.songci_corpus names its corpora "宋词 · <subset>"
 CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
@@ -130,16 +129,6 @@ t = Translator(
             "记忆检测不可用：内置宋词语料未安装（{msg}）。",
             "The memorisation meter is unavailable: the bundled Song ci is not installed ({msg}).",
         ),
-        "empty_text": ("请至少输入一个字符。", "Type at least one character."),
-        "all_unknown": (
-            "这些字都不在模型的词典中：{chars}。请使用训练语料中的字。",
-            "None of these characters are in the model's vocabulary: {chars}. Use characters from the training corpus.",
-        ),
-        "some_unknown": (
-            "不在模型词典中的字：{chars}。请删除或替换它们。",
-            "Not in the model's vocabulary: {chars}. Remove or replace them.",
-        ),
-        "and_more": ("（另有 {n} 个）", " (and {n} more)"),
         "compare_with": ("与另一个模型对比", "Compare with another model"),
         "compare_with_help": (
             "用同一前缀和同一设置让另一个模型也写一段，并排显示，各自标出从自己的训练语料中逐字照抄的部分。"
@@ -171,31 +160,9 @@ def shipped_files() -> list[Path]:
         return []
 
 
-def _bare(exc: LabError) -> LabError:
-    """The error's two texts without traceback or cause (whose frames may hold a whole file), for caching."""
-    return LabError(str(exc), zh=exc.zh)
-
-
-def read_checkpoint(data: bytes, name: str) -> tuple[Checkpoint | None, LabError | None]:
-    """`(checkpoint, None)` or `(None, the error)`; never raises for bad bytes.
-
-    `from_bytes` promises a `CheckpointError` for every bad file; the broad
-    fallback keeps the page alive if a torch version ever raises something else.
-    The error, not its text, is returned: cached results must still read right
-    after the user switches language (`localized` picks the text when shown).
-    """
-    try:
-        return from_bytes(data, name), None
-    except LabError as exc:
-        return None, _bare(exc)
-    except Exception as exc:  # noqa: BLE001 -- a bad upload must never take the page down
-        what = type(exc).__name__
-        return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
-
-
 def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoint | None, str | None]:
     """`(checkpoint, None)` or `(None, user-facing reason in lang)`; never raises for bad bytes."""
-    ckpt, error = read_checkpoint(data, name)
+    ckpt, error = read_bytes(data, name)
     return ckpt, (localized(error, lang) if error is not None else None)
 
 
@@ -205,64 +172,20 @@ def parse_upload(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]
     return ckpt, (localized(error, current_lang()) if error is not None else None)
 
 
-def infer_training_text(full: str, vocab: list[str]) -> str | None:
-    """The prefix of `full` whose characters are exactly `vocab`, or None if there is none.
-
-    Checkpoints record the corpus name and vocabulary but not how many characters
-    were kept. The vocabulary of `full[:n]` only grows with n, so the vocabulary
-    pins n to a range; within it the book's 10,000, the whole text, or else the
-    smallest round thousand (the corpus picker steps by 1,000) is taken. Erring
-    short never claims a copy from text the model did not see.
-    """
-    wanted = set(vocab)
-    first: dict[str, int] = {}
-    for i, ch in enumerate(full):
-        if ch not in first:
-            first[ch] = i
-    if not full or any(ch not in first for ch in wanted):
-        return None
-    lo = max(first[ch] for ch in wanted) + 1  # the shortest prefix holding every vocabulary character
-    hi = min((i for ch, i in first.items() if ch not in wanted), default=len(full))  # before the first stranger
-    if lo > hi:
-        return None
-    rounds = range(math.ceil(lo / 1000) * 1000, hi + 1, 1000)
-    for n in (BOOK_MAX_CHARS, len(full), *rounds):
-        if lo <= n <= hi:
-            return full[:n]
-    return full[:hi]
-
-
 def _book_full_text() -> str | None:
     """The book's corpus as the server's operator provided it (verified by hash), preprocessed, untruncated."""
     data = corpus_ui.operator_book_bytes()
     if data is None:
         return None
     try:
-        return book_preprocess(read_corpus_bytes(data, corpus_ui.BOOK_FILE), None)
+        return book_preprocess(read_corpus_bytes(data, BOOK_FILE), None)
     except CorpusError:
         return None
 
 
-def find_training_text(corpus_name: str, vocab: list[str]) -> tuple[str | None, str, dict[str, object]]:
-    """Rebuild a checkpoint's training text from its corpus name: `(text, status, details)`.
-
-    status: "songci" or "book" (rebuilt), "unknown" (not a corpus the app
-    ships), "mismatch" (the vocabulary does not fit), "missing" (the Song ci
-    package is not installed; details["msg"] is the `CorpusError` saying what to do,
-    shown with `localized` so a cached result follows the user's language).
-    """
-    if corpus_name.startswith(SONGCI_PREFIX) and corpus_name[len(SONGCI_PREFIX) :] in SUBSETS:
-        try:
-            full = book_preprocess(songci_text(corpus_name[len(SONGCI_PREFIX) :]), None)
-        except CorpusError as exc:
-            return None, "missing", {"msg": _bare(exc)}
-        text = infer_training_text(full, vocab)
-        return (text, "songci", {"n": len(text)}) if text else (None, "mismatch", {})
-    if corpus_name in {*corpus_ui.t.strings["src_book"], corpus_ui.BOOK_FILE}:
-        full = _book_full_text()
-        text = infer_training_text(full, vocab) if full else None
-        return (text, "book", {"n": len(text)}) if text else (None, "unknown", {})
-    return None, "unknown", {}
+def find_training_text(corpus_name: str, vocab: list[str]) -> TrainingText:
+    """`lm_core.provenance.find_training_text`, with the book's text where this server's operator provides it."""
+    return provenance.find_training_text(corpus_name, vocab, _book_full_text)
 
 
 def describe(ckpt: Checkpoint) -> str:
@@ -275,10 +198,9 @@ def describe(ckpt: Checkpoint) -> str:
     return t("describe", ppl=last.perplexity, e=last.epoch, **args)
 
 
-def format_chars(chars: list[str], limit: int = 20) -> str:
-    """Characters named for a message: whitespace shown as repr, at most `limit` of them."""
-    shown = " ".join(repr(ch) if ch.isspace() else ch for ch in chars[:limit])
-    return shown + (t("and_more", n=len(chars) - limit) if len(chars) > limit else "")
+def format_chars(chars: list[str]) -> str:
+    """Characters named for a page's message, in the page's language (`lm_core.vocab.format_chars`)."""
+    return vocab.format_chars(chars, current_lang())
 
 
 # -- the chosen model ---------------------------------------------------------------------------------------
@@ -317,7 +239,7 @@ class ModelChoice:
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` outside the vocabulary, in order of first appearance."""
-        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+        return vocab.unknown_chars(text, self.char_to_idx)
 
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]
@@ -326,19 +248,12 @@ class ModelChoice:
 def text_problem(text: str, choice: ModelChoice) -> str | None:
     """Why `text` cannot be fed to the model (empty, or characters it never saw), translated; None if fine.
 
-    The decision is `lm_core.generation.check_prefix`'s; in English its message
-    is shown as is, in Chinese the same facts are worded here.
+    The decision and both wordings are `lm_core.generation.check_prefix`'s.
     """
     try:
         check_prefix(text, choice.char_to_idx)
     except VocabularyError as exc:
-        if current_lang() == "en":
-            return str(exc)
-        unknown = choice.unknown(text)
-        if not unknown:
-            return t("empty_text")
-        key = "all_unknown" if len(unknown) == len(set(text)) else "some_unknown"
-        return t(key, chars=format_chars(unknown))
+        return localized(exc, current_lang())
     return None
 
 
@@ -374,18 +289,12 @@ def _model(key: str, _ckpt: Checkpoint) -> CharModel:
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, LabError | None]:
     """A shipped file parsed once per version (mtime and size in the key); the error, not its text, is cached."""
-    try:
-        return load(path, MAX_CLI_CHECKPOINT_BYTES), None  # the operator's own files, like the CLI's
-    except LabError as exc:
-        return None, _bare(exc)
-    except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
-        name, what = Path(path).name, type(exc).__name__
-        return None, CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
+    return read_file(path, MAX_CLI_CHECKPOINT_BYTES)  # the operator's own files, like the CLI's
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _uploaded(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, LabError | None]:
-    return read_checkpoint(_data, name)
+    return read_bytes(_data, name)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

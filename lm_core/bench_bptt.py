@@ -18,6 +18,7 @@ import torch
 
 from . import bptt
 from .corpus import Corpus
+from .limits import MAX_HIDDEN
 from .models import MODEL_KINDS, build_model
 
 TEXT_LEN = 200
@@ -76,7 +77,7 @@ def figure_times(corpus: Corpus, hidden: int = 256, repeats: int = 3) -> dict[st
 def capped_times(corpus: Corpus, repeats: int = 1) -> dict[str, str]:
     """What the 2,048-unit time cap leaves and how long it takes (torch.nn GRU, the costliest step)."""
     ids = corpus.encode(corpus.text)
-    model = build_model("gru", corpus.vocab_size, 2048, seed=0)
+    model = build_model("gru", corpus.vocab_size, MAX_HIDDEN, seed=0)
     for p in model.parameters():
         p.requires_grad_(False)
     text_len = bptt.text_limit(model)
@@ -95,7 +96,7 @@ def main(corpus: Corpus, repeats: int = 3) -> str:
     for kind, row in figure_times(corpus, repeats=repeats).items():
         for name, secs in row.items():
             lines.append(f"  {kind:<13} {name:<44} {secs:7.3f}")
-    lines.append("time cap at 2,048 hidden units (torch.nn GRU):")
+    lines.append(f"time cap at {MAX_HIDDEN:,} hidden units (torch.nn GRU):")
     for name, secs in capped_times(corpus).items():
         lines.append(f"  {name:<58} {secs:>7}")
     return "\n".join(lines)

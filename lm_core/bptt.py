@@ -32,6 +32,7 @@ from .errors import ConfigError, VocabularyError
 from .models import CharModel
 from .sampling import random_batches
 from .training import clip_gradients
+from .vocab import SHOWN_CHARS, unknown_chars
 
 MAX_TEXT = 200  # characters a visitor may type: every figure stays under a second at h = 256
 WORK_BUDGET = 2.5e9  # multiply-adds one figure may spend (under a second at one torch thread, see bench-bptt)
@@ -62,9 +63,9 @@ def check_text(text: str, char_to_idx: dict[str, int], max_len: int = MAX_TEXT, 
             f"The text has {len(text)} characters; at most {max_len} are analysed. Shorten it.",
             zh=f"这段文字有 {len(text)} 个字，最多分析 {max_len} 个。请缩短。",
         )
-    unknown = list(dict.fromkeys(ch for ch in text if ch not in char_to_idx))
+    unknown = unknown_chars(text, char_to_idx)
     if unknown:
-        shown = " ".join(repr(ch) for ch in unknown[:20]) + (" …" if len(unknown) > 20 else "")
+        shown = " ".join(repr(ch) for ch in unknown[:SHOWN_CHARS]) + (" …" if len(unknown) > SHOWN_CHARS else "")
         raise VocabularyError(
             f"Not in the model's vocabulary: {shown}. Use characters from its training corpus.",
             zh=f"这些字不在模型的词典中：{shown}。请使用训练语料中的字。",

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, localized
+from .errors import CheckpointError, LabError, detached, localized
 from .files import write_atomically
 from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
@@ -380,6 +380,40 @@ def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
     with path.open("rb") as f:
         data = f.read(max_bytes + 1)  # the file may have grown since stat
     return from_bytes(data, path.name, max_bytes)
+
+
+Read = tuple[Checkpoint | None, LabError | None]
+
+
+def _unreadable(name: str, exc: Exception) -> CheckpointError:
+    what = type(exc).__name__
+    return CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
+
+
+def read_bytes(data: bytes, name: str) -> Read:
+    """`(checkpoint, None)` or `(None, the error)` for bytes from anyone (an upload); never raises for bad bytes.
+
+    `from_bytes` promises a `CheckpointError` for every bad file; the broad
+    fallback keeps a caller (a page) alive if a torch version ever raises
+    something else. The error, detached, not its text, is returned: a cached
+    result must still read right after the user switches language.
+    """
+    try:
+        return from_bytes(data, name), None
+    except LabError as exc:
+        return None, detached(exc)
+    except Exception as exc:  # noqa: BLE001 -- a bad upload must never take the caller down
+        return None, _unreadable(name, exc)
+
+
+def read_file(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Read:
+    """`read_bytes` for a file on disk (the operator's own, so `max_bytes` may be the CLI's larger limit)."""
+    try:
+        return load(path, max_bytes), None
+    except LabError as exc:
+        return None, detached(exc)
+    except Exception as exc:  # noqa: BLE001 -- one bad file must not hide the others
+        return None, _unreadable(Path(path).name, exc)
 
 
 def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:

@@ -18,8 +18,13 @@ from pathlib import Path
 
 from .errors import CorpusError
 from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
+from .vocab import unknown_chars
 
 BOOK_MAX_CHARS = 10_000
+# The book's corpus file, recognised by content wherever it comes from (an upload, the operator's data/ folder,
+# the CLI's default path): the hash, not the name, says it is the book's and gets the book's preprocessing.
+BOOK_FILE = "jaychou_lyrics.txt.zip"
+BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 MAX_FILE_BYTES = MAX_CORPUS_BYTES  # a corpus larger than this is not a classroom corpus
 _CHUNK = 256 * 1024  # bytes inflated at a time from a zip member
 
@@ -302,7 +307,7 @@ class Corpus:
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of `text` outside the vocabulary, in order of first appearance."""
-        return list(dict.fromkeys(ch for ch in text if ch not in self.char_to_idx))
+        return unknown_chars(text, self.char_to_idx)
 
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]

@@ -36,6 +36,15 @@ class CheckpointError(LabError):
     """A checkpoint file is missing, corrupt, or does not fit the current model."""
 
 
+def detached(exc: LabError) -> LabError:
+    """The error's two texts alone, without traceback, cause or subclass, to keep in a cache.
+
+    A cached error outlives the request: its frames may hold a whole uploaded file, and
+    the text must be picked (`localized`) when shown, so a language switch still reads right.
+    """
+    return LabError(str(exc), zh=exc.zh)
+
+
 def localized(exc: BaseException, lang: str) -> str:
     """The user-facing text of `exc` in `lang`: its Chinese text for "zh" when it has one, else `str(exc)`."""
     zh = getattr(exc, "zh", None)

@@ -16,6 +16,7 @@ import torch
 from .corpus import Corpus
 from .errors import ConfigError, VocabularyError
 from .models import CharModel
+from .vocab import format_chars, unknown_chars
 
 STRATEGIES = ("greedy", "sample")
 MAX_LENGTH = 2_000
@@ -55,21 +56,19 @@ def default_prefixes(vocab: dict[str, int] | Corpus, text: str = "") -> tuple[st
 def check_prefix(prefix: str, vocab: dict[str, int]) -> None:
     """Raise a `VocabularyError` naming every character the model does not know."""
     if not prefix:
-        raise VocabularyError("Type a prefix of at least one character.", zh="请输入至少一个字符的前缀。")
-    unknown = list(dict.fromkeys(ch for ch in prefix if ch not in vocab))
+        raise VocabularyError("Type a prefix of at least one character.", zh="请至少输入一个字符。")
+    unknown = unknown_chars(prefix, vocab)
     if unknown:
-        shown = " ".join(repr(ch) if ch.isspace() else ch for ch in unknown[:20])
-        more = f" (and {len(unknown) - 20} more)" if len(unknown) > 20 else ""
-        more_zh = f"（另有 {len(unknown) - 20} 个）" if len(unknown) > 20 else ""
+        shown, shown_zh = format_chars(unknown), format_chars(unknown, "zh")
         if len(unknown) == len(set(prefix)):
             raise VocabularyError(
-                f"None of the prefix's characters are in the model's vocabulary: {shown}{more}. "
+                f"None of the prefix's characters are in the model's vocabulary: {shown}. "
                 "Use characters from the training corpus.",
-                zh=f"前缀中没有一个字符在模型的词典里：{shown}{more_zh}。请使用训练语料中的字符。",
+                zh=f"这些字都不在模型的词典中：{shown_zh}。请使用训练语料中的字。",
             )
         raise VocabularyError(
-            f"Not in the model's vocabulary: {shown}{more}. Remove or replace them.",
-            zh=f"不在模型词典中的字符：{shown}{more_zh}。请删除或替换它们。",
+            f"Not in the model's vocabulary: {shown}. Remove or replace them.",
+            zh=f"不在模型词典中的字：{shown_zh}。请删除或替换它们。",
         )
 
 

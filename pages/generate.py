@@ -264,7 +264,7 @@ def _prefix_problem_ui(choice: ModelChoice, prefix: str) -> bool:
         return True
     st.error(escape_markdown(problem))
     known = "".join(ch for ch in prefix if ch in choice.char_to_idx)
-    unknown = "、".join(dict.fromkeys(ch for ch in prefix if ch not in choice.char_to_idx))
+    unknown = "、".join(choice.unknown(prefix))
     if known:
         label = t.md("strip", bad=unknown, p=known)
         st.button(label, key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))

@@ -14,7 +14,7 @@ from lab_ui.model_source import Companion, ModelChoice
 from lab_ui.persist import clamp, restore, save
 from lab_ui.text import escape_markdown, visible_char
 from lm_core import bptt
-from lm_core.errors import LabError, localized
+from lm_core.errors import LabError, detached, localized
 from lm_core.models import CharModel, build_model
 
 PAGE = "gradients"
@@ -244,12 +244,12 @@ def _rho_base_radius(vocab_size: int) -> float:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _problem(key: str, _model: CharModel) -> tuple[str, str] | None:
-    """(English, Chinese) reason a model cannot be differentiated (diverged), once per weights version."""
+def _problem(key: str, _model: CharModel) -> LabError | None:
+    """Why a model cannot be differentiated (diverged), once per weights version; shown with `localized`."""
     try:
         bptt.check_model(_model)
     except LabError as exc:
-        return str(exc), exc.zh or str(exc)
+        return detached(exc)
     return None
 
 
@@ -526,8 +526,7 @@ def main() -> None:
         if problem is None:
             healthy.append((mkey, label, model))
         else:
-            msg = problem[1] if current_lang() == "zh" else problem[0]
-            st.error(t("diverged", label=escape_markdown(label), msg=escape_markdown(msg)))
+            st.error(t("diverged", label=escape_markdown(label), msg=_message(problem)))
     limit = min(bptt.text_limit(m) for _, _, m in models)
     typed = _text_ui(choice, limit)
     if typed is not None and healthy:

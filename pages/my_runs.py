@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lab_ui import charts, jobs_ui, session
+from lab_ui import charts, corpus_ui, jobs_ui, session
 from lab_ui.i18n import Translator, current_lang, model_label, run_label
 from lab_ui.session import manager, owner_id
 from lab_ui.text import escape_markdown
@@ -100,7 +100,7 @@ def _table(records: list[RunRecord]) -> pd.DataFrame:
             t("col_run"): [run_label(r.label) for r in records],
             t("col_status"): [_status(r) for r in records],
             t("col_model"): [model_label(r.config.get("model", "")) for r in records],
-            t("col_corpus"): [r.corpus_name for r in records],
+            t("col_corpus"): [corpus_ui.corpus_display_name(r.corpus_name) for r in records],
             t("col_epochs"): [f"{r.epoch} / {r.planned}" for r in records],
             t("col_best"): [round(r.best_perplexity, 2) if r.best_perplexity else None for r in records],
             t("col_date"): [_date(r.created) for r in records],

@@ -29,12 +29,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lm_core import process_backend, ray_backend
-from lm_core.corpus import Corpus
+from lm_core.corpus import BOOK_FILE, Corpus
 from lm_core.jobs import JobManager
 from lm_core.runstore import RunStore
 from lm_core.training import Trainer, book_config
 
-BOOK_ZIP = REPO.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
+BOOK_ZIP = REPO.parent / "shared" / "data" / BOOK_FILE
 
 
 def _rate(history: list[dict]) -> float:

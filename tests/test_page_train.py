@@ -210,7 +210,7 @@ def test_start_from_a_shipped_checkpoint_continues_it(at: AppTest) -> None:
 
 
 def test_checkpoint_from_another_vocabulary_is_refused_with_a_message(at: AppTest) -> None:
-    at.selectbox(key="corpus:subset").set_value("苏轼").run()  # a different vocabulary
+    at.selectbox(key="corpus:subset").set_value("su").run()  # a different vocabulary
     at.selectbox(key="train:from").set_value("songci-gru.pt").run()
     _start(at)
     assert not at.exception
@@ -258,3 +258,15 @@ def test_continue_names_its_corpus_and_warns_when_the_sidebar_shows_another(at: 
     at.text_area(key="corpus:paste").set_value("春眠不觉晓，处处闻啼鸟。" * 300).run()
     warnings = [w.value for w in at.warning]
     assert any("仍使用这次训练的语料「宋词" in w and "粘贴的文本" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("subset", ["su", "苏轼"])  # the id, or the author's name a link held before the ids
+def test_a_lesson_link_picks_the_song_ci_subset_by_id_or_old_name(subset: str) -> None:
+    with _clean_runtime():
+        at = AppTest.from_file(str(REPO / "pages" / "train.py"), default_timeout=TIMEOUT)
+        at.query_params.update({"corpus": "songci", "subset": subset})
+        at.run()
+        assert not at.exception
+        picker = at.selectbox(key="corpus:subset")
+        assert picker.value == "su" and "苏轼" in picker.options  # shown by its author, stored by its id
+        assert at.query_params["subset"] in ("su", ["su"])  # written back as the id

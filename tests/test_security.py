@@ -79,7 +79,7 @@ def test_expected_shapes_are_the_real_models_shapes(kind: str) -> None:
 def test_huge_declared_vocabulary_is_refused_before_building(trained: Trainer, no_model_built: None) -> None:
     payload = _payload(trained)
     payload["vocab"] = [chr(0x10000 + i) for i in range(100_000)]
-    payload["config"]["hidden"] = 2048
+    payload["config"]["hidden"] = limits.MAX_HIDDEN
     with pytest.raises(CheckpointError, match="8,000"):
         checkpoint.from_bytes(_save(payload))
 

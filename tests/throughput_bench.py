@@ -25,12 +25,12 @@ if str(REPO) not in sys.path:
 import torch
 
 from lm_core import process_backend
-from lm_core.corpus import Corpus
+from lm_core.corpus import BOOK_FILE, Corpus
 from lm_core.jobs import JobManager
 from lm_core.runstore import RunStore
 from lm_core.training import Trainer, book_config
 
-BOOK_ZIP = REPO.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
+BOOK_ZIP = REPO.parent / "shared" / "data" / BOOK_FILE
 
 
 def _corpus(path: str) -> Corpus:
