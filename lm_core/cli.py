@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .corpus import BOOK_FILE
 from .errors import ConfigError, LabError
 from .limits import MAX_CLI_CHECKPOINT_BYTES
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and argument errors must not wait for torch
     from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
-BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "jaychou_lyrics.txt.zip"
+BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / BOOK_FILE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,12 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
 
     b = sub.add_parser("bench", help="seconds/epoch of each training path vs the book's procedure")
-    b.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help="default: ../shared/data/jaychou_lyrics.txt.zip")
+    b.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help=f"default: ../shared/data/{BOOK_FILE}")
     b.add_argument("--epochs", type=int, default=6)
     b.add_argument("--seed", type=int, default=0)
 
     gb = sub.add_parser("bench-bptt", help="seconds per figure of the Gradients through time page")
-    gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help="default: ../shared/data/jaychou_lyrics.txt.zip")
+    gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help=f"default: ../shared/data/{BOOK_FILE}")
     gb.add_argument("--repeats", type=int, default=3)
     return parser
 
