@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,14 @@ def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
     job.thread.join(timeout)
     assert not job.thread.is_alive(), f"training did not finish within {timeout} s"
     return job
+
+
+def shows_options(widget: Any, options: Sequence[Any]) -> bool:
+    """Whether a selectbox or select slider offers exactly `options`, in order, each labelled by its format_func.
+
+    A check that a control exists says nothing; this one fails when a picker loses, gains or reorders a choice.
+    """
+    return widget.options == [str(widget.format_func(o)) for o in options]
 
 
 def plotly_specs(at: AppTest) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import apptest_helpers as h
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import charts, session
+from lab_ui import charts, presets, session, settings
 from lm_core.sampling import describe_minibatches
 
 PAGE = "sampling"
@@ -23,10 +23,15 @@ def app() -> Iterator[AppTest]:
 def test_page_shows_settings_without_a_sampling_choice(app: AppTest) -> None:
     assert not app.exception
     assert app.button(key="sampling:start").label == "开始训练"
+    book = presets.PRESETS["book_random"]  # the page's defaults
     for name in ("hidden", "batch_size", "lr", "clip"):
-        assert app.select_slider(key=f"{PAGE}:w:{name}") is not None
+        slider = app.select_slider(key=f"{PAGE}:w:{name}")
+        assert slider.value == book[name], name
+        assert h.shows_options(slider, settings.FIELDS[name].options), (name, slider.options)
     for name in ("num_steps", "epochs"):
-        assert app.slider(key=f"{PAGE}:w:{name}") is not None
+        slider = app.slider(key=f"{PAGE}:w:{name}")
+        assert slider.value == book[name], name
+        assert (slider.min, slider.max) == settings.FIELDS[name].bounds, name
     keys = {w.key for w in (*app.radio, *app.selectbox, *app.select_slider, *app.slider, *app.toggle)}
     assert f"{PAGE}:w:sampling" not in keys  # the page trains both modes
     assert {f"{PAGE}:w:model", f"{PAGE}:w:optimizer", f"{PAGE}:w:clip_on", f"{PAGE}:preset"} <= keys

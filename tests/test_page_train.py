@@ -12,12 +12,13 @@ from apptest_helpers import (
     all_text,
     app_page,
     plotly_specs,
+    shows_options,
     use_tiny_settings,
     wait_for_job,
 )
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import session
+from lab_ui import corpus_ui, presets, session, settings
 
 PAGE = "train"
 
@@ -37,8 +38,18 @@ def test_renders_with_every_control(at: AppTest) -> None:
     assert not at.exception
     for name in ("hidden", "num_steps", "batch_size", "lr", "clip", "epochs"):
         assert any(w.key == f"train:w:{name}" for w in (*at.slider, *at.select_slider)), name
-    for key in ("train:w:model", "train:w:compare", "train:preset", "corpus:source"):
-        assert at.selectbox(key=key) is not None
+    book = presets.PRESETS["book_random"]  # the page's defaults
+    expected = {  # each picker's default and its options
+        "train:w:model": (book["model"], settings.FIELDS["model"].options),
+        "train:w:compare": (book["compare"], settings.FIELDS["compare"].options),
+        "train:preset": ("book_random", list(presets.PRESETS)),
+        "corpus:source": (corpus_ui.SOURCES[0], corpus_ui.SOURCES),
+    }
+    for key, (value, options) in expected.items():
+        box = at.selectbox(key=key)
+        assert box.value == value, key
+        assert shows_options(box, options), (key, box.options)
+        assert not box.disabled, key
     assert at.button(key="train:start").disabled is False
     assert at.button(key="train:continue").disabled is True  # nothing to continue yet
 
