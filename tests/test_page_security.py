@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, app_page, shown, use_tiny_settings, wait_for_job
+from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, shown, use_tiny_settings, wait_for_job
 from apptest_helpers_models import html_text, train_tiny
 from streamlit.testing.v1 import AppTest
 
@@ -14,11 +14,7 @@ from lab_ui import corpus_ui, model_source, session
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.limits import MAX_UPLOAD_MB
 
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
+PAGE = "train"  # the `at` fixture (conftest.py) opens this page
 
 
 def _sidebar_text(at: AppTest) -> str:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from apptest_helpers import (
     REPO,
     TIMEOUT,
     _clean_runtime,
     all_text,
-    app_page,
     plotly_specs,
     shows_options,
     use_tiny_settings,
@@ -21,12 +17,6 @@ from streamlit.testing.v1 import AppTest
 from lab_ui import corpus_ui, presets, session, settings
 
 PAGE = "train"
-
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
 
 
 def _start(at: AppTest) -> None:

@@ -6,15 +6,12 @@ Widgets with the engine's defaults, values from a lesson link, bad combinations 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from apptest_helpers import (
     REPO,
     TIMEOUT,
     _clean_runtime,
     all_text,
-    app_page,
     set_settings,
     use_tiny_settings,
     wait_for_job,
@@ -22,15 +19,11 @@ from apptest_helpers import (
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
+from lm_core.limits import MAX_LAYERS
+from lm_core.training import TrainConfig
 
 PAGE = "train"
 NEW = ("num_layers", "dropout", "embed", "steps_per_epoch", "val_fraction", "patience")
-
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
 
 
 def _widget(at: AppTest, name: str):
@@ -39,16 +32,9 @@ def _widget(at: AppTest, name: str):
 
 def test_the_new_settings_are_widgets_with_the_engines_defaults(at: AppTest) -> None:
     assert not at.exception
-    values = {name: _widget(at, name).value for name in NEW}
-    assert values == {
-        "num_layers": 1,
-        "dropout": 0.0,
-        "embed": 0,
-        "steps_per_epoch": 0,
-        "val_fraction": 0.0,
-        "patience": 0,
-    }
-    assert _widget(at, "num_layers").max == 3  # the limit, where the user meets it
+    engine = TrainConfig()
+    assert {name: _widget(at, name).value for name in NEW} == {name: getattr(engine, name) for name in NEW}
+    assert _widget(at, "num_layers").max == MAX_LAYERS == 3  # the limit, where the user meets it
     assert "1-3" in _widget(at, "num_layers").help or "1–3" in _widget(at, "num_layers").help
 
 
