@@ -30,12 +30,8 @@ def test_page_in_english_with_book_defaults() -> None:
         assert at.button(key="clipping:start").label == "Train"
         assert "norm lr × θ ≈ 1" in h.all_text(at)
         # The book's scratch RNN, but 30 epochs so it is quick.
-        assert at.selectbox(key=f"{PAGE}:w:model").value == "scratch-rnn"
-        assert at.select_slider(key=f"{PAGE}:w:lr").value == 100.0
-        assert at.select_slider(key=f"{PAGE}:w:clip").value == 0.01
-        assert at.select_slider(key=f"{PAGE}:w:hidden").value == 256
-        assert at.slider(key=f"{PAGE}:w:epochs").value == 30
-        assert at.radio(key=f"{PAGE}:w:sampling").value == "random"
+        book = {"model": "scratch-rnn", "lr": 100.0, "clip": 0.01, "hidden": 256, "epochs": 30, "sampling": "random"}
+        assert h.setting_values(at, PAGE, list(book)) == book
 
 
 def test_train_clipped_and_unclipped_in_lockstep(at: AppTest) -> None:

@@ -45,13 +45,8 @@ def test_page_in_english_with_book_defaults() -> None:
         assert not at.exception
         assert at.title[0].value == "Random vs adjacent sampling"
         assert at.button(key="sampling:start").label == "Train"
-        assert at.selectbox(key=f"{PAGE}:w:model").value == "scratch-rnn"
-        assert at.select_slider(key=f"{PAGE}:w:hidden").value == 256
-        assert at.select_slider(key=f"{PAGE}:w:batch_size").value == 32
-        assert at.slider(key=f"{PAGE}:w:num_steps").value == 35
-        assert at.select_slider(key=f"{PAGE}:w:lr").value == 100.0
-        assert at.slider(key=f"{PAGE}:w:epochs").value == 250
-        assert at.toggle(key=f"{PAGE}:w:clip_on").value is True
+        book = {"model": "scratch-rnn", "hidden": 256, "batch_size": 32, "num_steps": 35, "lr": 100.0, "epochs": 250}
+        assert h.setting_values(at, PAGE, [*book, "clip_on"]) == {**book, "clip_on": True}
         adjacent = h.chart_titled(at, "Adjacent sampling: each row is one contiguous slice, state carried")
         assert "state carried (detached)" in h.trace_names(adjacent)
         assert "Why adjacent usually gets lower early" in h.all_text(at)
