@@ -118,6 +118,17 @@ def setting_values(at: AppTest, page: str, names: Sequence[str]) -> dict[str, An
     return {name: setting_widget(at, page, name).value for name in names}
 
 
+def start_tiny_job(at: AppTest, page: str, **overrides: Any) -> Job:
+    """`TINY` settings (plus `overrides`), the page's Train button pressed, and its job once it has finished.
+
+    The page is not rerun afterwards: a test that wants the finished run drawn calls `at.run()`.
+    """
+    use_tiny_settings(at, page, **overrides)
+    at.button(key=f"{page}:start").click().run()
+    assert not at.exception, at.exception
+    return wait_for_job(at, page)
+
+
 def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
     """The page's job, after its worker thread has finished."""
     job = session.manager().get(at.session_state[f"{page}:job"], at.session_state["owner"])

@@ -35,10 +35,7 @@ def test_page_in_english_with_book_defaults() -> None:
 
 
 def test_train_clipped_and_unclipped_in_lockstep(at: AppTest) -> None:
-    h.use_tiny_settings(at, PAGE, lr=1.0)  # small enough that the unclipped run survives too
-    at.button(key="clipping:start").click().run()
-    assert not at.exception
-    job = h.wait_for_job(at, PAGE)
+    job = h.start_tiny_job(at, PAGE, lr=1.0)  # small enough that the unclipped run survives too
     at.run()
     assert not at.exception
 
@@ -60,9 +57,7 @@ def test_train_clipped_and_unclipped_in_lockstep(at: AppTest) -> None:
 
 
 def test_unclipped_run_diverges_without_crashing_the_page(at: AppTest) -> None:
-    h.use_tiny_settings(at, PAGE, lr=1000.0)
-    at.button(key="clipping:start").click().run()
-    job = h.wait_for_job(at, PAGE)
+    job = h.start_tiny_job(at, PAGE, lr=1000.0)
     at.run()
     assert not at.exception
 

@@ -53,10 +53,7 @@ def test_page_in_english_with_book_defaults() -> None:
 
 
 def test_train_runs_random_and_adjacent_in_lockstep(at: AppTest) -> None:
-    h.use_tiny_settings(at, PAGE)
-    at.button(key="sampling:start").click().run()
-    assert not at.exception
-    job = h.wait_for_job(at, PAGE)
+    job = h.start_tiny_job(at, PAGE)
     at.run()
     assert not at.exception
 

@@ -9,6 +9,7 @@ from apptest_helpers import (
     all_text,
     plotly_specs,
     shows_options,
+    start_tiny_job,
     use_tiny_settings,
     wait_for_job,
 )
@@ -45,9 +46,7 @@ def test_renders_with_every_control(at: AppTest) -> None:
 
 
 def test_short_run_draws_history_and_samples(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="rnn")
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="rnn")
     at.run()
     assert not at.exception
     assert [len(r.history) for r in session.manager().view(job).runs] == [2]
@@ -58,9 +57,7 @@ def test_short_run_draws_history_and_samples(at: AppTest) -> None:
 
 
 def test_continue_trains_the_same_model_further(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn")
-    _start(at)
-    first = wait_for_job(at, PAGE)
+    first = start_tiny_job(at, PAGE, model="scratch-rnn")
     at.run()
     weights_before = first.checkpoint(0).model_state["W_hh"].clone()
     at.button(key="train:continue").click().run()
@@ -73,9 +70,7 @@ def test_continue_trains_the_same_model_further(at: AppTest) -> None:
 
 
 def test_compare_trains_two_models_in_lockstep(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn", compare="scratch-gru")
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="scratch-rnn", compare="scratch-gru")
     at.run()
     view = session.manager().view(job)
     assert [r.config["model"] for r in view.runs] == ["scratch-rnn", "scratch-gru"]
@@ -123,9 +118,7 @@ def test_diverging_run_is_reported_not_raised(at: AppTest) -> None:
 
 
 def test_one_hidden_unit_trains(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn", hidden=1, epochs=1)
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="scratch-rnn", hidden=1, epochs=1)
     assert session.manager().view(job).status == "finished"
 
 
@@ -239,9 +232,7 @@ def test_train_while_running_asks_before_replacing_and_stop_message_is_chinese(a
 
 
 def test_continue_names_its_corpus_and_warns_when_the_sidebar_shows_another(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="rnn")
-    _start(at)
-    wait_for_job(at, PAGE)
+    start_tiny_job(at, PAGE, model="rnn")
     at.run()
     assert any("继续时使用这次训练的语料：宋词" in c.value for c in at.caption), [c.value for c in at.caption]
     at.selectbox(key="corpus:source").set_value("paste").run()
