@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,11 +92,34 @@ def use_tiny_settings(at: AppTest, page: str, **overrides: Any) -> None:
 def set_settings(at: AppTest, page: str, values: dict[str, Any]) -> None:
     """Set setting widgets by their keys (see `lab_ui.settings._wkey`) and rerun after each."""
     for name, value in values.items():
-        key = f"{page}:w:{name}"
-        widget = next((w for w in (*at.select_slider, *at.slider) if w.key == key), None)
-        if widget is None:
-            widget = at.number_input(key=key) if name == "seed" else at.selectbox(key=key)
-        widget.set_value(value).run()
+        setting_widget(at, page, name).set_value(value).run()
+
+
+SETTING_KINDS = ("select_slider", "slider", "selectbox", "radio", "toggle", "number_input")  # settings.Field.widget
+
+
+def setting_widget(at: AppTest, page: str, name: str) -> Any:
+    """The widget of setting `name` on `page` (key `<page>:w:<name>`, see `lab_ui.settings._wkey`), of any kind."""
+    key = f"{page}:w:{name}"
+    found = [w for kind in SETTING_KINDS for w in at.get(kind) if w.key == key]
+    assert len(found) == 1, f"expected one widget {key!r}, found {len(found)}"
+    return found[0]
+
+
+def setting_values(at: AppTest, page: str, names: Sequence[str]) -> dict[str, Any]:
+    """What the setting widgets `names` on `page` show, by name."""
+    return {name: setting_widget(at, page, name).value for name in names}
+
+
+def start_tiny_job(at: AppTest, page: str, **overrides: Any) -> Job:
+    """`TINY` settings (plus `overrides`), the page's Train button pressed, and its job once it has finished.
+
+    The page is not rerun afterwards: a test that wants the finished run drawn calls `at.run()`.
+    """
+    use_tiny_settings(at, page, **overrides)
+    at.button(key=f"{page}:start").click().run()
+    assert not at.exception, at.exception
+    return wait_for_job(at, page)
 
 
 def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
@@ -107,6 +130,14 @@ def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
     job.thread.join(timeout)
     assert not job.thread.is_alive(), f"training did not finish within {timeout} s"
     return job
+
+
+def shows_options(widget: Any, options: Sequence[Any]) -> bool:
+    """Whether a selectbox or select slider offers exactly `options`, in order, each labelled by its format_func.
+
+    A check that a control exists says nothing; this one fails when a picker loses, gains or reorders a choice.
+    """
+    return widget.options == [str(widget.format_func(o)) for o in options]
 
 
 def plotly_specs(at: AppTest) -> list[dict[str, Any]]:

@@ -1,10 +1,10 @@
-"""Shared helpers and fixtures for the model pages' tests (Hidden states, Generate, the model picker).
+"""Shared helpers for the model pages' tests (Hidden states, Generate, the model picker).
 
-A plain module, imported by the test files (pytest registers the fixtures it
-finds in a test module's namespace); `conftest.py` belongs to someone else.
-Models are tiny (16 hidden units, 2 epochs on ~1,000 synthetic characters) and
-trained once per test session; each test writes the checkpoints it needs into
-its own temporary folder and points the app there with `RNN_LAB_CHECKPOINTS`.
+A plain module imported by the test files; the fixtures built on it (`trained`,
+`shipped`, `clean_streamlit`) are in `conftest.py`. Models are tiny (16 hidden
+units, 2 epochs on ~1,500 synthetic characters) and trained once per test
+session; each test writes the checkpoints it needs into its own temporary
+folder and points the app there with `RNN_LAB_CHECKPOINTS`.
 """
 
 from __future__ import annotations
@@ -13,32 +13,30 @@ import base64
 import functools
 import html
 import json
-import random
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import streamlit as st
-from apptest_helpers import shown
+import streamlit as st  # noqa: F401  (tests clear its caches as helpers.st)
+from apptest_helpers import TIMEOUT, shown
 from streamlit.testing.v1 import AppTest
+from testkit import tiny_text
 
 from lab_ui import session
-from lab_ui.model_source import CHECKPOINT_ENV
+from lab_ui.model_source import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.corpus import Corpus
 from lm_core.training import TrainConfig, Trainer
 
 APP = REPO / "streamlit_app.py"
-TIMEOUT = 60
 CORPUS_NAME = "synthetic test lines"
 
 # Lines written for these tests (not lyrics from any corpus); they contain the book's prefixes 分开 / 不分开.
@@ -53,14 +51,8 @@ LINES = (
 )
 
 
-def synthetic_text(n_lines: int = 90, seed: int = 3) -> str:
-    """About 1,500 deterministic characters made of LINES."""
-    rng = random.Random(seed)
-    return "\n".join(f"{a}，{b}。" for a, b in (rng.sample(LINES, 2) for _ in range(n_lines)))
-
-
 def tiny_corpus() -> Corpus:
-    return Corpus.from_text(synthetic_text(), name=CORPUS_NAME, max_chars=None)
+    return Corpus.from_text(tiny_text(LINES, n_lines=90, seed=3), name=CORPUS_NAME, max_chars=None)
 
 
 def tiny_config(kind: str, epochs: int = 2, hidden: int = 16) -> TrainConfig:
@@ -86,45 +78,30 @@ def train_tiny(kind: str, epochs: int = 2, hidden: int = 16) -> Trainer:
 
 
 @functools.cache
-def _trained_bytes() -> dict[str, bytes]:
+def trained_bytes() -> dict[str, bytes]:
     out = {kind: to_bytes(from_trainer(train_tiny(kind))) for kind in ("gru", "rnn", "scratch-lstm")}
     out["gru-h8"] = to_bytes(from_trainer(train_tiny("gru", hidden=8)))
     return out
 
 
-@pytest.fixture
-def trained() -> dict[str, bytes]:
-    """Checkpoint bytes of tiny trained models: "gru", "rnn", "scratch-lstm" (16 units) and "gru-h8".
-
-    Trained once per process, whichever test module asks first.
-    """
-    return _trained_bytes()
-
-
-@pytest.fixture
-def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, bytes]) -> Callable[..., Path]:
-    """`shipped("gru", "rnn")` writes those checkpoints (in that order) as the app's shipped models."""
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    monkeypatch.setenv(CHECKPOINT_ENV, str(folder))
-
-    def make(*kinds: str) -> Path:
-        for i, kind in enumerate(kinds):
-            (folder / f"{i}_{kind}.pt").write_bytes(trained[kind])
-        return folder
-
-    return make
+def trained_job(owner: str, label: str = "GRU", epochs: int = 1, kind: str = "gru") -> str:
+    """Id of a tiny `kind` run that `owner` trained to the end in the app's job manager, as the Train page would."""
+    job = session.manager().submit(
+        owner, [Trainer(tiny_corpus(), tiny_config(kind, epochs=epochs))], [label], kind="train"
+    )
+    job.thread.join(TIMEOUT)
+    return job.id
 
 
-@pytest.fixture(autouse=True)
-def clean_streamlit() -> Iterator[None]:
-    """Fresh caches for every test; stop and join every training thread afterwards."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    session.manager().shutdown()
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def with_train_job(kind: str, label: str) -> Callable[[AppTest], None]:
+    """An `open_page(prepare=...)` step: the visitor "tester" trained a tiny `kind` model (2 epochs) on the Train
+    page of this session, so the model pages offer it with its corpus."""
+
+    def prepare(at: AppTest) -> None:
+        at.session_state["owner"] = "tester"
+        at.session_state["train:job"] = trained_job("tester", label, epochs=2, kind=kind)
+
+    return prepare
 
 
 def open_page(page: str, lang: str = "en", prepare: Callable[[AppTest], None] | None = None) -> AppTest:

@@ -1,11 +1,16 @@
-"""Shared fixtures: the book's corpus (read in place, never copied) and a tiny synthetic corpus."""
+"""Shared fixtures: the book's corpus (read in place, never copied), a tiny synthetic corpus, an app page,
+tiny trained checkpoints.
+
+The Streamlit ones import the UI inside the fixture, so the engine's tests never load Streamlit.
+"""
 
 from __future__ import annotations
 
 import os
-import random
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,29 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so that plain `pytest` (not only `python -m pytest`) finds lm_core
     sys.path.insert(0, str(REPO))
 
-from lm_core.corpus import Corpus
+from testkit import tiny_text
 
-BOOK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "jaychou_lyrics.txt.zip"
+from lm_core.corpus import BOOK_FILE, Corpus
+from lm_core.jobs import JobManager
 
-# Phrases written for these tests (not lyrics from any corpus).
-TINY_PHRASES = (
-    "春风吹过小河边",
-    "月光照在老树上",
-    "我们一起唱着歌",
-    "雨后的天空很蓝",
-    "远方的朋友你好吗",
-    "山上的花开了",
-)
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
-
-def tiny_text(n_lines: int = 80, seed: int = 1) -> str:
-    """A deterministic synthetic text of about 1,000 characters made of TINY_PHRASES."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n_lines):
-        a, b = rng.sample(TINY_PHRASES, 2)
-        lines.append(f"{a}，{b}。")
-    return "\n".join(lines)
+BOOK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / BOOK_FILE
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +58,87 @@ def book_corpus(book_zip: Path) -> Corpus:
 def tiny_corpus() -> Corpus:
     """A small synthetic Chinese corpus (all characters kept) for fast training tests."""
     return Corpus.from_text(tiny_text(), name="tiny", max_chars=None)
+
+
+@pytest.fixture()
+def job_manager() -> Iterator[Callable[..., JobManager]]:
+    """`job_manager(**options)`: a JobManager that is shut down after the test, with each job's worker checked
+    to have ended, so no training thread or process outlives its test."""
+    made: list[JobManager] = []
+
+    def make(**options: object) -> JobManager:
+        made.append(JobManager(**options))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for mgr in made:
+            mgr.shutdown()
+            for job in list(mgr._jobs.values()):
+                worker = job.process if hasattr(job, "process") else job.thread
+                assert worker is None or not worker.is_alive(), f"job {job.id} outlived its test"
+
+
+@pytest.fixture()
+def manager(job_manager: Callable[..., JobManager]) -> JobManager:
+    """Two training slots, threads of this process (a module may override it with another backend)."""
+    return job_manager(max_running=2)
+
+
+@pytest.fixture()
+def at(request: pytest.FixtureRequest) -> Iterator[AppTest]:
+    """The app switched to the test module's page, `pages/<PAGE>.py`, in Chinese; torn down cleanly.
+
+    Each page's test module names its page once (`PAGE = "train"`); see `apptest_helpers.app_page`.
+    """
+    from apptest_helpers import app_page
+
+    with app_page(f"pages/{request.module.PAGE}.py") as app:
+        yield app
+
+
+@pytest.fixture()
+def clean_streamlit() -> Iterator[None]:
+    """Fresh caches for a test; every training thread stopped and joined afterwards.
+
+    The model pages' modules use it for every test (`pytestmark = pytest.mark.usefixtures(...)`).
+    """
+    import streamlit as st
+
+    from lab_ui import session
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    session.manager().shutdown()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture()
+def trained() -> dict[str, bytes]:
+    """Checkpoint bytes of tiny trained models: "gru", "rnn", "scratch-lstm" (16 units) and "gru-h8".
+
+    Trained once per process, whichever test module asks first.
+    """
+    from apptest_helpers_models import trained_bytes
+
+    return trained_bytes()
+
+
+@pytest.fixture()
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, bytes]) -> Callable[..., Path]:
+    """`shipped("gru", "rnn")` writes those checkpoints (in that order) as the app's shipped models."""
+    from lab_ui.model_source import CHECKPOINT_ENV
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    monkeypatch.setenv(CHECKPOINT_ENV, str(folder))
+
+    def make(*kinds: str) -> Path:
+        for i, kind in enumerate(kinds):
+            (folder / f"{i}_{kind}.pt").write_bytes(trained[kind])
+        return folder
+
+    return make

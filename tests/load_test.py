@@ -16,37 +16,18 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
 MAX_SESSIONS = 60  # a hard cap whatever --n says
 RUN_URL = "/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs={epochs}&opt=adam&lr=0.01"
 READY_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
@@ -169,7 +150,7 @@ async def _drive(base: str, n: int, epochs: int, budget: float, server_pid: int)
 
     deadline = time.monotonic() + budget
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         results = [{} for _ in range(n)]
         start, arrive = asyncio.Event(), asyncio.Semaphore(2)
         tasks = [
@@ -212,33 +193,10 @@ def main() -> int:
     n = max(1, min(args.n, MAX_SESSIONS))
     budget = max(30.0, min(args.budget, 1800.0))
     data = tempfile.mkdtemp(prefix="lab-load-")
-    port = _free_port()
-    env = {**os.environ, "RNN_LAB_DATA": data}
-    log = open(Path(data) / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with open(Path(data) / "server.log", "w") as log, streamlit_server(data, log, ready_within=120.0) as server:
         t0 = time.monotonic()
-        report = asyncio.run(_drive(base, n, args.epochs, budget, server.pid))
+        report = asyncio.run(_drive(server.url, n, args.epochs, budget, server.pid))
         wall = time.monotonic() - t0
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
     results = report["results"]
     jobs = [r.get("job") for r in results if r.get("job")]
     finished = sum(1 for r in results if r.get("finished"))

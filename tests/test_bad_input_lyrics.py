@@ -4,10 +4,7 @@ minibatch — is in test_deep_models.py, test_epochs_and_validation.py and test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from apptest_helpers import all_text, app_page, use_tiny_settings, wait_for_job
+from apptest_helpers import all_text, start_tiny_job
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
@@ -18,16 +15,8 @@ from lm_core.limits import MAX_VOCAB
 PAGE = "train"
 
 
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
-
-
 def _trained_job(at: AppTest) -> Job:
-    use_tiny_settings(at, PAGE, model="gru", epochs=1)
-    at.button(key=f"{PAGE}:start").click().run()
-    return wait_for_job(at, PAGE)
+    return start_tiny_job(at, PAGE, model="gru", epochs=1)
 
 
 def _still_there(at: AppTest, job: Job) -> None:

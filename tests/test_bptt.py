@@ -179,16 +179,23 @@ def test_surprisal_gives_the_trainers_perplexity(kind: str) -> None:
     assert 2 ** s.bits.mean() == pytest.approx(s.perplexity, rel=1e-9)
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-def test_step_view_rebuilds_the_traced_hidden_state(kind: str) -> None:
-    model = _tiny(kind, scale=20.0)
-    traced = model.trace(torch.tensor([IDS]))
-    for i in (0, 4, len(IDS) - 1):
-        view = bptt.step_view(model, IDS, i)
+def _checked_step_views(model: torch.nn.Module, traced: dict) -> list[tuple[int, bptt.StepView]]:
+    """The step views at the first, a middle and the last character of IDS, each checked against `traced`:
+    its hidden state is the traced one and its pre-activation is the sum of the terms it shows."""
+    views = [(i, bptt.step_view(model, IDS, i)) for i in (0, 4, len(IDS) - 1)]
+    for i, view in views:
         np.testing.assert_allclose(view.H, traced["H"][i, 0].numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(
             view.terms["pre"], view.terms["input"] + view.terms["recurrent"] + view.terms["bias"]
         )
+    return views
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_step_view_rebuilds_the_traced_hidden_state(kind: str) -> None:
+    model = _tiny(kind, scale=20.0)
+    traced = model.trace(torch.tensor([IDS]))
+    for i, view in _checked_step_views(model, traced):
         for g, values in view.gates.items():
             np.testing.assert_allclose(values, traced[g][i, 0].numpy(), rtol=1e-10)
         probs = F.softmax(model.readout(traced["H"][i]), -1)[0]
@@ -201,13 +208,7 @@ def test_step_view_rebuilds_the_traced_hidden_state(kind: str) -> None:
 def test_step_view_of_a_model_with_an_embedding(kind: str) -> None:
     """The shipped all-Song-ci model reads an embedding, not one-hot: W x is W times the character's row."""
     model = build_model(kind, V, H, seed=2, embed=5).double()
-    traced = model.trace(torch.tensor([IDS]))
-    for i in (0, 4, len(IDS) - 1):
-        view = bptt.step_view(model, IDS, i)
-        np.testing.assert_allclose(view.H, traced["H"][i, 0].numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(
-            view.terms["pre"], view.terms["input"] + view.terms["recurrent"] + view.terms["bias"]
-        )
+    assert len(_checked_step_views(model, model.trace(torch.tensor([IDS])))) == 3
 
 
 def test_units_on_span_and_pattern_search() -> None:

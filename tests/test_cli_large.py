@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_text
+from testkit import tiny_text
 
 from lm_core import checkpoint
 from lm_core.cli import _load_corpus, main

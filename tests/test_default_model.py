@@ -11,12 +11,11 @@ from pathlib import Path
 
 import apptest_helpers_models as helpers
 import pytest
-from apptest_helpers_models import clean_streamlit, shipped, trained
 
 from lab_ui import model_source
 from lab_ui.model_source import CHECKPOINT_ENV, PREFERRED_SHIPPED, REPO_CHECKPOINTS
 
-FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 
 
 @pytest.mark.parametrize(

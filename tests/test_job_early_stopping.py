@@ -3,11 +3,11 @@ and says which epoch they came from; in a lockstep comparison the other run trai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 import torch
+from testkit import TIMEOUT
 
 from lm_core import process_backend, training
 from lm_core.corpus import Corpus
@@ -17,16 +17,6 @@ from lm_core.training import EndEvent, TrainConfig, Trainer
 CFG = TrainConfig(
     model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", clip=1.0, epochs=8, val_fraction=0.2
 )
-TIMEOUT = 120.0
-
-
-@pytest.fixture()
-def manager() -> Iterator[JobManager]:
-    mgr = JobManager(max_running=2)
-    try:
-        yield mgr
-    finally:
-        mgr.shutdown()
 
 
 def _scripted(monkeypatch: pytest.MonkeyPatch, per_run: dict[int, list[float]]) -> None:

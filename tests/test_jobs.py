@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from testkit import wait_until
 
 from lm_core.corpus import Corpus
 from lm_core.jobs import Job, JobManager, JobView
@@ -29,16 +30,6 @@ def _trainer(corpus: Corpus, **overrides: Any) -> Trainer:
     return Trainer(corpus, _config(**overrides))
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
-    """Poll `predicate` until it holds (True) or `timeout` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def join(job: Job) -> None:
     assert job.thread is not None
     job.thread.join(TIMEOUT)
@@ -50,26 +41,8 @@ def _equal_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 
 @pytest.fixture()
-def manager() -> Iterator[JobManager]:
-    """A manager that is always shut down, so no training thread outlives its test."""
-    mgr = JobManager(max_running=2)
-    try:
-        yield mgr
-    finally:
-        mgr.shutdown()
-        for job in list(mgr._jobs.values()):
-            assert job.thread is None or not job.thread.is_alive()
-
-
-@pytest.fixture()
-def single_slot() -> Iterator[JobManager]:
-    mgr = JobManager(max_running=1)
-    try:
-        yield mgr
-    finally:
-        mgr.shutdown()
-        for job in list(mgr._jobs.values()):
-            assert job.thread is None or not job.thread.is_alive()
+def single_slot(job_manager: Callable[..., JobManager]) -> JobManager:
+    return job_manager(max_running=1)
 
 
 def test_job_trains_to_the_end(manager: JobManager, tiny_corpus: Corpus) -> None:
@@ -117,12 +90,18 @@ def test_latest_finds_the_owners_newest_job_of_a_kind(manager: JobManager, tiny_
     assert manager.latest("bob", "compare") is None
 
 
+def _running_and_queued(mgr: JobManager, corpus: Corpus, second_owner: str) -> tuple[Job, Job]:
+    """Alice's endless job holding the only slot, and `second_owner`'s 2-epoch job queued behind it."""
+    first = mgr.submit("alice", [_trainer(corpus, epochs=100_000)])
+    assert wait_until(lambda: mgr.view(first).status == "running")
+    second = mgr.submit(second_owner, [_trainer(corpus)])
+    assert wait_until(lambda: mgr.queue_position(second) == 1)
+    return first, second
+
+
 def test_a_second_job_queues_until_the_slot_is_free(single_slot: JobManager, tiny_corpus: Corpus) -> None:
     """With max_running=1 a second job waits at queue position 1 and starts once the first is stopped."""
-    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
-    assert wait_until(lambda: single_slot.view(first).status == "running")
-    second = single_slot.submit("bob", [_trainer(tiny_corpus)])
-    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+    first, second = _running_and_queued(single_slot, tiny_corpus, "bob")
     view = single_slot.view(second)
     assert view.status == "queued" and view.queue_position == 1 and view.epoch == 0
     assert single_slot.running_count() == 1
@@ -138,10 +117,7 @@ def test_a_second_job_queues_until_the_slot_is_free(single_slot: JobManager, tin
 
 def test_a_paused_job_lends_its_slot_to_a_queued_job(single_slot: JobManager, tiny_corpus: Corpus) -> None:
     """Pausing gives the CPU slot away (Control.on_block): the queued job runs; the paused one queues to resume."""
-    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
-    assert wait_until(lambda: single_slot.view(first).status == "running")
-    second = single_slot.submit("bob", [_trainer(tiny_corpus)])
-    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+    first, second = _running_and_queued(single_slot, tiny_corpus, "bob")
 
     first.pause()
     join(second)
@@ -160,10 +136,7 @@ def test_a_paused_job_lends_its_slot_to_a_queued_job(single_slot: JobManager, ti
 
 def test_stopping_a_queued_job_ends_it_before_it_starts(single_slot: JobManager, tiny_corpus: Corpus) -> None:
     """A job stopped while waiting for a slot ends 'stopped' without training; the running job goes on."""
-    first = single_slot.submit("alice", [_trainer(tiny_corpus, epochs=100_000)])
-    assert wait_until(lambda: single_slot.view(first).status == "running")
-    second = single_slot.submit("alice", [_trainer(tiny_corpus)])
-    assert wait_until(lambda: single_slot.queue_position(second) == 1)
+    first, second = _running_and_queued(single_slot, tiny_corpus, "alice")
     second.stop()
     join(second)
     view = single_slot.view(second)

@@ -9,7 +9,6 @@ import apptest_helpers_models as helpers
 import pytest
 import torch
 from apptest_helpers import shown
-from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import corpus_ui, model_source, session
@@ -17,7 +16,7 @@ from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
 
-FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 PICKER = "generate:model_source"
 
 

@@ -8,6 +8,7 @@ with independent implementations written here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -58,6 +59,28 @@ def _grads(model: CharModel) -> dict[str, torch.Tensor]:
     return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
 
 
+Forward = Callable[[torch.Tensor, tuple[torch.Tensor, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]]
+
+
+def _scaled_problem(kind: str) -> tuple[CharModel, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """A model with scaled weights, inputs X, flattened targets y and a random state: one setup for every
+    "two implementations agree" test, so they all compare on the same problem."""
+    model = build_model(kind, V, H, seed=0)
+    _scale_weights(model)
+    return model, _ids(0), _ids(1).t().reshape(-1), _random_state(model)
+
+
+def _loss_and_grads(
+    model: CharModel, forward: Forward, X: torch.Tensor, y: torch.Tensor, state: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """Logits, final state and parameter gradients of cross-entropy plus a loss on the state (so the state's
+    own gradient path is checked too) through `forward`."""
+    model.zero_grad(set_to_none=True)
+    logits, new_state = forward(X, state)
+    (F.cross_entropy(logits, y) + sum(s.square().sum() for s in new_state)).backward()
+    return logits.detach(), detach_state(new_state), _grads(model)
+
+
 # -- interface ----------------------------------------------------------------------------------
 
 
@@ -78,10 +101,7 @@ def test_forward_and_state_shapes(kind: str) -> None:
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_trace_gives_states_and_gates_per_step_ending_in_forwards_state(kind: str) -> None:
     """trace returns H (and the gates, and LSTM's C) as (T, B, h); its last H is forward's final state."""
-    model = build_model(kind, V, H, seed=0)
-    _scale_weights(model)
-    X = _ids()
-    state = _random_state(model)
+    model, X, _, state = _scaled_problem(kind)
     values = model.trace(X, state)
     assert set(values) == {"H"} | GATES[kind]
     for name, tensor in values.items():
@@ -235,20 +255,9 @@ def test_scratch_rnn_gradients_equal_torch_nn_rnn_gradients() -> None:
 @pytest.mark.parametrize("kind", TORCH_KINDS)
 def test_torch_models_forward_and_gradients_equal_the_real_layer(kind: str) -> None:
     """TorchRNN/GRU/LSTM.forward equals the real nn.RNN/GRU/LSTM on one-hot input, in values and gradients."""
-    model = build_model(kind, V, H, seed=0)
-    _scale_weights(model)
-    X, Y = _ids(0), _ids(1)
-    y = Y.t().reshape(-1)
-    state = _random_state(model)
-
-    def loss_of(forward) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
-        model.zero_grad(set_to_none=True)
-        logits, new_state = forward(X, state)
-        (F.cross_entropy(logits, y) + sum(s.square().sum() for s in new_state)).backward()
-        return logits.detach(), detach_state(new_state), _grads(model)
-
-    logits_f, state_f, grads_f = loss_of(model.forward)
-    logits_r, state_r, grads_r = loss_of(model.reference_forward)
+    model, X, y, state = _scaled_problem(kind)
+    logits_f, state_f, grads_f = _loss_and_grads(model, model.forward, X, y, state)
+    logits_r, state_r, grads_r = _loss_and_grads(model, model.reference_forward, X, y, state)
     assert torch.allclose(logits_f, logits_r, atol=1e-5)
     for a, b in zip(state_f, state_r, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
@@ -401,21 +410,9 @@ NAIVE = {"scratch-rnn": _naive_rnn, "scratch-gru": _naive_gru, "scratch-lstm": _
 @pytest.mark.parametrize("kind", SCRATCH)
 def test_scratch_models_match_the_books_one_hot_equations(kind: str) -> None:
     """Scratch RNN/GRU/LSTM give the logits, state and gradients of the book's one-hot equations."""
-    model = build_model(kind, V, H, seed=0)
-    _scale_weights(model)
-    X, Y = _ids(0), _ids(1)
-    y = Y.t().reshape(-1)
-    state = _random_state(model)
-
-    model.zero_grad(set_to_none=True)
-    logits, new_state = model(X, state)
-    (F.cross_entropy(logits, y) + sum(s.square().sum() for s in new_state)).backward()
-    grads = _grads(model)
-
-    model.zero_grad(set_to_none=True)
-    logits_n, state_n = NAIVE[kind](model, X, state)
-    (F.cross_entropy(logits_n, y) + sum(s.square().sum() for s in state_n)).backward()
-    grads_n = _grads(model)
+    model, X, y, state = _scaled_problem(kind)
+    logits, new_state, grads = _loss_and_grads(model, model, X, y, state)
+    logits_n, state_n, grads_n = _loss_and_grads(model, lambda x, s: NAIVE[kind](model, x, s), X, y, state)
 
     assert torch.allclose(logits, logits_n, atol=1e-5)
     for a, b in zip(new_state, state_n, strict=True):
@@ -427,10 +424,7 @@ def test_scratch_models_match_the_books_one_hot_equations(kind: str) -> None:
 @pytest.mark.parametrize("kind", SCRATCH)
 def test_scratch_step_matches_the_books_equations(kind: str) -> None:
     """trace (the per-step path the UI draws) follows the same equations as the naive implementation."""
-    model = build_model(kind, V, H, seed=0)
-    _scale_weights(model)
-    X = _ids()
-    state = _random_state(model)
+    model, X, _, state = _scaled_problem(kind)
     hs = model.trace(X, state)["H"]
     for t in range(T):
         _, naive_state = NAIVE[kind](model, X[:, : t + 1], state)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import apptest_helpers as h
 import pytest
@@ -14,19 +13,13 @@ from lab_ui import charts, session
 PAGE = "clipping"
 
 
-@pytest.fixture
-def app() -> Iterator[AppTest]:
-    with h.app_page("pages/clipping.py") as at:
-        yield at
-
-
-def test_page_shows_settings_without_a_clipping_toggle(app: AppTest) -> None:
-    assert not app.exception
-    assert app.button(key="clipping:start").label == "开始训练"
-    keys = {w.key for w in (*app.radio, *app.selectbox, *app.select_slider, *app.slider, *app.toggle)}
+def test_page_shows_settings_without_a_clipping_toggle(at: AppTest) -> None:
+    assert not at.exception
+    assert at.button(key="clipping:start").label == "开始训练"
+    keys = {w.key for w in (*at.radio, *at.selectbox, *at.select_slider, *at.slider, *at.toggle)}
     assert {f"{PAGE}:w:{n}" for n in ("model", "sampling", "hidden", "batch_size", "lr", "clip", "epochs")} <= keys
     assert f"{PAGE}:w:clip_on" not in keys  # the page always compares clipped with not clipped
-    assert "θ/‖g‖" in h.all_text(app)
+    assert "θ/‖g‖" in h.all_text(at)
 
 
 def test_page_in_english_with_book_defaults() -> None:
@@ -37,21 +30,14 @@ def test_page_in_english_with_book_defaults() -> None:
         assert at.button(key="clipping:start").label == "Train"
         assert "norm lr × θ ≈ 1" in h.all_text(at)
         # The book's scratch RNN, but 30 epochs so it is quick.
-        assert at.selectbox(key=f"{PAGE}:w:model").value == "scratch-rnn"
-        assert at.select_slider(key=f"{PAGE}:w:lr").value == 100.0
-        assert at.select_slider(key=f"{PAGE}:w:clip").value == 0.01
-        assert at.select_slider(key=f"{PAGE}:w:hidden").value == 256
-        assert at.slider(key=f"{PAGE}:w:epochs").value == 30
-        assert at.radio(key=f"{PAGE}:w:sampling").value == "random"
+        book = {"model": "scratch-rnn", "lr": 100.0, "clip": 0.01, "hidden": 256, "epochs": 30, "sampling": "random"}
+        assert h.setting_values(at, PAGE, list(book)) == book
 
 
-def test_train_clipped_and_unclipped_in_lockstep(app: AppTest) -> None:
-    h.use_tiny_settings(app, PAGE, lr=1.0)  # small enough that the unclipped run survives too
-    app.button(key="clipping:start").click().run()
-    assert not app.exception
-    job = h.wait_for_job(app, PAGE)
-    app.run()
-    assert not app.exception
+def test_train_clipped_and_unclipped_in_lockstep(at: AppTest) -> None:
+    job = h.start_tiny_job(at, PAGE, lr=1.0)  # small enough that the unclipped run survives too
+    at.run()
+    assert not at.exception
 
     view = session.manager().view(job)
     assert view.status == "finished"
@@ -59,35 +45,33 @@ def test_train_clipped_and_unclipped_in_lockstep(app: AppTest) -> None:
     assert [len(r.history) for r in view.runs] == [2, 2]
     assert all(view.runs[0].step_clipped) and not any(view.runs[1].step_clipped)
 
-    ppl = h.chart_titled(app, "训练困惑度")
+    ppl = h.chart_titled(at, "训练困惑度")
     assert {"裁剪（θ = 0.01）", "不裁剪"} <= set(h.trace_names(ppl))
-    norms = h.chart_titled(app, "梯度范数")
+    norms = h.chart_titled(at, "梯度范数")
     assert {"裁剪（θ = 0.01）", "不裁剪"} <= set(h.trace_names(norms))
     assert [s["y0"] for s in norms["layout"]["shapes"]] == [0.01]  # the θ line
     assert norms["layout"]["yaxis"]["type"] == "log"
-    metrics = {m.label: m.value for m in app.metric}
+    metrics = {m.label: m.value for m in at.metric}
     assert metrics["被裁剪"] == "100% 的步"
     assert "‖g‖ > θ（未裁剪）" in metrics
 
 
-def test_unclipped_run_diverges_without_crashing_the_page(app: AppTest) -> None:
-    h.use_tiny_settings(app, PAGE, lr=1000.0)
-    app.button(key="clipping:start").click().run()
-    job = h.wait_for_job(app, PAGE)
-    app.run()
-    assert not app.exception
+def test_unclipped_run_diverges_without_crashing_the_page(at: AppTest) -> None:
+    job = h.start_tiny_job(at, PAGE, lr=1000.0)
+    at.run()
+    assert not at.exception
 
     clipped, unclipped = session.manager().view(job).runs
     assert unclipped.status == "diverged"
     assert clipped.status != "diverged" and len(clipped.history) == 2  # clipping keeps lr 1000 finite
     # The progress bar follows the run still training, not the one that stopped in epoch 1.
-    assert app.get("progress")[0].proto.text.startswith("第 2/2 个周期")
-    errors = [e.value for e in app.error]
+    assert at.get("progress")[0].proto.text.startswith("第 2/2 个周期")
+    errors = [e.value for e in at.error]
     assert any(e.startswith("「不裁剪」在第 1 个周期第") and "步发散" in e for e in errors), errors
-    ppl = h.chart_titled(app, "训练困惑度")
+    ppl = h.chart_titled(at, "训练困惑度")
     marker = next(tr for tr in ppl["data"] if tr["name"] == "不裁剪 ✕")
     assert marker["x"] == [1]  # diverged during epoch 1
-    norms = h.chart_titled(app, "梯度范数")
+    norms = h.chart_titled(at, "梯度范数")
     assert any(tr["name"] == "不裁剪 ✕" for tr in norms["data"])
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
-import pytest
-from apptest_helpers import all_text, app_page, english_page, plotly_specs, set_settings, wait_for_job
+from apptest_helpers import all_text, english_page, plotly_specs, set_settings, wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
@@ -14,12 +12,6 @@ from lm_core import lessons
 from lm_core.training import evaluate_perplexity
 
 PAGE = "generalise"
-
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/generalise.py") as app:
-        yield app
 
 
 def test_lesson_trainers_differ_only_in_corpus_and_validation_share() -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import apptest_helpers_models as helpers
 import pytest
-from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts
 from lab_ui.highlight import copied_html
 
-FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 CONTROLS = ("prefix", "length", "strategy", "temperature", "top_k", "seed")
 
 

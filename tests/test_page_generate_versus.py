@@ -6,12 +6,12 @@ import re
 import shutil
 
 import apptest_helpers_models as helpers
-from apptest_helpers_models import clean_streamlit, shipped, trained
+import pytest
 
 from lab_ui.model_source import REPO_CHECKPOINTS
 from lm_core.checkpoint import load
 
-FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 PICK = "generate:compare_with"
 
 

@@ -9,14 +9,13 @@ import apptest_helpers_models as helpers
 import numpy as np
 import pytest
 import torch
-from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
 from lm_core import bptt
 from lm_core.checkpoint import from_bytes, to_bytes
 from lm_core.models import build_model
 
-FIXTURES = (clean_streamlit, shipped, trained)
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 TEXT = "我们分开以后天很蓝，不分开的手在风里"
 
 
@@ -142,19 +141,9 @@ def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained, monk
 def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_are_offered(shipped) -> None:
     """The model trained in this session: its own corpus feeds the gradient-vs-distance minibatch."""
     from lm_core.models import MODEL_KINDS
-    from lm_core.training import Trainer
 
     shipped()
-
-    def with_job(at: AppTest) -> None:
-        at.session_state["owner"] = "tester"
-        job = helpers.session.manager().submit(
-            "tester", [Trainer(helpers.tiny_corpus(), helpers.tiny_config("scratch-rnn"))], ["rnn"], kind="train"
-        )
-        job.thread.join(60)
-        at.session_state["train:job"] = job.id
-
-    at = helpers.open_page("gradients", lang="zh", prepare=with_job)
+    at = helpers.open_page("gradients", lang="zh", prepare=helpers.with_train_job("scratch-rnn", "rnn"))
     assert at.selectbox(key="gradients:model_source").value.startswith("session:train:")
     assert at.text_area(key="gradients:text").value == helpers.tiny_corpus().text.strip()[:60]
     options = at.selectbox(key="gradients:second").options

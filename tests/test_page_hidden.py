@@ -8,15 +8,13 @@ import apptest_helpers_models as helpers
 import numpy as np
 import pytest
 import torch
-from apptest_helpers_models import clean_streamlit, shipped, trained
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts
 from lab_ui.highlight import activation_html
 from lab_ui.text import visible_char
-from lm_core.training import Trainer
 
-FIXTURES = (clean_streamlit, shipped, trained)  # imported fixtures, named here so linters see them used
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 HEATMAP = "hidden:heatmap"
 
 
@@ -140,16 +138,7 @@ def test_empty_text_asks_for_one(shipped) -> None:
 
 def test_session_model_reads_the_start_of_its_corpus_in_chinese(shipped) -> None:
     shipped()
-
-    def with_job(at: AppTest) -> None:
-        at.session_state["owner"] = "tester"
-        job = helpers.session.manager().submit(
-            "tester", [Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru"))], ["gru"], kind="train"
-        )
-        job.thread.join(60)
-        at.session_state["train:job"] = job.id
-
-    at = helpers.open_page("hidden_states", lang="zh", prepare=with_job)
+    at = helpers.open_page("hidden_states", lang="zh", prepare=helpers.with_train_job("gru", "gru"))
     assert at.text_area(key="hidden:text").value == helpers.tiny_corpus().text.strip()[:40]
     assert _heat(at)[0].shape == (16, 40)
     assert "隐藏状态" in at.title[0].value

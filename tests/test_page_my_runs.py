@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import apptest_helpers_models as helpers
-from apptest_helpers_models import clean_streamlit
+import pytest
 from streamlit.testing.v1 import AppTest
+from testkit import tiny_text
 
 from lm_core.corpus import Corpus
 from lm_core.training import Trainer
 
-FIXTURES = (clean_streamlit,)
+pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 TIMEOUT = 60
-
-
-def _train(owner: str, epochs: int = 1, label: str = "GRU") -> str:
-    job = helpers.session.manager().submit(
-        owner, [Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru", epochs=epochs))], [label], kind="train"
-    )
-    job.thread.join(TIMEOUT)
-    return job.id
 
 
 def _as(owner: str):
@@ -34,8 +27,8 @@ def test_no_runs_yet_says_where_to_start() -> None:
 
 
 def test_lists_only_this_browsers_runs_with_their_curve() -> None:
-    _train("tester", label="mine")
-    _train("someone-else", label="theirs")
+    helpers.trained_job("tester", label="mine")
+    helpers.trained_job("someone-else", label="theirs")
     at = helpers.open_page("my_runs", prepare=_as("tester"))
     table = at.dataframe[0].value
     assert list(table["Run"]) == ["mine"]
@@ -48,7 +41,7 @@ def test_lists_only_this_browsers_runs_with_their_curve() -> None:
 
 
 def test_an_interrupted_run_resumes_on_its_page_to_its_planned_epochs() -> None:
-    job_id = _train("tester", epochs=1)
+    job_id = helpers.trained_job("tester", epochs=1)
     store = helpers.session.manager().store
     store.set_status(f"{job_id}-0", "interrupted", "Interrupted at epoch 1 (the server stopped).", planned=3)
     at = helpers.open_page("my_runs", prepare=_as("tester"))
@@ -63,7 +56,7 @@ def test_an_interrupted_run_resumes_on_its_page_to_its_planned_epochs() -> None:
 
 
 def test_delete_removes_the_run_and_its_checkpoint() -> None:
-    job_id = _train("tester")
+    job_id = helpers.trained_job("tester")
     store = helpers.session.manager().store
     assert store.checkpoint_path(f"{job_id}-0").is_file()
     at = helpers.open_page("my_runs", prepare=_as("tester"))
@@ -73,8 +66,8 @@ def test_delete_removes_the_run_and_its_checkpoint() -> None:
 
 
 def test_two_runs_overlay_on_one_chart() -> None:
-    _train("tester", label="first")
-    _train("tester", epochs=2, label="second")
+    helpers.trained_job("tester", label="first")
+    helpers.trained_job("tester", epochs=2, label="second")
     at = helpers.open_page("my_runs", prepare=_as("tester"))
     options = at.multiselect(key="my_runs:pair").options
     at.multiselect(key="my_runs:pair").set_value(options[:2]).run()
@@ -83,7 +76,7 @@ def test_two_runs_overlay_on_one_chart() -> None:
 
 
 def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
-    job_id = _train("tester", epochs=2, label="stored one")
+    job_id = helpers.trained_job("tester", epochs=2, label="stored one")
     helpers.session.manager().shutdown()  # the server goes away; the store keeps the run
     helpers.st.cache_resource.clear()
     at = helpers.open_page("generate", prepare=_as("tester"))
@@ -97,7 +90,7 @@ def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
 
 def test_a_stopped_run_is_described_in_chinese_with_its_model_name() -> None:
     """The store keeps lm_core's English message; the page says how the run ended in the UI's language."""
-    job_id = _train("tester", epochs=1, label="gru")
+    job_id = helpers.trained_job("tester", epochs=1, label="gru")
     store = helpers.session.manager().store
     store.set_status(f"{job_id}-0", "stopped", "Stopped during epoch 2; kept the model after epoch 1.", planned=3)
     at = helpers.open_page("my_runs", lang="zh", prepare=_as("tester"))
@@ -110,7 +103,7 @@ def test_a_stopped_run_is_described_in_chinese_with_its_model_name() -> None:
 def test_the_corpus_column_shows_stored_ids_as_names_in_the_pages_language() -> None:
     """Runs store a corpus id (`songci:all`, `pasted text`); the table words it, in Chinese here."""
     for name in ("songci:all", "pasted text"):
-        corpus = Corpus.from_text(helpers.synthetic_text(), name=name, max_chars=None)
+        corpus = Corpus.from_text(tiny_text(helpers.LINES, n_lines=90, seed=3), name=name, max_chars=None)
         trainer = Trainer(corpus, helpers.tiny_config("gru", epochs=1))
         helpers.session.manager().submit("tester", [trainer], [name], kind="train").thread.join(TIMEOUT)
     at = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")

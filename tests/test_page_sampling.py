@@ -2,44 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import apptest_helpers as h
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import charts, session
+from lab_ui import charts, presets, session, settings
 from lm_core.sampling import describe_minibatches
 
 PAGE = "sampling"
 
 
-@pytest.fixture
-def app() -> Iterator[AppTest]:
-    with h.app_page("pages/sampling.py") as at:
-        yield at
-
-
-def test_page_shows_settings_without_a_sampling_choice(app: AppTest) -> None:
-    assert not app.exception
-    assert app.button(key="sampling:start").label == "开始训练"
+def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
+    assert not at.exception
+    assert at.button(key="sampling:start").label == "开始训练"
+    book = presets.PRESETS["book_random"]  # the page's defaults
     for name in ("hidden", "batch_size", "lr", "clip"):
-        assert app.select_slider(key=f"{PAGE}:w:{name}") is not None
+        slider = at.select_slider(key=f"{PAGE}:w:{name}")
+        assert slider.value == book[name], name
+        assert h.shows_options(slider, settings.FIELDS[name].options), (name, slider.options)
     for name in ("num_steps", "epochs"):
-        assert app.slider(key=f"{PAGE}:w:{name}") is not None
-    keys = {w.key for w in (*app.radio, *app.selectbox, *app.select_slider, *app.slider, *app.toggle)}
+        slider = at.slider(key=f"{PAGE}:w:{name}")
+        assert slider.value == book[name], name
+        assert (slider.min, slider.max) == settings.FIELDS[name].bounds, name
+    keys = {w.key for w in (*at.radio, *at.selectbox, *at.select_slider, *at.slider, *at.toggle)}
     assert f"{PAGE}:w:sampling" not in keys  # the page trains both modes
     assert {f"{PAGE}:w:model", f"{PAGE}:w:optimizer", f"{PAGE}:w:clip_on", f"{PAGE}:preset"} <= keys
 
 
-def test_page_draws_both_minibatch_pictures_before_training(app: AppTest) -> None:
-    random_fig = h.chart_titled(app, "随机采样：窗口打乱")
-    adjacent_fig = h.chart_titled(app, "相邻采样：每行是一段连续文本")
+def test_page_draws_both_minibatch_pictures_before_training(at: AppTest) -> None:
+    random_fig = h.chart_titled(at, "随机采样：窗口打乱")
+    adjacent_fig = h.chart_titled(at, "相邻采样：每行是一段连续文本")
     assert "32 行中均匀选取 8 行" in h._title(random_fig)
     assert "状态传递（分离计算图）" in h.trace_names(adjacent_fig)
     assert "状态传递（分离计算图）" not in h.trace_names(random_fig)
-    assert "为什么相邻采样通常前期更低" in h.all_text(app)
-    assert "59.5" in h.all_text(app)
+    assert "为什么相邻采样通常前期更低" in h.all_text(at)
+    assert "59.5" in h.all_text(at)
 
 
 def test_page_in_english_with_book_defaults() -> None:
@@ -48,25 +45,17 @@ def test_page_in_english_with_book_defaults() -> None:
         assert not at.exception
         assert at.title[0].value == "Random vs adjacent sampling"
         assert at.button(key="sampling:start").label == "Train"
-        assert at.selectbox(key=f"{PAGE}:w:model").value == "scratch-rnn"
-        assert at.select_slider(key=f"{PAGE}:w:hidden").value == 256
-        assert at.select_slider(key=f"{PAGE}:w:batch_size").value == 32
-        assert at.slider(key=f"{PAGE}:w:num_steps").value == 35
-        assert at.select_slider(key=f"{PAGE}:w:lr").value == 100.0
-        assert at.slider(key=f"{PAGE}:w:epochs").value == 250
-        assert at.toggle(key=f"{PAGE}:w:clip_on").value is True
+        book = {"model": "scratch-rnn", "hidden": 256, "batch_size": 32, "num_steps": 35, "lr": 100.0, "epochs": 250}
+        assert h.setting_values(at, PAGE, [*book, "clip_on"]) == {**book, "clip_on": True}
         adjacent = h.chart_titled(at, "Adjacent sampling: each row is one contiguous slice, state carried")
         assert "state carried (detached)" in h.trace_names(adjacent)
         assert "Why adjacent usually gets lower early" in h.all_text(at)
 
 
-def test_train_runs_random_and_adjacent_in_lockstep(app: AppTest) -> None:
-    h.use_tiny_settings(app, PAGE)
-    app.button(key="sampling:start").click().run()
-    assert not app.exception
-    job = h.wait_for_job(app, PAGE)
-    app.run()
-    assert not app.exception
+def test_train_runs_random_and_adjacent_in_lockstep(at: AppTest) -> None:
+    job = h.start_tiny_job(at, PAGE)
+    at.run()
+    assert not at.exception
 
     view = session.manager().view(job)
     assert view.status == "finished"
@@ -76,11 +65,11 @@ def test_train_runs_random_and_adjacent_in_lockstep(app: AppTest) -> None:
     assert first["hidden"] == 16 and first["batch_size"] == 8
     assert [len(r.history) for r in view.runs] == [2, 2]
 
-    spec = h.chart_titled(app, "训练困惑度")
+    spec = h.chart_titled(at, "训练困惑度")
     curves = {tr["name"]: tr for tr in spec["data"] if tr.get("name") in ("随机采样", "相邻采样")}
     assert set(curves) == {"随机采样", "相邻采样"}
     assert all(len(tr["x"]) == 2 for tr in curves.values())
-    labels = [m.label for m in app.metric]
+    labels = [m.label for m in at.metric]
     assert any(label.startswith("相邻采样 · 第 2 周期") for label in labels)
 
 

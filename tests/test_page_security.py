@@ -6,7 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apptest_helpers import REPO, TIMEOUT, _clean_runtime, all_text, app_page, shown, use_tiny_settings, wait_for_job
+from apptest_helpers import (
+    REPO,
+    TIMEOUT,
+    _clean_runtime,
+    all_text,
+    shown,
+    start_tiny_job,
+    use_tiny_settings,
+    wait_for_job,
+)
 from apptest_helpers_models import html_text, train_tiny
 from streamlit.testing.v1 import AppTest
 
@@ -14,11 +23,7 @@ from lab_ui import corpus_ui, model_source, session
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.limits import MAX_UPLOAD_MB
 
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
+PAGE = "train"  # the `at` fixture (conftest.py) opens this page
 
 
 def _sidebar_text(at: AppTest) -> str:
@@ -182,9 +187,7 @@ def test_greedy_lines_of_an_english_corpus_with_asterisks_are_shown_literally(at
     text = "**Verse** one [link](http://evil) and *more* lines\n" * 60
     at.selectbox(key="corpus:source").set_value("paste").run()
     at.text_area(key="corpus:paste").set_value(text).run()
-    use_tiny_settings(at, "train", model="rnn")
-    at.button(key="train:start").click().run()
-    job = wait_for_job(at, "train")
+    job = start_tiny_job(at, "train", model="rnn")
     at.run()
     assert not at.exception
     samples = session.manager().view(job).runs[0].samples

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from apptest_helpers import (
     REPO,
     TIMEOUT,
     _clean_runtime,
     all_text,
-    app_page,
     plotly_specs,
+    shows_options,
+    start_tiny_job,
     use_tiny_settings,
     wait_for_job,
 )
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import session
+from lab_ui import corpus_ui, presets, session, settings
 
 PAGE = "train"
-
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
 
 
 def _start(at: AppTest) -> None:
@@ -37,16 +30,24 @@ def test_renders_with_every_control(at: AppTest) -> None:
     assert not at.exception
     for name in ("hidden", "num_steps", "batch_size", "lr", "clip", "epochs"):
         assert any(w.key == f"train:w:{name}" for w in (*at.slider, *at.select_slider)), name
-    for key in ("train:w:model", "train:w:compare", "train:preset", "corpus:source"):
-        assert at.selectbox(key=key) is not None
+    book = presets.PRESETS["book_random"]  # the page's defaults
+    expected = {  # each picker's default and its options
+        "train:w:model": (book["model"], settings.FIELDS["model"].options),
+        "train:w:compare": (book["compare"], settings.FIELDS["compare"].options),
+        "train:preset": ("book_random", list(presets.PRESETS)),
+        "corpus:source": (corpus_ui.SOURCES[0], corpus_ui.SOURCES),
+    }
+    for key, (value, options) in expected.items():
+        box = at.selectbox(key=key)
+        assert box.value == value, key
+        assert shows_options(box, options), (key, box.options)
+        assert not box.disabled, key
     assert at.button(key="train:start").disabled is False
     assert at.button(key="train:continue").disabled is True  # nothing to continue yet
 
 
 def test_short_run_draws_history_and_samples(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="rnn")
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="rnn")
     at.run()
     assert not at.exception
     assert [len(r.history) for r in session.manager().view(job).runs] == [2]
@@ -57,9 +58,7 @@ def test_short_run_draws_history_and_samples(at: AppTest) -> None:
 
 
 def test_continue_trains_the_same_model_further(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn")
-    _start(at)
-    first = wait_for_job(at, PAGE)
+    first = start_tiny_job(at, PAGE, model="scratch-rnn")
     at.run()
     weights_before = first.checkpoint(0).model_state["W_hh"].clone()
     at.button(key="train:continue").click().run()
@@ -72,9 +71,7 @@ def test_continue_trains_the_same_model_further(at: AppTest) -> None:
 
 
 def test_compare_trains_two_models_in_lockstep(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn", compare="scratch-gru")
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="scratch-rnn", compare="scratch-gru")
     at.run()
     view = session.manager().view(job)
     assert [r.config["model"] for r in view.runs] == ["scratch-rnn", "scratch-gru"]
@@ -122,9 +119,7 @@ def test_diverging_run_is_reported_not_raised(at: AppTest) -> None:
 
 
 def test_one_hidden_unit_trains(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="scratch-rnn", hidden=1, epochs=1)
-    _start(at)
-    job = wait_for_job(at, PAGE)
+    job = start_tiny_job(at, PAGE, model="scratch-rnn", hidden=1, epochs=1)
     assert session.manager().view(job).status == "finished"
 
 
@@ -249,9 +244,7 @@ def test_train_while_running_asks_before_replacing_and_stop_message_is_chinese(a
 
 
 def test_continue_names_its_corpus_and_warns_when_the_sidebar_shows_another(at: AppTest) -> None:
-    use_tiny_settings(at, PAGE, model="rnn")
-    _start(at)
-    wait_for_job(at, PAGE)
+    start_tiny_job(at, PAGE, model="rnn")
     at.run()
     assert any("继续时使用这次训练的语料：宋词" in c.value for c in at.caption), [c.value for c in at.caption]
     at.selectbox(key="corpus:source").set_value("paste").run()
@@ -263,9 +256,9 @@ def test_continue_names_its_corpus_and_warns_when_the_sidebar_shows_another(at: 
 @pytest.mark.parametrize("subset", ["su", "苏轼"])  # the id, or the author's name a link held before the ids
 def test_a_lesson_link_picks_the_song_ci_subset_by_id_or_old_name(subset: str) -> None:
     with _clean_runtime():
-        at = AppTest.from_file(str(REPO / "pages" / "train.py"), default_timeout=TIMEOUT)
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         at.query_params.update({"corpus": "songci", "subset": subset})
-        at.run()
+        at.switch_page("pages/train.py").run()  # a deep link: the link's parameters reach the first run
         assert not at.exception
         picker = at.selectbox(key="corpus:subset")
         assert picker.value == "su" and "苏轼" in picker.options  # shown by its author, stored by its id

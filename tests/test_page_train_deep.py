@@ -6,50 +6,35 @@ Widgets with the engine's defaults, values from a lesson link, bad combinations 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from apptest_helpers import (
     REPO,
     TIMEOUT,
     _clean_runtime,
     all_text,
-    app_page,
     set_settings,
+    setting_values,
+    setting_widget,
     use_tiny_settings,
     wait_for_job,
 )
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
+from lm_core.limits import MAX_LAYERS
+from lm_core.training import TrainConfig
 
 PAGE = "train"
 NEW = ("num_layers", "dropout", "embed", "steps_per_epoch", "val_fraction", "patience")
 
 
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
-
-
-def _widget(at: AppTest, name: str):
-    return next(w for w in (*at.slider, *at.select_slider) if w.key == f"{PAGE}:w:{name}")
-
-
 def test_the_new_settings_are_widgets_with_the_engines_defaults(at: AppTest) -> None:
     assert not at.exception
-    values = {name: _widget(at, name).value for name in NEW}
-    assert values == {
-        "num_layers": 1,
-        "dropout": 0.0,
-        "embed": 0,
-        "steps_per_epoch": 0,
-        "val_fraction": 0.0,
-        "patience": 0,
-    }
-    assert _widget(at, "num_layers").max == 3  # the limit, where the user meets it
-    assert "1-3" in _widget(at, "num_layers").help or "1–3" in _widget(at, "num_layers").help
+    engine = TrainConfig()
+    assert setting_values(at, PAGE, NEW) == {name: getattr(engine, name) for name in NEW}
+    layers = setting_widget(at, PAGE, "num_layers")
+    assert layers.max == MAX_LAYERS == 3  # the limit, where the user meets it
+    assert "1-3" in layers.help or "1–3" in layers.help
 
 
 def test_a_lesson_link_sets_them_and_a_bad_value_is_reset_and_named() -> None:
@@ -61,7 +46,7 @@ def test_a_lesson_link_sets_them_and_a_bad_value_is_reset_and_named() -> None:
         at.query_params["patience"] = "999"
         at.run()
         assert not at.exception
-        got = {name: _widget(at, name).value for name in NEW}
+        got = setting_values(at, PAGE, NEW)
         assert got == {
             "num_layers": 2,
             "dropout": 0.3,

@@ -4,22 +4,15 @@ server does not force a full garbage collection after every fragment rerun."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 
 import pytest
-from apptest_helpers import REPO, app_page, use_tiny_settings, wait_for_job
+from apptest_helpers import REPO, use_tiny_settings, wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import jobs_ui, session
 from lm_core.jobs import JobView
 
 PAGE = "train"
-
-
-@pytest.fixture()
-def at() -> Iterator[AppTest]:
-    with app_page("pages/train.py") as app:
-        yield app
 
 
 def _view(status: str) -> JobView:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from testkit import TIMEOUT, seconds_until, thread_curve
 
 from lm_core import process_backend
 from lm_core.corpus import Corpus
@@ -16,7 +17,6 @@ from lm_core.jobs import JobManager, ProcessJob
 from lm_core.runstore import RunStore
 from lm_core.training import TrainConfig, Trainer
 
-TIMEOUT = 120.0  # an upper bound to get somewhere; never a pass condition by itself
 CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
 CONFIG = {"model": "scratch-gru", "hidden": 16, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 3}
 
@@ -25,24 +25,9 @@ def _trainer(corpus: Corpus, epochs: int) -> Trainer:
     return Trainer(corpus, TrainConfig(**CONFIG, epochs=epochs))
 
 
-def _wait(predicate, timeout: float = TIMEOUT) -> float:
-    """Seconds until `predicate` held (fails the test after `timeout`)."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "timed out"
-        time.sleep(0.005)
-    return time.monotonic() - start
-
-
 @pytest.fixture()
-def manager(tmp_path: Path) -> Iterator[JobManager]:
-    mgr = JobManager(store=RunStore(tmp_path), backend="process")
-    try:
-        yield mgr
-    finally:
-        mgr.shutdown()
-        for job in list(mgr._jobs.values()):
-            assert job.process is None or not job.process.is_alive()
+def manager(job_manager: Callable[..., JobManager], tmp_path: Path) -> JobManager:
+    return job_manager(store=RunStore(tmp_path), backend="process")
 
 
 def test_a_worker_process_trains_and_reports_like_a_thread(manager: JobManager, tiny_corpus: Corpus) -> None:
@@ -64,29 +49,22 @@ def test_a_worker_process_trains_and_reports_like_a_thread(manager: JobManager, 
 def test_the_worker_curve_equals_the_thread_curve(manager: JobManager, tiny_corpus: Corpus) -> None:
     job = manager.submit("alice", [_trainer(tiny_corpus, 3)])
     job.thread.join(TIMEOUT)
-    threads = JobManager()
-    try:
-        ref = threads.submit("alice", [_trainer(tiny_corpus, 3)])
-        ref.thread.join(TIMEOUT)
-        expected = [h["perplexity"] for h in threads.view(ref).runs[0].history]
-    finally:
-        threads.shutdown()
-    assert [h["perplexity"] for h in manager.view(job).runs[0].history] == expected
+    assert [h["perplexity"] for h in manager.view(job).runs[0].history] == thread_curve(_trainer(tiny_corpus, 3))
 
 
 def test_pause_step_resume_stop_reach_the_worker(manager: JobManager, tiny_corpus: Corpus) -> None:
     job = manager.submit("alice", [_trainer(tiny_corpus, 100_000)])
-    _wait(lambda: job.status == "running" and manager.view(job).epoch >= 1)
+    seconds_until(lambda: job.status == "running" and manager.view(job).epoch >= 1)
     job.pause()
-    paused_in = _wait(lambda: job.status == "paused")  # the worker itself reported that it blocked
+    paused_in = seconds_until(lambda: job.status == "paused")  # the worker itself reported that it blocked
     assert paused_in < CONTROL_BOUND
     epoch = manager.view(job).epoch
     job.step_epoch()
-    _wait(lambda: manager.view(job).epoch == epoch + 1 and job.status == "paused")
+    seconds_until(lambda: manager.view(job).epoch == epoch + 1 and job.status == "paused")
     job.resume()
-    _wait(lambda: job.status == "running")
+    seconds_until(lambda: job.status == "running")
     job.stop()
-    stopped_in = _wait(lambda: manager.view(job).status == "stopped")  # the worker ended the run itself
+    stopped_in = seconds_until(lambda: manager.view(job).status == "stopped")  # the worker ended the run itself
     assert stopped_in < CONTROL_BOUND
     job.thread.join(TIMEOUT)
     assert job.process in process_backend.idle_workers()  # it ended cleanly: it waits for the next run
@@ -96,7 +74,7 @@ def test_a_killed_worker_fails_the_run_which_resumes_from_its_checkpoint(
     manager: JobManager, tiny_corpus: Corpus
 ) -> None:
     job = manager.submit("alice", [_trainer(tiny_corpus, 100_000)], ["GRU"])
-    _wait(lambda: manager.view(job).epoch >= 2)
+    seconds_until(lambda: manager.view(job).epoch >= 2)
     os.kill(job.process.pid, signal.SIGKILL)
     job.thread.join(TIMEOUT)
     view = manager.view(job)
@@ -105,17 +83,11 @@ def test_a_killed_worker_fails_the_run_which_resumes_from_its_checkpoint(
     assert record.status == "failed" and record.epoch >= 2
     again = manager.resume_stored(job.id, "alice")
     assert again is not None and again.id == job.id
-    _wait(lambda: manager.view(again).epoch >= record.epoch + 1)
+    seconds_until(lambda: manager.view(again).epoch >= record.epoch + 1)
     again.stop()
     again.thread.join(TIMEOUT)
     resumed = [h["perplexity"] for h in manager.store.history(f"{job.id}-0")]
-    threads = JobManager()
-    try:
-        ref = threads.submit("alice", [_trainer(tiny_corpus, len(resumed))])
-        ref.thread.join(TIMEOUT)
-        assert [h["perplexity"] for h in threads.view(ref).runs[0].history] == resumed
-    finally:
-        threads.shutdown()
+    assert thread_curve(_trainer(tiny_corpus, len(resumed))) == resumed
 
 
 def test_the_app_trains_in_worker_processes_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -176,19 +148,21 @@ def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_cor
     mgr = JobManager(max_running=1, store=RunStore(tmp_path), backend="process")
     try:
         a = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)])
-        _wait(lambda: a.status == "running" and mgr.view(a).epoch >= 1)
+        seconds_until(lambda: a.status == "running" and mgr.view(a).epoch >= 1)
         b = mgr.submit("bob", [_trainer(tiny_corpus, 100_000)])
-        _wait(lambda: mgr.queue_position(b) == 1)
+        seconds_until(lambda: mgr.queue_position(b) == 1)
         assert b.status == "queued" and mgr.view(b).epoch == 0
         a.pause()
-        _wait(lambda: b.status == "running" and mgr.view(b).epoch >= 1)  # B got A's slot
+        seconds_until(lambda: b.status == "running" and mgr.view(b).epoch >= 1)  # B got A's slot
         assert mgr.running_count() == 1
         a.resume()
-        _wait(lambda: a.status == "queued" and mgr.queue_position(a) == 1)  # A waits; it does not take a 2nd core
+        seconds_until(
+            lambda: a.status == "queued" and mgr.queue_position(a) == 1
+        )  # A waits; it does not take a 2nd core
         epoch_a = mgr.view(a).epoch
         b.stop()
         b.thread.join(TIMEOUT)
-        _wait(lambda: a.status == "running" and mgr.view(a).epoch > epoch_a)
+        seconds_until(lambda: a.status == "running" and mgr.view(a).epoch > epoch_a)
         a.stop()
         a.thread.join(TIMEOUT)
         assert mgr.view(a).status == "stopped" and mgr.view(b).status == "stopped"
@@ -208,13 +182,7 @@ def test_a_finished_worker_trains_the_next_run_to_the_same_curve(manager: JobMan
     third = manager.submit("carol", [_trainer(tiny_corpus, 2)])
     third.thread.join(TIMEOUT)
     assert third.process.pid == first.process.pid and manager.view(third).status == "finished"
-    threads = JobManager()
-    try:
-        ref = threads.submit("bob", [Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3))])
-        ref.thread.join(TIMEOUT)
-        expected = [h["perplexity"] for h in threads.view(ref).runs[0].history]
-    finally:
-        threads.shutdown()
+    expected = thread_curve(Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3)))
     assert [h["perplexity"] for h in manager.view(second).runs[0].history] == expected
     assert [h["perplexity"] for h in manager.view(third).runs[0].history] == [
         h["perplexity"] for h in manager.view(first).runs[0].history

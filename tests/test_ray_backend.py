@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import TIMEOUT, free_port, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
 from lm_core.jobs import JobManager, RayJob
@@ -28,39 +28,12 @@ from lm_core.runstore import RunStore, StoreError
 from lm_core.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 120.0  # an upper bound to get somewhere; never a pass condition by itself
 CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (tests/ray_bench.py prints the figure); survives a starved box
 CONFIG = {"model": "scratch-gru", "hidden": 32, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 5}
 
 
 def _trainer(corpus: Corpus, epochs: int) -> Trainer:
     return Trainer(corpus, TrainConfig(**CONFIG, epochs=epochs))
-
-
-def _wait(predicate, timeout: float = TIMEOUT) -> float:
-    """Seconds until `predicate` held (fails the test after `timeout`)."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "timed out"
-        time.sleep(0.005)
-    return time.monotonic() - start
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _local_curve(corpus: Corpus, epochs: int) -> list[float]:
-    """The same run on the local (thread) backend."""
-    threads = JobManager()
-    try:
-        ref = threads.submit("alice", [_trainer(corpus, epochs)])
-        ref.thread.join(TIMEOUT)
-        return [h["perplexity"] for h in threads.view(ref).runs[0].history]
-    finally:
-        threads.shutdown()
 
 
 # -- without a cluster ---------------------------------------------------------------------------------------
@@ -122,7 +95,7 @@ def test_an_unreachable_cluster_falls_back_fast(monkeypatch: pytest.MonkeyPatch)
     _ray()
     from lab_ui.session import choose_ray
 
-    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
     start = time.monotonic()
     error, cpus = choose_ray()
     assert cpus == 0 and error is not None
@@ -140,11 +113,11 @@ def test_the_sidebar_says_runs_train_locally_when_the_cluster_is_unreachable(
     import apptest_helpers as helpers
 
     _ray()
-    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
     with helpers._clean_runtime():
-        at = helpers.AppTest.from_file(str(REPO / "pages/my_runs.py"), default_timeout=helpers.TIMEOUT)
+        at = helpers.AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=helpers.TIMEOUT)
         at.query_params["lang"] = lang
-        at.run()
+        at.switch_page("pages/my_runs.py").run()
         assert not at.exception
         warnings = " ".join(w.value for w in at.sidebar.warning)
         if lang == "en":
@@ -232,22 +205,22 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     a = mgr.submit("alice", [_trainer(tiny_corpus, epochs)], ["A"], prefixes=("春风",), sample_every=1)
     b = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)], ["B"])
     assert isinstance(a, RayJob) and isinstance(b, RayJob)
-    _wait(lambda: mgr.view(b).epoch >= 1 and b.status == "running")
+    seconds_until(lambda: mgr.view(b).epoch >= 1 and b.status == "running")
 
     b.pause()
-    assert _wait(lambda: b.status == "paused") < CONTROL_BOUND  # the actor itself reported that it blocked
+    assert seconds_until(lambda: b.status == "paused") < CONTROL_BOUND  # the actor itself reported that it blocked
     epoch = mgr.view(b).epoch
     b.step_epoch()
-    _wait(lambda: mgr.view(b).epoch == epoch + 1 and b.status == "paused")
+    seconds_until(lambda: mgr.view(b).epoch == epoch + 1 and b.status == "paused")
     assert mgr.store.run(f"{b.id}-0", "alice").status == "paused"
     b.resume()
-    _wait(lambda: b.status == "running")
+    seconds_until(lambda: b.status == "running")
 
     a.thread.join(TIMEOUT)
     view = mgr.view(a)
     assert view.status == "finished" and view.epoch == epochs
     curve = [h["perplexity"] for h in view.runs[0].history]
-    assert curve == pytest.approx(_local_curve(tiny_corpus, epochs), rel=0.005)
+    assert curve == pytest.approx(thread_curve(_trainer(tiny_corpus, epochs)), rel=0.005)
     assert set(view.runs[0].samples) == set(range(1, epochs + 1))
     assert len(view.runs[0].step_norms) == sum(h["steps"] for h in view.runs[0].history)
     assert len(a.checkpoint(0).history) == epochs
@@ -303,7 +276,7 @@ def test_a_second_server_sees_controls_and_starts_runs_on_the_same_cluster_and_s
 ) -> None:
     mgr = ray_manager
     job = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)], ["B"])
-    _wait(lambda: mgr.view(job).epoch >= 1 and job.status == "running")
+    seconds_until(lambda: mgr.view(job).epoch >= 1 and job.status == "running")
     server = subprocess.Popen(
         [sys.executable, "-c", _SECOND_SERVER, cluster.address, str(mgr.store.folder), job.id, json.dumps(CONFIG)],
         cwd=REPO,
@@ -316,7 +289,7 @@ def test_a_second_server_sees_controls_and_starts_runs_on_the_same_cluster_and_s
         assert first["bob_may_not"] is False
         assert first["paused"] is True and first["pause_seconds"] < CONTROL_BOUND
         assert first["resume_elsewhere"] is True  # a run live on another server is not started twice
-        _wait(lambda: job.status == "paused")  # controlled through the other server, reported here
+        seconds_until(lambda: job.status == "paused")  # controlled through the other server, reported here
         assert mgr.store.run(f"{job.id}-0", "alice").status == "paused"
         # The other server's run is listed here (same store) and this server stops it through Ray.
         other = first["job"]
@@ -343,7 +316,7 @@ def test_a_killed_node_interrupts_its_run_which_resumes_from_the_store(
     cluster.wait_for_nodes()
     jobs = [mgr.submit("alice", [_trainer(tiny_corpus, 100_000)], [f"R{i}"]) for i in range(3)]
     try:
-        _wait(lambda: all(mgr.view(j).epoch >= 2 for j in jobs))
+        seconds_until(lambda: all(mgr.view(j).epoch >= 2 for j in jobs))
         on_victim = [j for j in jobs if j.node_id == victim.node_id]
         assert len(on_victim) == 1  # three runs, three one-CPU nodes: one run on each
         lost = on_victim[0]
@@ -359,20 +332,20 @@ def test_a_killed_node_interrupts_its_run_which_resumes_from_the_store(
         assert mgr.store.checkpoint_path(record.id).is_file()
         for j in others:  # the runs on the other nodes go on
             epoch = mgr.view(j).epoch
-            _wait(lambda j=j, epoch=epoch: mgr.view(j).epoch > epoch)
+            seconds_until(lambda j=j, epoch=epoch: mgr.view(j).epoch > epoch)
             assert j.status == "running"
         for j in others:
             j.stop()
             j.thread.join(TIMEOUT)
         again = mgr.resume_stored(lost.id, "alice")
         assert again is not None and again.id == lost.id
-        _wait(lambda: mgr.view(again).epoch >= record.epoch + 1)
+        seconds_until(lambda: mgr.view(again).epoch >= record.epoch + 1)
         assert again.node_id in {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
         again.stop()
         again.thread.join(TIMEOUT)
         resumed = [h["perplexity"] for h in mgr.store.history(f"{lost.id}-0")]
         assert len(resumed) > record.epoch
-        assert resumed == pytest.approx(_local_curve(tiny_corpus, len(resumed)), rel=0.005)
+        assert resumed == pytest.approx(thread_curve(_trainer(tiny_corpus, len(resumed))), rel=0.005)
     finally:
         for j in jobs:
             j.stop()
@@ -392,7 +365,7 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
     monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", cluster.address)
     helpers.st.cache_resource.clear()
     try:
-        _wait(lambda: first.view(job).epoch >= 1 and job.status == "running")
+        seconds_until(lambda: first.view(job).epoch >= 1 and job.status == "running")
 
         def as_alice(at: Any) -> None:
             at.session_state["owner"] = "alice"
@@ -401,12 +374,12 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
         at = helpers.open_page("my_runs", prepare=as_alice)
         assert helpers.session.manager().backend == "ray"
         # Watched through this server counts as watched for the first one (it would reap an unwatched run).
-        _wait(lambda: job.last_seen >= opened)
+        seconds_until(lambda: job.last_seen >= opened)
         assert "another web server on the same Ray cluster" in helpers.texts(at)
         assert not [b for b in at.button if b.key == "my_runs:resume"]  # not resumable twice
         at.button(key="my_runs:remote:pause").click().run()
         helpers.assert_ok(at)
-        _wait(lambda: job.status == "paused")
+        seconds_until(lambda: job.status == "paused")
         at.button(key="my_runs:remote:stop").click().run()
         job.thread.join(TIMEOUT)
         assert first.view(job).status == "stopped"

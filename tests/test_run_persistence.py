@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from testkit import TIMEOUT, thread_curve, wait_until
 
 from lm_core.corpus import Corpus
 from lm_core.errors import LabError
@@ -18,7 +18,6 @@ from lm_core.jobs import JobManager
 from lm_core.runstore import RunStore
 from lm_core.training import TrainConfig, Trainer
 
-TIMEOUT = 120.0  # an upper bound to get somewhere; never a pass condition by itself
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
     "model": "scratch-gru",
@@ -50,25 +49,6 @@ SERVER = textwrap.dedent(
 )
 
 
-def _straight(corpus: Corpus, **overrides) -> list[float]:
-    manager = JobManager()
-    try:
-        job = manager.submit("alice", [Trainer(corpus, TrainConfig(**{**CONFIG, **overrides}))])
-        job.thread.join(TIMEOUT)
-        return [h["perplexity"] for h in manager.view(job).runs[0].history]
-    finally:
-        manager.shutdown()
-
-
-def _wait(predicate, timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_kill_9_then_resume_continues_the_same_curve(tmp_path: Path, tiny_corpus: Corpus) -> None:
     text = tmp_path / "tiny.txt"
     text.write_text(tiny_corpus.text, encoding="utf-8")
@@ -79,9 +59,9 @@ def test_kill_9_then_resume_continues_the_same_curve(tmp_path: Path, tiny_corpus
         job_id = server.stdout.readline().strip()
         assert job_id, "the server did not start a job"
         watcher = None
-        assert _wait(lambda: (data / "runs.sqlite").exists())
+        assert wait_until(lambda: (data / "runs.sqlite").exists())
         watcher = RunStore(data)
-        assert _wait(
+        assert wait_until(
             lambda: (watcher.run(f"{job_id}-0", "alice") or None) and watcher.run(f"{job_id}-0", "alice").epoch >= 2
         )
         os.kill(server.pid, signal.SIGKILL)  # no clean-up of any kind
@@ -107,7 +87,7 @@ def test_kill_9_then_resume_continues_the_same_curve(tmp_path: Path, tiny_corpus
     finally:
         manager.shutdown()
     assert len(resumed) >= killed_at
-    straight = _straight(tiny_corpus, epochs=len(resumed))
+    straight = thread_curve(Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "epochs": len(resumed)})))
     assert [h["perplexity"] for h in resumed] == straight  # exactly: same seed, weights, optimiser and RNG state
 
 
@@ -124,7 +104,7 @@ def test_resume_in_process_gives_the_identical_curve(tmp_path: Path, tiny_corpus
     finally:
         manager.shutdown()
     assert view.status == "finished" and record.status == "finished" and record.epoch == 4
-    assert [h["perplexity"] for h in view.runs[0].history] == _straight(tiny_corpus)
+    assert [h["perplexity"] for h in view.runs[0].history] == thread_curve(Trainer(tiny_corpus, TrainConfig(**CONFIG)))
 
 
 def test_a_run_whose_corpus_file_is_gone_says_so(tmp_path: Path, tiny_corpus: Corpus) -> None:
