@@ -1,8 +1,9 @@
 """What the entrypoint sets up for every page: language, owner id, job manager.
 
 `init()` runs once per script run, from the entrypoint, before the chosen
-page. Every page's first line, `require_entrypoint()`, makes sure a page never
-runs without it (a deep link on a fresh server can, see its docstring).
+page. Every page's `main()` starts with `if session.entrypoint_ran_instead():
+return`, so a page never draws without it (a deep link on a fresh server
+would, see that function's docstring).
 """
 
 from __future__ import annotations
@@ -224,14 +225,14 @@ def init() -> None:
     store_status_ui()
 
 
-# Set while the entrypoint runs the page it routed to (see `require_entrypoint`).
+# Set while the entrypoint runs the page it routed to (see `entrypoint_ran_instead`).
 _ROUTED: ContextVar[bool] = ContextVar("routed_by_entrypoint", default=False)
 ENTRYPOINT = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 
 
 @contextmanager
 def routed_by_entrypoint() -> Iterator[None]:
-    """The entrypoint runs the chosen page inside this, so the page's `require_entrypoint` lets it draw."""
+    """The entrypoint runs the chosen page inside this, so the page's `entrypoint_ran_instead` lets it draw."""
     token = _ROUTED.set(True)
     try:
         yield
@@ -239,8 +240,8 @@ def routed_by_entrypoint() -> Iterator[None]:
         _ROUTED.reset(token)
 
 
-def require_entrypoint() -> None:
-    """First line of every page: a page run without the entrypoint runs the entrypoint instead, then stops.
+def entrypoint_ran_instead() -> bool:
+    """First line of every page's `main()`: True when this run came without the entrypoint, which then ran instead.
 
     Why: the pages live in `pages/`, which Streamlit also reads as its legacy
     auto-discovered folder. In Streamlit 1.67, `PagesManager.__init__` sets the
@@ -262,9 +263,12 @@ def require_entrypoint() -> None:
     chose (`routed_by_entrypoint`); a page that finds no mark runs the
     entrypoint in its place, whose `st.navigation` leaves legacy mode for the
     whole server and runs this same page (URL and widget events intact, no
-    rerun), and then stops so the page is not drawn twice.
+    rerun); the outer page then returns without drawing, so nothing is drawn
+    twice. It returns rather than calling `st.stop()`: a stopped run counts as
+    premature to Streamlit, which then skips its end-of-run bookkeeping
+    (button triggers reset, widgets no longer drawn dropped).
     """
     if _ROUTED.get():
-        return
+        return False
     runpy.run_path(str(ENTRYPOINT))
-    st.stop()
+    return True

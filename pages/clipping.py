@@ -160,7 +160,8 @@ def _draw(job: Job, view: JobView) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     with st.expander(t("explain_header"), expanded=True):
         st.markdown(t("explain"))

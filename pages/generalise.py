@@ -182,7 +182,8 @@ def _about_ui(values: dict) -> bool:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     st.title(t("title"))
     st.caption(t("intro"))
     st.button(

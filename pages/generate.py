@@ -395,7 +395,8 @@ def _probs_ui(result: Result) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

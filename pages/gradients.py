@@ -504,7 +504,8 @@ def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, li
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

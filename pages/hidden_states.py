@@ -348,7 +348,8 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     st.title(t("title"))
     st.caption(t("intro"))
     choice = model_source.model_source_ui(PAGE)

@@ -224,7 +224,8 @@ def _elsewhere_watch(job_id: str, run_id: str, epoch: int, status: str) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     st.title(t("title"))
     st.caption(t("intro", n=MAX_RUNS_PER_OWNER, mb=MAX_BYTES_PER_OWNER // 2**20))
     store = manager().store

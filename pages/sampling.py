@@ -199,7 +199,8 @@ def _minibatches_ui(n_chars: int, values: dict) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     choice, values = training_page.training_page_ui(FRAME, training_page.plain_start(_start), _draw)
     if choice.corpus is not None:
         _minibatches_ui(len(choice.corpus), values)

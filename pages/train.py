@@ -324,7 +324,8 @@ def _settings_notes(values: dict) -> None:
 
 
 def main() -> None:
-    session.require_entrypoint()
+    if session.entrypoint_ran_instead():
+        return  # the entrypoint ran and drew this page
     training_page.training_page_ui(FRAME, _plan, _draw, under_settings=_settings_notes)
 
 
