@@ -32,7 +32,7 @@ from .errors import ConfigError, VocabularyError
 from .models import CharModel
 from .sampling import random_batches
 from .training import clip_gradients
-from .vocab import SHOWN_CHARS, unknown_chars
+from .vocab import format_chars, unknown_chars
 
 MAX_TEXT = 200  # characters a visitor may type: every figure stays under a second at h = 256
 WORK_BUDGET = 2.5e9  # multiply-adds one figure may spend (under a second at one torch thread, see bench-bptt)
@@ -65,10 +65,10 @@ def check_text(text: str, char_to_idx: dict[str, int], max_len: int = MAX_TEXT, 
         )
     unknown = unknown_chars(text, char_to_idx)
     if unknown:
-        shown = " ".join(repr(ch) for ch in unknown[:SHOWN_CHARS]) + (" …" if len(unknown) > SHOWN_CHARS else "")
+        shown, shown_zh = format_chars(unknown), format_chars(unknown, "zh")
         raise VocabularyError(
             f"Not in the model's vocabulary: {shown}. Use characters from its training corpus.",
-            zh=f"这些字不在模型的词典中：{shown}。请使用训练语料中的字。",
+            zh=f"这些字不在模型的词典中：{shown_zh}。请使用训练语料中的字。",
         )
     if len(text) < min_len:
         raise ConfigError(
