@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .errors import CorpusError
 from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
-from .vocab import unknown_chars
 
 BOOK_MAX_CHARS = 10_000
 # The book's corpus file, recognised by content wherever it comes from (an upload, the operator's data/ folder,
@@ -304,10 +303,6 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.indices)
-
-    def unknown_chars(self, text: str) -> list[str]:
-        """Characters of `text` outside the vocabulary, in order of first appearance."""
-        return unknown_chars(text, self.char_to_idx)
 
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]

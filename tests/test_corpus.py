@@ -303,13 +303,6 @@ def test_book_corpus_max_chars_none_keeps_every_character(book_zip: Path) -> Non
     assert raw.count("\n") == 5_819
 
 
-def test_unknown_chars_lists_each_missing_character_once_in_order() -> None:
-    """unknown_chars reports characters outside the vocabulary, deduplicated, in order of appearance."""
-    corpus = Corpus.from_text("春风吹过小河边", max_chars=None)
-    assert corpus.unknown_chars("春风吹过") == []
-    assert corpus.unknown_chars("雪春雨雪x风雨") == ["雪", "雨", "x"]
-
-
 def test_split_holds_out_the_tail() -> None:
     """split(f) keeps the first part for training and the last int(n*f) ids for validation."""
     corpus = Corpus.from_text("春风吹过小河边月光照在老树上" * 10, max_chars=None)  # 140 characters
