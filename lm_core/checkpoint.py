@@ -407,7 +407,14 @@ def read_bytes(data: bytes, name: str) -> Read:
 
 
 def read_file(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Read:
-    """`read_bytes` for a file on disk (the operator's own, so `max_bytes` may be the CLI's larger limit)."""
+    """`read_bytes` for a file on disk (the operator's own, so `max_bytes` may be the CLI's larger limit).
+
+    The error names the file, never its folder: a page shows it to visitors,
+    and a file may vanish between the picker's listing and this read.
+    """
+    if not Path(path).expanduser().is_file():
+        name = Path(path).name
+        return None, CheckpointError(f"No checkpoint named {name}.", zh=f"找不到检查点 {name}。")
     try:
         return load(path, max_bytes), None
     except LabError as exc:

@@ -293,6 +293,7 @@ def test_read_bytes_and_read_file_return_the_error_instead_of_raising(
     assert ckpt is None and "empty.pt" in str(error) and error.zh and error.__traceback__ is None
     ckpt, error = checkpoint.read_file(tmp_path / "missing.pt")
     assert ckpt is None and error is not None and error.zh
+    assert "missing.pt" in str(error) and str(tmp_path) not in str(error) + error.zh  # the file, never its folder
 
     def odd(*args: object, **kwargs: object) -> None:
         raise KeyError("a torch version's surprise")
