@@ -149,13 +149,12 @@ def command_note(argv: list[str]) -> str:
 
 def _load_corpus(spec: str, max_chars: int | None, subset: str | None = None):
     from .corpus import Corpus
-    from .songci import ALIASES, DEFAULT_SUBSET, songci_corpus
+    from .songci import DEFAULT_SUBSET, songci_corpus
 
     if spec == "songci":
         return songci_corpus(subset or DEFAULT_SUBSET, max_chars)
     if spec.startswith("songci:"):
-        name = spec.split(":", 1)[1]
-        return songci_corpus(ALIASES.get(name, name), max_chars)
+        return songci_corpus(spec.split(":", 1)[1], max_chars)  # an id or an old subset name
     return Corpus.from_file(spec, max_chars)
 
 
