@@ -2,7 +2,7 @@
 
 With a `pages/` folder beside the entrypoint, Streamlit 1.67 starts in its
 legacy multipage mode and serves /clipping by running pages/clipping.py alone,
-until some session has run `st.navigation` (see `lab_ui.session.require_entrypoint`).
+until some session has run `st.navigation` (see `lab_ui.session.entrypoint_ran_instead`).
 `test_browser.py` shares one server whose first request is `/`, which leaves
 that mode for good, so only a server of its own can show what a student who
 opens a shared /clipping link first sees. Same Chromium and flags as there.
