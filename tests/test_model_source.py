@@ -268,6 +268,7 @@ def _known_text(text: str, offer_default: bool = False, lang: str = "en") -> tup
         ("en", "Skipped, not in the model's vocabulary: {chars} (and 5 more)"),
         ("zh", "这些字不在模型的词典中，已跳过：{chars}（另有 5 个）"),
     ],
+    ids=["en", "zh"],
 )
 def test_unknown_characters_are_skipped_and_named_at_most_twenty(lang: str, expected: str) -> None:
     kept, warnings = _known_text("分" + "".join(UNKNOWN) + " 开", lang=lang)
@@ -292,6 +293,7 @@ def test_a_text_the_model_fully_knows_passes_without_a_warning() -> None:
         (False, "zh", "这段文字中没有模型认识的字（😀 🎵）。请使用训练语料中的字。"),
         (True, "zh", "这段文字中没有模型认识的字（😀 🎵）。请使用训练语料中的字，或恢复默认文字。"),
     ],
+    ids=["en", "en-default", "zh", "zh-default"],
 )
 def test_a_text_with_no_known_character_stops_with_a_message(offer_default: bool, lang: str, expected: str) -> None:
     assert _known_text("😀🎵😀", offer_default, lang) == (None, [expected])
