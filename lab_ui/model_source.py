@@ -138,6 +138,16 @@ t = Translator(
             "generalise page, or a small shipped model against the all-Song-ci one.",
         ),
         "compare_nobody": ("不对比", "no comparison"),
+        "stripped": ("这些字不在模型的词典中，已跳过：{chars}", "Skipped, not in the model's vocabulary: {chars}"),
+        "nothing_known": (
+            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字。",
+            "The model knows none of these characters ({chars}). Use characters from its training corpus.",
+        ),
+        "nothing_known_default": (
+            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字，或恢复默认文字。",
+            "The model knows none of these characters ({chars}). Use characters from its training corpus, or "
+            "restore the default text.",
+        ),
     }
 )
 
@@ -241,6 +251,10 @@ class ModelChoice:
         """Characters of `text` outside the vocabulary, in order of first appearance."""
         return vocab.unknown_chars(text, self.char_to_idx)
 
+    def known(self, text: str) -> str:
+        """`text` without the characters outside the vocabulary: what the model can actually read of it."""
+        return "".join(ch for ch in text if ch in self.char_to_idx)
+
     def encode(self, text: str) -> list[int]:
         return [self.char_to_idx[ch] for ch in text]
 
@@ -255,6 +269,24 @@ def text_problem(text: str, choice: ModelChoice) -> str | None:
     except VocabularyError as exc:
         return localized(exc, current_lang())
     return None
+
+
+def known_text_ui(choice: ModelChoice, text: str, offer_default: bool = False) -> str | None:
+    """`text` with the characters the model never saw skipped, after a warning naming them; None if none is left.
+
+    The pages that trace a typed text (Hidden states, Gradients through time) read what they can rather than
+    refuse the whole text, but say what they skipped, so a result is never silently about a different text.
+    `offer_default`: the page has a "Default text" button, so the nothing-left message points to it.
+    """
+    unknown = choice.unknown(text)
+    if not unknown:
+        return text
+    kept = choice.known(text)
+    if not kept:
+        st.warning(t.md("nothing_known_default" if offer_default else "nothing_known", chars=format_chars(unknown)))
+        return None
+    st.warning(t.md("stripped", chars=format_chars(unknown)))
+    return kept
 
 
 def default_prefix(choice: ModelChoice) -> str:

@@ -263,8 +263,8 @@ def _prefix_problem_ui(choice: ModelChoice, prefix: str) -> bool:
     if problem is None:
         return True
     st.error(escape_markdown(problem))
-    known = "".join(ch for ch in prefix if ch in choice.char_to_idx)
-    unknown = "、".join(choice.unknown(prefix))
+    known = choice.known(prefix)
+    unknown = model_source.format_chars(choice.unknown(prefix))
     if known:
         label = t.md("strip", bad=unknown, p=known)
         st.button(label, key=f"{PAGE}:strip", on_click=_set_prefix, args=(known,))

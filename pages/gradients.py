@@ -52,11 +52,6 @@ t = Translator(
             "这段文字有 {n} 个字，本页最多分析 {m} 个。请缩短。",
             "The text has {n} characters; this page analyses at most {m}. Shorten it.",
         ),
-        "stripped": ("这些字不在模型的词典中，已跳过：{chars}", "Skipped, not in the model's vocabulary: {chars}"),
-        "nothing_known": (
-            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字。",
-            "The model knows none of these characters ({chars}). Use characters from its training corpus.",
-        ),
         "short": ("至少需要 2 个模型认识的字。", "At least 2 characters the model knows are needed."),
         "capped_text": (
             "时间上限：{h} 个隐藏单元的模型每步较慢，只分析前 {m} 个字（约 1 秒内完成）。",
@@ -305,13 +300,9 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     if len(text) > bptt.MAX_TEXT:
         st.error(t("too_long", n=len(text), m=bptt.MAX_TEXT))
         return None
-    unknown = choice.unknown(text)
-    kept = "".join(ch for ch in text if ch in choice.char_to_idx)
-    if unknown and not kept:
-        st.warning(escape_markdown(t("nothing_known", chars=model_source.format_chars(unknown))))
+    kept = model_source.known_text_ui(choice, text)
+    if kept is None:
         return None
-    if unknown:
-        st.warning(escape_markdown(t("stripped", chars=model_source.format_chars(unknown))))
     if len(kept) > limit:
         st.warning(t("capped_text", h=f"{choice.model.num_hiddens:,}", m=limit))
         kept = kept[:limit]

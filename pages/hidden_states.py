@@ -37,15 +37,6 @@ t = Translator(
         ),
         "reset_text": ("恢复默认文字", "Default text"),
         "type_text": ("请输入一段文字。", "Type a text to see the hidden states."),
-        "stripped": (
-            "这些字不在模型的词典中，已跳过：{chars}",
-            "Skipped, not in the model's vocabulary: {chars}",
-        ),
-        "nothing_known": (
-            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字，或恢复默认文字。",
-            "The model knows none of these characters ({chars}). Use characters from its training corpus, or "
-            "restore the default text.",
-        ),
         "follow": ("跟随训练", "Follow training"),
         "follow_help": (
             "每完成一个周期，就用最新的权重重新计算。",
@@ -229,14 +220,7 @@ def _text_ui(choice: ModelChoice) -> str | None:
     if not text:
         st.info(t("type_text"))
         return None
-    unknown = choice.unknown(text)
-    kept = "".join(ch for ch in text if ch in choice.char_to_idx)
-    if unknown and not kept:
-        st.warning(t.md("nothing_known", chars=model_source.format_chars(unknown)))
-        return None
-    if unknown:
-        st.warning(t.md("stripped", chars=model_source.format_chars(unknown)))
-    return kept
+    return model_source.known_text_ui(choice, text, offer_default=True)
 
 
 def _controls_ui(choice: ModelChoice, h: int, order_for) -> tuple[str, str, int, int]:
@@ -328,7 +312,7 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
         st.info(t("pat_no_corpus"))
         return
     limit = bptt.search_limit(choice.model)
-    corpus = "".join(ch for ch in choice.corpus_text[:limit] if ch in choice.char_to_idx)
+    corpus = choice.known(choice.corpus_text[:limit])
     if limit < bptt.MAX_SEARCH_CHARS and len(choice.corpus_text) > limit:
         st.caption(t("pat_capped", h=f"{choice.model.num_hiddens:,}", n=f"{limit:,}"))
     matches = bptt.find_unit_pattern(_corpus_states(choice.key, corpus, choice), units, thr)

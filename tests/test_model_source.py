@@ -234,3 +234,73 @@ def test_the_books_id_and_its_old_labels_are_shown_in_the_pages_language() -> No
     for stored in ("book", "书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"):
         assert model_source.display_corpus_name(stored) == label
     assert corpus_ui.corpus_display_name("pasted text") == corpus_ui.t("pasted_name")
+
+
+# -- a typed text the model reads only in part (Hidden states, Gradients through time) ---------------------------
+
+UNKNOWN = [chr(0x4E00 + i) for i in range(25)]  # 一丁丂…: none of them is in the two-character vocabulary below
+
+
+def _known_text_app(text: str, offer_default: bool, lang: str) -> None:
+    """`known_text_ui` alone, for a model that knows 分, 开 and the space; its answer kept in the session."""
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from lab_ui import model_source
+
+    st.session_state["lang"] = lang
+    ckpt = SimpleNamespace(vocab=["分", "开", " "])  # all `known_text_ui` reads of a checkpoint
+    choice = model_source.ModelChoice("k", "o", "shipped", "label", ckpt, None, None)
+    st.session_state["kept"] = model_source.known_text_ui(choice, text, offer_default)
+
+
+def _known_text(text: str, offer_default: bool = False, lang: str = "en") -> tuple[str | None, list[str]]:
+    """What `known_text_ui` returns and the warnings a reader sees (Markdown escapes removed)."""
+    at = AppTest.from_function(_known_text_app, args=(text, offer_default, lang), default_timeout=30).run()
+    assert not at.exception, at.exception
+    return at.session_state["kept"], [shown(w.value) for w in at.warning]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("en", "Skipped, not in the model's vocabulary: {chars} (and 5 more)"),
+        ("zh", "这些字不在模型的词典中，已跳过：{chars}（另有 5 个）"),
+    ],
+    ids=["en", "zh"],
+)
+def test_unknown_characters_are_skipped_and_named_at_most_twenty(lang: str, expected: str) -> None:
+    kept, warnings = _known_text("分" + "".join(UNKNOWN) + " 开", lang=lang)
+    assert kept == "分 开"
+    assert warnings == [expected.format(chars=" ".join(UNKNOWN[:20]))]
+
+
+def test_a_text_the_model_fully_knows_passes_without_a_warning() -> None:
+    assert _known_text("分开 分") == ("分开 分", [])
+
+
+@pytest.mark.parametrize(
+    ("offer_default", "lang", "expected"),
+    [
+        (False, "en", "The model knows none of these characters (😀 🎵). Use characters from its training corpus."),
+        (
+            True,
+            "en",
+            "The model knows none of these characters (😀 🎵). Use characters from its training corpus, or "
+            "restore the default text.",
+        ),
+        (False, "zh", "这段文字中没有模型认识的字（😀 🎵）。请使用训练语料中的字。"),
+        (True, "zh", "这段文字中没有模型认识的字（😀 🎵）。请使用训练语料中的字，或恢复默认文字。"),
+    ],
+    ids=["en", "en-default", "zh", "zh-default"],
+)
+def test_a_text_with_no_known_character_stops_with_a_message(offer_default: bool, lang: str, expected: str) -> None:
+    assert _known_text("😀🎵😀", offer_default, lang) == (None, [expected])
+
+
+def test_skipped_characters_are_shown_as_typed_not_as_markdown() -> None:
+    at = AppTest.from_function(_known_text_app, args=("分*_`[x](y)", False, "en"), default_timeout=30).run()
+    (warning,) = at.warning
+    assert r"\*" in warning.value and r"\_" in warning.value and r"\`" in warning.value and r"\[" in warning.value
+    assert shown(warning.value) == "Skipped, not in the model's vocabulary: * _ ` [ x ] ( y )"

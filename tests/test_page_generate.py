@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apptest_helpers_models as helpers
 import pytest
+from apptest_helpers import shown
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts
@@ -170,7 +171,16 @@ def test_strip_button_in_chinese_names_removed_characters_and_the_new_prefix(shi
     """Like the walk-through's 夕阳 case: the button must not read as if the kept character were the unknown one."""
     at = _page(shipped, lang="zh")
     at.text_input(key="generate:prefix").set_value("分😀开🎵").run()
-    assert at.button(key="generate:strip").label == "删除不认识的字（😀、🎵），改用前缀「分开」"
+    assert at.button(key="generate:strip").label == "删除不认识的字（😀 🎵），改用前缀「分开」"
+
+
+def test_strip_button_names_at_most_twenty_unknown_characters(shipped) -> None:
+    """A pasted line of emoji must not fill the button: the shared cap (`lm_core.vocab.SHOWN_CHARS`) applies."""
+    emoji = [chr(0x1F600 + i) for i in range(25)]
+    at = _page(shipped)
+    at.text_input(key="generate:prefix").set_value("分" + "".join(emoji) + "开").run()
+    label = shown(at.button(key="generate:strip").label)
+    assert label == f"Remove the unknown characters ({' '.join(emoji[:20])} (and 5 more)) and use the prefix “分开”"
 
 
 def test_generated_text_wraps_latin_at_spaces_not_mid_word() -> None:
