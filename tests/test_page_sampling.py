@@ -26,12 +26,7 @@ def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
         assert (slider.min, slider.max) == settings.FIELDS[name].bounds, name
     keys = {w.key for w in (*at.radio, *at.selectbox, *at.select_slider, *at.slider, *at.toggle)}
     assert settings.widget_key(PAGE, "sampling") not in keys  # the page trains both modes
-    assert {
-        settings.widget_key(PAGE, "model"),
-        settings.widget_key(PAGE, "optimizer"),
-        settings.widget_key(PAGE, "clip_on"),
-        f"{PAGE}:preset",
-    } <= keys
+    assert {*(settings.widget_key(PAGE, n) for n in ("model", "optimizer", "clip_on")), f"{PAGE}:preset"} <= keys
 
 
 def test_page_draws_both_minibatch_pictures_before_training(at: AppTest) -> None:

@@ -103,9 +103,7 @@ def test_lesson_link_opens_with_its_settings_and_warns_about_bad_ones() -> None:
         assert at.selectbox(key=settings.widget_key(PAGE, "model")).value == "lstm"
         assert at.select_slider(key=settings.widget_key(PAGE, "hidden")).value == 64
         assert at.number_input(key=settings.widget_key(PAGE, "seed")).value == 7
-        assert (
-            at.slider(key=settings.widget_key(PAGE, "num_steps")).value == 35
-        )  # invalid value reset to the default ...
+        assert at.slider(key=settings.widget_key(PAGE, "num_steps")).value == 35  # bad value reset to the default ...
         assert "steps=oops" in all_text(at)  # ... and the user is told
 
 
