@@ -81,20 +81,25 @@ _t = Translator(
 )
 
 
-def _key(page: str) -> str:
+def job_key(page: str) -> str:
+    """The session-state key holding the id of `page`'s job for this browser.
+
+    My runs sets it to send a run back to its page; tests read it to find the job a page started.
+    Both build it here so the key has one spelling.
+    """
     return f"{page}:job"
 
 
 def page_job(page: str) -> Job | None:
     """This page's job for this browser, re-attached from the URL after a reload."""
-    job_id = st.session_state.get(_key(page))
+    job_id = st.session_state.get(job_key(page))
     if job_id is None and f"{page}:url_checked" not in st.session_state:
         st.session_state[f"{page}:url_checked"] = True
         url_id = st.query_params.get("job")
         if url_id:
             found = manager().get(url_id, owner_id())
             if found is not None and found.kind == page:
-                st.session_state[_key(page)] = job_id = url_id
+                st.session_state[job_key(page)] = job_id = url_id
             elif found is None:
                 store = manager().store
                 mine = store is not None and any(r.job_id == url_id for r in store.runs(owner_id()))
@@ -102,7 +107,7 @@ def page_job(page: str) -> Job | None:
         if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
             latest = manager().latest(owner_id(), page)
             if latest is not None:
-                st.session_state[_key(page)] = job_id = latest.id
+                st.session_state[job_key(page)] = job_id = latest.id
     job = manager().get(job_id, owner_id())
     if job is not None and st.session_state.get("page") == page:
         st.query_params["job"] = job.id
@@ -126,7 +131,7 @@ def start_job(
     if old is not None and not old.done:
         old.stop()
     job = manager().submit(owner_id(), trainers, labels, prefixes=prefixes, sample_every=sample_every, kind=page)
-    st.session_state[_key(page)] = job.id
+    st.session_state[job_key(page)] = job.id
     st.query_params["job"] = job.id
     return job
 

@@ -243,15 +243,21 @@ def to_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainC
     return cfg
 
 
-def _wkey(page: str, name: str) -> str:
+def widget_key(page: str, name: str) -> str:
+    """The session-state key of setting `name`'s widget on `page`.
+
+    Each page keeps its own copy of a setting, so the page is part of the key. Tests (and any
+    page that reads a setting's widget) build it here instead of spelling `page:w:name`, so a
+    change of shape cannot leave one of them reading a key nobody writes.
+    """
     return f"{page}:w:{name}"
 
 
 def apply_values(page: str, values: dict[str, Any]) -> None:
     """Set widgets (e.g. from a preset); safe inside an `on_click` callback."""
     for name, value in values.items():
-        st.session_state[_wkey(page, name)] = value
-        persist.remember(_wkey(page, name), value)
+        st.session_state[widget_key(page, name)] = value
+        persist.remember(widget_key(page, name), value)
 
 
 def settings_ui(
@@ -262,7 +268,7 @@ def settings_ui(
     st.session_state[f"{page}:visited"] = True
     bad: list[str] = []
     for name in names:
-        wkey = _wkey(page, name)
+        wkey = widget_key(page, name)
         if wkey in st.session_state:
             continue
         value = st.session_state.get(persist.saved_key(wkey), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
@@ -280,9 +286,9 @@ def settings_ui(
     for i, name in enumerate(names):
         field = FIELDS[name]
         with cols[i % len(cols)]:
-            values[name] = _draw(field, _wkey(page, name), disabled)
+            values[name] = _draw(field, widget_key(page, name), disabled)
     for name, value in values.items():
-        persist.remember(_wkey(page, name), value)
+        persist.remember(widget_key(page, name), value)
         st.query_params[URL_KEYS.get(name, name)] = FIELDS[name].dump(value)
     return values
 

@@ -133,7 +133,7 @@ def _resume(record: RunRecord, extra: int) -> None:
         return
     if job is None:
         return
-    st.session_state[f"{record.kind}:job"] = job.id
+    st.session_state[jobs_ui.job_key(record.kind)] = job.id
     st.query_params["job"] = job.id
     if record.kind in KIND_PAGES:
         st.switch_page(KIND_PAGES[record.kind])
@@ -154,7 +154,7 @@ def _run_ui(record: RunRecord) -> None:
     if live is not None and not live.done:
         st.info(t("live"))
         if record.kind in KIND_PAGES and st.button(t("go_page"), key=f"{PAGE}:go"):
-            st.session_state[f"{record.kind}:job"] = live.id
+            st.session_state[jobs_ui.job_key(record.kind)] = live.id
             st.switch_page(KIND_PAGES[record.kind])
         return
     if live is None and record.live and manager().live_elsewhere(record.job_id):

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lab_ui import session
+from lab_ui import jobs_ui, session, settings
 from lm_core.jobs import Job
 
 TIMEOUT = 60  # seconds per script run; a loaded 2-core machine can be slow to import torch
@@ -90,7 +90,7 @@ def use_tiny_settings(at: AppTest, page: str, **overrides: Any) -> None:
 
 
 def set_settings(at: AppTest, page: str, values: dict[str, Any]) -> None:
-    """Set setting widgets by their keys (see `lab_ui.settings._wkey`) and rerun after each."""
+    """Set setting widgets by their keys (see `lab_ui.settings.widget_key`) and rerun after each."""
     for name, value in values.items():
         setting_widget(at, page, name).set_value(value).run()
 
@@ -99,8 +99,8 @@ SETTING_KINDS = ("select_slider", "slider", "selectbox", "radio", "toggle", "num
 
 
 def setting_widget(at: AppTest, page: str, name: str) -> Any:
-    """The widget of setting `name` on `page` (key `<page>:w:<name>`, see `lab_ui.settings._wkey`), of any kind."""
-    key = f"{page}:w:{name}"
+    """The widget of setting `name` on `page` (key: `lab_ui.settings.widget_key`), of any kind."""
+    key = settings.widget_key(page, name)
     found = [w for kind in SETTING_KINDS for w in at.get(kind) if w.key == key]
     assert len(found) == 1, f"expected one widget {key!r}, found {len(found)}"
     return found[0]
@@ -124,7 +124,7 @@ def start_tiny_job(at: AppTest, page: str, **overrides: Any) -> Job:
 
 def wait_for_job(at: AppTest, page: str, timeout: float = 60.0) -> Job:
     """The page's job, after its worker thread has finished."""
-    job = session.manager().get(at.session_state[f"{page}:job"], at.session_state["owner"])
+    job = session.manager().get(at.session_state[jobs_ui.job_key(page)], at.session_state["owner"])
     assert job is not None, "the page did not start a job"
     assert job.thread is not None
     job.thread.join(timeout)

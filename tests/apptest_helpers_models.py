@@ -30,7 +30,7 @@ from apptest_helpers import TIMEOUT, shown
 from streamlit.testing.v1 import AppTest
 from testkit import tiny_text
 
-from lab_ui import session
+from lab_ui import jobs_ui, session
 from lab_ui.model_source import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.corpus import Corpus
@@ -99,7 +99,7 @@ def with_train_job(kind: str, label: str) -> Callable[[AppTest], None]:
 
     def prepare(at: AppTest) -> None:
         at.session_state["owner"] = "tester"
-        at.session_state["train:job"] = trained_job("tester", label, epochs=2, kind=kind)
+        at.session_state[jobs_ui.job_key("train")] = trained_job("tester", label, epochs=2, kind=kind)
 
     return prepare
 

@@ -8,6 +8,8 @@ from apptest_helpers import all_text, start_tiny_job
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
+from lab_ui.jobs_ui import job_key
+from lab_ui.settings import widget_key
 from lm_core.corpus import MAX_FILE_BYTES
 from lm_core.jobs import Job
 from lm_core.limits import MAX_VOCAB
@@ -22,7 +24,7 @@ def _trained_job(at: AppTest) -> Job:
 def _still_there(at: AppTest, job: Job) -> None:
     at.run()
     assert not at.exception
-    assert at.session_state[f"{PAGE}:job"] == job.id
+    assert at.session_state[job_key(PAGE)] == job.id
     assert len(session.manager().view(job).runs[0].history) == 1  # the trained run is kept and still shown
     assert any(b.key == f"{PAGE}:dl:0" for b in at.get("download_button"))
 
@@ -53,7 +55,7 @@ def test_a_vocabulary_over_the_limit_names_the_limit_and_the_trained_run_stays(a
 
 def test_dropout_with_one_layer_leaves_the_trained_run_alone(at: AppTest) -> None:
     job = _trained_job(at)
-    next(w for w in at.select_slider if w.key == f"{PAGE}:w:dropout").set_value(0.3).run()
+    next(w for w in at.select_slider if w.key == widget_key(PAGE, "dropout")).set_value(0.3).run()
     at.button(key=f"{PAGE}:start").click().run()
     assert not at.exception
     assert any("丢弃" in e.value for e in at.error)

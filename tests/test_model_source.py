@@ -11,7 +11,7 @@ import torch
 from apptest_helpers import shown
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui, model_source, session
+from lab_ui import corpus_ui, jobs_ui, model_source, session
 from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
@@ -27,7 +27,7 @@ def _start_train_job(at: AppTest) -> None:
     job = session.manager().submit("tester", [trainer], ["torch.nn.GRU"], kind="train")
     job.thread.join(60)
     assert job.done
-    at.session_state["train:job"] = job.id
+    at.session_state[jobs_ui.job_key("train")] = job.id
 
 
 # -- which model, by default and by choice ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts, session
+from lab_ui.settings import widget_key
 
 PAGE = "clipping"
 
@@ -17,8 +18,8 @@ def test_page_shows_settings_without_a_clipping_toggle(at: AppTest) -> None:
     assert not at.exception
     assert at.button(key="clipping:start").label == "开始训练"
     keys = {w.key for w in (*at.radio, *at.selectbox, *at.select_slider, *at.slider, *at.toggle)}
-    assert {f"{PAGE}:w:{n}" for n in ("model", "sampling", "hidden", "batch_size", "lr", "clip", "epochs")} <= keys
-    assert f"{PAGE}:w:clip_on" not in keys  # the page always compares clipped with not clipped
+    assert {widget_key(PAGE, n) for n in ("model", "sampling", "hidden", "batch_size", "lr", "clip", "epochs")} <= keys
+    assert widget_key(PAGE, "clip_on") not in keys  # the page always compares clipped with not clipped
     assert "θ/‖g‖" in h.all_text(at)
 
 

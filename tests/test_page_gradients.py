@@ -11,6 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from lab_ui.model_source import UPLOAD_KEY
 from lm_core import bptt
 from lm_core.checkpoint import from_bytes, to_bytes
 from lm_core.models import build_model
@@ -165,7 +166,7 @@ def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, tr
     data = trained["gru"]  # the same vocabulary as the shipped model (same tiny corpus)
 
     def with_upload(at: AppTest) -> None:
-        at.session_state["model_source:upload"] = ("mine.pt", hashlib.sha256(data).hexdigest(), data)
+        at.session_state[UPLOAD_KEY] = ("mine.pt", hashlib.sha256(data).hexdigest(), data)
 
     at = helpers.open_page("gradients", prepare=with_upload)
     assert any("mine.pt" in o for o in at.selectbox(key="gradients:second").options)

@@ -17,16 +17,16 @@ def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
     assert at.button(key="sampling:start").label == "开始训练"
     book = presets.PRESETS["book_random"]  # the page's defaults
     for name in ("hidden", "batch_size", "lr", "clip"):
-        slider = at.select_slider(key=f"{PAGE}:w:{name}")
+        slider = at.select_slider(key=settings.widget_key(PAGE, name))
         assert slider.value == book[name], name
         assert h.shows_options(slider, settings.FIELDS[name].options), (name, slider.options)
     for name in ("num_steps", "epochs"):
-        slider = at.slider(key=f"{PAGE}:w:{name}")
+        slider = at.slider(key=settings.widget_key(PAGE, name))
         assert slider.value == book[name], name
         assert (slider.min, slider.max) == settings.FIELDS[name].bounds, name
     keys = {w.key for w in (*at.radio, *at.selectbox, *at.select_slider, *at.slider, *at.toggle)}
-    assert f"{PAGE}:w:sampling" not in keys  # the page trains both modes
-    assert {f"{PAGE}:w:model", f"{PAGE}:w:optimizer", f"{PAGE}:w:clip_on", f"{PAGE}:preset"} <= keys
+    assert settings.widget_key(PAGE, "sampling") not in keys  # the page trains both modes
+    assert {*(settings.widget_key(PAGE, n) for n in ("model", "optimizer", "clip_on")), f"{PAGE}:preset"} <= keys
 
 
 def test_page_draws_both_minibatch_pictures_before_training(at: AppTest) -> None:

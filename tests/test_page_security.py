@@ -20,6 +20,7 @@ from apptest_helpers_models import html_text, train_tiny
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import corpus_ui, model_source, session
+from lab_ui.settings import widget_key
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.limits import MAX_UPLOAD_MB
 
@@ -89,7 +90,7 @@ def test_out_of_range_hidden_is_named_not_moved_to_the_slider_end() -> None:
     for at in _fresh("train", {"hidden": "1e20"}):
         assert not at.exception
         assert "hidden=1e20" in all_text(at)
-        assert at.select_slider(key="train:w:hidden").value == 256
+        assert at.select_slider(key=widget_key(PAGE, "hidden")).value == 256
 
 
 def test_link_in_a_url_value_is_shown_as_text() -> None:
@@ -214,7 +215,7 @@ def test_refused_corpus_upload_is_not_read_again_on_rerun(at: AppTest, monkeypat
     at.selectbox(key="corpus:source").set_value("upload").run()
     at.file_uploader(key="corpus:upload").set_value(("photo.zip", b"PK\x03\x04 broken", "application/zip")).run()
     assert not at.exception and calls == ["photo.zip"]
-    at.slider(key="train:w:epochs").set_value(3).run()  # any widget click reruns the script
+    at.slider(key=widget_key(PAGE, "epochs")).set_value(3).run()  # any widget click reruns the script
     at.run()
     assert calls == ["photo.zip"], "a refused upload was read again on a rerun"
     assert "photo.zip" in all_text(at)
@@ -227,7 +228,7 @@ def test_download_offers_a_file_that_fits_the_upload_limit(at: AppTest, monkeypa
     from lm_core import checkpoint, limits
 
     use_tiny_settings(at, "train", model="gru", lr=0.01)
-    at.radio(key="train:w:optimizer").set_value("adam").run()
+    at.radio(key=widget_key(PAGE, "optimizer")).set_value("adam").run()
     at.button(key="train:start").click().run()
     job = wait_for_job(at, "train")
     ckpt = job.checkpoint(0)

@@ -16,7 +16,7 @@ from apptest_helpers import (
 )
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui, presets, session, settings
+from lab_ui import corpus_ui, jobs_ui, presets, session, settings
 
 PAGE = "train"
 
@@ -29,11 +29,11 @@ def _start(at: AppTest) -> None:
 def test_renders_with_every_control(at: AppTest) -> None:
     assert not at.exception
     for name in ("hidden", "num_steps", "batch_size", "lr", "clip", "epochs"):
-        assert any(w.key == f"train:w:{name}" for w in (*at.slider, *at.select_slider)), name
+        assert any(w.key == settings.widget_key(PAGE, name) for w in (*at.slider, *at.select_slider)), name
     book = presets.PRESETS["book_random"]  # the page's defaults
     expected = {  # each picker's default and its options
-        "train:w:model": (book["model"], settings.FIELDS["model"].options),
-        "train:w:compare": (book["compare"], settings.FIELDS["compare"].options),
+        settings.widget_key(PAGE, "model"): (book["model"], settings.FIELDS["model"].options),
+        settings.widget_key(PAGE, "compare"): (book["compare"], settings.FIELDS["compare"].options),
         "train:preset": ("book_random", list(presets.PRESETS)),
         "corpus:source": (corpus_ui.SOURCES[0], corpus_ui.SOURCES),
     }
@@ -84,14 +84,14 @@ def test_compare_trains_two_models_in_lockstep(at: AppTest) -> None:
 def test_preset_applies_its_settings(at: AppTest) -> None:
     at.selectbox(key="train:preset").set_value("no_clip").run()
     at.button(key="train:apply").click().run()
-    assert at.toggle(key="train:w:clip_on").value is False
+    assert at.toggle(key=settings.widget_key(PAGE, "clip_on")).value is False
     at.selectbox(key="train:preset").set_value("quick_demo").run()
     at.button(key="train:apply").click().run()
-    assert at.selectbox(key="train:w:model").value == "gru"
-    assert at.toggle(key="train:w:clip_on").value is True
+    assert at.selectbox(key=settings.widget_key(PAGE, "model")).value == "gru"
+    assert at.toggle(key=settings.widget_key(PAGE, "clip_on")).value is True
     at.button(key="train:book").click().run()
-    assert at.selectbox(key="train:w:model").value == "scratch-rnn"
-    assert at.select_slider(key="train:w:lr").value == 100.0
+    assert at.selectbox(key=settings.widget_key(PAGE, "model")).value == "scratch-rnn"
+    assert at.select_slider(key=settings.widget_key(PAGE, "lr")).value == 100.0
 
 
 def test_lesson_link_opens_with_its_settings_and_warns_about_bad_ones() -> None:
@@ -100,16 +100,16 @@ def test_lesson_link_opens_with_its_settings_and_warns_about_bad_ones() -> None:
         at.query_params.update({"model": "lstm", "hidden": "64", "seed": "7", "lr": "0.01", "steps": "oops"})
         at.run()
         assert not at.exception
-        assert at.selectbox(key="train:w:model").value == "lstm"
-        assert at.select_slider(key="train:w:hidden").value == 64
-        assert at.number_input(key="train:w:seed").value == 7
-        assert at.slider(key="train:w:num_steps").value == 35  # invalid value reset to the default ...
+        assert at.selectbox(key=settings.widget_key(PAGE, "model")).value == "lstm"
+        assert at.select_slider(key=settings.widget_key(PAGE, "hidden")).value == 64
+        assert at.number_input(key=settings.widget_key(PAGE, "seed")).value == 7
+        assert at.slider(key=settings.widget_key(PAGE, "num_steps")).value == 35  # bad value reset to the default ...
         assert "steps=oops" in all_text(at)  # ... and the user is told
 
 
 def test_diverging_run_is_reported_not_raised(at: AppTest) -> None:
     use_tiny_settings(at, PAGE, model="scratch-rnn", lr=1000.0)
-    at.toggle(key="train:w:clip_on").set_value(False).run()
+    at.toggle(key=settings.widget_key(PAGE, "clip_on")).set_value(False).run()
     _start(at)
     job = wait_for_job(at, PAGE)
     at.run()
@@ -125,12 +125,12 @@ def test_one_hidden_unit_trains(at: AppTest) -> None:
 
 def test_num_steps_longer_than_corpus_says_what_to_do(at: AppTest) -> None:
     at.number_input(key="corpus:max_chars").set_value(100).run()
-    at.slider(key="train:w:num_steps").set_value(200).run()
+    at.slider(key=settings.widget_key(PAGE, "num_steps")).set_value(200).run()
     _start(at)
     assert not at.exception
     text = all_text(at)
     assert "too short" in text or "太短" in text
-    assert "train:job" not in at.session_state
+    assert jobs_ui.job_key(PAGE) not in at.session_state
 
 
 def test_start_from_an_upload_not_yet_given_turns_train_off_and_says_why(at: AppTest) -> None:
@@ -170,14 +170,14 @@ def test_two_sessions_never_see_each_others_jobs() -> None:
         c.query_params["job"] = job_a.id
         c.run()
         assert not c.exception
-        assert "train:job" not in c.session_state
+        assert jobs_ui.job_key(PAGE) not in c.session_state
         assert "not available" in all_text(c) or "不可用" in all_text(c)
 
 
 def test_stopped_run_keeps_its_model(at: AppTest) -> None:
     use_tiny_settings(at, PAGE, model="scratch-rnn", epochs=500)
     _start(at)
-    job = session.manager().get(at.session_state["train:job"], at.session_state["owner"])
+    job = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
     job.step_epoch()  # run exactly to the end of an epoch, then pause
     for _ in range(600):
         if job.trainers[0].epoch >= 1 and job.control.paused:
@@ -196,7 +196,7 @@ def test_stopped_run_keeps_its_model(at: AppTest) -> None:
 def test_start_from_a_shipped_checkpoint_continues_it(at: AppTest) -> None:
     at.selectbox(key="train:from").set_value("songci-scratch-rnn.pt").run()
     assert not at.exception
-    at.slider(key="train:w:epochs").set_value(1).run()
+    at.slider(key=settings.widget_key(PAGE, "epochs")).set_value(1).run()
     _start(at)
     job = wait_for_job(at, PAGE)
     ckpt = job.checkpoint(0)
@@ -210,26 +210,26 @@ def test_checkpoint_from_another_vocabulary_is_refused_with_a_message(at: AppTes
     _start(at)
     assert not at.exception
     assert "vocabulary" in all_text(at) or "词典" in all_text(at)
-    assert "train:job" not in at.session_state
+    assert jobs_ui.job_key(PAGE) not in at.session_state
 
 
 def test_train_while_running_asks_before_replacing_and_stop_message_is_chinese(at: AppTest) -> None:
     """Train during a live run asks first; 'keep' keeps it, 'replace' starts a new one; Stop reads in 中文."""
     use_tiny_settings(at, PAGE, model="rnn", epochs=100_000)
     _start(at)
-    first = session.manager().get(at.session_state[f"{PAGE}:job"], at.session_state["owner"])
+    first = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
     assert first is not None and not first.done
     first.pause()  # alive (paused counts) for as long as the test needs, however fast the machine
     _start(at)  # pressed again while it lives
-    assert at.session_state[f"{PAGE}:job"] == first.id and not first.done  # nothing replaced yet
+    assert at.session_state[jobs_ui.job_key(PAGE)] == first.id and not first.done  # nothing replaced yet
     assert any("要替换吗" in w.value for w in at.warning), [w.value for w in at.warning]
     at.button(key="train:replace_no").click().run()
-    assert at.session_state[f"{PAGE}:job"] == first.id and not first.done
+    assert at.session_state[jobs_ui.job_key(PAGE)] == first.id and not first.done
     assert not any("要替换吗" in w.value for w in at.warning)
     _start(at)
     assert any("要替换吗" in w.value for w in at.warning)
     at.button(key="train:replace_yes").click().run()
-    second_id = at.session_state[f"{PAGE}:job"]
+    second_id = at.session_state[jobs_ui.job_key(PAGE)]
     assert second_id != first.id
     first.thread.join(60)
     assert first.done

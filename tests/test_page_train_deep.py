@@ -21,6 +21,7 @@ from apptest_helpers import (
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import session
+from lab_ui.jobs_ui import job_key
 from lm_core.limits import MAX_LAYERS
 from lm_core.training import TrainConfig
 
@@ -67,7 +68,7 @@ def test_dropout_with_one_layer_is_explained_before_and_refused_at_train(at: App
     assert "丢弃" in all_text(at) and "2 或 3 层" in all_text(at)  # said under the settings at once
     at.button(key="train:start").click().run()
     assert not at.exception
-    assert f"{PAGE}:job" not in at.session_state or at.session_state[f"{PAGE}:job"] is None  # nothing started
+    assert job_key(PAGE) not in at.session_state or at.session_state[job_key(PAGE)] is None  # nothing started
     assert any("丢弃" in e.value for e in at.error)
     set_settings(at, PAGE, {"num_layers": 2})
     assert "2 或 3 层" not in all_text(at)

@@ -60,7 +60,7 @@ def test_a_redraw_without_new_data_reuses_the_chart(at: AppTest, monkeypatch: py
 def test_pause_asks_for_the_slow_rate_and_resume_for_the_fast_one(at: AppTest) -> None:
     use_tiny_settings(at, PAGE, model="scratch-rnn", epochs=500)
     at.button(key="train:start").click().run()
-    job = session.manager().get(at.session_state["train:job"], at.session_state["owner"])
+    job = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
     try:
         at.button(key="train:pause").click().run()
         assert not at.exception

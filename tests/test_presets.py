@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lab_ui.presets import PRESET_LABELS, PRESET_NOTES, PRESETS
-from lab_ui.settings import to_config
+from lab_ui.settings import to_config, widget_key
 from lm_core.songci import DEFAULT_SUBSET, songci_corpus
 from lm_core.training import Trainer
 
@@ -60,4 +60,4 @@ def test_the_chosen_preset_survives_a_page_switch() -> None:
         at.switch_page("pages/train.py").run()
         assert not at.exception
         assert at.selectbox(key="train:preset").value == "quick_demo"
-        assert at.selectbox(key="train:w:model").value == PRESETS["quick_demo"]["model"]
+        assert at.selectbox(key=widget_key("train", "model")).value == PRESETS["quick_demo"]["model"]

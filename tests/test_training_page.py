@@ -16,6 +16,8 @@ import apptest_helpers as h
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lab_ui.settings import widget_key
+
 PAGE = "demo"
 # The fields the start section needs (batch and steps: the corpus summary), and a default not among them.
 FIELDS = ("hidden", "epochs", "batch_size", "num_steps")
@@ -97,7 +99,7 @@ def test_frame_shows_the_page_texts_and_shared_parts(demo: Any) -> None:
     assert f"{PAGE}:preset" in [s.key for s in at.selectbox]  # the preset menu, on by default
     assert not at.button(key=f"{PAGE}:apply").help  # no note on what the page leaves out of a preset
     settings = next(e for e in at.expander if e.label == "设置")
-    assert {w.key for w in (*settings.select_slider, *settings.slider)} == {f"{PAGE}:w:{n}" for n in FIELDS}
+    assert {w.key for w in (*settings.select_slider, *settings.slider)} == {widget_key(PAGE, n) for n in FIELDS}
     assert "under 256" in [c.value for c in settings.caption]  # the page's note inside the settings
     assert at.button(key=f"{PAGE}:start").label == "开始训练"
     assert not at.button(key=f"{PAGE}:start").disabled  # the default corpus is there
@@ -121,14 +123,14 @@ def test_preset_note_from_the_page_texts(demo: Any) -> None:
 
 def test_book_button_restores_only_the_page_fields(demo: Any) -> None:
     at = demo()
-    at.slider(key=f"{PAGE}:w:epochs").set_value(5).run()
-    at.select_slider(key=f"{PAGE}:w:hidden").set_value(32).run()
-    assert at.slider(key=f"{PAGE}:w:epochs").value == 5
+    at.slider(key=widget_key(PAGE, "epochs")).set_value(5).run()
+    at.select_slider(key=widget_key(PAGE, "hidden")).set_value(32).run()
+    assert at.slider(key=widget_key(PAGE, "epochs")).value == 5
     at.button(key=f"{PAGE}:book").click().run()
     assert not at.exception
-    assert at.slider(key=f"{PAGE}:w:epochs").value == 30
-    assert at.select_slider(key=f"{PAGE}:w:hidden").value == 256
-    assert f"{PAGE}:w:compare" not in at.session_state  # a default the page does not show sets no widget
+    assert at.slider(key=widget_key(PAGE, "epochs")).value == 30
+    assert at.select_slider(key=widget_key(PAGE, "hidden")).value == 256
+    assert widget_key(PAGE, "compare") not in at.session_state  # a default the page does not show sets no widget
 
 
 def test_train_starts_the_plan(demo: Any) -> None:
