@@ -33,7 +33,7 @@ from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.provenance import TrainingText
 
-from . import corpus_ui, persist
+from . import corpus_ui, jobs_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
 from .session import manager, owner_id
 
@@ -355,7 +355,7 @@ def _session_job(page: str) -> Job | None:
     would adopt a URL job for whichever page asks. Here a URL job (after a
     reload) counts only if it was started by `page` itself.
     """
-    job = manager().get(st.session_state.get(f"{page}:job"), owner_id())
+    job = manager().get(st.session_state.get(jobs_ui.job_key(page)), owner_id())
     if job is None:
         url_id = st.query_params.get("job")
         candidate = manager().get(url_id, owner_id()) if url_id else None
