@@ -493,6 +493,16 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
     return text, notes.get(status, lambda: t.md("meter_unknown", name=name))()
 
 
+def model_page_ui(page: str, title: str, intro: str) -> ModelChoice | None:
+    """The head of every page that studies a model (Generate, Hidden states, Gradients): title, intro, model picker.
+
+    Returns the chosen model, or None when there is none yet (the picker has said why and the page stops).
+    """
+    st.title(title)
+    st.caption(intro)
+    return model_source_ui(page)
+
+
 def model_source_ui(page: str) -> ModelChoice | None:
     """Draw the model picker and return the chosen, ready model (None: nothing usable yet, and said why).
 

@@ -397,9 +397,7 @@ def _probs_ui(result: Result) -> None:
 def main() -> None:
     if session.entrypoint_ran_instead():
         return  # the entrypoint ran and drew this page
-    st.title(t("title"))
-    st.caption(t("intro"))
-    choice = model_source.model_source_ui(PAGE)
+    choice = model_source.model_page_ui(PAGE, t("title"), t("intro"))
     if choice is None:
         return
     model_source.live_status_ui(choice, follow=False)

@@ -497,9 +497,7 @@ def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, li
 def main() -> None:
     if session.entrypoint_ran_instead():
         return  # the entrypoint ran and drew this page
-    st.title(t("title"))
-    st.caption(t("intro"))
-    choice = model_source.model_source_ui(PAGE)
+    choice = model_source.model_page_ui(PAGE, t("title"), t("intro"))
     if choice is None:
         return
     model_source.live_status_ui(choice, follow=False)

@@ -334,9 +334,7 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
 def main() -> None:
     if session.entrypoint_ran_instead():
         return  # the entrypoint ran and drew this page
-    st.title(t("title"))
-    st.caption(t("intro"))
-    choice = model_source.model_source_ui(PAGE)
+    choice = model_source.model_page_ui(PAGE, t("title"), t("intro"))
     if choice is None:
         return
     if choice.job is not None and not choice.job.done:
