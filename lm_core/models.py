@@ -10,6 +10,8 @@ Every model maps `(B, T)` character ids and a state to `(T*B, V)` logits
   `nn.Linear` output layer: the book's concise model, so its `state_dict` is
   plain torch.nn. Optionally 2–3 layers with dropout between them and an
   `nn.Embedding` input (see `TorchRecurrentLM`); the defaults are the book's.
+* Both RNNs take `nonlinearity="relu"` for the chapter's exercise "replace tanh
+  with ReLU" (`nn.RNN(nonlinearity="relu")`); GRU and LSTM refuse it.
 
 Speed without changing the maths: a one-hot row times a matrix is one row of
 that matrix, so inputs are gathered (`F.embedding`) instead of multiplied; the
@@ -33,6 +35,12 @@ from .errors import ConfigError
 from .limits import MAX_DROPOUT, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETERS, MAX_VOCAB
 
 State = tuple[torch.Tensor, ...]
+
+# The plain RNN's nonlinearity φ in H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h): the book's tanh, or ReLU (one of
+# the chapter's exercises). GRU and LSTM keep their gates' sigmoid and tanh: there ReLU is no drop-in swap.
+NONLINEARITIES = ("tanh", "relu")
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+RELU_KINDS = ("scratch-rnn", "rnn")
 
 MODEL_KINDS = ("scratch-rnn", "scratch-gru", "scratch-lstm", "rnn", "gru", "lstm")
 MODEL_LABELS = {
@@ -83,6 +91,7 @@ class CharModel(nn.Module):
     kind: ClassVar[str]
     n_state: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ()
+    nonlinearity: str = "tanh"  # the plain RNNs may use "relu" instead; gated models' candidates are tanh
 
     def __init__(self, vocab_size: int, num_hiddens: int) -> None:
         super().__init__()
@@ -122,12 +131,13 @@ class CharModel(nn.Module):
 
 
 class ScratchRNN(CharModel):
-    """H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q."""
+    """H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q, with φ the book's tanh or ReLU."""
 
     kind = "scratch-rnn"
 
-    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator, nonlinearity: str = "tanh") -> None:
         super().__init__(vocab_size, num_hiddens)
+        self.nonlinearity = nonlinearity
         V, h = vocab_size, num_hiddens
         self.W_xh = init_normal((V, h), gen)
         self.W_hh = init_normal((h, h), gen)
@@ -137,11 +147,11 @@ class ScratchRNN(CharModel):
 
     def forward(self, X, state):
         xw = F.embedding(X.t(), self.W_xh)  # (T, B, h) == one-hot(X_t) @ W_xh
-        hs = rec.TanhRNN.apply(xw, state[0], self.W_hh, self.b_h)
+        hs = rec.ELMAN[self.nonlinearity].apply(xw, state[0], self.W_hh, self.b_h)
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
-        H = torch.tanh(input_rows(self.W_xh, x) + state[0] @ self.W_hh + self.b_h)
+        H = ACTIVATIONS[self.nonlinearity](input_rows(self.W_xh, x) + state[0] @ self.W_hh + self.b_h)
         return {"H": H}, (H,)
 
     def readout(self, H):
@@ -242,6 +252,9 @@ class TorchRecurrentLM(CharModel):
     State layout: per layer, `(H,)` or `(H, C)`, concatenated bottom to top, so
     a one-layer model keeps `(H,)` / `(H, C)`. `step()` and `trace()` report the
     **top** layer's H (and gates): the one the output layer reads.
+
+    `nonlinearity="relu"` (RNN only) is `nn.RNN(nonlinearity="relu")`: the same
+    parameters, so only the config says which one a checkpoint holds.
     """
 
     layer_cls: ClassVar[type[nn.RNNBase]]
@@ -255,11 +268,16 @@ class TorchRecurrentLM(CharModel):
         num_layers: int = 1,
         dropout: float = 0.0,
         embed: int = 0,
+        nonlinearity: str = "tanh",
     ) -> None:
         super().__init__(vocab_size, num_hiddens)
         self.num_layers, self.dropout, self.embed = num_layers, float(dropout), embed
         self.n_state = self.per_layer_state * num_layers
-        self.rnn = self.layer_cls(embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout)
+        self.nonlinearity = nonlinearity
+        options = {"nonlinearity": nonlinearity} if self.layer_cls is nn.RNN else {}
+        self.rnn = self.layer_cls(
+            embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout, **options
+        )
         self.dense = nn.Linear(num_hiddens, vocab_size)
         # torch.nn's default U(-1/√h, 1/√h), but drawn from our generator (thread-safe, seeded).
         bound = 1.0 / math.sqrt(num_hiddens)
@@ -349,11 +367,12 @@ class TorchRNN(TorchRecurrentLM):
     layer_cls = nn.RNN
 
     def _run_layer(self, layer, gi, state):
-        hs = rec.TanhRNN.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
+        recurrence = rec.ELMAN[self.nonlinearity]
+        hs = recurrence.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
         return hs, (hs[-1],)
 
     def _cell(self, layer, gi, H):
-        H = torch.tanh(gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer))
+        H = ACTIVATIONS[self.nonlinearity](gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer))
         return {"H": H}, (H,)
 
 
@@ -447,8 +466,26 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, embed: int = 0) -> None:
-    """Raise `ConfigError` for layers / dropout / embedding settings the model cannot take."""
+def check_architecture(
+    kind: str, num_layers: int = 1, dropout: float = 0.0, embed: int = 0, nonlinearity: str = "tanh"
+) -> None:
+    """Raise `ConfigError` for layers / dropout / embedding / nonlinearity settings the model cannot take.
+
+    ReLU is refused for GRU and LSTM rather than ignored: a student comparing "ReLU" runs
+    must not be shown a gated model that silently kept tanh.
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ConfigError(
+            f"Unknown nonlinearity {nonlinearity!r}: use tanh or relu.",
+            zh=f"未知的激活函数 {nonlinearity!r}：请使用 tanh 或 relu。",
+        )
+    if nonlinearity != "tanh" and kind not in RELU_KINDS:
+        raise ConfigError(
+            "ReLU replaces tanh in the plain RNN only (scratch-rnn or rnn): the gates of a GRU or LSTM need "
+            "their sigmoid and tanh. Choose an RNN, or set the nonlinearity to tanh.",
+            zh="ReLU 只能替换普通 RNN（scratch-rnn 或 rnn）中的 tanh：GRU 和 LSTM 的门需要 sigmoid 和 tanh。"
+            "请选择 RNN，或把激活函数设为 tanh。",
+        )
     if not _whole(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
         raise ConfigError(
             f"Layers must be a whole number between 1 and {MAX_LAYERS} (got {num_layers!r}).",
@@ -479,7 +516,13 @@ def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, emb
 
 
 def check_size(
-    kind: str, vocab_size: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0, embed: int = 0
+    kind: str,
+    vocab_size: int,
+    num_hiddens: int,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    embed: int = 0,
+    nonlinearity: str = "tanh",
 ) -> None:
     """Raise `ConfigError` unless the model is within the limits (checked before anything is allocated)."""
     if kind not in _CLASSES:
@@ -497,7 +540,7 @@ def check_size(
             f"The vocabulary must have between 1 and {MAX_VOCAB:,} characters (got {vocab_size:,}).",
             zh=f"词典必须有 1 到 {MAX_VOCAB:,} 个字符（当前为 {vocab_size:,}）。",
         )
-    check_architecture(kind, num_layers, dropout, embed)
+    check_architecture(kind, num_layers, dropout, embed, nonlinearity)
     n = parameter_count(kind, vocab_size, num_hiddens, num_layers, embed)
     if n > MAX_PARAMETERS:
         raise ConfigError(
@@ -515,17 +558,20 @@ def build_model(
     num_layers: int = 1,
     dropout: float = 0.0,
     embed: int = 0,
+    nonlinearity: str = "tanh",
 ) -> CharModel:
     """A freshly initialised model; the same `seed` gives the same weights.
 
     The size is checked first, so an absurd request fails before it allocates.
-    Layers, dropout and embedding apply to the torch.nn kinds only.
+    Layers, dropout and embedding apply to the torch.nn kinds only; ReLU to the RNNs only.
+    The nonlinearity changes no weight, so a tanh and a ReLU model of one seed start equal.
     """
-    check_size(kind, vocab_size, num_hiddens, num_layers, dropout, embed)
+    check_size(kind, vocab_size, num_hiddens, num_layers, dropout, embed, nonlinearity)
     gen = torch.Generator().manual_seed(seed)
+    options = {"nonlinearity": nonlinearity} if kind in RELU_KINDS else {}
     if kind in _SCRATCH_GATES:
-        return _CLASSES[kind](vocab_size, num_hiddens, gen)
-    return _CLASSES[kind](vocab_size, num_hiddens, gen, num_layers, dropout, embed)
+        return _CLASSES[kind](vocab_size, num_hiddens, gen, **options)
+    return _CLASSES[kind](vocab_size, num_hiddens, gen, num_layers, dropout, embed, **options)
 
 
 def detach_state(state: State) -> State:
