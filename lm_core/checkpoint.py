@@ -50,7 +50,9 @@ class Checkpoint:
 
     def build_model(self) -> CharModel:
         c = self.config
-        model = build_model(c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed)
+        model = build_model(
+            c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed, c.nonlinearity
+        )
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
@@ -212,7 +214,7 @@ def _history(raw: Any, name: str) -> list[EpochEvent]:
     if not isinstance(raw, list) or len(raw) > 100_000:
         raise bad
     events = []
-    ints = {"epoch", "steps"}
+    ints = {"epoch", "steps", "peak_rss"}
     for entry in raw:
         if not isinstance(entry, dict):
             raise bad
@@ -221,7 +223,7 @@ def _history(raw: Any, name: str) -> list[EpochEvent]:
         except TypeError as exc:
             raise bad from exc
         for key, value in event.to_dict().items():
-            if key in ("val_perplexity", "best_epoch") and value is None:
+            if key in ("val_perplexity", "best_epoch", "peak_rss") and value is None:
                 continue
             if not _finite_number(value) or (key in ints and not isinstance(value, int)):
                 raise bad
@@ -450,6 +452,7 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             zh=f"检查点为 {ckpt.config.num_layers} 层、嵌入维度 {ckpt.config.embed}；本次训练设为 "
             f"{trainer.config.num_layers} 层、嵌入维度 {trainer.config.embed}：请选择与检查点相同的层数和嵌入维度。",
         )
+    _check_same_nonlinearity(ckpt, trainer)
     trainer.model.load_state_dict(ckpt.model_state)
     if ckpt.optimizer_state and ckpt.config.optimizer == trainer.config.optimizer:
         try:
@@ -462,3 +465,13 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             trainer.rng.setstate(_rng_from_list(ckpt.rng_state))
         except (TypeError, ValueError):
             pass
+
+
+def _check_same_nonlinearity(ckpt: Checkpoint, trainer: Trainer) -> None:
+    """A tanh and a ReLU RNN have the same weights' shapes, so only the config tells them apart: refuse a mix."""
+    ours, theirs = trainer.config.nonlinearity, ckpt.config.nonlinearity
+    if ours != theirs:
+        raise CheckpointError(
+            f"The checkpoint's RNN uses {theirs}; the run is set to {ours}: pick the checkpoint's nonlinearity.",
+            zh=f"检查点的 RNN 使用 {theirs}；本次训练设为 {ours}：请选择与检查点相同的激活函数。",
+        )
