@@ -88,6 +88,8 @@ GRID = [
     case("lstm L2 E128 V2000 h512 val", 2000, 200_000, "lstm adjacent h512 B64 T64 L2 E128 drop0.2 val0.1"),
     case("rnn relu V50 h1024 B256 T100", 50, 100_000, "rnn random h1024 B256 T100 relu"),
     case("rnn V3000 h256 B512 T100 val0.2", 3000, 300_000, "rnn random h256 B512 T100 val0.2", epochs=1),
+    case("scratch-rnn V2603 47k chars (辛弃疾)", 2603, 47_460, "scratch-rnn adjacent h256 B32 T35 sgd mb0", 2),
+    case("... no-detach (42 mb kept)", 2603, 47_460, "scratch-rnn adjacent h256 B32 T35 sgd mb0 nodetach", 2),
     case("scratch-rnn no-detach 60 mb", 1000, 100_000, "scratch-rnn adjacent h512 B32 T35 sgd nodetach mb60", 1),
     case("lstm no-detach 30 mb", 500, 200_000, "lstm adjacent h512 B64 T35 nodetach mb30", epochs=1),
     case("gru detached 40 mb", 500, 200_000, "gru adjacent h512 B64 T35 mb40", epochs=1),

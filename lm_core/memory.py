@@ -63,9 +63,14 @@ RECURRENT_FLOATS = {"rnn": 5, "gru": 13, "lstm": 15}
 # ... of which each recurrence saves for its backward: what a kept graph holds per minibatch without detaching
 # (RNN: H; GRU: two gates, the candidate, H and one more; LSTM: four gates, C and H) ...
 SAVED_FLOATS = {"rnn": 1, "gru": 5, "lstm": 6}
-# ... times this: many mid-sized blocks kept alive among the backward's temporaries fragment the heap (measured
-# 1.2-1.35 over the tensors' own bytes).
+# ... times this: the kept blocks sit among the backward's temporaries (measured 1.2-1.35 over their own bytes) ...
 GRAPH_OVERHEAD = 1.4
+# ... plus, per kept minibatch, this share of one (B·T) × V float block. glibc serves blocks up to the largest size
+# it has freed (up to 32 MB) from its heap; each minibatch's kept blocks land in the holes its output layer left,
+# and the next output layer no longer fits there, so the heap grows by about one output block per kept minibatch
+# (measured 0.9: 10.4 MB per minibatch with blocks of 11.7 MB, all of 辛弃疾, the book's settings; it saturates
+# within an epoch). Without detaching this, not the saved tensors, is the bulk of the graph's cost.
+FRAGMENT_SHARE = 0.9
 # Weight-sized copies through a step beside the weights and their gradients: the epoch's rollback copy and the
 # transient gradient of the input matrix (gathered rows scatter into a dense one).
 STEP_WEIGHT_COPIES = 2
@@ -245,7 +250,7 @@ def estimate_run_memory(config: TrainConfig, vocab_size: int, n_chars: int) -> M
     graph = 0
     if kept > 1:
         saved = chars * (SAVED_FLOATS[family] * h * L + between) + L * gates * h * h  # + the W_hh snapshots
-        graph = int((kept - 1) * saved * FLOAT * GRAPH_OVERHEAD)
+        graph = int((kept - 1) * (saved * GRAPH_OVERHEAD + FRAGMENT_SHARE * chars * V) * FLOAT)
     val_rows = min(config.batch_size, (n_chars - n_train) // (config.num_steps + 1)) if validating else 0
     return MemoryEstimate(
         process=PROCESS_BYTES,

@@ -7,8 +7,12 @@ app's job manager stores them, the tests read them: nobody prints from here.
 
 Hidden state follows the book: random sampling starts every minibatch from
 zeros; adjacent sampling starts each epoch from zeros and carries the state
-across minibatches, detached from the graph. A `Control` lets another thread
-pause, resume, step one epoch or stop between minibatches.
+across minibatches, detached from the graph. `detach=False` is the chapter's
+exercise of not detaching it (see `forward_keeping_graph`). A `Control` lets
+another thread pause, resume, step one epoch or stop between minibatches.
+
+A `Trainer` checks its run's estimated peak memory (`memory.py`) before it
+builds anything; each `EpochEvent` carries the process's measured peak.
 """
 
 from __future__ import annotations

@@ -708,3 +708,22 @@ def test_detach_false_needs_adjacent_sampling() -> None:
         small_config(sampling="random", detach=False).validate()
     with pytest.raises(ConfigError, match="true or false"):
         small_config(sampling="adjacent", detach=0).validate()
+
+
+def test_each_epoch_reports_its_own_peak_memory(tiny_corpus: Corpus) -> None:
+    """EpochEvent.peak_rss is the process's peak during that epoch: 200 MB held briefly in epoch 1 shows there and
+    not in epoch 2 (the mark is reset at each epoch's start)."""
+    from lm_core import rss
+
+    if rss.peak_rss() is None or not rss.reset_peak_rss():
+        pytest.skip("this system cannot measure a per-epoch peak")
+    trainer = Trainer(tiny_corpus, small_config(hidden=8, epochs=2))
+    peaks = []
+    for event in trainer.train():
+        if isinstance(event, StepEvent) and event.epoch == 1 and event.step == 1:
+            ballast = torch.ones(50 * 2**20)  # 200 MB, written, so resident
+            del ballast
+        elif isinstance(event, EpochEvent):
+            peaks.append(event.peak_rss)
+    assert all(isinstance(p, int) and p > 0 for p in peaks)
+    assert peaks[0] - peaks[1] > 150 * 2**20, peaks
