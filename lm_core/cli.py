@@ -163,7 +163,7 @@ def _set_threads(threads: int | None) -> None:
 
     if threads is not None:
         if threads < 1:
-            raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
+            raise ConfigError("error.cli.threads")
         torch.set_num_threads(threads)
 
 
@@ -315,9 +315,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .corpus import Corpus
 
     if args.epochs < 2:
-        raise ConfigError(
-            "bench needs at least 2 epochs (the first is a warm-up).", zh="bench 至少需要 2 个周期（第一个用于预热）。"
-        )
+        raise ConfigError("error.cli.bench_epochs")
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
     print(bench.main(corpus, args.epochs, args.seed))
@@ -368,7 +366,7 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
     from .training import TrainConfig
 
     if args.threads < 1:
-        raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
+        raise ConfigError("error.cli.threads")
     if args.lesson:
         print(bench_large.lesson(args.threads))
         return 0
