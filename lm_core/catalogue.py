@@ -342,9 +342,13 @@ def hant(root: Path = ROOT, everything: bool = False) -> list[str]:
         if not message.id or not message.string:
             continue
         current = target.get(message.id)
-        if everything or current is None or not current.string:
+        if current is None:
             target.add(message.id, to_hant(message.string, converter))
-            done.append(message.id)
+        elif everything or not current.string:
+            current.string = to_hant(message.string, converter)
+        else:
+            continue
+        done.append(message.id)
     write(target, path)
     return done
 
