@@ -183,7 +183,8 @@ def known_text_ui(choice: ModelChoice, text: str, offer_default: bool = False) -
     if not kept:
         st.warning(
             t.md(
-                "model_source.nothing_known_default" if offer_default else "model_source.nothing_known", chars=format_chars(unknown)
+                "model_source.nothing_known_default" if offer_default else "model_source.nothing_known",
+                chars=format_chars(unknown),
             )
         )
         return None

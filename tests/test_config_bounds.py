@@ -7,8 +7,7 @@ from dataclasses import fields, replace
 
 import pytest
 
-from lm_core import limits
-from lm_core import messages
+from lm_core import limits, messages
 from lm_core.errors import ConfigError, localized
 from lm_core.training import BOUNDS, CHOICES, Bound, TrainConfig
 
