@@ -306,12 +306,67 @@ def update(root: Path = ROOT) -> dict[str, tuple[int, int]]:
 
 # -- 繁體中文 from 简体中文 -------------------------------------------------------------------------------------
 
-# Applied after OpenCC's s2twp, in order: terms as Taiwanese teaching material writes them where the
-# converter keeps the mainland word. Each pair was read over in context in the catalogue.
+# Applied after OpenCC's s2twp, in order, to every text: terms as Taiwanese teaching material writes them where the
+# converter keeps the mainland word or splits a phrase wrongly. Each pair was read over in context in the catalogue.
 HANT_TERMS = (
-    ("詞典", "詞彙表"),
+    # machine learning and mathematics
+    ("詞典", "詞彙表"),  # vocabulary
+    ("引數", "參數"),  # s2twp reads 参数 as a function's argument; these are a model's parameters
+    ("迴圈", "循環"),  # recurrent (循環神經網路), not a program's loop
     ("字元級", "字元層級"),
+    ("字首", "前綴"),  # a generation prefix, not a word's
+    ("貪心", "貪婪"),  # greedy decoding
+    ("歸一化", "正規化"),
+    ("方差", "變異數"),
+    ("鏈式法則", "連鎖律"),
+    ("預啟用", "預活化"),  # pre-activation (活化函數)
+    ("連線性", "連接性"),
+    ("個陣列成", "個數組成"),  # 个数组成 is "made of h numbers", not an array
+    ("測驗證困惑度", "計算驗證困惑度"),
+    # software
+    ("二進位制", "二進位"),
+    ("壓縮包", "壓縮檔"),
+    ("存檔", "封存檔"),  # an archive, not a saved game
+    ("解壓", "解壓縮"),
+    ("響應", "回應"),
+    ("資料資料夾", "資料目錄"),
+    ("會話", "工作階段"),  # a browser session
+    ("實現", "實作"),  # implemented from scratch
+    ("演示", "示範"),
+    ("型別", "類型"),
+    ("橙色", "橘色"),
+    ("當前", "目前"),
+    ("回退", "還原"),
+    ("捕獲", "捕捉"),
+    ("識別", "辨識"),
+    ("顏色程式碼", "顏色代碼"),
+    ("安裝 {package} 包", "安裝 {package} 套件"),
+    ("自帶的宋詞", "內建的宋詞"),
+    ("自帶", "隨附"),  # checkpoints shipped with the app
+    ("本應用", "本應用程式"),
+    ("應用會", "應用程式會"),
+    ("（可選）", "（選用）"),
+    ("應用預設", "套用預設集"),  # a preset; 預設 alone is "default" in Taiwan
+    ("預設中的", "預設集中的"),
+    # rows and columns: in Taiwan a row is 列 and a column 行, the other way round from the mainland
+    ("第 iT 到 iT+T−1 列", "第 iT 到 iT+T−1 行"),
+    ("行數 B", "列數 B"),
+    ("B 行", "B 列"),
+    ("{b} 行", "{b} 列"),
+    ("{n} 行）", "{n} 列）"),
+    ("每一行", "每一列"),
+    ("每行", "每列"),
+    ("各行", "各列"),
+    ("第 r 行", "第 r 列"),
+    ("第 {r} 行", "第 {r} 列"),
+    ("該行", "該列"),
+    ("每一列是一個單元，每一列是一個字", "每一列是一個單元，每一行是一個字"),  # the heatmap: units are rows
 )
+# Whole texts whose Taiwanese wording differs from the converted one.
+HANT_TEXTS = {
+    "預設": "預設集",  # the preset picker's label
+    "行": "列",  # the minibatch picture's axis: a row of the minibatch
+}
 # Simplified text that must stay as it is in every language: characters of the corpus a visitor types.
 CORPUS_WORDS = ("不分开", "分开")
 
@@ -324,6 +379,7 @@ def to_hant(text: str, converter) -> str:
     text = converter.convert(text)
     for old, new in HANT_TERMS:
         text = text.replace(old, new)
+    text = HANT_TEXTS.get(text, text)
     for marker, word in keep.items():
         text = text.replace(marker, word)
     return text

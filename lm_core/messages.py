@@ -29,7 +29,6 @@ DOMAIN = "lab"
 SOURCE_LANG = "en"  # the catalogue the others translate; `str(error)`, logs and the command line use it
 LANGS = ("zh", "en", "zh-Hant")  # the UI's language codes (URL `lang=`), in the language switch's order
 DEFAULT_LANG = "zh"  # the book and most users are Chinese
-CHINESE = frozenset({"zh", "zh-Hant"})
 
 
 @runtime_checkable
@@ -37,11 +36,6 @@ class Localizable(Protocol):
     """A parameter whose text depends on the language it is shown in."""
 
     def localize(self, lang: str) -> str: ...
-
-
-def is_chinese(lang: str) -> bool:
-    """Whether `lang` is written in Chinese (simplified or traditional): for choices that are not strings."""
-    return lang in CHINESE
 
 
 def locale_id(lang: str) -> str:
