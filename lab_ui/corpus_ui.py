@@ -27,7 +27,7 @@ from lm_core.provenance import BOOK_NAME, PASTED_NAME, canonical_name, songci_su
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus, subset_id
 
-from .i18n import N_, current_lang, t
+from .i18n import N_, current_lang, labels, t
 from .persist import remember, restore, save
 from .settings import parse_whole
 
@@ -187,7 +187,7 @@ def _corpus_widgets() -> CorpusChoice:
         SOURCES,
         key="corpus:source",
         help=t("corpus.corpus_help"),
-        format_func=lambda s: t(SOURCE_LABELS[s]),
+        format_func=labels(SOURCES, lambda s: t(SOURCE_LABELS[s])),
     )
     max_chars = (
         int(
@@ -203,7 +203,7 @@ def _corpus_widgets() -> CorpusChoice:
             list(SUBSETS),
             key="corpus:subset",
             help=t("corpus.subset_help"),
-            format_func=subset_label,
+            format_func=labels(SUBSETS, subset_label),
         )
         try:
             return CorpusChoice(_songci(subset, max_chars), None, f"songci:{subset}:{max_chars}")

@@ -11,6 +11,9 @@ How to add a string: docs/translating.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import streamlit as st
 
 from lm_core import messages
@@ -18,7 +21,7 @@ from lm_core.messages import DEFAULT_LANG, LANGS, N_
 
 from .text import escape_markdown
 
-__all__ = ["DEFAULT_LANG", "LANGS", "N_", "PAGE_TITLES", "current_lang", "model_label", "run_label", "t"]
+__all__ = ["DEFAULT_LANG", "LANGS", "N_", "PAGE_TITLES", "current_lang", "labels", "model_label", "run_label", "t"]
 
 # The name of each language in itself, as the language switch shows it.
 LANG_NAMES = {"zh": N_("common.lang_zh"), "en": N_("common.lang_en"), "zh-Hant": N_("common.lang_zh_hant")}
@@ -74,6 +77,16 @@ class Translator:
 
 
 t = Translator()
+
+
+def labels(options: Iterable[Any], fmt: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A widget's `format_func` with every option's label made now, in this run's language.
+
+    Streamlit's test harness calls `format_func` again outside the script run, where the session's
+    language is unknown; labels bound here read the same there as on the page.
+    """
+    shown = {option: fmt(option) for option in options}
+    return lambda option: shown[option] if option in shown else str(option)
 
 
 def model_label(kind: str) -> str:

@@ -14,7 +14,7 @@ import streamlit as st
 from lm_core.training import book_config
 
 from . import persist
-from .i18n import N_, t
+from .i18n import N_, labels, t
 from .settings import apply_values, defaults_from
 
 Preset = dict[str, Any]
@@ -68,7 +68,7 @@ def preset_ui(page: str, only: Callable[[Preset], Preset] = lambda p: p, help_: 
             list(PRESETS),
             key=key,
             help=t("common.preset_help"),
-            format_func=lambda k: t(PRESET_LABELS[k]),
+            format_func=labels(PRESETS, lambda k: t(PRESET_LABELS[k])),
         )
     persist.save(key)
     with apply_col:

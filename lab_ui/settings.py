@@ -23,7 +23,7 @@ from lm_core.models import MODEL_KINDS
 from lm_core.training import TrainConfig
 
 from . import persist
-from .i18n import N_, current_lang, model_label, t
+from .i18n import N_, current_lang, labels, model_label, t
 
 HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -345,7 +345,7 @@ def _draw(field: Field, key: str, disabled: bool) -> Any:
     label, help_ = t(field.label_key), t(field.help_key, **dict(field.help_args))
     kw: dict[str, Any] = {"key": key, "help": help_, "disabled": disabled}
     if field.fmt:
-        kw["format_func"] = field.fmt
+        kw["format_func"] = labels(field.options, field.fmt)
     if field.widget == "selectbox":
         return st.selectbox(label, field.options, **kw)
     if field.widget == "radio":

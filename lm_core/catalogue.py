@@ -178,12 +178,18 @@ def scan(root: Path = ROOT) -> Scan:
 # -- catalogues ---------------------------------------------------------------------------------------------
 
 
-def read(lang: str, path: Path | None = None):  # -> babel.messages.catalog.Catalog
+def po_path(lang: str, locales: Path | None = None) -> Path:
+    """Where the catalogue of `lang` is: `lm_core/locales`, or another folder laid out the same way."""
+    return (locales or messages.LOCALES) / messages.locale_id(lang) / "LC_MESSAGES" / f"{messages.DOMAIN}.po"
+
+
+def read(lang: str, path: Path | None = None, strict: bool = False):  # -> babel.messages.catalog.Catalog
+    """A catalogue as Babel's `Catalog`; `strict` raises `PoFileError` on a line gettext would refuse."""
     from babel.messages.pofile import read_po
 
-    path = path or messages.catalogue_path(lang)
+    path = path or po_path(lang)
     with path.open("rb") as f:
-        return read_po(f, locale=messages.locale_id(lang), domain=messages.DOMAIN)
+        return read_po(f, locale=messages.locale_id(lang), domain=messages.DOMAIN, abort_invalid=strict)
 
 
 def write(catalog, path: Path) -> None:
@@ -195,18 +201,32 @@ def write(catalog, path: Path) -> None:
     path.write_bytes(buffer.getvalue())
 
 
+LANG_NAMES = {"en": "English", "zh": "简体中文", "zh-Hant": "繁體中文"}
+
+
+def header(lang: str) -> str:
+    """The comment a catalogue starts with: what it is and where the rules are."""
+    return (
+        f"# {LANG_NAMES.get(lang, lang)} texts of RNN Lyrics Lab.\n"
+        "# msgid is a key (page.name, common.name, error.module.name), msgstr the text: a str.format template\n"
+        "# whose {placeholders} every language keeps. How to add a text or a language: docs/translating.md."
+    )
+
+
 def new_catalog(lang: str):
     from babel.messages.catalog import Catalog
 
     return Catalog(
         locale=messages.locale_id(lang),
         domain=messages.DOMAIN,
+        header_comment=header(lang),
         project="RNN Lyrics Lab",
         version="1",
-        copyright_holder="RNN Lyrics Lab",
-        msgid_bugs_address="",
+        msgid_bugs_address="the project's issues",
         creation_date=HEADER_DATE,
         revision_date=HEADER_DATE,
+        last_translator="RNN Lyrics Lab",
+        language_team="RNN Lyrics Lab",
         fuzzy=False,
     )
 
@@ -262,13 +282,19 @@ def check(root: Path = ROOT, locales: Path | None = None) -> list[str]:
     found = scan(root)
     problems = list(found.problems)
     tables = {}
+    from babel.messages.pofile import PoFileError
+
     for lang in CATALOGUE_LANGS:
-        path = (locales or messages.LOCALES) / messages.locale_id(lang) / "LC_MESSAGES" / f"{messages.DOMAIN}.po"
+        path = po_path(lang, locales)
         if not path.is_file():
-            problems.append(f"{lang}: no catalogue at {path.relative_to(root) if path.is_relative_to(root) else path}")
+            problems.append(f"{lang}: no catalogue at {path}")
             continue
         problems += [f"{lang}: {key} is written twice" for key in duplicate_ids(path)]
-        catalog = read(lang, path)
+        try:
+            catalog = read(lang, path, strict=True)
+        except PoFileError as exc:
+            problems.append(f"{lang}: {path.name} is not a valid .po file ({exc})")
+            continue
         problems += [f"{lang}: {p}" for p in compile_problems(catalog)]
         tables[lang] = texts(catalog)
     return problems + check_catalogues(found.uses, tables)
@@ -284,7 +310,7 @@ def template(root: Path = ROOT):
     return catalog
 
 
-def update(root: Path = ROOT) -> dict[str, tuple[int, int]]:
+def update(root: Path = ROOT, locales: Path | None = None) -> dict[str, tuple[int, int]]:
     """Add every used key missing from a catalogue (empty: to be written) and drop the ones no code uses.
 
     Returns `{lang: (added, dropped)}`. Texts already there are never touched.
@@ -292,7 +318,7 @@ def update(root: Path = ROOT) -> dict[str, tuple[int, int]]:
     used = set(scan(root).uses)
     counts = {}
     for lang in CATALOGUE_LANGS:
-        path = messages.catalogue_path(lang)
+        path = po_path(lang, locales)
         catalog = read(lang, path) if path.is_file() else new_catalog(lang)
         have = {m.id for m in catalog if m.id}
         for key in sorted(used - have):
@@ -385,13 +411,13 @@ def to_hant(text: str, converter) -> str:
     return text
 
 
-def hant(root: Path = ROOT, everything: bool = False) -> list[str]:
+def hant(locales: Path | None = None, everything: bool = False) -> list[str]:
     """Fill the 繁體中文 catalogue from the 简体中文 one; only keys it lacks unless `everything`. Returns the keys done."""
     from opencc import OpenCC  # a developer's tool (tests/requirements.txt), never needed by the app
 
     converter = OpenCC("s2twp")
-    source = read("zh")
-    path = messages.catalogue_path("zh-Hant")
+    source = read("zh", po_path("zh", locales))
+    path = po_path("zh-Hant", locales)
     target = read("zh-Hant", path) if path.is_file() else new_catalog("zh-Hant")
     done = []
     for message in source:
