@@ -84,9 +84,10 @@ def _call_name(node: ast.Call) -> str:
 
 
 def error_classes(root: Path = ROOT) -> set[str]:
-    """`LabError` and every class of the engine derived from it, by name."""
+    """`LabError` and every class of the engine (this one's, and `root`'s) derived from it, by name."""
     found = {"LabError"}
-    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in _python_files(root, ENGINE_SOURCES)]
+    files = {*_python_files(ROOT, ENGINE_SOURCES), *_python_files(root, ENGINE_SOURCES)}
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in sorted(files)]
     grew = True
     while grew:
         grew = False
