@@ -89,6 +89,26 @@ def _wait_ready(pg, timeout: float = 30_000) -> None:
     pg.wait_for_function(READY_JS, timeout=timeout)
 
 
+def _click_button(pg, name: str, attempts: int = 5) -> None:
+    """Click the main area's one button called `name`, once the page shows exactly one.
+
+    While a live panel's fragment run is cut short by the next poll's, the panel can show an old copy of its
+    buttons beside the new ones for a moment (Streamlit clears stale elements only when a run completes), so a
+    click may meet two: wait until the copy is gone, and try again if another poll brought one back meanwhile.
+    """
+    from playwright.sync_api import Error
+
+    button = _main(pg).get_by_role("button", name=name, exact=True)
+    for attempt in range(attempts):
+        expect(button).to_have_count(1, timeout=WAIT)
+        try:
+            button.click(timeout=5_000)
+            return
+        except Error as exc:
+            if "strict mode violation" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 def _progress_text(pg) -> str:
     return _main(pg).get_by_test_id("stProgress").inner_text(timeout=10_000)
 
@@ -123,7 +143,7 @@ def test_every_page_opens_without_error(page, server: str, path: str) -> None:
 def test_train_three_epochs_draws_three_points(page, server: str) -> None:
     page.goto(f"{server}/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs=3&opt=adam&lr=0.01")
     _wait_ready(page)
-    _main(page).get_by_role("button", name="Train", exact=True).click()
+    _click_button(page, "Train")
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('[data-testid=\"stProgress\"]'))"
         ".some(e => /Epoch 3\\/3/.test(e.innerText) && /Finished/.test(e.innerText))",
@@ -150,9 +170,9 @@ def test_train_three_epochs_draws_three_points(page, server: str) -> None:
 def test_pause_resume_and_stop_respond(page, server: str) -> None:
     page.goto(f"{server}/?lang=en&model=scratch-rnn&hidden=64&batch=8&steps=10&epochs=500")
     _wait_ready(page)
-    _main(page).get_by_role("button", name="Train", exact=True).click()
+    _click_button(page, "Train")
     page.wait_for_function("() => /Epoch [1-9]\\d*\\/500/.test(document.body.innerText)", timeout=60_000)
-    _main(page).get_by_role("button", name="Pause", exact=True).click()
+    _click_button(page, "Pause")
     _main(page).get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
     page.wait_for_function("() => /Paused/.test(document.body.innerText)", timeout=10_000)
     paused_at = _epoch_done(page)
@@ -161,12 +181,12 @@ def test_pause_resume_and_stop_respond(page, server: str) -> None:
         page.wait_for_timeout(1000)
         assert _epoch_done(page) <= paused_at + 1  # the epoch running when Pause was pressed may finish
     settled = _epoch_done(page)
-    _main(page).get_by_role("button", name="Resume", exact=True).click()
+    _click_button(page, "Resume")
     page.wait_for_function(
         f"() => {{ const m = document.body.innerText.match(/Epoch (\\d+)\\/500/); return m && +m[1] > {settled}; }}",
         timeout=60_000,
     )
-    _main(page).get_by_role("button", name="Stop training", exact=True).click()
+    _click_button(page, "Stop training")
     page.wait_for_function("() => /Stopped/.test(document.body.innerText)", timeout=15_000)
     _shot(page, "train_stopped")
 
