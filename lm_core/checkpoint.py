@@ -30,7 +30,7 @@ import torch
 
 from .errors import CheckpointError, LabError, detached, localized
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
 from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
 from .training import EpochEvent, TrainConfig, Trainer
@@ -428,6 +428,21 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         ) from exc
     ckpt.build_model()  # proves the weights fit the declared model
     return ckpt
+
+
+def from_own_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
+    """`from_bytes` for bytes this server wrote itself: a worker's start and published checkpoints.
+
+    Validated like any file, but bounded by what the largest allowed model
+    takes with its Adam state, not by the upload limit, which is for visitors'
+    files: a run whose checkpoint outgrows 20 MB must still train and publish.
+    """
+    return from_bytes(data, name, MAX_OWN_CHECKPOINT_BYTES)
+
+
+def load_own(path: str | Path) -> Checkpoint:
+    """`load` for a checkpoint file this server wrote (the run store's), under the server's own bound."""
+    return load(path, MAX_OWN_CHECKPOINT_BYTES)
 
 
 def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
