@@ -39,3 +39,6 @@ MAX_FINISHED_TOTAL = 40
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
+
+# torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
+MAX_THREADS = 256
