@@ -26,6 +26,7 @@ from lm_core.jobs import BACKENDS, JobManager
 from lm_core.runstore import RunStore, StoreError
 from lm_core.warmup import warm_up_in_background
 
+from . import web
 from .i18n import LANGS, Translator, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
@@ -142,38 +143,24 @@ def store_status_ui() -> None:
                 st.warning(_t("store_problem", msg=mgr.store.problem))
 
 
-def _xsrf_token(cookie: str) -> bytes:
-    """The browser's stable token inside Streamlit's XSRF cookie.
-
-    The cookie reads `2|mask|masked_token|timestamp` and is re-masked with a
-    new random mask on every page load; XOR-ing the mask back gives the same
-    token for the whole browser session.
-    """
-    parts = cookie.split("|")
-    try:
-        mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
-        return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
-    except (IndexError, ValueError, ZeroDivisionError):
-        return cookie.encode()
-
-
 def owner_id() -> str:
-    """Who owns jobs started from this browser.
+    """Who owns jobs started from this browser: the hash of the lab's identity cookie (see `lab_ui.web`).
 
-    Derived from the XSRF cookie token Streamlit keeps per browser, so a reload
-    or a new tab of the same browser finds its jobs again while another
-    browser, even with the same URL (job id included), never sees them.
-    Falls back to a per-session random id where there is no cookie (tests).
+    The cookie is the lab's own, HttpOnly and lasting, so a reload, a new tab or a browser restart finds the
+    same runs, while another browser, even with the same URL (job id included), never sees them; the token
+    itself is never stored. A client without a valid cookie (AppTest, a raw websocket client) gets a random
+    owner for this session only.
     """
     if "owner" not in st.session_state:
-        owner = None
         try:
-            cookie = st.context.cookies.get("_streamlit_xsrf")
+            token = st.context.cookies.get(web.COOKIE)
         except Exception:  # noqa: BLE001 -- no request context (AppTest)
-            cookie = None
-        if isinstance(cookie, str) and cookie:
-            owner = hashlib.sha256(_xsrf_token(cookie)).hexdigest()[:16]
-        st.session_state["owner"] = owner or secrets.token_hex(8)
+            token = None
+        if web.valid_token(token):
+            owner = hashlib.sha256(f"rnnlab-owner:{token}".encode()).hexdigest()[:16]
+        else:
+            owner = secrets.token_hex(8)
+        st.session_state["owner"] = owner
     return st.session_state["owner"]
 
 
@@ -270,5 +257,5 @@ def entrypoint_ran_instead() -> bool:
     """
     if _ROUTED.get():
         return False
-    runpy.run_path(str(ENTRYPOINT))
+    runpy.run_path(str(ENTRYPOINT), run_name="__main__")  # as Streamlit runs it: the script, not the ASGI app
     return True

@@ -212,7 +212,8 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     epoch = mgr.view(b).epoch
     b.step_epoch()
     seconds_until(lambda: mgr.view(b).epoch == epoch + 1 and b.status == "paused")
-    assert mgr.store.run(f"{b.id}-0", "alice").status == "paused"
+    # The job's status changes first, the store's right after it (outside the job's lock): wait for that too.
+    seconds_until(lambda: mgr.store.run(f"{b.id}-0", "alice").status == "paused")
     b.resume()
     seconds_until(lambda: b.status == "running")
 
@@ -290,7 +291,7 @@ def test_a_second_server_sees_controls_and_starts_runs_on_the_same_cluster_and_s
         assert first["paused"] is True and first["pause_seconds"] < CONTROL_BOUND
         assert first["resume_elsewhere"] is True  # a run live on another server is not started twice
         seconds_until(lambda: job.status == "paused")  # controlled through the other server, reported here
-        assert mgr.store.run(f"{job.id}-0", "alice").status == "paused"
+        seconds_until(lambda: mgr.store.run(f"{job.id}-0", "alice").status == "paused")  # then written to the store
         # The other server's run is listed here (same store) and this server stops it through Ray.
         other = first["job"]
         assert any(r.job_id == other and r.live for r in mgr.store.runs("alice"))
