@@ -7,7 +7,10 @@ crash never leaves half a checkpoint where a good one was.
 
 A checkpoint may come from anyone (an upload), so loading validates all of it
 before anything large is allocated: the byte size, the archive (uncompressed,
-as `torch.save` writes it, so nothing inflates), the vocabulary and hidden size
+as `torch.save` writes it, so nothing inflates), every tensor's storage read
+from the archive's own records before `torch.load` (each tensor stores each of
+its values once, so the values a file declares are bounded by its size; see
+`tensor_archive`), the vocabulary and hidden size
 against `limits`, every tensor's shape against the declared model (computed
 arithmetically), finite weights, numeric history, and an optimiser state that
 fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
@@ -27,12 +30,16 @@ import torch
 
 from .errors import CheckpointError, LabError, detached, localized
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
+from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
 from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
 MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
+# Tensors in one file. This app writes a few dozen at most (3 layers of 4 weights, embedding and dense layer,
+# and with Adam two moments and a step per weight); each one read costs work whatever its size.
+MAX_TENSORS = 1_000
 
 
 @dataclass
@@ -169,7 +176,7 @@ def _not_torch(name: str) -> CheckpointError:
     )
 
 
-def _check_archive(data: bytes, name: str, max_bytes: int) -> None:
+def _check_archive(data: bytes, name: str, max_bytes: int) -> list[zipfile.ZipInfo]:
     """Refuse what `torch.load` could blow up: old non-zip formats and compressed or oversized members.
 
     `torch.save` writes an uncompressed zip, so a member that is compressed (or
@@ -195,6 +202,58 @@ def _check_archive(data: bytes, name: str, max_bytes: int) -> None:
     total = sum(m.file_size for m in members)
     if total > max_bytes:
         raise _too_big(name, total, max_bytes)
+    return members
+
+
+def _check_tensors(data: bytes, members: list[zipfile.ZipInfo], name: str) -> None:
+    """Refuse, from the archive's records alone, tensors that do not store each of their values once.
+
+    Runs before `torch.load`, which would otherwise materialise them: a tensor
+    must be contiguous from offset 0 over a storage of exactly its size, no two
+    tensors may share a storage, and each storage's record must hold exactly
+    the bytes the pickle declares. So the values a file declares fit in it.
+    """
+    try:
+        layout = tensor_layout(data, members, MAX_TENSORS)
+    except TooManyTensors as exc:
+        raise CheckpointError(
+            f"{name} has more than {MAX_TENSORS:,} tensors; a checkpoint of this app has at most {MAX_TENSORS:,}.",
+            zh=f"{name} 含有超过 {MAX_TENSORS:,} 个张量；本应用的检查点最多 {MAX_TENSORS:,} 个。",
+        ) from exc
+    except ForeignObject as exc:
+        raise CheckpointError(
+            f"{name} is not a checkpoint of this app (it contains {exc}, which this app never writes).",
+            zh=f"{name} 不是本应用的检查点（其中含有本应用从不写入的 {exc}）。",
+        ) from exc
+    except Exception as exc:  # a broken pickle raises many types
+        raise CheckpointError(
+            f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).",
+            zh=f"{name} 已损坏或被截断，无法读取（{_first_line(exc, 'zh')}）。",
+        ) from exc
+    declared = layout.declared_bytes
+    if declared > len(data):
+        raise CheckpointError(
+            f"{name} declares {declared / 2**20:.1f} MB of tensor data but the file has {len(data) / 2**20:.1f} MB: "
+            "it is not a checkpoint of this app.",
+            zh=f"{name} 声明了 {declared / 2**20:.1f} MB 的张量数据，但文件只有 {len(data) / 2**20:.1f} MB："
+            "它不是本应用的检查点。",
+        )
+    if not layout.honest():
+        raise _not_stored_once(name)
+
+
+def _not_stored_once(name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name} is not a checkpoint of this app: a tensor does not store each of its values once "
+        "(it is a strided, offset or shared view, or its data is missing).",
+        zh=f"{name} 不是本应用的检查点：某个张量没有把每个值各存一次（它是跨步、偏移或共享的视图，或者数据缺失）。",
+    )
+
+
+def _owns_storage(tensor: torch.Tensor) -> bool:
+    """After loading, the same fact `_check_tensors` read from the records: contiguous, offset 0, no extra bytes."""
+    nbytes = tensor.numel() * tensor.element_size()
+    return tensor.is_contiguous() and tensor.storage_offset() == 0 and tensor.untyped_storage().nbytes() == nbytes
 
 
 def _finite_number(value: Any) -> bool:
@@ -257,6 +316,8 @@ def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> d
                 f"{name}: the weights do not fit a {config.model} model ({key} is {got}, expected {shape}).",
                 zh=f"{name}：权重与 {config.model} 模型不匹配（{key} 为 {got}，应为 {shape}）。",
             )
+        if not _owns_storage(tensor):
+            raise _not_stored_once(name)
     if not all(bool(torch.isfinite(raw[key]).all()) for key in expected):
         raise CheckpointError(
             f"{name}: the model's weights are not finite (NaN or infinity): it diverged and cannot be used.",
@@ -289,7 +350,7 @@ def _optimizer_state_ok(raw: Any, config: TrainConfig, shapes: list[tuple[int, .
             if key == "step":
                 ok = _finite_number(value) or (isinstance(value, torch.Tensor) and value.numel() == 1)
             else:
-                ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[index]
+                ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[index] and _owns_storage(value)
             if not ok or (isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all())):
                 return False
     return True
@@ -313,7 +374,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         raise CheckpointError(f"{name} is empty.", zh=f"{name} 是空的。")
     if len(data) > max_bytes:
         raise _too_big(name, len(data), max_bytes)
-    _check_archive(data, name, max_bytes)
+    _check_tensors(data, _check_archive(data, name, max_bytes), name)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -367,6 +428,21 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         ) from exc
     ckpt.build_model()  # proves the weights fit the declared model
     return ckpt
+
+
+def from_own_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
+    """`from_bytes` for bytes this server wrote itself: a worker's start and published checkpoints.
+
+    Validated like any file, but bounded by what the largest allowed model
+    takes with its Adam state, not by the upload limit, which is for visitors'
+    files: a run whose checkpoint outgrows 20 MB must still train and publish.
+    """
+    return from_bytes(data, name, MAX_OWN_CHECKPOINT_BYTES)
+
+
+def load_own(path: str | Path) -> Checkpoint:
+    """`load` for a checkpoint file this server wrote (the run store's), under the server's own bound."""
+    return load(path, MAX_OWN_CHECKPOINT_BYTES)
 
 
 def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:

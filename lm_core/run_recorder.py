@@ -125,7 +125,7 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     ckpt = None
     if path.is_file():
         try:
-            ckpt = checkpoint.load(path)
+            ckpt = checkpoint.load_own(path)
         except CheckpointError as exc:
             raise LabError(
                 f"The saved checkpoint of “{record.label}” cannot be read ({exc}).",
