@@ -350,6 +350,8 @@ HANT_TERMS = (
     ("連線性", "連接性"),
     ("個陣列成", "個數組成"),  # 个数组成 is "made of h numbers", not an array
     ("測驗證困惑度", "計算驗證困惑度"),
+    ("宣告瞭", "宣告了"),  # 声明了: "declared", not 瞭 (to understand)
+    ("共享的檢視", "共享的視圖"),  # a tensor's view
     # software
     ("二進位制", "二進位"),
     ("壓縮包", "壓縮檔"),

@@ -7,7 +7,10 @@ crash never leaves half a checkpoint where a good one was.
 
 A checkpoint may come from anyone (an upload), so loading validates all of it
 before anything large is allocated: the byte size, the archive (uncompressed,
-as `torch.save` writes it, so nothing inflates), the vocabulary and hidden size
+as `torch.save` writes it, so nothing inflates), every tensor's storage read
+from the archive's own records before `torch.load` (each tensor stores each of
+its values once, so the values a file declares are bounded by its size; see
+`tensor_archive`), the vocabulary and hidden size
 against `limits`, every tensor's shape against the declared model (computed
 arithmetically), finite weights, numeric history, and an optimiser state that
 fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
@@ -27,13 +30,17 @@ import torch
 
 from .errors import Cause, CheckpointError, LabError, detached
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
 from .messages import Message
 from .models import CharModel, build_model, check_size, expected_shapes
+from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
 from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
 MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
+# Tensors in one file. This app writes a few dozen at most (3 layers of 4 weights, embedding and dense layer,
+# and with Adam two moments and a step per weight); each one read costs work whatever its size.
+MAX_TENSORS = 1_000
 
 
 @dataclass
@@ -165,7 +172,7 @@ def _not_torch(name: str) -> CheckpointError:
     return CheckpointError("error.checkpoint.not_torch", name=name)
 
 
-def _check_archive(data: bytes, name: str, max_bytes: int) -> None:
+def _check_archive(data: bytes, name: str, max_bytes: int) -> list[zipfile.ZipInfo]:
     """Refuse what `torch.load` could blow up: old non-zip formats and compressed or oversized members.
 
     `torch.save` writes an uncompressed zip, so a member that is compressed (or
@@ -191,6 +198,60 @@ def _check_archive(data: bytes, name: str, max_bytes: int) -> None:
     total = sum(m.file_size for m in members)
     if total > max_bytes:
         raise _too_big(name, total, max_bytes)
+    return members
+
+
+def _check_tensors(data: bytes, members: list[zipfile.ZipInfo], name: str) -> None:
+    """Refuse, from the archive's records alone, tensors that do not store each of their values once.
+
+    Runs before `torch.load`, which would otherwise materialise them: a tensor
+    must be contiguous from offset 0 over a storage of exactly its size, no two
+    tensors may share a storage, and each storage's record must hold exactly
+    the bytes the pickle declares. So the values a file declares fit in it.
+    """
+    try:
+        layout = tensor_layout(data, members, MAX_TENSORS)
+    except TooManyTensors as exc:
+        raise CheckpointError(
+            "error.checkpoint.too_many_tensors",
+            name=name,
+            limit=MAX_TENSORS,
+        ) from exc
+    except ForeignObject as exc:
+        raise CheckpointError(
+            "error.checkpoint.foreign_object",
+            name=name,
+            cause=Cause(exc),
+        ) from exc
+    except Exception as exc:  # a broken pickle raises many types
+        raise CheckpointError(
+            "error.checkpoint.damaged",
+            name=name,
+            cause=Cause(exc),
+        ) from exc
+    declared = layout.declared_bytes
+    if declared > len(data):
+        raise CheckpointError(
+            "error.checkpoint.declared_too_much",
+            name=name,
+            declared_mb=declared / 2**20,
+            file_mb=len(data) / 2**20,
+        )
+    if not layout.honest():
+        raise _not_stored_once(name)
+
+
+def _not_stored_once(name: str) -> CheckpointError:
+    return CheckpointError(
+        "error.checkpoint.not_stored_once",
+        name=name,
+    )
+
+
+def _owns_storage(tensor: torch.Tensor) -> bool:
+    """After loading, the same fact `_check_tensors` read from the records: contiguous, offset 0, no extra bytes."""
+    nbytes = tensor.numel() * tensor.element_size()
+    return tensor.is_contiguous() and tensor.storage_offset() == 0 and tensor.untyped_storage().nbytes() == nbytes
 
 
 def _finite_number(value: Any) -> bool:
@@ -258,6 +319,8 @@ def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> d
                 got=got,
                 shape=shape,
             )
+        if not _owns_storage(tensor):
+            raise _not_stored_once(name)
     if not all(bool(torch.isfinite(raw[key]).all()) for key in expected):
         raise CheckpointError(
             "error.checkpoint.not_finite",
@@ -290,7 +353,7 @@ def _optimizer_state_ok(raw: Any, config: TrainConfig, shapes: list[tuple[int, .
             if key == "step":
                 ok = _finite_number(value) or (isinstance(value, torch.Tensor) and value.numel() == 1)
             else:
-                ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[index]
+                ok = isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[index] and _owns_storage(value)
             if not ok or (isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all())):
                 return False
     return True
@@ -314,7 +377,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         raise CheckpointError("error.checkpoint.empty", name=name)
     if len(data) > max_bytes:
         raise _too_big(name, len(data), max_bytes)
-    _check_archive(data, name, max_bytes)
+    _check_tensors(data, _check_archive(data, name, max_bytes), name)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -371,6 +434,21 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         ) from exc
     ckpt.build_model()  # proves the weights fit the declared model
     return ckpt
+
+
+def from_own_bytes(data: bytes, name: str = "the checkpoint") -> Checkpoint:
+    """`from_bytes` for bytes this server wrote itself: a worker's start and published checkpoints.
+
+    Validated like any file, but bounded by what the largest allowed model
+    takes with its Adam state, not by the upload limit, which is for visitors'
+    files: a run whose checkpoint outgrows 20 MB must still train and publish.
+    """
+    return from_bytes(data, name, MAX_OWN_CHECKPOINT_BYTES)
+
+
+def load_own(path: str | Path) -> Checkpoint:
+    """`load` for a checkpoint file this server wrote (the run store's), under the server's own bound."""
+    return load(path, MAX_OWN_CHECKPOINT_BYTES)
 
 
 def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:

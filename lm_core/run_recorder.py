@@ -125,7 +125,7 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     ckpt = None
     if path.is_file():
         try:
-            ckpt = checkpoint.load(path)
+            ckpt = checkpoint.load_own(path)
         except CheckpointError as exc:
             raise LabError(
                 "error.runs.checkpoint_unreadable",
