@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import Checkpoint, from_bytes, from_trainer
+from .checkpoint import Checkpoint, from_own_bytes, from_trainer
 from .corpus import Corpus
 from .generation import generate
 from .limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
@@ -390,7 +390,7 @@ class ProcessJob(Job):
         with self._lock:
             data, parsed = self._bytes[run], self._parsed[run]
         if data is not None and data is not parsed:
-            ckpt = from_bytes(data)
+            ckpt = from_own_bytes(data)
             with self._lock:
                 self._published[run], self._parsed[run] = ckpt, data
         with self._lock:

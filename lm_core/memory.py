@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+from .messages import Message
 from .models import parameter_count
 from .sampling import minibatches_per_epoch
 
@@ -153,11 +154,14 @@ def run_memory_budget() -> int:
     return default_run_memory()
 
 
-def about(n: int, lang: str = "en") -> str:
-    """A size as a person says it: "about 1.6 GB", "about 350 MB" (zh: "约 1.6 GB")."""
+def size_text(n: int) -> str:
+    """A size rounded as a person says it, the same in every language: "1.6 GB", "350 MB", "12 GB".
+
+    The sentences around it say "about" (`error.memory.*`): an estimate is not a measurement.
+    """
     value, unit = (n / 2**30, "GB") if n >= 2**30 else (n / 2**20, "MB")
     number = f"{value:.1f}" if value < 10 else f"{value:,.0f}"
-    return f"约 {number} {unit}" if lang == "zh" else f"about {number} {unit}"
+    return f"{number} {unit}"
 
 
 # -- the estimate -------------------------------------------------------------------------------------------
@@ -269,12 +273,14 @@ def estimate_run_memory(config: TrainConfig, vocab_size: int, n_chars: int) -> M
 
 
 class RunMemoryError(ConfigError):
-    """The run's estimated memory is above the per-run budget; the message says what to lower."""
+    """The run's estimated memory is above the per-run budget; the message says what to lower.
 
-    def __init__(self, message: str, zh: str, estimate: MemoryEstimate, budget: int) -> None:
-        super().__init__(message, zh=zh)
-        self.estimate = estimate
-        self.budget = budget
+    `estimate` and `budget` (bytes) are kept for a page that wants to draw them; they survive pickling
+    (an error may cross from a worker process), as `LabError` keeps an error's attributes.
+    """
+
+    estimate: MemoryEstimate | None = None
+    budget: int = 0
 
 
 def _largest_fitting(
@@ -292,64 +298,35 @@ def _largest_fitting(
     return low
 
 
-def _advice(config: TrainConfig, estimate: MemoryEstimate, vocab_size: int, n_chars: int, budget: int):
-    """(English, 中文) advice for the dominant term: the setting(s) to lower, and the largest value that fits."""
+def _advice(config: TrainConfig, estimate: MemoryEstimate, vocab_size: int, n_chars: int, budget: int) -> Message:
+    """What to lower for the dominant term, with the largest value of that setting that fits."""
 
     def fits(cfg: TrainConfig) -> bool:
         return estimate_run_memory(cfg, vocab_size, n_chars).total <= budget
 
     term, B, T = estimate.dominant, config.batch_size, config.num_steps
     if term in ("output", "recurrent", "validation"):
-        options, options_zh = [], []
         b = _largest_fitting(config, "batch_size", 1, B, fits)
-        if b is not None:
-            options.append(f"the batch size (at most {b:,} fits)")
-            options_zh.append(f"批量大小（最多 {b:,}）")
         t = _largest_fitting(config, "num_steps", 1, T, fits)
-        if t is not None:
-            options.append(f"num_steps (at most {t:,} fits)")
-            options_zh.append(f"num_steps（最多 {t:,}）")
-        if options:
+        if b is not None and t is not None:
+            facts = {"batch": B, "steps": T, "max_batch": b, "max_steps": t}
             if term == "recurrent":
-                why = f"each minibatch keeps {B} × {T} characters' hidden states and gates ({config.hidden} units)"
-                why_zh = f"每个小批量要保存 {B} × {T} 个字符的隐藏状态和门（{config.hidden} 个单元）"
-            else:
-                why = (
-                    f"each minibatch keeps {B} × {T} characters' scores over the vocabulary of {vocab_size:,} "
-                    "characters, several copies at once"
-                )
-                why_zh = f"每个小批量要为 {B} × {T} 个字符保存对全部 {vocab_size:,} 个字的输出分数，而且同时有好几份"
-            return f"Lower {' or '.join(options)}: {why}.", f"请减小{'或'.join(options_zh)}：{why_zh}。"
+                return Message("error.memory.advice_recurrent", {**facts, "hidden": config.hidden})
+            return Message("error.memory.advice_output", {**facts, "vocab": vocab_size})
     if term == "graph":
         kept = kept_minibatches(config, n_chars - int(n_chars * config.val_fraction))
         k = _largest_fitting(config, "steps_per_epoch", 1, kept, fits)
         if k is not None:
-            return (
-                f"Without detaching, each of an epoch's {kept:,} minibatches keeps its graph until the epoch ends: "
-                f"detach the state again, or set minibatches per epoch to at most {k:,}.",
-                f"不分离隐藏状态时，一个周期的 {kept:,} 个小批量都要把计算图保留到周期结束："
-                f"请重新分离隐藏状态，或把每个周期的小批量数设为不超过 {k:,}。",
-            )
+            return Message("error.memory.advice_graph", {"kept": kept, "max_minibatches": k})
     if term == "weights":
         h = _largest_fitting(config, "hidden", 1, config.hidden, fits)
         if h is not None:
-            adam = " (or use SGD: Adam keeps two more copies of them)" if config.optimizer == "adam" else ""
-            adam_zh = "（或改用 SGD：Adam 还要多存两份）" if config.optimizer == "adam" else ""
-            return (
-                f"Lower the hidden units (at most {h:,} fits){adam}: the weights, their gradients and copies grow "
-                f"with hidden units × the vocabulary of {vocab_size:,} characters.",
-                f"请减少隐藏单元数（最多 {h:,}）{adam_zh}：权重、梯度及其副本随隐藏单元数 × 词典大小（{vocab_size:,}）增长。",
-            )
+            if config.optimizer == "adam":
+                return Message("error.memory.advice_weights_adam", {"max_hidden": h, "vocab": vocab_size})
+            return Message("error.memory.advice_weights", {"max_hidden": h, "vocab": vocab_size})
     if term == "corpus":
-        return (
-            f"Use a shorter corpus: its {n_chars:,} characters and their ids alone take {about(estimate.corpus)}.",
-            f"请使用更短的语料：仅它的 {n_chars:,} 个字符及其编号就要占用{about(estimate.corpus, 'zh')}。",
-        )
-    return (
-        "Lower the batch size, num_steps or hidden units, or use a shorter corpus or one with fewer distinct "
-        "characters.",
-        "请减小批量大小、num_steps 或隐藏单元数，或使用更短、不同字符更少的语料。",
-    )
+        return Message("error.memory.advice_corpus", {"chars": n_chars, "size": size_text(estimate.corpus)})
+    return Message("error.memory.advice_any")
 
 
 def check_run_memory(config: TrainConfig, vocab_size: int, n_chars: int, budget: float | None = None) -> MemoryEstimate:
@@ -361,13 +338,14 @@ def check_run_memory(config: TrainConfig, vocab_size: int, n_chars: int, budget:
     budget = run_memory_budget() if budget is None else budget
     estimate = estimate_run_memory(config, vocab_size, n_chars)
     if estimate.total > budget:
-        advice, advice_zh = _advice(config, estimate, vocab_size, n_chars, int(budget))
-        raise RunMemoryError(
-            f"This run would need {about(estimate.total)} of memory; one run may use {about(int(budget))}. {advice}",
-            f"这次训练需要{about(estimate.total, 'zh')}内存，每次训练最多可用{about(int(budget), 'zh')}。{advice_zh}",
-            estimate,
-            int(budget),
+        error = RunMemoryError(
+            "error.memory.run_too_big",
+            need=size_text(estimate.total),
+            budget=size_text(int(budget)),
+            advice=_advice(config, estimate, vocab_size, n_chars, int(budget)),
         )
+        error.estimate, error.budget = estimate, int(budget)
+        raise error
     return estimate
 
 
@@ -389,32 +367,24 @@ def check_job_memory(estimates: list[MemoryEstimate], budget: float | None = Non
     budget = run_memory_budget() if budget is None else budget
     total = job_total(estimates)
     if total > budget:
-        n = len(estimates)
-        raise RunMemoryError(
-            f"These {n} runs train side by side in one worker and would need {about(total)} of memory together; "
-            f"one worker may use {about(int(budget))}. Train them one at a time, or lower the batch size, "
-            "num_steps or hidden units.",
-            f"这 {n} 个模型在同一个工作进程中同步训练，合计需要{about(total, 'zh')}内存；每个工作进程最多可用"
-            f"{about(int(budget), 'zh')}。请分开训练，或减小批量大小、num_steps 或隐藏单元数。",
-            max(estimates, key=lambda e: e.total),
-            int(budget),
+        error = RunMemoryError(
+            "error.memory.job_too_big", runs=len(estimates), need=size_text(total), budget=size_text(int(budget))
         )
+        error.estimate, error.budget = max(estimates, key=lambda e: e.total), int(budget)
+        raise error
     return total
 
 
-def memory_note(config: TrainConfig, vocab_size: int, n_chars: int, lang: str = "en") -> str:
-    """One sentence for the settings form: what this run needs against what one run may use ("about X GB")."""
+def memory_note(config: TrainConfig, vocab_size: int, n_chars: int) -> Message:
+    """The settings form's sentence: what this run needs against what one run may use ("about X GB")."""
     need, budget = estimate_run_memory(config, vocab_size, n_chars).total, run_memory_budget()
-    if lang == "zh":
-        return f"这次训练预计需要{about(need, 'zh')}内存（每次训练上限{about(budget, 'zh')}）。"
-    return f"This run needs {about(need)} of memory (one run may use {about(budget)})."
+    return Message("training_page.memory_note", {"need": size_text(need), "budget": size_text(budget)})
 
 
 __all__ = [
     "ENV",
     "MemoryEstimate",
     "RunMemoryError",
-    "about",
     "check_job_memory",
     "check_run_memory",
     "default_run_memory",
@@ -424,4 +394,5 @@ __all__ = [
     "memory_note",
     "parse_size",
     "run_memory_budget",
+    "size_text",
 ]

@@ -371,7 +371,7 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection, close: 
             if run.doc_starts:
                 corpus.doc_starts = list(run.doc_starts)
             trainer = Trainer(corpus, TrainConfig.from_dict(run.config))
-            checkpoint.restore_trainer(checkpoint.from_bytes(run.start), trainer)
+            checkpoint.restore_trainer(checkpoint.from_own_bytes(run.start), trainer)
             trainers.append(trainer)
         job = Job(spec.owner, trainers, spec.labels, spec.prefixes, spec.sample_every, spec.kind, spec.job_id)
         job.control = control

@@ -14,7 +14,7 @@ import pytest
 
 from lm_core import memory
 from lm_core.corpus import Corpus
-from lm_core.errors import ConfigError
+from lm_core.errors import ConfigError, localized
 from lm_core.memory import (
     RunMemoryError,
     check_job_memory,
@@ -96,7 +96,7 @@ def test_the_probes_run_is_dominated_by_its_logits() -> None:
 def _refusal(config: TrainConfig, budget: int, vocab: int = 1000, n_chars: int = 100_000) -> RunMemoryError:
     with pytest.raises(RunMemoryError) as info:
         check_run_memory(config, vocab, n_chars, budget)
-    assert isinstance(info.value, ConfigError) and info.value.zh
+    assert isinstance(info.value, ConfigError) and localized(info.value, "zh")
     return info.value
 
 
@@ -109,15 +109,16 @@ def test_a_logit_heavy_run_is_told_the_batch_size_and_num_steps_that_fit() -> No
     error = _refusal(PROBE, 3 * GB, PROBE_VOCAB, PROBE_CHARS)
     text = str(error)
     assert "batch size" in text and "num_steps" in text and "8,000" in text
-    assert "批量大小" in error.zh and "num_steps" in error.zh
+    assert "批量大小" in localized(error, "zh") and "num_steps" in localized(error, "zh")
     b = int(re.search(r"batch size \(at most ([\d,]+) fits\)", text).group(1).replace(",", ""))
     t = int(re.search(r"num_steps \(at most ([\d,]+) fits\)", text).group(1).replace(",", ""))
     assert _fits(replace(PROBE, batch_size=b), 3 * GB, PROBE_VOCAB, PROBE_CHARS)
     assert not _fits(replace(PROBE, batch_size=b + 1), 3 * GB, PROBE_VOCAB, PROBE_CHARS)
     assert _fits(replace(PROBE, num_steps=t), 3 * GB, PROBE_VOCAB, PROBE_CHARS)
     assert not _fits(replace(PROBE, num_steps=t + 1), 3 * GB, PROBE_VOCAB, PROBE_CHARS)
-    assert f"{b}" in error.zh and f"{t}" in error.zh
-    assert "about 3.0 GB" in text and "约 3.0 GB" in error.zh
+    assert f"{b}" in localized(error, "zh") and f"{t}" in localized(error, "zh")
+    assert "one run may use about 3.0 GB" in text and "最多可用约 3.0 GB" in localized(error, "zh")
+    assert "最多可用約 3.0 GB" in localized(error, "zh-Hant")
 
 
 def test_a_weight_heavy_run_is_told_the_hidden_units_and_adam() -> None:
@@ -126,7 +127,7 @@ def test_a_weight_heavy_run_is_told_the_hidden_units_and_adam() -> None:
     estimate = estimate_run_memory(cfg, 8000, 100_000)
     assert estimate.dominant == "weights"
     error = _refusal(cfg, 1 * GB, vocab=8000)
-    assert "hidden units" in str(error) and "SGD" in str(error) and "隐藏单元数" in error.zh
+    assert "hidden units" in str(error) and "SGD" in str(error) and "隐藏单元数" in localized(error, "zh")
     h = int(re.search(r"at most ([\d,]+) fits", str(error)).group(1).replace(",", ""))
     assert _fits(replace(cfg, hidden=h), 1 * GB, 8000) and not _fits(replace(cfg, hidden=h + 1), 1 * GB, 8000)
 
@@ -135,7 +136,7 @@ def test_a_recurrent_heavy_run_is_told_the_batch_size_and_num_steps() -> None:
     cfg = replace(BASE, model="lstm", hidden=2048, batch_size=1024, num_steps=200)
     assert estimate_run_memory(cfg, 50, 1_000_000).dominant == "recurrent"
     error = _refusal(cfg, 2 * GB, vocab=50, n_chars=1_000_000)
-    assert "batch size" in str(error) and "hidden states" in str(error) and "隐藏状态" in error.zh
+    assert "batch size" in str(error) and "hidden states" in str(error) and "隐藏状态" in localized(error, "zh")
 
 
 def test_keeping_the_graph_of_a_long_epoch_is_told_to_detach_or_cut_the_epoch() -> None:
@@ -145,7 +146,7 @@ def test_keeping_the_graph_of_a_long_epoch_is_told_to_detach_or_cut_the_epoch() 
     n_chars = 2_000_000
     assert estimate_run_memory(cfg, 1000, n_chars).dominant == "graph"
     error = _refusal(cfg, 2 * GB, n_chars=n_chars)
-    assert "detach" in str(error) and "minibatches per epoch" in str(error) and "分离" in error.zh
+    assert "detach" in str(error) and "minibatches per epoch" in str(error) and "分离" in localized(error, "zh")
     k = int(re.search(r"at most ([\d,]+)\.", str(error)).group(1).replace(",", ""))
     assert _fits(replace(cfg, steps_per_epoch=k), 2 * GB, n_chars=n_chars)
     assert not _fits(replace(cfg, steps_per_epoch=k + 1), 2 * GB, n_chars=n_chars)
@@ -155,7 +156,7 @@ def test_a_huge_corpus_is_told_to_be_shorter() -> None:
     cfg = replace(BASE, hidden=32, batch_size=8, num_steps=10)
     assert estimate_run_memory(cfg, 100, 20_000_000).dominant == "corpus"
     error = _refusal(cfg, 768 * 2**20, vocab=100, n_chars=20_000_000)
-    assert "shorter corpus" in str(error) and "20,000,000" in str(error) and "更短的语料" in error.zh
+    assert "shorter corpus" in str(error) and "20,000,000" in str(error) and "更短的语料" in localized(error, "zh")
 
 
 def test_a_run_within_the_budget_passes_and_returns_its_estimate() -> None:
@@ -170,7 +171,7 @@ def test_a_comparison_in_one_worker_counts_both_runs_weights_but_one_step() -> N
     assert check_job_memory([one, one], two) == two
     with pytest.raises(RunMemoryError, match="side by side") as info:
         check_job_memory([one, one], two - 1)
-    assert info.value.zh
+    assert localized(info.value, "zh")
 
 
 # -- the budget ---------------------------------------------------------------------------------------------
@@ -220,13 +221,15 @@ def test_the_budget_comes_from_the_environment_else_the_default(
     assert run_memory_budget() == default_run_memory()
 
 
-def test_about_says_sizes_as_people_do() -> None:
-    assert memory.about(int(1.64 * GB)) == "about 1.6 GB"
-    assert memory.about(350 * 2**20) == "about 350 MB"
-    assert memory.about(12 * GB, "zh") == "约 12 GB"
+def test_sizes_are_said_as_people_do_and_the_note_states_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert memory.size_text(int(1.64 * GB)) == "1.6 GB"
+    assert memory.size_text(350 * 2**20) == "350 MB"
+    assert memory.size_text(12 * GB) == "12 GB"
+    monkeypatch.setenv(memory.ENV, "3G")
     note = memory.memory_note(BASE, 1000, 100_000)
-    assert note.startswith("This run needs about ") and "one run may use" in note
-    assert memory.memory_note(BASE, 1000, 100_000, "zh").startswith("这次训练预计需要约 ")
+    need = memory.size_text(estimate_run_memory(BASE, 1000, 100_000).total)
+    assert note.localize("en") == f"This run needs about {need} of memory; one run may use about 3.0 GB."
+    assert note.localize("zh").startswith(f"这次训练预计需要约 {need} 内存")
 
 
 # -- where runs are created -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lm_core import recurrences as rec
-from lm_core.errors import ConfigError
+from lm_core.errors import ConfigError, localized
 from lm_core.models import (
     MODEL_KINDS,
     CharModel,
@@ -497,7 +497,7 @@ def test_relu_step_and_trace_follow_the_forward(kind: str) -> None:
 def test_gated_models_refuse_relu_instead_of_ignoring_it(kind: str) -> None:
     with pytest.raises(ConfigError, match="plain RNN only") as info:
         build_model(kind, V, H, nonlinearity="relu")
-    assert "ReLU" in info.value.zh
+    assert "ReLU" in localized(info.value, "zh") and "sigmoid" in localized(info.value, "zh-Hant")
     with pytest.raises(ConfigError, match="Unknown nonlinearity"):
         build_model("rnn", V, H, nonlinearity="sigmoid")
 
