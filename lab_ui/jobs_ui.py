@@ -386,7 +386,7 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
 
 def _ngram_lines(job: Job) -> list[tuple[float, str]]:
     """Unigram / bigram validation perplexities of the first run's split (runs in lockstep share the corpus)."""
-    b = job.trainers[0].baselines if job.trainers else None
+    b = job.runs[0].baselines
     return [(b.unigram, f"unigram {b.unigram:.0f}"), (b.bigram, f"bigram {b.bigram:.0f}")] if b else []
 
 

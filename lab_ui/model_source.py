@@ -373,7 +373,7 @@ def _options() -> dict[str, _Option]:
             continue
         for run, label in enumerate(job.labels):
             epochs = len(job.checkpoint(run).history)
-            name = run_label(label, job.trainers[run].config.clip)
+            name = run_label(label, job.runs[run].config.clip)
             text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     store = manager().store
@@ -477,8 +477,8 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
     store = manager().store
     if corpus_hash and store is not None:
         text = store.corpus_text(corpus_hash)
-        if text is not None:
-            return text, ""
+        if text is not None:  # stored with line ends between documents; the model read them as spaces
+            return book_preprocess(text, None), ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = display_corpus_name(ckpt.corpus_name)

@@ -16,6 +16,7 @@ fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import zipfile
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 
+from .corpus import Corpus
 from .errors import CheckpointError, LabError, detached, localized
 from .files import write_atomically
 from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
@@ -462,3 +464,21 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             trainer.rng.setstate(_rng_from_list(ckpt.rng_state))
         except (TypeError, ValueError):
             pass
+
+
+def resume(ckpt: Checkpoint | None, corpus: Corpus, config: TrainConfig, more_epochs: int = 0) -> Trainer:
+    """A trainer that carries on from `ckpt` exactly where it stopped (None: a fresh one from `config`).
+
+    The one way every caller continues a run (the CLI's `--resume`, the Train page's Continue and
+    start-from, a stored run, a worker given its starting point), so all of them restore the same
+    things: weights, optimiser state, history and the sampler's RNG. `config` says how to train on
+    (it must describe the checkpoint's model: `restore_trainer` says so otherwise); the run is planned
+    to `config.epochs` in all, or `more_epochs` beyond what the checkpoint has done if that is later.
+    `corpus` must be the run's own, document starts included, or its validation split would move.
+    """
+    config = dataclasses.replace(config)
+    config.epochs = max(config.epochs, (len(ckpt.history) if ckpt else 0) + more_epochs)
+    trainer = Trainer(corpus, config)
+    if ckpt is not None:
+        restore_trainer(ckpt, trainer)
+    return trainer

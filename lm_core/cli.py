@@ -279,16 +279,16 @@ def _save(trainer: Trainer, args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .training import Trainer
 
     _set_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
-    trainer = Trainer(corpus, config_from_args(args))
+    config = config_from_args(args)
+    resumed = None
     if args.resume:
         resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES)
         if resumed.optimizer_dropped:
             print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
-        checkpoint.restore_trainer(resumed, trainer)
+    trainer = checkpoint.resume(resumed, corpus, config)
     _print_setup(trainer)
     end = _run(trainer, args)
     if args.save:

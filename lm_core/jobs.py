@@ -17,6 +17,7 @@ gives back its optimiser state and gradients, keeping only its weights.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -26,14 +27,15 @@ from typing import Any
 
 import torch
 
-from .checkpoint import Checkpoint, from_bytes, from_trainer
+from .baselines import Baselines
+from .checkpoint import Checkpoint, from_bytes, from_trainer, to_bytes
 from .corpus import Corpus
 from .generation import generate
-from .limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
+from .limits import MAX_CLI_CHECKPOINT_BYTES, MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
 from .process_backend import SharedControl, prewarm, run_in_process, shutdown_pool
 from .run_recorder import Recorder, rebuild_trainers
 from .runstore import RunStore
-from .training import Control, EndEvent, EpochEvent, StepEvent, Trainer
+from .training import Control, EndEvent, EpochEvent, StepEvent, TrainConfig, Trainer
 
 MAX_STEP_TRACE = 20_000  # per-step gradient norms kept per run
 # failed: a worker process died; interrupted: a Ray node or the cluster went away (resumable from the store)
@@ -93,7 +95,42 @@ class JobView:
         return self.status in DONE_STATUSES
 
 
+@dataclass
+class Run:
+    """What a job knows of one of its runs, whoever trains it: settings, corpus, curves and published weights.
+
+    Never a model: the weights a page reads are `published`, the checkpoint of the last finished epoch
+    (the starting point before that), so no other copy can pass for the run's current weights.
+    """
+
+    label: str
+    config: TrainConfig
+    corpus: Corpus
+    train_chars: int  # characters of the training split (fixed when the job was built)
+    baselines: Baselines | None  # the n-gram lines of this run's split
+    history: list[EpochEvent]
+    published: Checkpoint
+    norms: list[float] = field(default_factory=list)
+    clipped: list[bool] = field(default_factory=list)
+    samples: dict[int, dict[str, str]] = field(default_factory=dict)
+    end: EndEvent | None = None
+
+    @classmethod
+    def starting_from(cls, trainer: Trainer, label: str) -> Run:
+        return cls(
+            label=label,
+            config=trainer.config,
+            corpus=trainer.corpus,
+            train_chars=len(trainer.train_ids),
+            baselines=trainer.baselines,
+            history=list(trainer.history),
+            published=from_trainer(trainer),
+        )
+
+
 class Job:
+    """Trains its runs in a thread of this process (see the module docstring); the subclasses train elsewhere."""
+
     def __init__(
         self,
         owner: str,
@@ -107,13 +144,13 @@ class Job:
         self.id = job_id or uuid.uuid4().hex[:12]
         self.owner = owner
         self.kind = kind
-        self.trainers = trainers
         self.labels = labels
         self.prefixes = prefixes
         self.sample_every = max(1, sample_every)
+        self.runs = [Run.starting_from(t, label) for t, label in zip(trainers, labels, strict=True)]
         self.control = Control()
-        for t in trainers:
-            t.control = self.control
+        # The models this job trains in this process: only until it is done and released (see `release`).
+        self._trainers: list[Trainer] | None = self._keep_trainers(trainers)
         self.created = time.time()
         self.last_seen = time.time()
         self.status = "queued"
@@ -122,35 +159,32 @@ class Job:
         self._version = 0
         self._started: float | None = None
         self._finished: float | None = None
-        self._norms: list[list[float]] = [[] for _ in trainers]
-        self._clipped: list[list[bool]] = [[] for _ in trainers]
-        self._samples: list[dict[int, dict[str, str]]] = [{} for _ in trainers]
-        self._ends: list[EndEvent | None] = [None for _ in trainers]
-        self._published: list[Checkpoint] = [from_trainer(t) for t in trainers]
         self.released = False  # optimiser state and gradients given back (see `release`)
         self.thread: threading.Thread | None = None
         self.recorder: Recorder | None = None  # writes epochs, checkpoints and statuses to the run store
 
-    # -- what a page may read instead of the trainers (a worker process will not share them) --------
+    def _keep_trainers(self, trainers: list[Trainer]) -> list[Trainer] | None:
+        for t in trainers:
+            t.control = self.control
+        return trainers
+
+    # -- what a page may read (the same for every backend) -----------------------------------
     def corpus(self, run: int = 0) -> Corpus:
-        return self.trainers[run].corpus
+        return self.runs[run].corpus
 
     def corpus_text(self, run: int = 0) -> str:
-        return self.trainers[run].corpus.text
+        return self.runs[run].corpus.text
 
     def epochs_done(self, run: int = 0) -> int:
-        return self.checkpoint_epochs(run)
-
-    def checkpoint_epochs(self, run: int = 0) -> int:
         with self._lock:
-            return len(self._published[run].history)
+            return len(self.runs[run].history)
 
     def train_chars(self, run: int = 0) -> int:
         """Characters of the training split (fixed when the job was built)."""
-        return len(self.trainers[run].train_ids)
+        return self.runs[run].train_chars
 
     def planned_epochs(self, run: int = 0) -> int:
-        return self.trainers[run].config.epochs
+        return self.runs[run].config.epochs
 
     # -- control, callable from any thread -------------------------------------------
     def pause(self) -> None:
@@ -203,39 +237,41 @@ class Job:
             release()
 
     def _loop(self) -> None:
-        planned = max(t.config.epochs for t in self.trainers)
+        trainers = self._trainers
+        assert trainers is not None
+        planned = max(t.config.epochs for t in trainers)
         while True:
-            live = [i for i, t in enumerate(self.trainers) if self._ends[i] is None and t.epoch < t.config.epochs]
+            live = [i for i, t in enumerate(trainers) if self.runs[i].end is None and t.epoch < t.config.epochs]
             if not live:
                 break
             for i in live:
-                self._run_one_epoch(i)
+                self._run_one_epoch(i, trainers[i])
             if self.control.stopped:
                 break
             self.control.epoch_done()
-        statuses = {e.status for e in self._ends if e is not None}
+        ends = [r.end for r in self.runs]
+        statuses = {e.status for e in ends if e is not None}
         if "stopped" in statuses or self.control.stopped:
-            done = min(t.epoch for t in self.trainers)
+            done = min(t.epoch for t in trainers)
             self._finish("stopped", f"Stopped after {done} of {planned} epochs; the models are kept.")
-        elif statuses == {"diverged"} and len(self._ends) == len(statuses) == 1:
-            self._finish("diverged", self._ends[0].message if self._ends[0] else "Diverged.")
+        elif statuses == {"diverged"} and len(ends) == len(statuses) == 1:
+            self._finish("diverged", ends[0].message if ends[0] else "Diverged.")
         elif "diverged" in statuses:
-            msgs = [f"{self.labels[i]}: {e.message}" for i, e in enumerate(self._ends) if e and e.status == "diverged"]
-            self._finish("finished" if len(self.trainers) > 1 else "diverged", " ".join(msgs))
-        elif self._ends and all(
-            early_stopped(e, t.epoch, t.config.epochs) for e, t in zip(self._ends, self.trainers, strict=True)
-        ):
-            self._finish("finished", " ".join(e.message for e in self._ends if e is not None))
+            msgs = [f"{self.labels[i]}: {e.message}" for i, e in enumerate(ends) if e and e.status == "diverged"]
+            self._finish("finished" if len(trainers) > 1 else "diverged", " ".join(msgs))
+        elif ends and all(early_stopped(e, t.epoch, t.config.epochs) for e, t in zip(ends, trainers, strict=True)):
+            self._finish("finished", " ".join(e.message for e in ends if e is not None))
         else:
             self._finish("finished", f"Finished {planned} epochs.")
 
-    def _run_one_epoch(self, i: int) -> None:
-        trainer = self.trainers[i]
+    def _run_one_epoch(self, i: int, trainer: Trainer) -> None:
+        run = self.runs[i]
         for event in trainer.run_epoch():
             if isinstance(event, StepEvent):
-                if len(self._norms[i]) < MAX_STEP_TRACE:
-                    self._norms[i].append(event.grad_norm)
-                    self._clipped[i].append(event.clipped)
+                if len(run.norms) < MAX_STEP_TRACE:
+                    with self._lock:
+                        run.norms.append(event.grad_norm)
+                        run.clipped.append(event.clipped)
             elif isinstance(event, EpochEvent):
                 samples = self._sample(trainer, event.epoch)
                 ending = trainer.patience_ran_out() or trainer.epoch >= trainer.config.epochs
@@ -245,14 +281,15 @@ class Job:
                 if self.recorder is not None:
                     self.recorder.epoch(i, event, ckpt, samples)
                 with self._lock:
+                    run.history.append(event)
                     if samples:
-                        self._samples[i][event.epoch] = samples
-                    self._published[i] = ckpt
+                        run.samples[event.epoch] = samples
+                    run.published = ckpt
                     self._version += 1
             elif isinstance(event, EndEvent):
                 with self._lock:
-                    self._ends[i] = event
-                    self._published[i] = from_trainer(trainer)
+                    run.end = event
+                    run.published = from_trainer(trainer)
                     self._version += 1
                 return
         if trainer.patience_ran_out():  # `train()` would stop here; the job drives epochs itself, so it asks
@@ -264,7 +301,7 @@ class Job:
             trainer.status, trainer.message = "finished", message
             end = EndEvent("finished", message, trainer.epoch, best_epoch=best)
             with self._lock:
-                self._ends[i] = end
+                run.end = end
                 self._version += 1
             if self.recorder is not None:  # a comparison goes on: the store / web process hear of it now
                 self.recorder.run_end(i, end)
@@ -288,54 +325,51 @@ class Job:
             self.status, self.message = status, message
             self._finished = time.time()
             self._version += 1
-            ends = list(self._ends)
+            ends = [r.end for r in self.runs]
         if self.recorder is not None:
             self.recorder.finish(status, message, ends)
 
     def release(self) -> None:
-        """Free what only a continued run would need: optimiser state, gradients, duplicate weights.
+        """Give back what only a continued run would need: the models, optimiser states and gradients.
 
-        Only for a done job (its worker no longer touches the trainers). The
-        curves, samples and last weights stay, so the page and Generate still
+        Only for a done job (its worker no longer touches its runs). The curves,
+        samples and published weights stay, so the page and Generate still
         show it; Continue then starts a fresh optimiser, as after `--slim`.
-        The published checkpoint shares the model's own tensors instead of a copy.
+        The published weights are never replaced: they are the run's.
         """
         if not self.done or self.released:
             return
+        latest = [self.checkpoint(i) for i in range(len(self.runs))]
         with self._lock:
-            for i, trainer in enumerate(self.trainers):
-                trainer.optimizer.state.clear()
-                for p in trainer.model.parameters():
-                    p.grad = None
-                ckpt = self._published[i]
-                ckpt.optimizer_state = None
-                ckpt.model_state = {k: v.detach() for k, v in trainer.model.state_dict().items()}
+            self._trainers = None
+            for run, ckpt in zip(self.runs, latest, strict=True):
+                run.published = dataclasses.replace(ckpt, optimizer_state=None)
             self.released = True
 
     # -- reading --------------------------------------------------------------------------
     def checkpoint(self, run: int = 0) -> Checkpoint:
-        """The weights after the last completed epoch of run `run`."""
+        """The weights after the last completed epoch of run `run` (before the first: its starting point)."""
         with self._lock:
-            return self._published[run]
+            return self.runs[run].published
 
     def snapshot(self, queue_position: int = 0) -> JobView:
         with self._lock:
             runs = [
                 RunView(
-                    label=self.labels[i],
-                    config=t.config.to_dict(),
-                    history=[e.to_dict() for e in t.history],
-                    step_norms=list(self._norms[i]),
-                    step_clipped=list(self._clipped[i]),
-                    status=(self._ends[i].status if self._ends[i] else self.status),
-                    message=(self._ends[i].message if self._ends[i] else ""),
-                    samples=dict(self._samples[i]),
-                    end=self._ends[i],
+                    label=r.label,
+                    config=r.config.to_dict(),
+                    history=[e.to_dict() for e in r.history],
+                    step_norms=list(r.norms),
+                    step_clipped=list(r.clipped),
+                    status=(r.end.status if r.end else self.status),
+                    message=(r.end.message if r.end else ""),
+                    samples=dict(r.samples),
+                    end=r.end,
                 )
-                for i, t in enumerate(self.trainers)
+                for r in self.runs
             ]
             status, message, version = self.status, self.message, self._version
-        planned = max(t.config.epochs for t in self.trainers)
+        planned = max(r.config.epochs for r in self.runs)
         # Progress counts the runs still training: a run that diverged in epoch 1 must not pin it at 0.
         live = [r for r in runs if r.alive and not r.stopped_early] or runs
         epoch = min(len(r.history) for r in live)
@@ -369,19 +403,22 @@ class Job:
 class ProcessJob(Job):
     """A `Job` whose training runs in a worker process (see `process_backend`).
 
-    The trainers given to it are only the starting point (and hold the
-    history the worker reports); the weights a page reads are the worker's
-    latest checkpoint bytes, parsed once per epoch when someone asks.
+    It never holds a model: the trainers given to it become the worker's
+    starting point (`start`, checkpoint bytes) and are not kept, and the
+    weights a page reads are the worker's latest checkpoint bytes, parsed
+    once per epoch when someone asks.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.control = SharedControl()
-        for t in self.trainers:
-            t.control = self.control
-        self._bytes: list[bytes | None] = [None for _ in self.trainers]
-        self._parsed: list[bytes | None] = [None for _ in self.trainers]
+        self._bytes: list[bytes | None] = [None for _ in self.runs]
+        self._parsed: list[bytes | None] = [None for _ in self.runs]
         self.process: Any = None
+
+    def _keep_trainers(self, trainers: list[Trainer]) -> None:
+        """The starting point of each run, as the bytes a worker starts from; the trainers are let go."""
+        self.start = [to_bytes(run.published) for run in self.runs]
 
     def run(self, acquire, release) -> None:
         run_in_process(self, acquire, release)
@@ -390,15 +427,19 @@ class ProcessJob(Job):
         with self._lock:
             data, parsed = self._bytes[run], self._parsed[run]
         if data is not None and data is not parsed:
-            ckpt = from_bytes(data)
+            # The server's own worker wrote these bytes: the operator's limit, not a visitor's upload limit.
+            ckpt = from_bytes(data, max_bytes=MAX_CLI_CHECKPOINT_BYTES)
             with self._lock:
-                self._published[run], self._parsed[run] = ckpt, data
-        with self._lock:
-            return self._published[run]
+                if self._bytes[run] is data:
+                    self.runs[run].published, self._parsed[run] = ckpt, data
+        return super().checkpoint(run)
 
-    def checkpoint_epochs(self, run: int = 0) -> int:
+    def release(self) -> None:
+        super().release()  # parses the last bytes into `published` first
         with self._lock:
-            return len(self.trainers[run].history)
+            if self.released:
+                self._bytes = [None for _ in self.runs]
+                self._parsed = [None for _ in self.runs]
 
 
 class RayJob(ProcessJob):
@@ -414,8 +455,6 @@ class RayJob(ProcessJob):
 
         super().__init__(*args, **kwargs)
         self.control = RayControl()
-        for t in self.trainers:
-            t.control = self.control
         self.node_id: str | None = None
         self.event_lags: list[float] = []  # seconds from an epoch's end on the node to its arrival here
 

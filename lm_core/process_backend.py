@@ -31,14 +31,15 @@ import threading
 import time
 import traceback
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from . import checkpoint
 from .checkpoint import Checkpoint
 from .corpus import Corpus
-from .training import Control, EndEvent, EpochEvent, TrainConfig, Trainer
+from .limits import MAX_CLI_CHECKPOINT_BYTES
+from .training import Control, EndEvent, EpochEvent, TrainConfig
 from .warmup import warm_up_torch
 
 CONTEXT = "spawn"
@@ -102,11 +103,10 @@ class RunSpec:
 
     config: dict[str, Any]
     corpus_name: str
+    # `Corpus.document_text()`: with the line ends between documents, so the worker's validation split falls at
+    # the same whole ci as in the web process.
     corpus_text: str
     start: bytes  # checkpoint of the starting point (weights, optimiser, history, RNG)
-    # Where each document starts: the text is already preprocessed (newlines are spaces), so the worker could not
-    # find them again, and its validation split would fall mid-ci instead of at a whole ci as in the web process.
-    doc_starts: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -120,17 +120,16 @@ class JobSpec:
     runs: list[RunSpec]
 
 
-def spec_from_trainers(job: Any) -> JobSpec:
-    """The spec of a `Job` built in the web process (its trainers are only the starting point)."""
+def spec_of(job: Any) -> JobSpec:
+    """The spec of a `ProcessJob` or `RayJob`: its runs' settings, corpora and starting checkpoints."""
     runs = [
         RunSpec(
-            config=t.config.to_dict(),
-            corpus_name=t.corpus.name,
-            corpus_text=t.corpus.text,
-            start=checkpoint.to_bytes(checkpoint.from_trainer(t)),
-            doc_starts=list(t.corpus.doc_starts),
+            config=run.config.to_dict(),
+            corpus_name=run.corpus.name,
+            corpus_text=run.corpus.document_text(),
+            start=start,
         )
-        for t in job.trainers
+        for run, start in zip(job.runs, job.start, strict=True)
     ]
     return JobSpec(job.id, job.owner, job.kind, list(job.labels), tuple(job.prefixes), job.sample_every, runs)
 
@@ -140,11 +139,11 @@ class _PipeRecorder:
 
     def __init__(self, conn: Connection, job: Any) -> None:
         self.conn, self.job = conn, job
-        self.sent_steps = [0 for _ in job.trainers]
+        self.sent_steps = [0 for _ in job.runs]
 
     def epoch(self, index: int, event: EpochEvent, ckpt: Checkpoint, samples: dict | None = None) -> None:
         start = self.sent_steps[index]
-        norms, clipped = self.job._norms[index][start:], self.job._clipped[index][start:]
+        norms, clipped = self.job.runs[index].norms[start:], self.job.runs[index].clipped[start:]
         self.sent_steps[index] = start + len(norms)
         data = checkpoint.to_bytes(ckpt)
         self.conn.send(("epoch", index, event.to_dict(), norms, clipped, samples or {}, data))
@@ -302,8 +301,6 @@ def _adopt(job: Any, control: SharedControl) -> None:
         control.pause()
     control._pause_after_epoch = old._pause_after_epoch
     job.control = control
-    for t in job.trainers:
-        t.control = control
 
 
 def _detach(job: Any) -> None:
@@ -311,8 +308,6 @@ def _detach(job: Any) -> None:
     detached = Control()
     detached.stop()
     job.control = detached
-    for t in job.trainers:
-        t.control = detached
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -365,14 +360,14 @@ def worker_main(spec: JobSpec, control: SharedControl, conn: Connection, close: 
 
     torch.set_num_threads(1)
     try:
-        trainers = []
-        for run in spec.runs:
-            corpus = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
-            if run.doc_starts:
-                corpus.doc_starts = list(run.doc_starts)
-            trainer = Trainer(corpus, TrainConfig.from_dict(run.config))
-            checkpoint.restore_trainer(checkpoint.from_bytes(run.start), trainer)
-            trainers.append(trainer)
+        trainers = [
+            checkpoint.resume(
+                checkpoint.from_bytes(run.start, max_bytes=MAX_CLI_CHECKPOINT_BYTES),  # the server's own bytes
+                Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None),
+                TrainConfig.from_dict(run.config),
+            )
+            for run in spec.runs
+        ]
         job = Job(spec.owner, trainers, spec.labels, spec.prefixes, spec.sample_every, spec.kind, spec.job_id)
         job.control = control
         for t in trainers:
@@ -406,7 +401,7 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
         _adopt(job, warm.control)
         warm.control._slot.set()
         held = True  # this run holds a CPU slot; a paused worker lends it to the queue
-        warm.spec_send.send(spec_from_trainers(job))
+        warm.spec_send.send(spec_of(job))
         receive, process = warm.events, warm.process
         job.process = process
         finished = False
@@ -450,7 +445,7 @@ def run_in_process(job: Any, acquire: Any, release: Any) -> None:
             process.join(STOP_GRACE_SECONDS)
         if not finished:
             code = process.exitcode
-            epochs = min(len(t.history) for t in job.trainers)
+            epochs = min(len(r.history) for r in job.runs)
             job._finish(
                 "failed",
                 f"The worker process stopped unexpectedly (exit code {code}) after epoch {epochs}; "
@@ -473,19 +468,20 @@ def _apply(job: Any, message: tuple, max_steps: int) -> bool:
         if job.recorder is not None:
             job.recorder.epoch_data(i, metrics, data)
         with job._lock:
-            job.trainers[i].history.append(EpochEvent(**metrics))
-            room = max(0, max_steps - len(job._norms[i]))
-            job._norms[i].extend(norms[:room])
-            job._clipped[i].extend(clipped[:room])
+            run = job.runs[i]
+            run.history.append(EpochEvent(**metrics))
+            room = max(0, max_steps - len(run.norms))
+            run.norms.extend(norms[:room])
+            run.clipped.extend(clipped[:room])
             if samples:
-                job._samples[i][metrics["epoch"]] = samples
+                run.samples[metrics["epoch"]] = samples
             job._bytes[i] = data
             job._version += 1
     elif kind == "status":
         job._set_status(message[1])
     elif kind == "end":
         with job._lock:
-            job._ends[message[1]] = EndEvent(**message[2])
+            job.runs[message[1]].end = EndEvent(**message[2])
             job._version += 1
     elif kind == "finish":
         job._finish(message[1], message[2])

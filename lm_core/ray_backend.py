@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LabError
-from .process_backend import _apply, spec_from_trainers, worker_main
+from .process_backend import _apply, spec_of, worker_main
 from .training import Control
 
 ADDRESS_ENV = "RNN_LAB_RAY_ADDRESS"
@@ -287,7 +287,7 @@ class RayControl(Control):
 
 
 def _interrupted(job: Any, why: str) -> None:
-    epochs = min(len(t.history) for t in job.trainers)
+    epochs = min(len(r.history) for r in job.runs)
     job._finish("interrupted", f"Interrupted at epoch {epochs} ({why}); resume it from its checkpoint on My runs.")
 
 
@@ -310,9 +310,7 @@ def run_on_ray(job: Any, acquire: Any, release: Any) -> None:
             _remote_class().options(name=actor_name(job.id), namespace=NAMESPACE, num_cpus=1, num_gpus=gpus).remote()
         )
         control = job.control
-        started = actor.start.remote(
-            spec_from_trainers(job), control.paused, control.stopped, control._pause_after_epoch
-        )
+        started = actor.start.remote(spec_of(job), control.paused, control.stopped, control._pause_after_epoch)
         # The actor may wait for a free CPU on the cluster: the job stays "queued" and can be stopped meanwhile.
         while not ray.wait([started], timeout=0.5)[0]:
             if control.stopped:

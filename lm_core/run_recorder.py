@@ -16,6 +16,7 @@ from . import checkpoint
 from .checkpoint import Checkpoint
 from .corpus import Corpus
 from .errors import CheckpointError, LabError
+from .limits import MAX_CLI_CHECKPOINT_BYTES
 from .runstore import RunRecord, RunStore
 from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
@@ -42,7 +43,7 @@ class Recorder:
             if resumed and self.store.run(rid, self.owner) is not None:
                 self.store.set_status(rid, "queued", "", planned=trainer.config.epochs)
                 continue
-            digest = self.store.save_corpus(trainer.corpus.text)
+            digest = self.store.save_corpus(trainer.corpus.document_text())  # document starts kept
             config = {**trainer.config.to_dict(), JOB_KEY: job_settings}
             record = RunRecord(
                 id=rid,
@@ -119,21 +120,17 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
             f"The training text of “{record.label}” is missing from the data folder, so it cannot be continued.",
             zh=f"数据文件夹里缺少「{record.label}」的训练文本，无法继续训练。",
         )
-    corpus = Corpus.from_text(text, record.corpus_name, max_chars=None)
+    corpus = Corpus.from_text(text, record.corpus_name, max_chars=None)  # its document starts included
     config = TrainConfig.from_dict(record.config)
+    config.epochs = record.planned
     path = store.checkpoint_path(record.id)
     ckpt = None
     if path.is_file():
         try:
-            ckpt = checkpoint.load(path)
+            ckpt = checkpoint.load(path, MAX_CLI_CHECKPOINT_BYTES)  # the server's own file
         except CheckpointError as exc:
             raise LabError(
                 f"The saved checkpoint of “{record.label}” cannot be read ({exc}).",
                 zh=f"「{record.label}」保存的检查点无法读取（{getattr(exc, 'zh', None) or exc}）。",
             ) from exc
-    done = len(ckpt.history) if ckpt else 0
-    config.epochs = max(record.planned, done + extra_epochs)
-    trainer = Trainer(corpus, config)
-    if ckpt is not None:
-        checkpoint.restore_trainer(ckpt, trainer)
-    return trainer
+    return checkpoint.resume(ckpt, corpus, config, more_epochs=extra_epochs)

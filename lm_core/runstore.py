@@ -258,6 +258,7 @@ class RunStore:
         return digest
 
     def corpus_text(self, digest: str) -> str | None:
+        """The text `save_corpus` stored (a corpus's `document_text()`), None when missing or altered."""
         path = self.folder / "corpora" / f"{digest}.txt"
         try:
             text = path.read_text(encoding="utf-8")

@@ -139,7 +139,7 @@ def _draw(job: Job, view: JobView) -> None:
     jobs_ui.controls_ui(PAGE, job, view)
     lines = []
     for i, label in enumerate(labels):
-        b = job.trainers[i].baselines
+        b = job.runs[i].baselines
         if b is not None:
             lines.append((b.bigram, t("bigram", run=label, v=b.bigram)))
     fig = charts.perplexity_figure(

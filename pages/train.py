@@ -177,10 +177,7 @@ def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
     `values["epochs"]` more epochs with the other settings as they are now."""
     arch = ("model", "hidden", "num_layers", "dropout", "embed")  # the checkpoint's shape, not the widgets'
     cfg = settings.to_config({**values, **{k: getattr(ckpt.config, k) for k in arch}})
-    cfg.epochs = len(ckpt.history) + values["epochs"]
-    trainer = Trainer(corpus, cfg)
-    checkpoint.restore_trainer(ckpt, trainer)
-    return trainer
+    return checkpoint.resume(ckpt, corpus, cfg, more_epochs=values["epochs"])
 
 
 def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
@@ -282,9 +279,9 @@ def _continue(job: Job, values: dict) -> None:
 
 def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
     """Say which corpus Continue trains on, loudly when the sidebar now shows another one."""
-    name = corpus_ui.corpus_display_name(job.trainers[0].corpus.name)
+    name = corpus_ui.corpus_display_name(job.corpus(0).name)
     now = choice.corpus
-    if now is not None and now.text != job.trainers[0].corpus.text:
+    if now is not None and now.text != job.corpus_text(0):
         st.warning(t("continue_other_corpus", name=name, now=corpus_ui.corpus_display_name(now.name)))
     else:
         st.caption(t("continue_corpus", name=name))

@@ -271,14 +271,30 @@ def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
     list(first.train())
     path = checkpoint.save(checkpoint.from_trainer(first), tmp_path / "half.pt")
 
-    resumed = Trainer(tiny_corpus, dataclasses.replace(cfg, seed=cfg.seed))
-    checkpoint.restore_trainer(checkpoint.load(path), resumed)
-    assert resumed.epoch == 2
+    resumed = checkpoint.resume(checkpoint.load(path), tiny_corpus, dataclasses.replace(cfg, epochs=2), more_epochs=2)
+    assert resumed.epoch == 2 and resumed.config.epochs == 4
     later = [e for e in resumed.train() if isinstance(e, EpochEvent)]
     assert [e.epoch for e in later] == [3, 4]
     assert [e.epoch for e in resumed.history] == [1, 2, 3, 4]
     assert [e.perplexity for e in resumed.history] == pytest.approx(expected, rel=1e-5)
     assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_resuming_with_validation_on_the_stored_text_keeps_the_split_and_the_curve(tiny_corpus: Corpus) -> None:
+    """A run store keeps `document_text()`; the corpus rebuilt from it cuts validation where the run did."""
+    cfg = _config(epochs=4, val_fraction=0.2)
+    straight = Trainer(tiny_corpus, dataclasses.replace(cfg))
+    list(straight.train())
+    first = Trainer(tiny_corpus, dataclasses.replace(cfg, epochs=2))
+    list(first.train())
+    stored = Corpus.from_text(tiny_corpus.document_text(), tiny_corpus.name, max_chars=None)
+    ckpt = checkpoint.from_bytes(checkpoint.to_bytes(checkpoint.from_trainer(first)))
+    resumed = checkpoint.resume(ckpt, stored, dataclasses.replace(cfg, epochs=2), more_epochs=2)
+    assert (resumed.train_ids, resumed.val_ids) == (straight.train_ids, straight.val_ids)
+    list(resumed.train())
+    assert [(e.perplexity, e.val_perplexity) for e in resumed.history] == [
+        (e.perplexity, e.val_perplexity) for e in straight.history
+    ]
 
 
 def test_read_bytes_and_read_file_return_the_error_instead_of_raising(

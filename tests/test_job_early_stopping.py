@@ -107,7 +107,7 @@ def test_a_worker_process_reports_an_early_stop_as_it_happens(tiny_corpus: Corpu
 
     process_backend._PipeRecorder(Pipe(), job).run_end(0, end)
     assert not process_backend._apply(job, sent[0], 100)
-    assert job._ends[0] == end
+    assert job.snapshot().runs[0].end == end
 
 
 def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> None:
@@ -151,11 +151,11 @@ def test_early_stopping_in_a_worker_process_keeps_the_best_weights(tiny_corpus: 
 
 
 def test_a_worker_splits_validation_at_the_same_whole_ci_as_the_web_process(tiny_corpus: Corpus) -> None:
-    """The worker gets the document starts with the (preprocessed, newline-free) text, so its split is the same."""
-    trainer = Trainer(tiny_corpus, CFG)
-    job = ProcessJob("me", [trainer], ["gru"])
-    (run,) = process_backend.spec_from_trainers(job).runs
+    """The worker gets the text with its line ends between documents, so its split is the same."""
+    job = ProcessJob("me", [Trainer(tiny_corpus, CFG)], ["gru"])
+    (run,) = process_backend.spec_of(job).runs
     rebuilt = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
-    assert rebuilt.split_point(0.2) != tiny_corpus.split_point(0.2)  # without them the cut falls mid-ci
-    rebuilt.doc_starts = run.doc_starts
     assert rebuilt.split_point(0.2) == tiny_corpus.split_point(0.2)
+    assert rebuilt.text == tiny_corpus.text and rebuilt.idx_to_char == tiny_corpus.idx_to_char
+    flat = Corpus.from_text(tiny_corpus.text, run.corpus_name, max_chars=None)  # the text alone has lost them
+    assert flat.split_point(0.2) != tiny_corpus.split_point(0.2)

@@ -7,14 +7,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from testkit import wait_until
+from testkit import check_released_weights, wait_until
 
+from lm_core import training
 from lm_core.corpus import Corpus
 from lm_core.jobs import Job, JobManager, JobView
+from lm_core.runstore import RunStore
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.training import TrainConfig, Trainer
 
@@ -187,6 +190,24 @@ def test_published_checkpoint_is_a_copy_of_the_last_epoch(manager: JobManager, t
         for p in trainer.model.parameters():
             p.add_(1.0)
     assert not _equal_state(ckpt.model_state, trainer.model.state_dict())
+
+
+@pytest.mark.parametrize("patience", [0, 1], ids=["last-weights", "early-stopped-best-weights"])
+def test_a_released_job_shows_the_weights_it_trained(
+    job_manager: Callable[..., JobManager],
+    tiny_corpus: Corpus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    patience: int,
+) -> None:
+    """Released after its finish, a job still shows its last epoch's weights, or with early stopping its best
+    epoch's (validation scripted: best at epoch 2, worse at 3, so patience 1 ends the run there)."""
+    scripted = iter([5.0, 4.0, 6.0])
+    monkeypatch.setattr(training, "evaluate_perplexity", lambda *args: next(scripted))
+    trainer = _trainer(tiny_corpus, epochs=3 if patience == 0 else 5, val_fraction=0.2, patience=patience)
+    manager = job_manager(store=RunStore(tmp_path))
+    check_released_weights(manager, trainer, "春风", elsewhere=False)
+    assert manager.store.runs("alice")[0].epoch == 3
 
 
 def test_reap_stops_a_job_nobody_polls(manager: JobManager, tiny_corpus: Corpus) -> None:

@@ -164,7 +164,7 @@ def test_two_sessions_never_see_each_others_jobs() -> None:
         job_a, job_b = wait_for_job(a, PAGE), wait_for_job(b, PAGE)
         assert job_a.id != job_b.id and job_a.owner != job_b.owner
         assert session.manager().get(job_a.id, b.session_state["owner"]) is None
-        assert job_a.trainers[0].model is not job_b.trainers[0].model
+        assert job_a.checkpoint(0) is not job_b.checkpoint(0)
         # A third browser opening a link that carries a's job id gets a notice, not a's job.
         c = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         c.query_params["job"] = job_a.id
@@ -180,7 +180,7 @@ def test_stopped_run_keeps_its_model(at: AppTest) -> None:
     job = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
     job.step_epoch()  # run exactly to the end of an epoch, then pause
     for _ in range(600):
-        if job.trainers[0].epoch >= 1 and job.control.paused:
+        if job.epochs_done(0) >= 1 and job.control.paused:
             break
         job.thread.join(0.1)
     at.button(key="train:stop").click().run()

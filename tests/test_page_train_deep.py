@@ -94,8 +94,7 @@ def test_a_run_uses_every_new_setting(at: AppTest) -> None:
     at.button(key="train:start").click().run()
     assert not at.exception
     job = wait_for_job(at, PAGE)
-    trainer = job.trainers[0]
-    cfg = trainer.config
+    cfg = job.runs[0].config
     assert (cfg.num_layers, cfg.dropout, cfg.embed, cfg.steps_per_epoch, cfg.val_fraction, cfg.patience) == (
         2,
         0.2,

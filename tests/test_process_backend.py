@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from testkit import TIMEOUT, seconds_until, thread_curve
+from testkit import TIMEOUT, check_released_weights, seconds_until, thread_curve
 
-from lm_core import process_backend
+from lm_core import checkpoint, process_backend
 from lm_core.corpus import Corpus
 from lm_core.jobs import JobManager, ProcessJob
+from lm_core.limits import MAX_UPLOAD_BYTES
 from lm_core.runstore import RunStore
 from lm_core.training import TrainConfig, Trainer
 
@@ -50,6 +51,10 @@ def test_the_worker_curve_equals_the_thread_curve(manager: JobManager, tiny_corp
     job = manager.submit("alice", [_trainer(tiny_corpus, 3)])
     job.thread.join(TIMEOUT)
     assert [h["perplexity"] for h in manager.view(job).runs[0].history] == thread_curve(_trainer(tiny_corpus, 3))
+
+
+def test_a_released_job_shows_the_weights_its_worker_trained(manager: JobManager, tiny_corpus: Corpus) -> None:
+    check_released_weights(manager, _trainer(tiny_corpus, 2), "春风", elsewhere=True)
 
 
 def test_pause_step_resume_stop_reach_the_worker(manager: JobManager, tiny_corpus: Corpus) -> None:
@@ -187,3 +192,14 @@ def test_a_finished_worker_trains_the_next_run_to_the_same_curve(manager: JobMan
     assert [h["perplexity"] for h in manager.view(third).runs[0].history] == [
         h["perplexity"] for h in manager.view(first).runs[0].history
     ]
+
+
+def test_a_model_larger_than_the_upload_limit_trains_in_a_worker(manager: JobManager, tiny_corpus: Corpus) -> None:
+    """The upload limit is for visitors' files: the worker's own starting point and epochs may be larger."""
+    config = TrainConfig(**{**CONFIG, "model": "scratch-lstm", "hidden": 2048, "steps_per_epoch": 1}, epochs=1)
+    trainer = Trainer(tiny_corpus, config)
+    assert checkpoint.estimated_bytes(checkpoint.from_trainer(trainer)) > MAX_UPLOAD_BYTES
+    job = manager.submit("alice", [trainer], ["big"])
+    job.thread.join(TIMEOUT)
+    assert manager.view(job).status == "finished", manager.view(job).message
+    assert len(job.checkpoint(0).history) == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit import TIMEOUT, free_port, seconds_until, thread_curve
+from testkit import TIMEOUT, check_released_weights, free_port, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
 from lm_core.jobs import JobManager, RayJob
@@ -237,6 +237,11 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     nodes = {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
     assert a.node_id in nodes and b.node_id in nodes
     assert a.node_id != b.node_id  # one CPU per node and both trained at once: both nodes were used
+
+
+@pytest.mark.ray
+def test_a_released_job_shows_the_weights_its_actor_trained(ray_manager: JobManager, tiny_corpus: Corpus) -> None:
+    check_released_weights(ray_manager, _trainer(tiny_corpus, 2), "春风", elsewhere=True)
 
 
 _SECOND_SERVER = """

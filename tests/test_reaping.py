@@ -15,7 +15,7 @@ def test_unwatched_job_is_reaped_without_any_visitor(tiny_corpus: Corpus) -> Non
         job.thread.join(timeout=30)  # nobody calls get()/touch(): only the reaper can end it
         assert not job.thread.is_alive(), "the unwatched job was never reaped"
         assert manager.view(job).status == "stopped"
-        assert job.trainers[0].epoch < 100_000
+        assert job.epochs_done(0) < 100_000
     finally:
         manager.shutdown()
 

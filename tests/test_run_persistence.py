@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from testkit import TIMEOUT, thread_curve, wait_until
+from testkit import TIMEOUT, learned, thread_curve, thread_history, wait_until
 
 from lm_core.corpus import Corpus
 from lm_core.errors import LabError
@@ -105,6 +105,24 @@ def test_resume_in_process_gives_the_identical_curve(tmp_path: Path, tiny_corpus
         manager.shutdown()
     assert view.status == "finished" and record.status == "finished" and record.epoch == 4
     assert [h["perplexity"] for h in view.runs[0].history] == thread_curve(Trainer(tiny_corpus, TrainConfig(**CONFIG)))
+
+
+def test_resume_with_a_validation_share_keeps_its_split_and_its_curve(tmp_path: Path, tiny_corpus: Corpus) -> None:
+    """The store must give back the corpus with its document starts: the validation cut falls at a whole line,
+    and without them a resumed run would train and validate on other characters than before."""
+    config = TrainConfig(**{**CONFIG, "epochs": 2, "val_fraction": 0.2})
+    manager = JobManager(store=RunStore(tmp_path))
+    try:
+        job = manager.submit("alice", [Trainer(tiny_corpus, config)], ["GRU"])
+        job.thread.join(TIMEOUT)
+        again = manager.resume_stored(job.id, "alice", extra_epochs=2)
+        assert again.train_chars(0) == job.train_chars(0) == tiny_corpus.split_point(0.2)
+        again.thread.join(TIMEOUT)
+        resumed = manager.view(again).runs[0].history
+    finally:
+        manager.shutdown()
+    straight = thread_history(Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "epochs": 4, "val_fraction": 0.2})))
+    assert len(resumed) == 4 and learned(resumed) == learned(straight)
 
 
 def test_a_run_whose_corpus_file_is_gone_says_so(tmp_path: Path, tiny_corpus: Corpus) -> None:
