@@ -17,7 +17,8 @@ from typing import Any
 import streamlit as st
 
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import FAILED, Job
+from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
 from .charts import Curve, perplexity_figure
@@ -231,13 +232,13 @@ def run_labels(view: JobView) -> list[str]:
     return [run_label(run.label, run.config.get("clip")) for run in view.runs]
 
 
-def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
+def ended_text(status: str, epoch: int, planned: int, message: str = "", early: bool = False) -> str:
     """How a run ended, in the UI's language, as Markdown, from its status and epoch counts.
 
-    lm_core's own end messages are English only, so they are shown only where no status says more;
-    an error's text is escaped (it may quote a file name).
+    `early`: early stopping ended it. lm_core's own end messages are English only, so they are shown
+    only where no status says more; an error's text is escaped (it may quote a file name).
     """
-    if status == "finished" and message.startswith("Stopped early"):  # lm_core.jobs' early-stopping end
+    if status == "finished" and early:
         return _t("job_finished_early", e=epoch)
     if status == "finished":
         return _t("job_finished", n=planned)
@@ -250,7 +251,7 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
     if status == "diverged":
         return _t("job_diverged", e=epoch)
     if status == "error":
-        return _t.md("job_error", msg=message.removeprefix("Training failed: "))
+        return _t.md("job_error", msg=message.removeprefix(FAILED))
     return escape_markdown(message)
 
 
@@ -386,7 +387,7 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
 
 def _ngram_lines(job: Job) -> list[tuple[float, str]]:
     """Unigram / bigram validation perplexities of the first run's split (runs in lockstep share the corpus)."""
-    b = job.runs[0].baselines
+    b = job.baselines(0)
     return [(b.unigram, f"unigram {b.unigram:.0f}"), (b.bigram, f"bigram {b.bigram:.0f}")] if b else []
 
 

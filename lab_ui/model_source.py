@@ -28,10 +28,10 @@ from lm_core.checkpoint import Checkpoint, read_bytes, read_file
 from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
 from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
-from lm_core.jobs import Job
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
 from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.provenance import TrainingText
+from lm_core.serve.job import Job
 
 from . import corpus_ui, jobs_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
@@ -373,7 +373,7 @@ def _options() -> dict[str, _Option]:
             continue
         for run, label in enumerate(job.labels):
             epochs = len(job.checkpoint(run).history)
-            name = run_label(label, job.runs[run].config.clip)
+            name = run_label(label, job.config(run).clip)
             text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     store = manager().store

@@ -19,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 
 from . import corpus_ui, jobs_ui, lesson, presets, settings
 from .corpus_ui import CorpusChoice

@@ -1,4 +1,4 @@
-"""Every resource limit of the app and the CLI, in one place.
+"""The resource limits of the app and the CLI: what a visitor, a run or an owner may take.
 
 The server is shared by a classroom, so everything a visitor can send is
 bounded, and each bound is checked *before* the expensive step it protects
@@ -37,3 +37,9 @@ MAX_FINISHED_TOTAL = 40
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
+
+# Per-step gradient norms a job keeps of each run (the Gradient clipping page's chart).
+MAX_STEP_TRACE = 20_000
+# The run store, per owner: finished runs beyond either bound are evicted, oldest first.
+MAX_RUNS_PER_OWNER = 50
+MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoint bytes

@@ -8,7 +8,8 @@ from lab_ui import charts, jobs_ui, session, settings, training_page
 from lab_ui.i18n import Translator, current_lang, run_label
 from lm_core import lessons
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 
 PAGE = "generalise"
 FIELDS = (
@@ -139,7 +140,7 @@ def _draw(job: Job, view: JobView) -> None:
     jobs_ui.controls_ui(PAGE, job, view)
     lines = []
     for i, label in enumerate(labels):
-        b = job.runs[i].baselines
+        b = job.baselines(i)
         if b is not None:
             lines.append((b.bigram, t("bigram", run=label, v=b.bigram)))
     fig = charts.perplexity_figure(

@@ -16,8 +16,9 @@ from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
 from lm_core.generation import default_prefixes
-from lm_core.jobs import Job, JobView
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 from lm_core.training import Trainer
 
 PAGE = "train"

@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lab_ui import jobs_ui, session, settings
-from lm_core.jobs import Job
+from lm_core.serve.job import Job
 
 TIMEOUT = 60  # seconds per script run; a loaded 2-core machine can be slow to import torch
 

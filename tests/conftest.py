@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:  # so that plain `pytest` (not only `python -m pyt
 from testkit import tiny_text
 
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.jobs import JobManager
+from lm_core.serve.manager import JobManager
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -75,9 +75,9 @@ def job_manager() -> Iterator[Callable[..., JobManager]]:
     finally:
         for mgr in made:
             mgr.shutdown()
-            for job in list(mgr._jobs.values()):
-                worker = job.process if hasattr(job, "process") else job.thread
-                assert worker is None or not worker.is_alive(), f"job {job.id} outlived its test"
+            for job in mgr.jobs():
+                for worker in (job.thread, job.worker):  # the driver thread; a worker process
+                    assert not getattr(worker, "is_alive", lambda: False)(), f"job {job.id} outlived its test"
 
 
 @pytest.fixture()

@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lm_core import process_backend, ray_backend
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve import process_pool, ray_cluster
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import Trainer, book_config
 
 BOOK_ZIP = REPO.parent / "shared" / "data" / BOOK_FILE
@@ -47,7 +47,7 @@ def _manager(backend: str, slots: int) -> JobManager:
     store = RunStore(tempfile.mkdtemp(), shared=backend == "ray")
     manager = JobManager(max_running=slots, store=store, backend=backend)
     if backend == "process":
-        process_backend.wait_warm(120)  # as on a server that has been up for a few seconds
+        process_pool.wait_warm(120)  # as on a server that has been up for a few seconds
     return manager
 
 
@@ -66,7 +66,7 @@ def one_run(corpus: Corpus, epochs: int, backend: str) -> tuple[float, list[floa
     try:
         job = manager.submit("bench", [Trainer(corpus, book_config("scratch-rnn", epochs=epochs))])
         job.thread.join()
-        return _rate(manager.view(job).runs[0].history), list(getattr(job, "event_lags", []))
+        return _rate(manager.view(job).runs[0].history), list(getattr(job.worker, "event_lags", []))
     finally:
         manager.shutdown()
 
@@ -135,8 +135,8 @@ def main() -> int:
             cluster.add_node(num_cpus=1)
             cluster.wait_for_nodes()
             address = cluster.address
-        ray_backend.connect(address)
-        print(f"Ray cluster at {address}: {ray_backend.cluster_cpus()} CPUs")
+        ray_cluster.connect(address)
+        print(f"Ray cluster at {address}: {ray_cluster.cluster_cpus()} CPUs")
         # Alternate the backends, so the machine's changing load hits both alike; the median of each.
         local_rates, ray_rates, lags = [], [], []
         for _ in range(args.rounds):
@@ -150,7 +150,7 @@ def main() -> int:
         local_rpm = runs_per_minute(corpus, "process", args.runs, args.short_epochs)
         ray_rpm = runs_per_minute(corpus, "ray", args.runs, args.short_epochs)
     finally:
-        ray_backend.disconnect()
+        ray_cluster.disconnect()
         if cluster is not None:
             cluster.shutdown()
 

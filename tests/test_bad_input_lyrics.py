@@ -11,8 +11,8 @@ from lab_ui import session
 from lab_ui.jobs_ui import job_key
 from lab_ui.settings import widget_key
 from lm_core.corpus import MAX_FILE_BYTES
-from lm_core.jobs import Job
 from lm_core.limits import MAX_VOCAB
+from lm_core.serve.job import Job
 
 PAGE = "train"
 

@@ -1,4 +1,4 @@
-"""Early stopping inside app jobs (issue 11): a job ends a run whose patience ran out, keeps its best weights
+"""Early stopping inside app jobs: a job ends a run whose patience ran out, keeps its best weights
 and says which epoch they came from; in a lockstep comparison the other run trains on."""
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ import pytest
 import torch
 from testkit import TIMEOUT
 
-from lm_core import process_backend, training
+from lm_core import training
 from lm_core.corpus import Corpus
-from lm_core.jobs import Job, JobManager, ProcessJob
-from lm_core.training import EndEvent, TrainConfig, Trainer
+from lm_core.serve.events import RunEnded
+from lm_core.serve.job import Job
+from lm_core.serve.manager import JobManager
+from lm_core.serve.run import Run
+from lm_core.serve.worker import spec_of
+from lm_core.training import Control, EndEvent, TrainConfig, Trainer
 
 CFG = TrainConfig(
     model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", clip=1.0, epochs=8, val_fraction=0.2
@@ -95,33 +99,28 @@ def test_without_patience_a_job_keeps_the_last_weights(
     assert all(torch.equal(job.checkpoint(0).model_state[k], v) for k, v in trainer.model.state_dict().items())
 
 
-def test_a_worker_process_reports_an_early_stop_as_it_happens(tiny_corpus: Corpus) -> None:
-    """The worker's `run_end` message is folded into the web process's job before the job finishes."""
-    job = ProcessJob("me", [Trainer(tiny_corpus, replace(CFG, patience=2))], ["gru"])
-    end = EndEvent("finished", "Stopped early: ...", 3, best_epoch=1)
-    sent: list[tuple] = []
-
-    class Pipe:
-        def send(self, message: tuple) -> None:
-            sent.append(message)
-
-    process_backend._PipeRecorder(Pipe(), job).run_end(0, end)
-    assert not process_backend._apply(job, sent[0], 100)
-    assert job.snapshot().runs[0].end == end
+def test_a_worker_reports_an_early_stop_as_it_happens(tiny_corpus: Corpus) -> None:
+    """A worker's `RunEnded` is folded into the web process's job before the job finishes."""
+    job = Job("me", [Run.starting_from(Trainer(tiny_corpus, replace(CFG, patience=2)), "gru")], Control())
+    end = EndEvent("finished", "Stopped early: ...", 3, best_epoch=1, early_stop=True)
+    job.apply(RunEnded(0, end))
+    (run,) = job.snapshot().runs
+    assert run.end == end and run.stopped_early and not job.done
 
 
 def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> None:
     from lab_ui import jobs_ui  # outside a session the UI language is the default, 中文
 
-    early = jobs_ui.ended_text("finished", 3, 3, "Stopped early: no better validation perplexity for 2 epochs; ...")
+    early = jobs_ui.ended_text("finished", 3, 3, "Stopped early: no better validation perplexity ...", early=True)
     assert "提前停止" in early and "3" in early
     assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Finished 8 epochs.")
+    assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Stopped early (a text is not a status)")
 
 
 def test_early_stopping_in_a_worker_process_keeps_the_best_weights(tiny_corpus: Corpus, tmp_path) -> None:
     """A real run that overfits (a tiny corpus, a big step size): the worker stops it and the web process gets
     the best-by-validation weights, with their epoch, and the run store records the end."""
-    from lm_core.runstore import RunStore
+    from lm_core.serve.store import RunStore
     from lm_core.training import evaluate_perplexity
 
     mgr = JobManager(store=RunStore(tmp_path), backend="process")
@@ -145,15 +144,15 @@ def test_early_stopping_in_a_worker_process_keeps_the_best_weights(tiny_corpus: 
             vals[best - 1], rel=1e-4
         )
         (record,) = mgr.store.runs("me")
-        assert record.status == "finished" and record.message.startswith("Stopped early")
+        assert record.status == "finished" and record.stopped_early and record.message.startswith("Stopped early")
     finally:
         mgr.shutdown()
 
 
 def test_a_worker_splits_validation_at_the_same_whole_ci_as_the_web_process(tiny_corpus: Corpus) -> None:
     """The worker gets the text with its line ends between documents, so its split is the same."""
-    job = ProcessJob("me", [Trainer(tiny_corpus, CFG)], ["gru"])
-    (run,) = process_backend.spec_of(job).runs
+    job = Job("me", [Run.starting_from(Trainer(tiny_corpus, CFG), "gru")], Control())
+    (run,) = spec_of(job).runs
     rebuilt = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
     assert rebuilt.split_point(0.2) == tiny_corpus.split_point(0.2)
     assert rebuilt.text == tiny_corpus.text and rebuilt.idx_to_char == tiny_corpus.idx_to_char

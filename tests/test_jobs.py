@@ -16,9 +16,11 @@ from testkit import check_released_weights, wait_until
 
 from lm_core import training
 from lm_core.corpus import Corpus
-from lm_core.jobs import Job, JobManager, JobView
-from lm_core.runstore import RunStore
 from lm_core.sampling import minibatches_per_epoch
+from lm_core.serve.job import Job
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
+from lm_core.serve.views import JobView
 from lm_core.training import TrainConfig, Trainer
 
 TIMEOUT = 60.0  # upper bound for a thread to get somewhere; never a pass condition by itself
@@ -219,7 +221,7 @@ def test_reap_stops_a_job_nobody_polls(manager: JobManager, tiny_corpus: Corpus)
     join(job)
     assert manager.view(job).status == "stopped"
     assert manager.get(job.id, "alice") is job  # still kept for its page
-    assert manager.reap(now=time.time() + manager.forget_after + 10) == [job.id]
+    assert manager.reap(now=time.time() + manager.retention.forget_after + 10) == [job.id]
     assert manager.get(job.id, "alice") is None
 
 
@@ -284,7 +286,6 @@ def test_shutdown_stops_every_thread(tiny_corpus: Corpus) -> None:
 def test_queued_status_says_starting_next_or_how_many_wait() -> None:
     """'Queued: 0 job(s) ahead' read as nonsense: a job out of the line is starting, the first in line is next."""
     from lab_ui import jobs_ui
-    from lm_core.jobs import JobView
 
     def view(position: int) -> JobView:
         return JobView("j", "queued", "", position, 0, 5, 0, 0.0, None, None)

@@ -94,7 +94,7 @@ def test_a_run_uses_every_new_setting(at: AppTest) -> None:
     at.button(key="train:start").click().run()
     assert not at.exception
     job = wait_for_job(at, PAGE)
-    cfg = job.runs[0].config
+    cfg = job.config(0)
     assert (cfg.num_layers, cfg.dropout, cfg.embed, cfg.steps_per_epoch, cfg.val_fraction, cfg.patience) == (
         2,
         0.2,

@@ -10,7 +10,7 @@ from apptest_helpers import REPO, use_tiny_settings, wait_for_job
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import jobs_ui, session
-from lm_core.jobs import JobView
+from lm_core.serve.views import JobView
 
 PAGE = "train"
 

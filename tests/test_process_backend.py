@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from testkit import TIMEOUT, check_released_weights, seconds_until, thread_curve
 
-from lm_core import checkpoint, process_backend
+from lm_core import checkpoint
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager, ProcessJob
 from lm_core.limits import MAX_UPLOAD_BYTES
-from lm_core.runstore import RunStore
+from lm_core.serve import process_pool
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
@@ -33,7 +34,6 @@ def manager(job_manager: Callable[..., JobManager], tmp_path: Path) -> JobManage
 
 def test_a_worker_process_trains_and_reports_like_a_thread(manager: JobManager, tiny_corpus: Corpus) -> None:
     job = manager.submit("alice", [_trainer(tiny_corpus, 2)], ["GRU"], prefixes=("春风",), sample_every=1)
-    assert isinstance(job, ProcessJob)
     job.thread.join(TIMEOUT)
     view = manager.view(job)
     assert view.status == "finished" and view.epoch == 2
@@ -42,7 +42,7 @@ def test_a_worker_process_trains_and_reports_like_a_thread(manager: JobManager, 
     assert len(run.step_norms) == sum(h["steps"] for h in run.history)
     assert set(run.samples) == {1, 2} and run.samples[2]["春风"].startswith("春风")
     assert len(job.checkpoint(0).history) == 2
-    assert job.process.pid != os.getpid() and job.process in process_backend.idle_workers()  # kept for reuse
+    assert job.worker.pid != os.getpid() and job.worker in process_pool.idle_workers()  # kept for reuse
     record = manager.store.run(f"{job.id}-0", "alice")
     assert record.status == "finished" and record.epoch == 2
 
@@ -72,7 +72,7 @@ def test_pause_step_resume_stop_reach_the_worker(manager: JobManager, tiny_corpu
     stopped_in = seconds_until(lambda: manager.view(job).status == "stopped")  # the worker ended the run itself
     assert stopped_in < CONTROL_BOUND
     job.thread.join(TIMEOUT)
-    assert job.process in process_backend.idle_workers()  # it ended cleanly: it waits for the next run
+    assert job.worker in process_pool.idle_workers()  # it ended cleanly: it waits for the next run
 
 
 def test_a_killed_worker_fails_the_run_which_resumes_from_its_checkpoint(
@@ -80,7 +80,7 @@ def test_a_killed_worker_fails_the_run_which_resumes_from_its_checkpoint(
 ) -> None:
     job = manager.submit("alice", [_trainer(tiny_corpus, 100_000)], ["GRU"])
     seconds_until(lambda: manager.view(job).epoch >= 2)
-    os.kill(job.process.pid, signal.SIGKILL)
+    os.kill(job.worker.pid, signal.SIGKILL)
     job.thread.join(TIMEOUT)
     view = manager.view(job)
     assert view.status == "failed" and "stopped unexpectedly" in view.message and "My runs" in view.message
@@ -107,8 +107,7 @@ def test_the_app_trains_in_worker_processes_by_default(monkeypatch: pytest.Monke
         use_tiny_settings(at, "train", model="rnn")
         at.button(key="train:start").click().run()
         job = wait_for_job(at, "train", timeout=TIMEOUT)
-        assert isinstance(job, ProcessJob)
-        assert job.process is not None and job.process.pid != os.getpid()
+        assert job.worker is not None and job.worker.pid != os.getpid()
         at.run()
         assert not at.exception
         view = session.manager().view(job)
@@ -123,7 +122,7 @@ def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path: Path, monkeyp
     import sys
     import types
 
-    from lm_core.process_backend import CONTEXT, start_without_main
+    from lm_core.serve.process_pool import CONTEXT, start_without_main
 
     marker = tmp_path / "imported"
     script = tmp_path / "app_script.py"
@@ -179,14 +178,14 @@ def test_a_finished_worker_trains_the_next_run_to_the_same_curve(manager: JobMan
     """A reused worker: no second spawn, and nothing of the first run leaks into the second's numbers."""
     first = manager.submit("alice", [_trainer(tiny_corpus, 2)])
     first.thread.join(TIMEOUT)
-    assert first.process in process_backend.idle_workers()
+    assert first.worker in process_pool.idle_workers()
     second = manager.submit("bob", [Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3))])
     second.thread.join(TIMEOUT)
-    assert second.process.pid == first.process.pid
+    assert second.worker.pid == first.worker.pid
     first.stop()  # a late click on the first run's page must not reach the worker's next job
     third = manager.submit("carol", [_trainer(tiny_corpus, 2)])
     third.thread.join(TIMEOUT)
-    assert third.process.pid == first.process.pid and manager.view(third).status == "finished"
+    assert third.worker.pid == first.worker.pid and manager.view(third).status == "finished"
     expected = thread_curve(Trainer(tiny_corpus, TrainConfig(**{**CONFIG, "seed": 11}, epochs=3)))
     assert [h["perplexity"] for h in manager.view(second).runs[0].history] == expected
     assert [h["perplexity"] for h in manager.view(third).runs[0].history] == [

@@ -23,8 +23,8 @@ import pytest
 from testkit import TIMEOUT, check_released_weights, free_port, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager, RayJob
-from lm_core.runstore import RunStore, StoreError
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore, StoreError
 from lm_core.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +58,8 @@ def test_without_the_variable_ray_is_never_imported() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, lm_core.jobs, lab_ui.session\n"
-            "from lm_core.jobs import JobManager\n"
+            "import sys, lm_core.serve.manager, lab_ui.session\n"
+            "from lm_core.serve.manager import JobManager\n"
             "JobManager(backend='process').shutdown()\n"
             "print('ray' in sys.modules)",
         ],
@@ -167,7 +167,7 @@ def cluster() -> Iterator[Any]:
     _ray()
     from ray.cluster_utils import Cluster
 
-    from lm_core import ray_backend
+    from lm_core.serve import ray_cluster
 
     # A node that dies is noticed in about a second (the default waits much longer).
     system = {"health_check_period_ms": 500, "health_check_failure_threshold": 2, "health_check_timeout_ms": 500}
@@ -179,11 +179,11 @@ def cluster() -> Iterator[Any]:
         )
         made.add_node(num_cpus=1)
         made.wait_for_nodes()
-        ray_backend.connect(made.address)
+        ray_cluster.connect(made.address)
         yield made
     finally:
         try:
-            ray_backend.disconnect()
+            ray_cluster.disconnect()
         finally:
             if made is not None:
                 made.shutdown()
@@ -204,7 +204,6 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     epochs = 4
     a = mgr.submit("alice", [_trainer(tiny_corpus, epochs)], ["A"], prefixes=("春风",), sample_every=1)
     b = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)], ["B"])
-    assert isinstance(a, RayJob) and isinstance(b, RayJob)
     seconds_until(lambda: mgr.view(b).epoch >= 1 and b.status == "running")
 
     b.pause()
@@ -226,7 +225,7 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     assert len(a.checkpoint(0).history) == epochs
     record = mgr.store.run(f"{a.id}-0", "alice")
     assert record.status == "finished" and record.epoch == epochs and mgr.store.checkpoint_path(record.id).is_file()
-    assert len(a.event_lags) == epochs and max(a.event_lags) < CONTROL_BOUND
+    assert len(a.worker.event_lags) == epochs and max(a.worker.event_lags) < CONTROL_BOUND
 
     t0 = time.monotonic()
     b.stop()
@@ -235,8 +234,8 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     assert mgr.view(b).status == "stopped" and mgr.store.run(f"{b.id}-0", "alice").status == "stopped"
 
     nodes = {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
-    assert a.node_id in nodes and b.node_id in nodes
-    assert a.node_id != b.node_id  # one CPU per node and both trained at once: both nodes were used
+    assert a.worker.node_id in nodes and b.worker.node_id in nodes
+    assert a.worker.node_id != b.worker.node_id  # one CPU per node and both trained at once: both nodes were used
 
 
 @pytest.mark.ray
@@ -246,14 +245,14 @@ def test_a_released_job_shows_the_weights_its_actor_trained(ray_manager: JobMana
 
 _SECOND_SERVER = """
 import json, sys, time
-from lm_core import ray_backend
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve import ray_cluster
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 address, folder, job_id, config = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-ray_backend.connect(address)
+ray_cluster.connect(address)
 mgr = JobManager(store=RunStore(folder, shared=True), backend="ray", max_running=8)
 out = {"interrupted_at_start": mgr.interrupted}
 out["bob_may_not"] = mgr.control_remote(job_id, "bob", "stop")
@@ -322,7 +321,7 @@ def test_a_killed_node_interrupts_its_run_which_resumes_from_the_store(
     jobs = [mgr.submit("alice", [_trainer(tiny_corpus, 100_000)], [f"R{i}"]) for i in range(3)]
     try:
         seconds_until(lambda: all(mgr.view(j).epoch >= 2 for j in jobs))
-        on_victim = [j for j in jobs if j.node_id == victim.node_id]
+        on_victim = [j for j in jobs if j.worker.node_id == victim.node_id]
         assert len(on_victim) == 1  # three runs, three one-CPU nodes: one run on each
         lost = on_victim[0]
         others = [j for j in jobs if j is not lost]
@@ -345,7 +344,7 @@ def test_a_killed_node_interrupts_its_run_which_resumes_from_the_store(
         again = mgr.resume_stored(lost.id, "alice")
         assert again is not None and again.id == lost.id
         seconds_until(lambda: mgr.view(again).epoch >= record.epoch + 1)
-        assert again.node_id in {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
+        assert again.worker.node_id in {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
         again.stop()
         again.thread.join(TIMEOUT)
         resumed = [h["perplexity"] for h in mgr.store.history(f"{lost.id}-0")]
@@ -363,7 +362,7 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
     """The page itself: this process's app is the second server (same cluster, same store) of a run it did not start."""
     import apptest_helpers_models as helpers
 
-    from lm_core.runstore import data_dir
+    from lm_core.serve.store import data_dir
 
     first = JobManager(store=RunStore(data_dir(), shared=True), backend="ray", max_running=8)
     job = first.submit("alice", [_trainer(tiny_corpus, 100_000)], ["far"], kind="train")

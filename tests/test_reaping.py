@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager
+from lm_core.serve.manager import JobManager
+from lm_core.serve.retention import Retention
 from lm_core.training import TrainConfig, Trainer
 
 
 def test_unwatched_job_is_reaped_without_any_visitor(tiny_corpus: Corpus) -> None:
-    manager = JobManager(reap_after=0.5)
+    manager = JobManager(retention=Retention(reap_after=0.5))
     try:
         cfg = TrainConfig(model="rnn", hidden=8, num_steps=5, batch_size=4, epochs=100_000, optimizer="adam", lr=0.01)
         job = manager.submit("owner-a", [Trainer(tiny_corpus, cfg)])
@@ -26,16 +27,16 @@ def test_watched_job_is_not_reaped(tiny_corpus: Corpus) -> None:
     The test owns the clock: it calls reap(now=...) itself and the manager's own reaper thread waits
     far longer than the test runs, so a loaded machine cannot turn a slow poll into a reap.
     """
-    manager = JobManager(reap_after=3600.0)
+    manager = JobManager(retention=Retention(reap_after=3600.0))
     try:
         cfg = TrainConfig(model="rnn", hidden=8, num_steps=5, batch_size=4, epochs=100_000, optimizer="adam", lr=0.01)
         job = manager.submit("owner-a", [Trainer(tiny_corpus, cfg)])
         for _ in range(5):  # five polls, each just inside the timeout after the previous one
             assert manager.get(job.id, "owner-a") is job  # the page's poll
             seen = job.last_seen
-            assert manager.reap(now=seen + manager.reap_after - 1.0) == []
+            assert manager.reap(now=seen + manager.retention.reap_after - 1.0) == []
             assert not job.done and manager.view(job).status in ("running", "queued")
-        assert manager.reap(now=job.last_seen + manager.reap_after + 1.0) == [job.id]  # the tab went away
+        assert manager.reap(now=job.last_seen + manager.retention.reap_after + 1.0) == [job.id]  # the tab went away
         job.thread.join(timeout=60)
         assert not job.thread.is_alive()
         assert manager.view(job).status == "stopped"

@@ -14,8 +14,8 @@ from testkit import TIMEOUT, learned, thread_curve, thread_history, wait_until
 
 from lm_core.corpus import Corpus
 from lm_core.errors import LabError
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,8 +35,8 @@ SERVER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from lm_core.corpus import Corpus
-    from lm_core.jobs import JobManager
-    from lm_core.runstore import RunStore
+    from lm_core.serve.manager import JobManager
+    from lm_core.serve.store import RunStore
     from lm_core.training import TrainConfig, Trainer
     corpus = Corpus.from_text(open({text!r}, encoding="utf-8").read(), name="tiny", max_chars=None)
     manager = JobManager(store=RunStore({data!r}, exclusive=True))
@@ -150,7 +150,7 @@ def test_an_unwritable_store_keeps_training_in_memory(tmp_path: Path, tiny_corpu
         def full(*args, **kwargs):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("lm_core.runstore.os.fsync", full)
+        monkeypatch.setattr("os.fsync", full)
         again = manager.resume_stored(job.id, "alice", extra_epochs=2)
         again.thread.join(TIMEOUT)
         assert manager.view(again).status == "finished" and manager.view(again).epoch == 3

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lm_core import runstore
-from lm_core.runstore import RunRecord, RunStore, StoreError
+from lm_core.serve import database
+from lm_core.serve import store as runstore
+from lm_core.serve.store import RunRecord, RunStore, StoreError
 
 
 def _record(run_id: str, owner: str = "alice", status: str = "running", created: float | None = None) -> RunRecord:
@@ -88,7 +89,7 @@ def test_schema_version_is_recorded(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / runstore.DB_NAME)
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     conn.close()
-    assert meta == {"app": runstore.APP_ID, "schema_version": str(runstore.SCHEMA_VERSION)}
+    assert meta == {"app": database.APP_ID, "schema_version": str(database.SCHEMA_VERSION)}
 
 
 def test_a_locked_database_is_retried_not_raised(tmp_path: Path) -> None:
@@ -106,9 +107,8 @@ def test_a_locked_database_is_retried_not_raised(tmp_path: Path) -> None:
 
 
 def test_a_database_locked_for_good_degrades_without_raising(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(runstore, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
     store = RunStore(tmp_path)
-    store._conn.execute("PRAGMA busy_timeout = 50")
     store.add_run(_record("r1"))
     other = sqlite3.connect(tmp_path / runstore.DB_NAME)
     other.execute("BEGIN EXCLUSIVE")
@@ -131,7 +131,7 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_says_so(tmp_path: Path, monkey
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runstore.os, "fsync", full)
+    monkeypatch.setattr("os.fsync", full)
     store.record_epoch("r1", {"epoch": 2, "perplexity": 8.0}, b"never written")
     assert store.problem == "disk full"
     assert store.checkpoint_path("r1").read_bytes() == b"good"  # nothing corrupt

@@ -78,7 +78,7 @@ def thread_curve(trainer: Trainer, timeout: float = TIMEOUT) -> list[float]:
 
 def thread_history(trainer: Trainer, timeout: float = TIMEOUT) -> list[dict]:
     """Every epoch's record of `trainer` run to the end on the local thread backend (see `thread_curve`)."""
-    from lm_core.jobs import JobManager
+    from lm_core.serve.manager import JobManager
 
     manager = JobManager()
     try:
@@ -151,7 +151,7 @@ def check_released_weights(
         )
 
     assert same_weights(job.checkpoint(0))  # what its page showed while it was watched
-    manager.reap(now=time.time() + manager.release_after + 1)  # nobody looked at it for that long
+    manager.reap(now=time.time() + manager.retention.release_after + 1)  # nobody looked at it for that long
     assert job.released
     published = job.checkpoint(0)
     assert len(published.history) == epochs and published.best_epoch == stored.best_epoch

@@ -24,10 +24,10 @@ if str(REPO) not in sys.path:
 
 import torch
 
-from lm_core import process_backend
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve import process_pool
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import Trainer, book_config
 
 BOOK_ZIP = REPO.parent / "shared" / "data" / BOOK_FILE
@@ -53,7 +53,7 @@ def cli_rate(corpus: Corpus, epochs: int) -> float:
 def app_rates(corpus: Corpus, epochs: int, backend: str, runs: int) -> tuple[list[float], float]:
     manager = JobManager(max_running=runs, store=RunStore(tempfile.mkdtemp()), backend=backend)
     if backend == "process":
-        process_backend.wait_warm(120)  # as on a server that has been up for a few seconds
+        process_pool.wait_warm(120)  # as on a server that has been up for a few seconds
     try:
         t0 = time.monotonic()
         jobs = [

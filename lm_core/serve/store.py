@@ -8,14 +8,10 @@ checkpoint file per run, rewritten atomically after every epoch. A new server
 on the same folder finds the runs that were live when the old one died and
 marks them "interrupted at epoch k": they can be resumed from that checkpoint.
 
-Failure is never fatal for training. A locked database is retried; a write
-that still fails (disk full, folder made read-only) switches the store to
-"degraded": training goes on in memory, `problem` says why, nothing already
-written is touched. A corrupt or foreign database file is moved aside to
-`<name>.corrupt-<timestamp>` and a fresh one is started, with a message.
-A lock file makes a second server on the same folder refuse the store; servers
-training on one Ray cluster share it instead (a shared lock), each writing the
-runs it drives.
+Failure is never fatal for training (see `database`): training goes on in
+memory and `problem` says why nothing is saved. A lock file makes a second
+server on the same folder refuse the store; servers training on one Ray
+cluster share it instead (a shared lock), each writing the runs it drives.
 """
 
 from __future__ import annotations
@@ -27,30 +23,21 @@ import json
 import math
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .errors import LabError
-from .files import write_atomically
+from ..errors import LabError
+from ..files import write_atomically
+from ..limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
+from .database import Database
+from .views import DONE_STATUSES, LIVE_STATUSES
 
 DATA_ENV = "RNN_LAB_DATA"  # the data folder; default `lab-data/` in the working directory
 DEFAULT_DATA_DIR = "lab-data"
 DB_NAME = "runs.sqlite"
 LOCK_NAME = "server.lock"
-APP_ID = "rnn-lyrics-lab-runs"
-SCHEMA_VERSION = 1
-MAX_RUNS_PER_OWNER = 50  # finished runs beyond this are evicted, oldest first
-MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoint bytes per owner before the oldest finished runs go
-LOCK_RETRIES = 5  # attempts on "database is locked" after the busy timeout
-BUSY_TIMEOUT_MS = 2000
-LIVE_STATUSES = ("queued", "running", "paused")
-FINISHED_STATUSES = ("finished", "stopped", "diverged", "error", "failed", "interrupted")
-
-T = TypeVar("T")
 
 
 class StoreError(LabError):
@@ -84,6 +71,11 @@ class RunRecord:
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    @property
+    def stopped_early(self) -> bool:
+        """A run ends "finished" before its planned epochs only when early stopping ended it."""
+        return self.status == "finished" and self.epoch < self.planned
+
 
 def data_dir() -> Path:
     """The data folder from `RNN_LAB_DATA`, else `lab-data/` in the working directory."""
@@ -109,6 +101,10 @@ CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (run_id, epoch)
 );
 """
+_COLUMNS = (
+    "id, job_id, run_index, owner, kind, label, config, corpus_name, corpus_hash, status, message, epoch, planned, "
+    "best_perplexity, created, updated, checkpoint_bytes, group_labels"
+)
 
 
 class RunStore:
@@ -116,11 +112,8 @@ class RunStore:
 
     def __init__(self, folder: str | Path | None = None, exclusive: bool = False, shared: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else data_dir()
-        self.db_path = self.folder / DB_NAME
-        self.notice = ""  # something the app should say once (a file moved aside)
-        self.problem = ""  # why persistence is off now ("" while it works)
-        self._lock = threading.Lock()
         self._lock_file = None
+        self._file_problem = ""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / "checkpoints").mkdir(exist_ok=True)
@@ -132,9 +125,18 @@ class RunStore:
             ) from exc
         if exclusive or shared:
             self._take_server_lock(shared=shared and not exclusive)
-        self._conn = self._open()
+        self.db = Database(self.folder / DB_NAME, _SCHEMA)
 
-    # -- opening ------------------------------------------------------------------------------------
+    @property
+    def notice(self) -> str:
+        """Something the app should say once (the database file was moved aside)."""
+        return self.db.notice
+
+    @property
+    def problem(self) -> str:
+        """Why runs are not being saved right now ("" while they are)."""
+        return f"db: {self.db.problem}" if self.db.problem else self._file_problem
+
     def _take_server_lock(self, shared: bool = False) -> None:
         """One server per data folder: a second one gets a StoreError instead of a shared, racing store.
 
@@ -153,88 +155,11 @@ class RunStore:
             ) from exc
         self._lock_file = handle
 
-    def _open(self) -> sqlite3.Connection:
-        try:
-            return self._connect_and_check()
-        except sqlite3.DatabaseError as exc:
-            aside = self.db_path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.db_path) + suffix)
-                if src.exists():
-                    os.replace(src, Path(str(aside) + suffix))
-            self.notice = (
-                f"The run database was unreadable or not this app's ({exc}); it was moved aside to "
-                f"{aside.name} and a new, empty one was started."
-            )
-            return self._connect_and_check()
-
-    def _connect_and_check(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables and "meta" not in tables:
-                raise sqlite3.DatabaseError("a SQLite file of another program")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SCHEMA)
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if not meta:
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))],
-                )
-                conn.commit()
-            elif meta.get("app") != APP_ID:
-                raise sqlite3.DatabaseError("a database of another program")
-            elif int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"schema {meta.get('schema_version')} is newer than this app")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-            if self._lock_file is not None:
-                self._lock_file.close()  # releases the flock
-                self._lock_file = None
-
-    # -- writing, never fatal -------------------------------------------------------------------------
-    def _write(self, action: Callable[[sqlite3.Connection], T]) -> T | None:
-        """Run `action` in a transaction; retry a locked database; on a lasting failure switch to degraded."""
-        for attempt in range(LOCK_RETRIES):
-            try:
-                with self._lock, self._conn:
-                    result = action(self._conn)
-                if self.problem.startswith("db:"):
-                    self.problem = ""
-                return result
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    time.sleep(0.05 * (attempt + 1))
-                    continue
-                self.problem = f"db: {exc}"
-                return None
-            except sqlite3.DatabaseError as exc:
-                self.problem = f"db: {exc}"
-                return None
-        self.problem = "db: the run database stayed locked by another process"
-        return None
-
-    def _read(self, query: str, args: tuple = ()) -> list[tuple]:
-        for attempt in range(LOCK_RETRIES):
-            try:
-                with self._lock:
-                    return self._conn.execute(query, args).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    time.sleep(0.05 * (attempt + 1))
-                    continue
-                return []
-            except sqlite3.DatabaseError:
-                return []
-        return []
+        self.db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
 
     def _write_file(self, path: Path, data: bytes) -> bool:
         """Atomic file write; False (and `problem` set) when the disk refuses."""
@@ -242,15 +167,14 @@ class RunStore:
             write_atomically(path, data)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            self.problem = "disk full" if full else f"cannot write files ({exc.strerror})"
+            self._file_problem = "disk full" if full else f"cannot write files ({exc.strerror})"
             return False
-        if not self.problem.startswith("db:"):
-            self.problem = ""
+        self._file_problem = ""
         return True
 
-    # -- runs ------------------------------------------------------------------------------------------
+    # -- corpora and checkpoints ------------------------------------------------------------------------
     def save_corpus(self, text: str) -> str:
-        """Store the corpus text once per hash; returns the hash."""
+        """Store the corpus text once per hash (a corpus's `document_text()`); returns the hash."""
         digest = text_hash(text)
         path = self.folder / "corpora" / f"{digest}.txt"
         if not path.exists():
@@ -258,7 +182,7 @@ class RunStore:
         return digest
 
     def corpus_text(self, digest: str) -> str | None:
-        """The text `save_corpus` stored (a corpus's `document_text()`), None when missing or altered."""
+        """The text `save_corpus` stored, None when missing or altered."""
         path = self.folder / "corpora" / f"{digest}.txt"
         try:
             text = path.read_text(encoding="utf-8")
@@ -269,33 +193,14 @@ class RunStore:
     def checkpoint_path(self, run_id: str) -> Path:
         return self.folder / "checkpoints" / f"{run_id}.pt"
 
+    # -- runs ------------------------------------------------------------------------------------------
     def add_run(self, record: RunRecord) -> list[str]:
         """Insert a run and enforce the owner's quota; returns the labels of evicted runs."""
-        self._write(
+        values = [getattr(record, name) for name in _COLUMNS.replace(" ", "").split(",")]
+        values[6], values[17] = json.dumps(record.config), json.dumps(record.group_labels)
+        self.db.write(
             lambda c: c.execute(
-                "INSERT OR REPLACE INTO runs (id, job_id, run_index, owner, kind, label, config, corpus_name, "
-                "corpus_hash, status, message, epoch, planned, best_perplexity, created, updated, checkpoint_bytes, "
-                "group_labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.job_id,
-                    record.run_index,
-                    record.owner,
-                    record.kind,
-                    record.label,
-                    json.dumps(record.config),
-                    record.corpus_name,
-                    record.corpus_hash,
-                    record.status,
-                    record.message,
-                    record.epoch,
-                    record.planned,
-                    record.best_perplexity,
-                    record.created,
-                    record.updated,
-                    record.checkpoint_bytes,
-                    json.dumps(record.group_labels),
-                ),
+                f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
             )
         )
         return self.enforce_quota(record.owner)
@@ -320,10 +225,10 @@ class RunStore:
                 (metrics["epoch"], time.time(), ppl, ppl, ppl, size, run_id),
             )
 
-        self._write(action)
+        self.db.write(action)
 
     def set_status(self, run_id: str, status: str, message: str = "", planned: int | None = None) -> None:
-        self._write(
+        self.db.write(
             lambda c: c.execute(
                 "UPDATE runs SET status = ?, message = ?, updated = ?, planned = COALESCE(?, planned) WHERE id = ?",
                 (status, message, time.time(), planned, run_id),
@@ -332,15 +237,15 @@ class RunStore:
 
     def runs(self, owner: str) -> list[RunRecord]:
         """The owner's runs, newest first (never another owner's)."""
-        rows = self._read(f"SELECT {_COLUMNS} FROM runs WHERE owner = ? ORDER BY created DESC, run_index", (owner,))
+        rows = self.db.read(f"SELECT {_COLUMNS} FROM runs WHERE owner = ? ORDER BY created DESC, run_index", (owner,))
         return [_record(r) for r in rows]
 
     def run(self, run_id: str, owner: str) -> RunRecord | None:
-        rows = self._read(f"SELECT {_COLUMNS} FROM runs WHERE id = ? AND owner = ?", (run_id, owner))
+        rows = self.db.read(f"SELECT {_COLUMNS} FROM runs WHERE id = ? AND owner = ?", (run_id, owner))
         return _record(rows[0]) if rows else None
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
+        rows = self.db.read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
         return [json.loads(r[0]) for r in rows]
 
     def delete(self, run_id: str, owner: str) -> bool:
@@ -352,7 +257,7 @@ class RunStore:
             c.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM runs WHERE id = ? AND owner = ?", (run_id, owner))
 
-        self._write(action)
+        self.db.write(action)
         self.checkpoint_path(run_id).unlink(missing_ok=True)
         return True
 
@@ -364,7 +269,7 @@ class RunStore:
         for record in reversed(runs):
             if count <= MAX_RUNS_PER_OWNER and size <= MAX_BYTES_PER_OWNER:
                 break
-            if record.status not in FINISHED_STATUSES:
+            if record.status not in DONE_STATUSES:
                 continue
             self.delete(record.id, owner)
             count, size = count - 1, size - record.checkpoint_bytes
@@ -373,27 +278,21 @@ class RunStore:
 
     def live_runs(self) -> list[RunRecord]:
         """Every owner's runs the store thinks are live (queued, running, paused)."""
-        rows = self._read(
-            f"SELECT {_COLUMNS} FROM runs WHERE status IN ({','.join('?' * len(LIVE_STATUSES))})", LIVE_STATUSES
-        )
-        return [_record(r) for r in rows]
+        marks = ",".join("?" * len(LIVE_STATUSES))
+        return [
+            _record(r) for r in self.db.read(f"SELECT {_COLUMNS} FROM runs WHERE status IN ({marks})", LIVE_STATUSES)
+        ]
 
-    def mark_interrupted(self, live_ids: set[str] | None = None, live_jobs: set[str] | None = None) -> list[str]:
+    def mark_interrupted(self, live_jobs: set[str] | None = None) -> list[str]:
         """Runs the store thinks are live but no worker holds: a server died. Returns their ids.
 
         `live_jobs`: jobs another server is still driving (a store shared by servers on one Ray cluster).
         """
-        live_ids, live_jobs = live_ids or set(), live_jobs or set()
-        gone = [(r.id, r.epoch) for r in self.live_runs() if r.id not in live_ids and r.job_id not in live_jobs]
+        live_jobs = live_jobs or set()
+        gone = [(r.id, r.epoch) for r in self.live_runs() if r.job_id not in live_jobs]
         for rid, epoch in gone:
             self.set_status(rid, "interrupted", f"Interrupted at epoch {epoch} (the server stopped).")
         return [rid for rid, _ in gone]
-
-
-_COLUMNS = (
-    "id, job_id, run_index, owner, kind, label, config, corpus_name, corpus_hash, status, message, epoch, planned, "
-    "best_perplexity, created, updated, checkpoint_bytes, group_labels"
-)
 
 
 def _record(row: tuple) -> RunRecord:

@@ -1,24 +1,25 @@
-"""Between a training job and the run store: what a job writes, and how a stored run is rebuilt.
+"""Between a job and the run store: what a job writes, and how a stored run is rebuilt to continue.
 
-A job calls its `Recorder` from the worker at the few moments that matter
-(registered, epoch finished, status changed, ended), so the store always holds
-the last finished epoch of every run: metrics, and a checkpoint with weights,
-optimiser state, history and the sampler's RNG state. `rebuild_trainers`
-turns those back into trainers that continue exactly where the run stopped:
+A job calls its `Recorder` at the few moments that matter (registered, epoch
+finished, status changed, ended), so the store always holds the last finished
+epoch of every run: metrics, and a checkpoint with weights, optimiser state,
+history and the sampler's RNG state. `rebuild_trainers` turns those back into
+trainers (`checkpoint.resume`) that continue exactly where the run stopped:
 the resumed curve equals the one an uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from . import checkpoint
-from .checkpoint import Checkpoint
-from .corpus import Corpus
-from .errors import CheckpointError, LabError
-from .limits import MAX_CLI_CHECKPOINT_BYTES
-from .runstore import RunRecord, RunStore
-from .training import EndEvent, EpochEvent, TrainConfig, Trainer
+from ..checkpoint import load, resume, to_bytes
+from ..corpus import Corpus
+from ..errors import CheckpointError, LabError
+from ..limits import MAX_CLI_CHECKPOINT_BYTES
+from ..training import EndEvent, EpochEvent, TrainConfig, Trainer
+from .run import Run
+from .store import RunRecord, RunStore
 
 JOB_KEY = "_job"  # job-level settings kept inside each run's stored config (TrainConfig ignores the key)
 
@@ -32,19 +33,16 @@ class Recorder:
 
     def __init__(self, store: RunStore, job_id: str, owner: str, kind: str, labels: list[str]) -> None:
         self.store, self.job_id, self.owner, self.kind, self.labels = store, job_id, owner, kind, labels
-        self.job_settings: dict = {}
 
-    def register(self, trainers: list[Trainer], resumed: bool = False, **job_settings: object) -> list[str]:
+    def register(self, runs: list[Run], resumed: bool = False, **job_settings: object) -> list[str]:
         """Record the job's runs (or mark resumed ones queued again); returns labels the quota evicted."""
         evicted: list[str] = []
         now = time.time()
-        for i, trainer in enumerate(trainers):
+        for i, run in enumerate(runs):
             rid = run_id(self.job_id, i)
             if resumed and self.store.run(rid, self.owner) is not None:
-                self.store.set_status(rid, "queued", "", planned=trainer.config.epochs)
+                self.store.set_status(rid, "queued", "", planned=run.config.epochs)
                 continue
-            digest = self.store.save_corpus(trainer.corpus.document_text())  # document starts kept
-            config = {**trainer.config.to_dict(), JOB_KEY: job_settings}
             record = RunRecord(
                 id=rid,
                 job_id=self.job_id,
@@ -52,34 +50,28 @@ class Recorder:
                 owner=self.owner,
                 kind=self.kind,
                 label=self.labels[i],
-                config=config,
-                corpus_name=trainer.corpus.name,
-                corpus_hash=digest,
+                config={**run.config.to_dict(), JOB_KEY: job_settings},
+                corpus_name=run.corpus.name,
+                corpus_hash=self.store.save_corpus(run.corpus.document_text()),  # document starts kept
                 status="queued",
                 message="",
-                epoch=trainer.epoch,
-                planned=trainer.config.epochs,
-                best_perplexity=min((e.perplexity for e in trainer.history), default=None),
+                epoch=len(run.history),
+                planned=run.config.epochs,
+                best_perplexity=min((e.perplexity for e in run.history), default=None),
                 created=now,
                 updated=now,
                 checkpoint_bytes=0,
                 group_labels=list(self.labels),
             )
             evicted += self.store.add_run(record)
-            if trainer.history:  # started from a checkpoint: keep its curve and weights with the run
-                for event in trainer.history:
+            if run.history:  # started from a checkpoint: keep its curve and weights with the run
+                for event in run.history:
                     self.store.record_epoch(rid, event.to_dict(), None)
-                self.store.record_epoch(
-                    rid, trainer.history[-1].to_dict(), checkpoint.to_bytes(checkpoint.from_trainer(trainer))
-                )
+                self.store.record_epoch(rid, run.history[-1].to_dict(), to_bytes(run.published))
         return evicted
 
-    def epoch(self, index: int, event: EpochEvent, ckpt: Checkpoint, samples: dict | None = None) -> None:
-        self.epoch_data(index, event.to_dict(), checkpoint.to_bytes(ckpt))
-
-    def epoch_data(self, index: int, metrics: dict, ckpt_bytes: bytes | None) -> None:
-        """The same, from plain data (what a worker process sends)."""
-        self.store.record_epoch(run_id(self.job_id, index), metrics, ckpt_bytes)
+    def epoch(self, index: int, metrics: EpochEvent, checkpoint: bytes) -> None:
+        self.store.record_epoch(run_id(self.job_id, index), metrics.to_dict(), checkpoint)
 
     def status(self, status: str) -> None:
         for i in range(len(self.labels)):
@@ -96,9 +88,18 @@ class Recorder:
             )
 
 
-def rebuild_trainers(
-    store: RunStore, job_id: str, owner: str, extra_epochs: int = 0
-) -> tuple[list[Trainer], list[str], str, dict] | None:
+@dataclass
+class StoredJob:
+    """What continues a stored job: its trainers and how the job was set up."""
+
+    trainers: list[Trainer]
+    labels: list[str]
+    kind: str
+    prefixes: tuple[str, ...]
+    sample_every: int
+
+
+def rebuild_trainers(store: RunStore, job_id: str, owner: str, extra_epochs: int = 0) -> StoredJob | None:
     """Trainers that continue the owner's stored job `job_id` from its last checkpoints.
 
     An interrupted run goes on to its planned epochs; a finished one gets
@@ -108,9 +109,14 @@ def rebuild_trainers(
     records = sorted((r for r in store.runs(owner) if r.job_id == job_id), key=lambda r: r.run_index)
     if not records:
         return None
-    trainers = [_rebuild(store, record, extra_epochs) for record in records]
     settings = records[0].config.get(JOB_KEY) or {}
-    return trainers, [r.label for r in records], records[0].kind, settings
+    return StoredJob(
+        trainers=[_rebuild(store, record, extra_epochs) for record in records],
+        labels=[r.label for r in records],
+        kind=records[0].kind,
+        prefixes=tuple(p for p in settings.get("prefixes", []) if isinstance(p, str)),
+        sample_every=int(settings.get("sample_every", 10)),
+    )
 
 
 def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
@@ -127,10 +133,10 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     ckpt = None
     if path.is_file():
         try:
-            ckpt = checkpoint.load(path, MAX_CLI_CHECKPOINT_BYTES)  # the server's own file
+            ckpt = load(path, MAX_CLI_CHECKPOINT_BYTES)  # the server's own file
         except CheckpointError as exc:
             raise LabError(
                 f"The saved checkpoint of “{record.label}” cannot be read ({exc}).",
                 zh=f"「{record.label}」保存的检查点无法读取（{getattr(exc, 'zh', None) or exc}）。",
             ) from exc
-    return checkpoint.resume(ckpt, corpus, config, more_epochs=extra_epochs)
+    return resume(ckpt, corpus, config, more_epochs=extra_epochs)
