@@ -29,12 +29,11 @@ import torch
 from .corpus import Corpus
 from .errors import CheckpointError, LabError, detached, localized
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_TEXT, MAX_VOCAB
 from .models import CharModel, build_model, check_size, expected_shapes
 from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
-MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
 
 
 @dataclass
@@ -302,7 +301,7 @@ def _best_epoch(value: Any) -> int | None:
 
 
 def _text(value: Any) -> str:
-    return value[:MAX_TEXT] if isinstance(value, str) else ""
+    return value[:MAX_CHECKPOINT_TEXT] if isinstance(value, str) else ""
 
 
 def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:

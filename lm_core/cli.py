@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
     t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
 
-    e = sub.add_parser("evaluate-lyrics", help="issue 11's measurements: validation vs bigram, copied and CJK share")
+    e = sub.add_parser("evaluate-lyrics", help="does a model write new ci? validation vs bigram, copied and CJK share")
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--corpus", default="songci:all", help="the corpus it was trained on (default songci:all)")
     e.add_argument("--max-chars", type=_max_chars, default=None, help="as in training (default: all)")
@@ -311,7 +311,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench import training_paths
     from .corpus import Corpus
 
     if args.epochs < 2:
@@ -320,23 +320,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench.main(corpus, args.epochs, args.seed))
+    print(training_paths.main(corpus, args.epochs, args.seed))
     return 0
 
 
 def cmd_bench_bptt(args: argparse.Namespace) -> int:
-    from . import bench_bptt
+    from .bench import gradient_figures
     from .corpus import Corpus
 
     corpus = Corpus.from_file(args.corpus)
     print(f"bench-bptt on {args.corpus.name}: vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench_bptt.main(corpus, max(1, args.repeats)))
+    print(gradient_figures.main(corpus, max(1, args.repeats)))
     return 0
 
 
 def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
+    from .analysis.evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
 
     _set_threads(args.threads)
     ckpt = checkpoint.load(args.checkpoint, MAX_CLI_CHECKPOINT_BYTES)
@@ -364,13 +364,13 @@ def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_large(args: argparse.Namespace) -> int:
-    from . import bench_large
+    from .bench import large_model
     from .training import TrainConfig
 
     if args.threads < 1:
         raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
     if args.lesson:
-        print(bench_large.lesson(args.threads))
+        print(large_model.lesson(args.threads))
         return 0
     cfg = TrainConfig(
         model=args.model,
@@ -386,7 +386,7 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
         clip=1.0,
         val_fraction=args.val_fraction,
     )
-    print(bench_large.main(cfg, args.steps_per_epoch, args.threads))
+    print(large_model.main(cfg, args.steps_per_epoch, args.threads))
     return 0
 
 

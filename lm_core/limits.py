@@ -43,3 +43,10 @@ MAX_STEP_TRACE = 20_000
 # The run store, per owner: finished runs beyond either bound are evicted, oldest first.
 MAX_RUNS_PER_OWNER = 50
 MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoint bytes
+
+# Text that reaches a page. A checkpoint's corpus name and note (a file could carry megabytes); what a visitor
+# types to trace through time on the Gradients page (every figure stays under a second at h = 256) and on the
+# Hidden states page (the heatmap stays readable and the trace fast).
+MAX_CHECKPOINT_TEXT = 500
+MAX_GRADIENT_TEXT = 200
+MAX_HIDDEN_TEXT = 300

@@ -13,8 +13,9 @@ from lab_ui.i18n import Translator, current_lang
 from lab_ui.model_source import Companion, ModelChoice
 from lab_ui.persist import clamp, restore, save
 from lab_ui.text import escape_markdown, visible_char
-from lm_core import bptt
+from lm_core.analysis import bptt
 from lm_core.errors import LabError, detached, localized
+from lm_core.limits import MAX_GRADIENT_TEXT
 from lm_core.models import CharModel, build_model
 
 PAGE = "gradients"
@@ -292,13 +293,13 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     if not st.session_state.get(key) and f"{PAGE}:text_set" not in st.session_state:
         st.session_state[key] = model_source.sample_text(choice, 60)
     st.session_state[f"{PAGE}:text_set"] = True
-    text = st.text_area(t("text"), key=key, height=80, help=t("text_help", n=bptt.MAX_TEXT))
+    text = st.text_area(t("text"), key=key, height=80, help=t("text_help", n=MAX_GRADIENT_TEXT))
     save(key)
     if not text:
         st.info(t("type_text"))
         return None
-    if len(text) > bptt.MAX_TEXT:
-        st.error(t("too_long", n=len(text), m=bptt.MAX_TEXT))
+    if len(text) > MAX_GRADIENT_TEXT:
+        st.error(t("too_long", n=len(text), m=MAX_GRADIENT_TEXT))
         return None
     kept = model_source.known_text_ui(choice, text)
     if kept is None:

@@ -12,11 +12,11 @@ from lab_ui.i18n import Translator
 from lab_ui.model_source import ModelChoice
 from lab_ui.persist import follow_default, keep_valid, restore, save
 from lab_ui.text import escape_html
-from lm_core import bptt
+from lm_core.analysis import bptt
+from lm_core.limits import MAX_HIDDEN_TEXT
 
 PAGE = "hidden"
 SORTS = ("variance", "activity", "index")  # variance first: units that change along the text tell the most
-MAX_TEXT = 300  # characters traced; the heatmap stays readable and the trace fast
 DEFAULT_TOP = 32
 
 t = Translator(
@@ -213,7 +213,9 @@ def _text_ui(choice: ModelChoice) -> str | None:
     follow_default(key, default)  # an untouched default follows the model; an edited text is the user's
     text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
     with text_col:
-        text = st.text_area(t("text"), key=key, max_chars=MAX_TEXT, height=80, help=t("text_help", n=MAX_TEXT))
+        text = st.text_area(
+            t("text"), key=key, max_chars=MAX_HIDDEN_TEXT, height=80, help=t("text_help", n=MAX_HIDDEN_TEXT)
+        )
     with button_col:
         st.button(t("reset_text"), key=f"{PAGE}:reset", on_click=_reset_text, args=(default,), width="stretch")
     save(key)

@@ -12,7 +12,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab_ui.model_source import UPLOAD_KEY
-from lm_core import bptt
+from lm_core.analysis import bptt
 from lm_core.checkpoint import from_bytes, to_bytes
 from lm_core.models import build_model
 

@@ -152,7 +152,7 @@ def test_long_corpus_name_and_note_are_cut(trained: Trainer) -> None:
     payload = _payload(trained)
     payload["corpus_name"], payload["note"] = "x" * 10_000, ["not", "text"]
     ckpt = checkpoint.from_bytes(_save(payload))
-    assert len(ckpt.corpus_name) == checkpoint.MAX_TEXT and ckpt.note == ""
+    assert len(ckpt.corpus_name) == limits.MAX_CHECKPOINT_TEXT and ckpt.note == ""
 
 
 @pytest.mark.parametrize(

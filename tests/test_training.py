@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lm_core.bench.reference import train_reference
 from lm_core.corpus import Corpus
 from lm_core.errors import ConfigError, CorpusError
-from lm_core.reference import train_reference
 from lm_core.sampling import describe_minibatches, minibatches_per_epoch
 from lm_core.training import (
     MAX_LOSS,

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import torch
 
-from . import bptt
-from .corpus import Corpus
-from .limits import MAX_HIDDEN
-from .models import MODEL_KINDS, build_model
+from ..analysis import bptt
+from ..corpus import Corpus
+from ..limits import MAX_HIDDEN
+from ..models import MODEL_KINDS, build_model
 
 TEXT_LEN = 200
 

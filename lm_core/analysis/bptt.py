@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, VocabularyError
-from .models import CharModel
-from .sampling import random_batches
-from .training import clip_gradients
-from .vocab import format_chars, unknown_chars
+from ..errors import ConfigError, VocabularyError
+from ..limits import MAX_GRADIENT_TEXT
+from ..models import CharModel
+from ..sampling import random_batches
+from ..training import clip_gradients
+from ..vocab import format_chars, unknown_chars
 
-MAX_TEXT = 200  # characters a visitor may type: every figure stays under a second at h = 256
 WORK_BUDGET = 2.5e9  # multiply-adds one figure may spend (under a second at one torch thread, see bench-bptt)
 MAX_SEARCH_CHARS = 30_000  # corpus characters scanned for a unit pattern
 
@@ -54,7 +54,7 @@ def check_model(model: CharModel) -> None:
         )
 
 
-def check_text(text: str, char_to_idx: dict[str, int], max_len: int = MAX_TEXT, min_len: int = 2) -> list[int]:
+def check_text(text: str, char_to_idx: dict[str, int], max_len: int = MAX_GRADIENT_TEXT, min_len: int = 2) -> list[int]:
     """The ids of `text`, or a `VocabularyError`/`ConfigError` naming what is wrong with it."""
     if not text:
         raise ConfigError("Type a text first.", zh="请先输入一段文字。")
@@ -110,14 +110,14 @@ def cap_work(model: CharModel, rows: int, steps: int, budget: float = WORK_BUDGE
 
 
 def text_limit(model: CharModel, budget: float = WORK_BUDGET) -> int:
-    """Characters whose connectivity fits the budget (at most MAX_TEXT).
+    """Characters whose connectivity fits the budget (at most MAX_GRADIENT_TEXT).
 
     Connectivity feeds one-hot rows (1, V) through every input matrix, so a
     step also costs about 3·g·V·h there; at one row the products are bound by
     memory, which the margin of the budget absorbs.
     """
     per_char = step_cost(model) + 3.0 * _gate_factor(model) * model.vocab_size * model.num_hiddens
-    return max(2, min(MAX_TEXT, int(budget // per_char)))
+    return max(2, min(MAX_GRADIENT_TEXT, int(budget // per_char)))
 
 
 def _one_hot(ids: list[int] | torch.Tensor, model: CharModel) -> torch.Tensor:

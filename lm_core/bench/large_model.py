@@ -1,4 +1,4 @@
-"""Speed and memory of a large run (issue 11's benchmark): prints numbers, asserts nothing.
+"""Speed and memory of a large run (a deep model on all of Song ci): prints numbers, asserts nothing.
 
 `python -m lm_core bench-large` loads the whole cleaned Song ci, times the corpus
 load and vocabulary, then trains a few minibatches of the given model and
@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from . import lessons
-from .songci import ALL_SUBSET, songci_corpus
-from .training import TrainConfig, Trainer
+from .. import lessons
+from ..songci import ALL_SUBSET, songci_corpus
+from ..training import TrainConfig, Trainer
 
 
 def peak_memory_mb() -> float:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .corpus import Corpus
+from ..corpus import Corpus
+from ..training import EpochEvent, Trainer, book_config
 from .reference import train_reference, train_reference_concise
-from .training import EpochEvent, Trainer, book_config
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Does a model write new ci? The measurements behind issue 11's targets.
+"""Does a model write new ci? Measured against targets a model that composes, not recites, meets.
 
 * validation perplexity on the checkpoint's own split of its corpus, next to
   the bigram (and unigram) baseline of the same split;
@@ -9,7 +9,7 @@
   corpus's punctuation (anything else — spaces between ci, stray symbols —
   counts against it).
 
-Targets (issue 11): validation perplexity ≥ 25 % below the bigram, copied ≤ 10 %,
+Targets: validation perplexity ≥ 25 % below the bigram, copied ≤ 10 %,
 CJK/punctuation ≥ 95 %. This module only measures; `cli.py` prints.
 """
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .baselines import Baselines, ngram_baselines
-from .checkpoint import Checkpoint
-from .corpus import Corpus
-from .errors import CheckpointError
-from .generation import copied_spans, default_prefixes, generate
-from .training import evaluate_perplexity
+from ..baselines import Baselines, ngram_baselines
+from ..checkpoint import Checkpoint
+from ..corpus import Corpus
+from ..errors import CheckpointError
+from ..generation import copied_spans, default_prefixes, generate
+from ..training import evaluate_perplexity
 
 PREFIXES = ("明月", "东风", "江南", "故人", "春")
 SEEDS = tuple(range(10))

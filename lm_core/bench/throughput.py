@@ -1,6 +1,6 @@
 """Benchmark: characters/second of a run trained by the app's backends vs the CLI's bare loop, side by side.
 
-    python tests/throughput_bench.py [--corpus PATH] [--epochs 40] [--rounds 2]
+    python -m lm_core.bench.throughput [--corpus PATH] [--epochs 40] [--rounds 2]
 
 Prints, for the book's settings (scratch RNN, 256 hidden, num_steps 35,
 batch 32): the CLI's loop in this process with one torch thread; one run in a
@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 import torch
 

@@ -1,6 +1,6 @@
 """Benchmark: the Ray backend against the local (process) backend on the same machine.
 
-    python tests/ray_bench.py [--corpus PATH] [--epochs 6] [--runs 6] [--address HOST:PORT]
+    python -m lm_core.bench.ray_vs_local [--corpus PATH] [--epochs 6] [--runs 6] [--address HOST:PORT]
 
 Without `--address` it starts its own two-node cluster on this machine (a head
 and a second node, one CPU each) and shuts it down at the end. Prints, for the
@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 from lm_core.corpus import BOOK_FILE, Corpus
 from lm_core.serve import process_pool, ray_cluster

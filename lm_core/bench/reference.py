@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from .models import init_normal
-from .sampling import batches
+from ..models import init_normal
+from ..sampling import batches
 
 
 def to_onehot(X: torch.Tensor, n_class: int) -> list[torch.Tensor]:
