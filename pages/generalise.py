@@ -154,13 +154,12 @@ def _draw(job: Job, view: JobView) -> None:
     training_page.metrics_ui(view, labels)
 
 
-def _about_ui(values: dict) -> bool:
-    """The two corpora and what the budget means for each; False when the bundled Song ci is missing."""
+def _about_ui(values: dict) -> str:
+    """The two corpora and what the budget means for each; why not, when the bundled Song ci is missing."""
     try:
         small, large = lessons.corpora()
     except LabError as exc:
-        st.error(t.md("no_songci", msg=localized(exc, current_lang())))
-        return False
+        return t.md("no_songci", msg=localized(exc, current_lang()))
     n_large_val = len(large) - large.split_point(lessons.LARGE_VAL)
     st.caption(
         t.md(
@@ -179,34 +178,31 @@ def _about_ui(values: dict) -> bool:
     st.caption(
         t("budget", n=steps, b=values["batch_size"], s=values["num_steps"], r=chars / len(small), p=len(large) / chars)
     )
-    return True
+    return ""
+
+
+def _plan(values: dict, choice: object) -> training_page.StartPlan:
+    """What the lesson's corpora make of the budget, then Train: both models, unless Song ci is missing."""
+    return training_page.StartPlan(lambda: _start(values), blocked=_about_ui(values))
+
+
+FRAME = training_page.TrainingPage(
+    PAGE,
+    FIELDS,
+    DEFAULTS,
+    t,
+    book_label_key="preset",
+    book_help_key="preset_help",
+    start_label_key="start",
+    presets_menu=False,
+    corpus_picker=False,
+)
 
 
 def main() -> None:
     if session.entrypoint_ran_instead():
         return  # the entrypoint ran and drew this page
-    st.title(t("title"))
-    st.caption(t("intro"))
-    st.button(
-        t("preset"),
-        key=f"{PAGE}:preset",
-        help=t("preset_help"),
-        on_click=settings.apply_values,
-        args=(PAGE, {k: DEFAULTS[k] for k in FIELDS}),
-    )
-    with st.expander(t("settings"), expanded=True):
-        values = settings.settings_ui(PAGE, FIELDS, DEFAULTS, columns=3)
-        problem = settings.config_problem(values)
-        if problem:
-            st.warning(t.md("bad_setting", msg=problem))
-    usable = _about_ui(values)
-    pressed = st.button(t("start"), key=f"{PAGE}:start", type="primary", disabled=not usable)
-    if jobs_ui.confirm_start(PAGE, pressed):
-        try:
-            _start(values)
-        except LabError as exc:
-            st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
-    jobs_ui.run_section_ui(PAGE, _draw, t("no_job"))
+    training_page.training_page_ui(FRAME, _plan, _draw, under_settings=training_page.setting_problem_ui)
 
 
 main()

@@ -316,9 +316,7 @@ def _settings_notes(values: dict) -> None:
     """What is risky or invalid in the settings, said as soon as it is chosen, not only when Train is pressed."""
     if not values["clip_on"]:
         st.caption(t("clip_note_off"))
-    problem = settings.config_problem(values)
-    if problem:  # e.g. dropout with 1 layer
-        st.warning(t.md("bad_setting", msg=problem))
+    training_page.setting_problem_ui(values)
 
 
 def main() -> None:

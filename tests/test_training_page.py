@@ -51,6 +51,8 @@ def _script(plan_kw: dict, page_kw: dict) -> None:
             "book_preset_help": ("Demo book help", "Demo book help"),
             "no_job": ("Demo: no run yet", "Demo: no run yet"),
             "book_30": ("书 30", "Book (30 epochs)"),
+            "lesson_help": ("本课的设置", "The lesson's settings"),
+            "train_both": ("两个都训练", "Train both"),
             "preset_note": ("只用一部分", "Only in part"),
         }
     )
@@ -114,6 +116,25 @@ def test_page_options_book_label_no_presets_and_lesson_link(demo: Any) -> None:
     assert at.button(key=f"{PAGE}:book").label == "书 30"
     assert f"{PAGE}:preset" not in [s.key for s in at.selectbox]
     assert any(e.label == "分享这节课" for e in at.expander)
+
+
+def test_a_page_with_corpora_of_its_own_has_no_corpus_picker_and_its_own_words(demo: Any) -> None:
+    """A lesson (Memorise or generalise) trains on its own corpora: no sidebar picker, Train on without it."""
+    page_kw = {"corpus_picker": False, "book_help_key": "lesson_help", "start_label_key": "train_both"}
+    at = demo(page_kw=page_kw)
+    assert not at.exception
+    assert not _corpus_widgets(at) and _corpus_widgets(demo())  # the default page has the picker
+    assert at.session_state["plan_saw"] == (30, False)
+    assert at.button(key=f"{PAGE}:book").help == "本课的设置"
+    start = at.button(key=f"{PAGE}:start")
+    assert start.label == "两个都训练" and not start.disabled
+    start.click().run()
+    assert at.session_state["started"] == 1
+
+
+def _corpus_widgets(at: AppTest) -> list[Any]:
+    kinds = ("radio", "selectbox", "number_input", "text_area")
+    return [w for kind in kinds for w in at.sidebar.get(kind) if (w.key or "").startswith("corpus:")]
 
 
 def test_preset_note_from_the_page_texts(demo: Any) -> None:
