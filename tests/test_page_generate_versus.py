@@ -8,7 +8,7 @@ import shutil
 import apptest_helpers_models as helpers
 import pytest
 
-from lab_ui.model_source import REPO_CHECKPOINTS
+from lab_ui.model_cache import REPO_CHECKPOINTS
 from lm_core.checkpoint import load
 
 pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind

@@ -168,11 +168,11 @@ def test_value_colors_match_the_heatmap_scale_and_text_stays_readable() -> None:
 
 def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained, monkeypatch) -> None:
     """LSTMVis-style search: listed units are on over the span and off before it; each place has them all on."""
-    from lab_ui import model_source
+    from lab_ui import model_cache
     from lm_core.checkpoint import from_bytes
 
     corpus = helpers.tiny_corpus().text  # what the tiny models were trained on
-    monkeypatch.setattr(model_source, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
     at = _page(shipped)
     text = at.text_area(key="hidden:text").value
     assert corpus.startswith(text)  # the default text now comes from the (patched) training text
