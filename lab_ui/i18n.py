@@ -80,7 +80,7 @@ COMMON: Strings = {
         "决定初始权重和随机采样的顺序：同一种子 = 同一实验。",
         "Sets the initial weights and the shuffle order: same seed, same experiment.",
     ),
-    # deeper torch.nn models, long corpora, validation (issue 11)
+    # deeper torch.nn models, long corpora, validation
     "num_layers": ("层数", "Layers"),
     "num_layers_help": (
         "叠加的循环层数（1–{n}），只适用于 torch.nn 模型；从零实现的模型与书中一样只有 1 层。",

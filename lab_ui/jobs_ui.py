@@ -263,7 +263,7 @@ def end_message(view: JobView) -> str:
 
 
 def best_weights_ui(view: JobView, labels: list[str]) -> None:
-    """Which epoch's weights each run keeps when early stopping chose them (issue 11: say where they came from)."""
+    """Which epoch's weights each run keeps when early stopping chose them: the weights say where they came from."""
     for run, label in zip(view.runs, labels, strict=True):
         if not run.config.get("patience") or not run.history:
             continue

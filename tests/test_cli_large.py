@@ -1,4 +1,4 @@
-"""CLI options of issue 11: layers / dropout / embedding / short epochs / validation, best and half saves, evaluation."""
+"""CLI options for deeper models and long corpora: layers / dropout / embedding / short epochs / validation, best and half saves, evaluation."""
 
 from __future__ import annotations
 

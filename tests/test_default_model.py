@@ -1,4 +1,4 @@
-"""Generate and Hidden states open on the all-Song-ci model (`songci-all-lstm.pt`) when it is shipped (issue 11).
+"""Generate and Hidden states open on the all-Song-ci model (`songci-all-lstm.pt`) when it is shipped.
 
 The small shipped models recite their 10,000 characters; the large one writes new ci, so it is what a visitor
 sees first. Without it the first readable shipped file stays the default, with no error.

@@ -1,4 +1,4 @@
-"""Issue 7 through the pages (AppTest): what a hostile visitor can reach with crafted URLs and files."""
+"""A hostile visitor through the pages (AppTest): what crafted URLs and files can reach."""
 
 from __future__ import annotations
 

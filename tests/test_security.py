@@ -1,4 +1,5 @@
-"""Issue 7 in lm_core and the CLI: crafted checkpoints, corpora and arguments meet limits, never tracebacks."""
+"""A hostile file or argument in lm_core and the CLI: crafted checkpoints, corpora and arguments meet limits, never
+tracebacks."""
 
 from __future__ import annotations
 
