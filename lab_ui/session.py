@@ -23,14 +23,13 @@ from streamlit.errors import StreamlitAPIException
 
 from lm_core.errors import LabError, localized
 from lm_core.serve import ray_cluster
-from lm_core.serve.manager import BACKENDS, JobManager
+from lm_core.serve.manager import BACKEND_ENV, BACKENDS, JobManager
 from lm_core.serve.store import RunStore, StoreError
 from lm_core.serve.warmup import warm_up_in_background
 
 from .i18n import LANGS, Translator, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
-BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
 # Worker processes are the default: they keep training off the server's interpreter, so pages stay
 # responsive and each run gets a core. A warm spare worker (torch imported and exercised) draws a run's first
 # point in about the time of one epoch.

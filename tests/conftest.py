@@ -21,12 +21,22 @@ if str(REPO) not in sys.path:  # so that plain `pytest` (not only `python -m pyt
 from testkit import tiny_text
 
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.serve.manager import JobManager
+from lm_core.serve.manager import BACKEND_ENV, JobManager
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 BOOK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / BOOK_FILE
+
+
+@pytest.fixture(autouse=True)
+def _thread_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's runs train in threads of the test process unless a test asks for another backend.
+
+    The app's default, a worker process per run, costs every page test that trains a spawn or a
+    warm worker's epochs on a loaded machine; the process and Ray backends have their own tests.
+    """
+    monkeypatch.setenv(BACKEND_ENV, "thread")
 
 
 @pytest.fixture(autouse=True)

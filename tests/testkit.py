@@ -200,14 +200,18 @@ def streamlit_server(data: str, log: IO[str], ready_within: float = 60.0) -> Ite
     """`streamlit run streamlit_app.py` on a free 127.0.0.1 port, once it answers its health check.
 
     Its runs go to `data` (RNN_LAB_DATA), never the repository's lab-data/; its output to `log`. Stopped on exit.
-    Raises TimeoutError when the server is not healthy within `ready_within` seconds.
+    It trains on the app's own default backend (worker processes), as a real server does, whatever the test
+    process's backend. Raises TimeoutError when the server is not healthy within `ready_within` seconds.
     """
+    from lm_core.serve.manager import BACKEND_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | {"RNN_LAB_DATA": data}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=REPO, env={**os.environ, "RNN_LAB_DATA": data}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

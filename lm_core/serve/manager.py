@@ -28,6 +28,7 @@ from .thread_backend import ThreadBackend
 from .views import JobView
 
 BACKENDS: dict[str, type[Backend]] = {"thread": ThreadBackend, "process": ProcessBackend, "ray": RayBackend}
+BACKEND_ENV = "RNN_LAB_BACKEND"  # which local backend the app uses: "process" (its default) or "thread"
 
 
 class JobManager:
