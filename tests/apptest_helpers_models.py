@@ -1,6 +1,6 @@
 """Shared helpers for the model pages' tests (Hidden states, Generate, the model picker).
 
-A plain module imported by the test files; the fixtures built on it (`trained`,
+A plain module imported by the test files; the fixtures built on it (`trained_checkpoints`,
 `shipped`, `clean_streamlit`) are in `conftest.py`. Models are tiny (16 hidden
 units, 2 epochs on ~1,500 synthetic characters) and trained once per test
 session; each test writes the checkpoints it needs into its own temporary

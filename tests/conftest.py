@@ -127,7 +127,7 @@ def clean_streamlit() -> Iterator[None]:
 
 
 @pytest.fixture()
-def trained() -> dict[str, bytes]:
+def trained_checkpoints() -> dict[str, bytes]:
     """Checkpoint bytes of tiny trained models: "gru", "rnn", "scratch-lstm" (16 units) and "gru-h8".
 
     Trained once per process, whichever test module asks first.
@@ -138,7 +138,9 @@ def trained() -> dict[str, bytes]:
 
 
 @pytest.fixture()
-def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, bytes]) -> Callable[..., Path]:
+def shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_checkpoints: dict[str, bytes]
+) -> Callable[..., Path]:
     """`shipped("gru", "rnn")` writes those checkpoints (in that order) as the app's shipped models."""
     from lab_ui.model_cache import CHECKPOINT_ENV
 
@@ -148,7 +150,7 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, 
 
     def make(*kinds: str) -> Path:
         for i, kind in enumerate(kinds):
-            (folder / f"{i}_{kind}.pt").write_bytes(trained[kind])
+            (folder / f"{i}_{kind}.pt").write_bytes(trained_checkpoints[kind])
         return folder
 
     return make

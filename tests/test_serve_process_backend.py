@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,18 @@ from lm_core import checkpoint
 from lm_core.corpus import Corpus
 from lm_core.limits import MAX_UPLOAD_BYTES
 from lm_core.serve import process_pool
+from lm_core.serve.job import Job
 from lm_core.serve.manager import JobManager
+from lm_core.serve.run import Run
 from lm_core.serve.store import RunStore
-from lm_core.training import TrainConfig, Trainer
+from lm_core.serve.worker import spec_of
+from lm_core.training import Control, TrainConfig, Trainer
 
 CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
+# Validation on, for early stopping: an overfitting run (a tiny corpus, a big step) stops well before 40 epochs.
+VALIDATED = TrainConfig(
+    model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", clip=1.0, epochs=8, val_fraction=0.2
+)
 CONFIG = {"model": "scratch-gru", "hidden": 16, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 3}
 
 
@@ -202,3 +210,48 @@ def test_a_model_larger_than_the_upload_limit_trains_in_a_worker(manager: JobMan
     job.thread.join(TIMEOUT)
     assert manager.view(job).status == "finished", manager.view(job).message
     assert len(job.checkpoint(0).history) == 1
+
+
+# -- early stopping and the validation split in a worker -----------------------------------------------------------
+
+
+def test_early_stopping_in_a_worker_process_keeps_the_best_weights(tiny_corpus: Corpus, tmp_path) -> None:
+    """A real run that overfits (a tiny corpus, a big step size): the worker stops it and the web process gets
+    the best-by-validation weights, with their epoch, and the run store records the end."""
+    from lm_core.training import evaluate_perplexity
+
+    mgr = JobManager(store=RunStore(tmp_path), backend="process")
+    try:
+        cfg = replace(VALIDATED, hidden=64, lr=0.05, epochs=40, patience=2)
+        job = mgr.submit("me", [Trainer(tiny_corpus, cfg)], ["gru"], kind="train")
+        assert job.thread is not None
+        job.thread.join(TIMEOUT * 2)
+        view = job.snapshot()
+        assert view.status == "finished", view.message
+        history = view.runs[0].history
+        vals = [h["val_perplexity"] for h in history]
+        best = min(range(len(vals)), key=vals.__getitem__) + 1
+        assert len(history) < 40, "this tiny corpus should overfit well before 40 epochs"
+        assert view.runs[0].stopped_early and len(history) == best + 2
+        published = job.checkpoint(0)
+        assert published.best_epoch == best
+        model = published.build_model().eval()
+        val_ids = Trainer(tiny_corpus, cfg).val_ids
+        assert evaluate_perplexity(model, val_ids, cfg.num_steps, cfg.batch_size) == pytest.approx(
+            vals[best - 1], rel=1e-4
+        )
+        (record,) = mgr.store.runs("me")
+        assert record.status == "finished" and record.stopped_early and record.message.startswith("Stopped early")
+    finally:
+        mgr.shutdown()
+
+
+def test_a_worker_splits_validation_at_the_same_whole_ci_as_the_web_process(tiny_corpus: Corpus) -> None:
+    """The worker gets the text with its line ends between documents, so its split is the same."""
+    job = Job("me", [Run.starting_from(Trainer(tiny_corpus, VALIDATED), "gru")], Control())
+    (run,) = spec_of(job).runs
+    rebuilt = Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None)
+    assert rebuilt.split_point(0.2) == tiny_corpus.split_point(0.2)
+    assert rebuilt.text == tiny_corpus.text and rebuilt.idx_to_char == tiny_corpus.idx_to_char
+    flat = Corpus.from_text(tiny_corpus.text, run.corpus_name, max_chars=None)  # the text alone has lost them
+    assert flat.split_point(0.2) != tiny_corpus.split_point(0.2)

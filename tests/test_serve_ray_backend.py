@@ -28,7 +28,7 @@ from lm_core.serve.store import RunStore, StoreError
 from lm_core.training import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (tests/ray_bench.py prints the figure); survives a starved box
+CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (lm_core.bench.ray_vs_local prints it); survives a starved box
 CONFIG = {"model": "scratch-gru", "hidden": 32, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 5}
 
 

@@ -1,8 +1,10 @@
-"""Polling stays cheap: a paused run's page polls slowly, a poll with nothing new reuses the chart, and the
-server does not force a full garbage collection after every fragment rerun."""
+"""A page's training job (lab_ui.jobs_ui): polling stays cheap (a paused run's page polls slowly, a poll with
+nothing new reuses the chart, no full garbage collection after every fragment rerun), and a run's state and end
+are said in words, from its status, never parsed from English text."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -73,3 +75,28 @@ def test_pause_asks_for_the_slow_rate_and_resume_for_the_fast_one(at: AppTest) -
     finally:
         job.stop()
         job.thread.join(30)
+
+
+# -- how a run ended, and a queued run's place, in words -----------------------------------------------------------
+
+
+def test_queued_status_says_starting_next_or_how_many_wait() -> None:
+    """'Queued: 0 job(s) ahead' read as nonsense: a job out of the line is starting, the first in line is next."""
+    from lab_ui import jobs_ui
+
+    def view(position: int) -> JobView:
+        return JobView("j", "queued", "", position, 0, 5, 0, 0.0, None, None)
+
+    texts = [jobs_ui.status_text(view(p)) for p in (0, 1, 3)]
+    assert texts[0] != texts[1] != texts[2]
+    assert not re.search(r"(?<!\d)0(?!\d)", texts[0] + texts[1])  # no "0 ahead"
+    assert "2" in texts[2]  # two jobs wait before the third in line
+
+
+def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> None:
+    from lab_ui import jobs_ui  # outside a session the UI language is the default, 中文
+
+    early = jobs_ui.ended_text("finished", 3, 3, "Stopped early: no better validation perplexity ...", early=True)
+    assert "提前停止" in early and "3" in early
+    assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Finished 8 epochs.")
+    assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Stopped early (a text is not a status)")

@@ -1,8 +1,9 @@
-"""Background jobs: running to the end, ownership, the CPU-slot queue, lockstep, reaping, published weights."""
+"""Jobs and their manager (lm_core.serve: job, manager, lockstep, retention, the thread backend): running to the
+end, ownership, the CPU-slot queue, lockstep, published weights (also after a release), reaping, early stopping,
+and the bounds on finished jobs."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,18 +13,19 @@ from typing import Any
 
 import pytest
 import torch
-from testkit import check_released_weights, wait_until
+from testkit import TIMEOUT, check_released_weights, reachable, wait_until
 
 from lm_core import training
 from lm_core.corpus import Corpus
 from lm_core.sampling import minibatches_per_epoch
+from lm_core.serve.events import RunEnded
 from lm_core.serve.job import Job
 from lm_core.serve.manager import JobManager
+from lm_core.serve.retention import Retention
+from lm_core.serve.run import Run
 from lm_core.serve.store import RunStore
 from lm_core.serve.views import JobView
-from lm_core.training import TrainConfig, Trainer
-
-TIMEOUT = 60.0  # upper bound for a thread to get somewhere; never a pass condition by itself
+from lm_core.training import Control, EndEvent, TrainConfig, Trainer
 
 
 def _config(**overrides: Any) -> TrainConfig:
@@ -283,14 +285,186 @@ def test_shutdown_stops_every_thread(tiny_corpus: Corpus) -> None:
     assert not alive & {f"train-{job.id}" for job in jobs}
 
 
-def test_queued_status_says_starting_next_or_how_many_wait() -> None:
-    """'Queued: 0 job(s) ahead' read as nonsense: a job out of the line is starting, the first in line is next."""
-    from lab_ui import jobs_ui
+# -- reaping: a closed tab's job is stopped by the manager itself --------------------------------------------------
+# A job whose page stopped polling (a closed tab) is stopped by the manager's own reaper thread.
 
-    def view(position: int) -> JobView:
-        return JobView("j", "queued", "", position, 0, 5, 0, 0.0, None, None)
 
-    texts = [jobs_ui.status_text(view(p)) for p in (0, 1, 3)]
-    assert texts[0] != texts[1] != texts[2]
-    assert not re.search(r"(?<!\d)0(?!\d)", texts[0] + texts[1])  # no "0 ahead"
-    assert "2" in texts[2]  # two jobs wait before the third in line
+def test_unwatched_job_is_reaped_without_any_visitor(tiny_corpus: Corpus) -> None:
+    manager = JobManager(retention=Retention(reap_after=0.5))
+    try:
+        cfg = TrainConfig(model="rnn", hidden=8, num_steps=5, batch_size=4, epochs=100_000, optimizer="adam", lr=0.01)
+        job = manager.submit("owner-a", [Trainer(tiny_corpus, cfg)])
+        job.thread.join(timeout=30)  # nobody calls get()/touch(): only the reaper can end it
+        assert not job.thread.is_alive(), "the unwatched job was never reaped"
+        assert manager.view(job).status == "stopped"
+        assert job.epochs_done(0) < 100_000
+    finally:
+        manager.shutdown()
+
+
+def test_watched_job_is_not_reaped(tiny_corpus: Corpus) -> None:
+    """A job polled within reap_after survives the reaper; the same job unpolled for longer is stopped.
+
+    The test owns the clock: it calls reap(now=...) itself and the manager's own reaper thread waits
+    far longer than the test runs, so a loaded machine cannot turn a slow poll into a reap.
+    """
+    manager = JobManager(retention=Retention(reap_after=3600.0))
+    try:
+        cfg = TrainConfig(model="rnn", hidden=8, num_steps=5, batch_size=4, epochs=100_000, optimizer="adam", lr=0.01)
+        job = manager.submit("owner-a", [Trainer(tiny_corpus, cfg)])
+        for _ in range(5):  # five polls, each just inside the timeout after the previous one
+            assert manager.get(job.id, "owner-a") is job  # the page's poll
+            seen = job.last_seen
+            assert manager.reap(now=seen + manager.retention.reap_after - 1.0) == []
+            assert not job.done and manager.view(job).status in ("running", "queued")
+        assert manager.reap(now=job.last_seen + manager.retention.reap_after + 1.0) == [job.id]  # the tab went away
+        job.thread.join(timeout=60)
+        assert not job.thread.is_alive()
+        assert manager.view(job).status == "stopped"
+    finally:
+        manager.shutdown()
+
+
+# -- early stopping: the run ends, its best weights are kept and said ----------------------------------------------
+# Early stopping inside app jobs: a job ends a run whose patience ran out, keeps its best weights
+# and says which epoch they came from; in a lockstep comparison the other run trains on.
+
+
+CFG = TrainConfig(
+    model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", clip=1.0, epochs=8, val_fraction=0.2
+)
+
+
+def _scripted(monkeypatch: pytest.MonkeyPatch, per_run: dict[int, list[float]]) -> None:
+    """Validation perplexities by trainer (its `id`'s order of first call), so the best epoch is known."""
+    seen: dict[int, int] = {}
+    order: list[int] = []
+
+    def fake(model, ids, num_steps, batch_size):  # the real one's signature
+        key = id(model)
+        if key not in seen:
+            seen[key] = 0
+            order.append(key)
+        run = order.index(key)
+        value = per_run[run][seen[key]]
+        seen[key] += 1
+        return value
+
+    monkeypatch.setattr(training, "evaluate_perplexity", fake)
+
+
+def _run(manager: JobManager, trainers: list[Trainer]) -> Job:
+    job = manager.submit("me", trainers, [t.config.model for t in trainers], kind="train")
+    assert job.thread is not None
+    job.thread.join(TIMEOUT)
+    assert job.done, job.status
+    return job
+
+
+def test_a_job_stops_a_run_whose_patience_ran_out_and_publishes_its_best_weights(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scripted(monkeypatch, {0: [9.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]})
+    trainer = Trainer(tiny_corpus, replace(CFG, patience=2))
+    best_seen: dict[str, torch.Tensor] = {}
+    real_epoch = trainer.run_epoch
+
+    def spy():  # records epoch 2's weights, the best by the script above
+        yield from real_epoch()
+        if trainer.epoch == 2:
+            best_seen.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+    trainer.run_epoch = spy
+    job = _run(manager, [trainer])
+    view = job.snapshot()
+    assert view.status == "finished"
+    assert trainer.epoch == 4  # best at 2, then 2 epochs without a better one: not the 8 planned
+    assert view.runs[0].stopped_early and view.runs[0].end is not None and view.runs[0].end.best_epoch == 2
+    assert "no better validation perplexity for 2 epochs; best from epoch 2" in view.message
+    published = job.checkpoint(0)
+    assert published.best_epoch == 2 and len(published.history) == 4
+    assert all(torch.equal(published.model_state[k], best_seen[k]) for k in best_seen)
+    assert not all(torch.equal(published.model_state[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_in_lockstep_the_other_run_trains_on(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scripted(monkeypatch, {0: [5.0, 6.0, 7.0, 8.0, 9.0, 9.0], 1: [9.0, 8.0, 7.0, 6.0, 5.0, 4.0]})
+    small = Trainer(tiny_corpus, replace(CFG, patience=2, epochs=6))
+    large = Trainer(tiny_corpus, replace(CFG, patience=2, epochs=6, seed=1))
+    job = _run(manager, [small, large])
+    view = job.snapshot()
+    assert [len(r.history) for r in view.runs] == [3, 6]
+    assert view.runs[0].stopped_early and not view.runs[1].stopped_early
+    assert view.status == "finished" and view.epoch == 6  # progress follows the run still training
+    assert job.checkpoint(0).best_epoch == 1 and job.checkpoint(1).best_epoch == 6
+
+
+def test_without_patience_a_job_keeps_the_last_weights(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scripted(monkeypatch, {0: [5.0, 6.0, 7.0]})
+    trainer = Trainer(tiny_corpus, replace(CFG, epochs=3))
+    job = _run(manager, [trainer])
+    assert len(trainer.history) == 3 and job.checkpoint(0).best_epoch is None
+    assert all(torch.equal(job.checkpoint(0).model_state[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_a_worker_reports_an_early_stop_as_it_happens(tiny_corpus: Corpus) -> None:
+    """A worker's `RunEnded` is folded into the web process's job before the job finishes."""
+    job = Job("me", [Run.starting_from(Trainer(tiny_corpus, replace(CFG, patience=2)), "gru")], Control())
+    end = EndEvent("finished", "Stopped early: ...", 3, best_epoch=1, early_stop=True)
+    job.apply(RunEnded(0, end))
+    (run,) = job.snapshot().runs
+    assert run.end == end and run.stopped_early and not job.done
+
+
+# -- finished jobs are bounded and give back what only Continue needs ----------------------------------------------
+
+
+def _finished_job(manager, owner: str, corpus: Corpus, kind: str = "train"):
+    cfg = TrainConfig(model="gru", hidden=8, num_steps=5, batch_size=4, epochs=1, optimizer="adam", lr=0.01)
+    job = manager.submit(owner, [Trainer(corpus, cfg)], kind=kind)
+    job.thread.join(60)
+    assert job.done, job.status
+    return job
+
+
+def test_finished_jobs_are_capped_per_owner_and_in_total(tiny_corpus: Corpus) -> None:
+    from lm_core.serve.manager import JobManager
+    from lm_core.serve.retention import Retention
+
+    manager = JobManager(retention=Retention(per_owner=2, total=3))
+    try:
+        alice = [_finished_job(manager, "alice", tiny_corpus) for _ in range(4)]
+        manager.reap()
+        assert [manager.get(j.id, "alice") is not None for j in alice] == [False, False, True, True]
+        bob = [_finished_job(manager, "bob", tiny_corpus, kind) for kind in ("train", "sampling")]
+        manager.reap()
+        kept = [j for j in (*alice, *bob) if manager.get(j.id, j.owner) is not None]
+        assert len(kept) == 3 and bob[1] in kept and alice[3] in kept  # the newest of each kind stay
+    finally:
+        manager.shutdown()
+
+
+def test_an_unwatched_finished_job_releases_its_optimiser_but_keeps_its_model(tiny_corpus: Corpus) -> None:
+    from lm_core.serve.manager import JobManager
+    from lm_core.serve.retention import Retention
+
+    manager = JobManager(retention=Retention(release_after=60.0))
+    try:
+        job = _finished_job(manager, "alice", tiny_corpus)
+        assert job.checkpoint(0).optimizer_state  # Continue would go on with its Adam state
+        weights = {k: v.clone() for k, v in job.checkpoint(0).model_state.items()}
+        manager.reap(now=time.time() + 30)
+        assert not job.released  # watched recently: Continue keeps its Adam state
+        manager.reap(now=time.time() + 120)
+        assert job.released and job.checkpoint(0).optimizer_state is None
+        # no model, no optimiser, no gradients: the published weights are the one copy left
+        assert reachable(job, torch.optim.Optimizer) == [] and reachable(job, torch.nn.Module) == []
+        published = job.checkpoint(0).model_state
+        assert all(torch.equal(published[k], w) for k, w in weights.items())
+        assert manager.get(job.id, "alice") is job  # still there for its page and for Generate
+    finally:
+        manager.shutdown()

@@ -1,4 +1,5 @@
-"""The perplexity chart draws the n-gram baselines of the validation split as dotted lines."""
+"""The charts (lab_ui.charts): the perplexity chart draws the n-gram baselines of the validation split as dotted
+lines."""
 
 from __future__ import annotations
 
