@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from ..training import Trainer
 from .backend import Backend
@@ -71,22 +70,30 @@ class JobManager:
         return self.store.mark_interrupted(live_jobs=live)
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def submit(self, owner: str, trainers: list[Trainer], labels: list[str] | None = None, **options: Any) -> Job:
+    def submit(
+        self,
+        owner: str,
+        trainers: list[Trainer],
+        labels: list[str] | None = None,
+        *,
+        prefixes: tuple[str, ...] = (),
+        sample_every: int = 10,
+        kind: str = "train",
+        job_id: str | None = None,
+    ) -> Job:
         """Start a job training `trainers` (a copy of their starting point is taken; the backend may keep them).
 
-        `options`: prefixes, sample_every, kind, and job_id (a stored job continued under its own id).
+        `prefixes` are sampled every `sample_every` epochs; `kind` is the page that started it; `job_id`
+        continues a stored job under its own id.
         """
         self.reap()
         labels = labels or [t.config.model for t in trainers]
         runs = [Run.starting_from(t, label) for t, label in zip(trainers, labels, strict=True)]
-        job = Job(owner, runs, self._backend.new_control(), **options)
+        job = Job(owner, runs, self._backend.new_control(), tuple(prefixes), sample_every, kind, job_id)
         if self.store is not None:
             job.recorder = Recorder(self.store, job.id, owner, job.kind, job.labels)
             self.evicted[owner] = job.recorder.register(
-                runs,
-                resumed=options.get("job_id") is not None,
-                prefixes=list(job.prefixes),
-                sample_every=job.sample_every,
+                runs, resumed=job_id is not None, prefixes=list(job.prefixes), sample_every=job.sample_every
             )
         with self._lock:
             old = self._jobs.get(job.id)
