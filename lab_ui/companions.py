@@ -11,7 +11,7 @@ import streamlit as st
 
 from lm_core.models import MODEL_KINDS, CharModel
 
-from .i18n import model_label
+from .i18n import model_label, t
 from .model_cache import (
     cached_model,
     fresh_model,
@@ -19,7 +19,7 @@ from .model_cache import (
     upload_weights_key,
     uploaded_checkpoint,
 )
-from .model_source import UPLOAD_KEY, ModelChoice, option_weights, picker_options, t
+from .model_source import UPLOAD_KEY, ModelChoice, option_weights, picker_options
 
 
 @dataclass
@@ -50,9 +50,13 @@ def companions(choice: ModelChoice) -> dict[str, Companion]:
         ckpt, _ = uploaded_checkpoint(held[1], held[0], held[2])
         if ckpt is not None and ckpt.vocab == choice.vocab:
             key = upload_weights_key(held[1])
-            out["upload"] = Companion(key, t("opt_uploaded", name=held[0]), functools.partial(cached_model, key, ckpt))
+            out["upload"] = Companion(
+                key, t("model_source.opt_uploaded", name=held[0]), functools.partial(cached_model, key, ckpt)
+            )
     V, h = len(choice.vocab), choice.model.num_hiddens
     for kind in MODEL_KINDS:
         key = fresh_weights_key(kind, V, h)
-        out[key] = Companion(key, t("opt_fresh", label=model_label(kind)), functools.partial(fresh_model, kind, V, h))
+        out[key] = Companion(
+            key, t("model_source.opt_fresh", label=model_label(kind)), functools.partial(fresh_model, kind, V, h)
+        )
     return out

@@ -24,36 +24,40 @@ from lm_core.serve.views import JobView
 
 from . import corpus_ui, jobs_ui, lesson, presets, settings
 from .corpus_ui import CorpusChoice
-from .i18n import Translator, current_lang
+from .i18n import current_lang, t
 from .runs import epochs_table
 
-t = Translator(
-    {
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
-        "book_preset": ("恢复书中设置", "Book settings"),
-    }
-)
+
+@dataclass(frozen=True)
+class PageTexts:
+    """The catalogue keys of a training page's own words, each given as `N_("page.key")`.
+
+    `no_job` is shown where the run will be until there is one.
+    """
+
+    title: str
+    intro: str
+    book_preset_help: str
+    no_job: str
 
 
 @dataclass(frozen=True)
 class TrainingPage:
     """One training page's own parts.
 
-    Its words come from its own `texts` table, read when drawn (so in the language
-    of that script run), under the keys every training page has: "title", "intro",
-    the Book button's help (`book_help_key`) and "no_job" (shown where the run will be until there is one).
+    Its words are catalogue keys (`texts`, and the optional label and note), looked up
+    when drawn, so in the language of that script run.
     """
 
     key: str  # prefix of the page's widget keys, and the kind of its jobs
     fields: Sequence[str]  # the settings the page shows (settings.FIELDS names)
     defaults: Mapping[str, Any]  # their first values; the Book button restores them
-    texts: Translator
-    book_label_key: str = ""  # the page's own label for the Book button; empty: the shared "Book settings"
-    book_help_key: str = "book_preset_help"
-    start_label_key: str = ""  # the page's own label for Train; empty: the shared one
+    texts: PageTexts
+    book_label_key: str = ""  # key of the page's own label for the Book button; empty: the shared "Book settings"
+    start_label_key: str = ""  # key of the page's own label for Train; empty: the shared one
     corpus_picker: bool = True  # the sidebar's corpus picker; False: the page trains on corpora of its own
     presets_menu: bool = True  # the preset picker above the Book button
-    preset_help_key: str = ""  # why a preset applies only in part here; empty: no such note
+    preset_help_key: str = ""  # key of why a preset applies only in part here; empty: no such note
     lesson_link: bool = False  # "Share this lesson" between the Train button and the run
 
     def page_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,24 +96,24 @@ def training_page_ui(
     page's start-from picker) and says what Train does; `draw` is the live view
     of the page's run; `under_settings(values)` adds notes inside the settings expander.
     """
-    st.title(page.texts("title"))
-    st.caption(page.texts("intro"))
+    st.title(t(page.texts.title))
+    st.caption(t(page.texts.intro))
     choice = NO_CORPUS
     if page.corpus_picker:
         with st.sidebar:
             choice = corpus_ui.corpus_ui()
     if page.presets_menu:
-        note = page.texts(page.preset_help_key) if page.preset_help_key else None
+        note = t(page.preset_help_key) if page.preset_help_key else None
         presets.preset_ui(page.key, only=page.page_values, help_=note)
     book_preset_button(page)
-    with st.expander(t("settings"), expanded=True):
+    with st.expander(t("common.settings"), expanded=True):
         values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
         if under_settings is not None:
             under_settings(values)
     start_section_ui(page, choice, values, plan(values, choice))
     if page.lesson_link:
         lesson.lesson_link_ui()
-    jobs_ui.run_section_ui(page.key, draw, page.texts("no_job"))
+    jobs_ui.run_section_ui(page.key, draw, t(page.texts.no_job))
     return choice, values
 
 
@@ -121,9 +125,9 @@ def plain_start(start: Callable[[dict[str, Any], CorpusChoice], None]) -> Plan:
 def book_preset_button(page: TrainingPage) -> None:
     """One click back to the page's book settings (its defaults), whatever preset or link set them."""
     st.button(
-        page.texts(page.book_label_key) if page.book_label_key else t("book_preset"),
+        t(page.book_label_key) if page.book_label_key else t("training_page.book_preset"),
         key=f"{page.key}:book",
-        help=page.texts(page.book_help_key),
+        help=t(page.texts.book_preset_help),
         on_click=settings.apply_values,
         args=(page.key, page.page_values(page.defaults)),
     )
@@ -139,7 +143,7 @@ def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str
     if frame.corpus_picker:
         jobs_ui.corpus_status_ui(choice, values)
     disabled = (frame.corpus_picker and choice.corpus is None) or bool(plan.blocked)
-    label = frame.texts(frame.start_label_key) if frame.start_label_key else t("start")
+    label = t(frame.start_label_key) if frame.start_label_key else t("common.start")
     if plan.beside is None:
         pressed = st.button(label, key=f"{page}:start", type="primary", disabled=disabled)
         other = None
@@ -152,7 +156,7 @@ def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str
     if plan.blocked:
         st.warning(plan.blocked)
     if plan.replace_note and jobs_ui.page_job(page) is not None:
-        st.caption(t("replace_warning"))
+        st.caption(t("common.replace_warning"))
     go = jobs_ui.confirm_start(page, pressed)
     try:
         if go:
@@ -160,17 +164,17 @@ def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str
         elif other is not None:
             other()
     except LabError as exc:
-        st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
+        st.error(t.md("common.bad_setting", msg=localized(exc, current_lang())))
 
 
 def setting_problem_ui(values: dict[str, Any]) -> None:
     """What is invalid in the settings (e.g. dropout with one layer), said as soon as it is chosen, not at Train."""
     problem = settings.config_problem(values)
     if problem:
-        st.warning(t.md("bad_setting", msg=problem))
+        st.warning(t.md("common.bad_setting", msg=problem))
 
 
 def metrics_ui(view: JobView, labels: list[str]) -> None:
     """Every run's numbers per epoch, folded away under the charts."""
-    with st.expander(t("metrics")):
+    with st.expander(t("training_page.metrics")):
         st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")

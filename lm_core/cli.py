@@ -1,7 +1,10 @@
 """`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
-(`error: ...`) and exit with code 2; no traceback reaches the user.
+(`error: ...`) and exit with code 2; no traceback reaches the user. Every flag
+is checked before the first training step (and before slow loads where it
+can be): counts by their argparse type, settings by `TrainConfig.validate`,
+output files by a probe write, so a bad value never costs a finished run.
 """
 
 from __future__ import annotations
@@ -9,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .corpus import BOOK_FILE
 from .errors import ConfigError, LabError
-from .limits import MAX_CLI_CHECKPOINT_BYTES
+from .limits import MAX_CLI_CHECKPOINT_BYTES, MAX_THREADS
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and argument errors must not wait for torch
     from .training import EndEvent, EpochEvent, TrainConfig, Trainer
@@ -50,6 +56,25 @@ def _max_chars(value: str) -> int | None:
     if n < 2:
         raise argparse.ArgumentTypeError("max-chars must be at least 2")
     return n
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (inclusive); argparse names the flag in the error."""
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+        if n < low or (high is not None and n > high):
+            span = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+            raise argparse.ArgumentTypeError(f"must be {span} (got {n:,})")
+        return n
+
+    return parse
+
+
+THREADS = _whole(1, MAX_THREADS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--jsonl", type=Path, default=None, help="write one JSON object per epoch here")
     t.add_argument("--save", type=Path, default=None, help="write a checkpoint here when done")
     t.add_argument("--resume", type=Path, default=None, help="continue training this checkpoint")
-    t.add_argument("--print-every", type=int, default=50, help="print greedy lines every N epochs")
+    t.add_argument("--print-every", type=_whole(1, 100_000), default=50, help="print greedy lines every N epochs")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    t.add_argument("--threads", type=THREADS, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
     t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
 
@@ -100,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--corpus", default="songci:all", help="the corpus it was trained on (default songci:all)")
     e.add_argument("--max-chars", type=_max_chars, default=None, help="as in training (default: all)")
-    e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--show", type=int, default=5, help="print this many samples")
+    e.add_argument("--threads", type=THREADS, default=1)
+    e.add_argument("--show", type=_whole(0), default=5, help="print this many samples")
 
     bl = sub.add_parser("bench-large", help="chars/s and peak memory of a large model on all of Song ci")
     bl.add_argument("--model", choices=MODEL_KINDS, default="lstm")
@@ -113,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--batch", type=int, default=32)
     bl.add_argument("--sampling", choices=("random", "adjacent"), default="random")
     bl.add_argument("--val-fraction", type=float, default=0.0)
-    bl.add_argument("--steps-per-epoch", type=int, default=20, help="minibatches timed (after one warm-up epoch)")
-    bl.add_argument("--threads", type=int, default=1)
+    bl.add_argument(
+        "--steps-per-epoch", type=_whole(1, 1_000_000), default=20, help="minibatches timed (after one warm-up epoch)"
+    )
+    bl.add_argument("--threads", type=THREADS, default=1)
     bl.add_argument("--lesson", action="store_true", help="time the memorise-or-generalise preset instead")
 
     g = sub.add_parser("generate", help="write lyrics from a prefix with a checkpoint")
@@ -133,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gb = sub.add_parser("bench-bptt", help="seconds per figure of the Gradients through time page")
     gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help=f"default: ../shared/data/{BOOK_FILE}")
-    gb.add_argument("--repeats", type=int, default=3)
+    gb.add_argument("--repeats", type=_whole(1), default=3)
     return parser
 
 
@@ -159,12 +186,40 @@ def _load_corpus(spec: str, max_chars: int | None, subset: str | None = None):
 
 
 def _set_threads(threads: int | None) -> None:
+    """`--threads` (already within 1..MAX_THREADS by its argparse type), or torch's own choice."""
     import torch
 
     if threads is not None:
-        if threads < 1:
-            raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
         torch.set_num_threads(threads)
+
+
+def _check_output(path: Path, flag: str, make_parents: bool) -> None:
+    """Refuse an output file that cannot be written, before the work whose result it is to hold.
+
+    A probe file is made (and removed) in the nearest folder that exists: root
+    ignores permission bits, a read-only file system does not, and only the OS
+    knows. `make_parents`: missing folders will be created (as `--save` does).
+    """
+    path = path.expanduser()
+    if path.is_dir():
+        raise ConfigError(
+            "error.cli.output_is_folder",
+            flag=flag,
+            path=path,
+        )
+    folder = path.parent
+    if not make_parents and not folder.is_dir():
+        raise ConfigError("error.cli.no_folder", flag=flag, path=path, folder=folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError("error.cli.not_a_folder", flag=flag, path=path, existing=existing)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError("error.cli.not_writable", flag=flag, path=path, reason=reason) from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _progress(done: int, total: int, ppl: float, secs: float) -> str:
@@ -280,14 +335,17 @@ def _save(trainer: Trainer, args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import checkpoint
 
+    # Every flag before anything slow: the settings, where the results go, the checkpoint to resume.
+    config = config_from_args(args)
+    if args.save:
+        _check_output(args.save, "--save", make_parents=True)
+    if args.jsonl:
+        _check_output(args.jsonl, "--jsonl", make_parents=False)
+    resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES) if args.resume else None
     _set_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
-    config = config_from_args(args)
-    resumed = None
-    if args.resume:
-        resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES)
-        if resumed.optimizer_dropped:
-            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
+    if resumed is not None and resumed.optimizer_dropped:
+        print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
     trainer = checkpoint.resume(resumed, corpus, config)
     _print_setup(trainer)
     end = _run(trainer, args)
@@ -313,11 +371,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import training_paths
     from .corpus import Corpus
+    from .training import TrainConfig
 
     if args.epochs < 2:
-        raise ConfigError(
-            "bench needs at least 2 epochs (the first is a warm-up).", zh="bench 至少需要 2 个周期（第一个用于预热）。"
-        )
+        raise ConfigError("error.cli.bench_epochs")
+    TrainConfig(seed=args.seed).validate()  # before the corpus is read
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
     print(training_paths.main(corpus, args.epochs, args.seed))
@@ -367,8 +425,6 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
     from .bench import large_model
     from .training import TrainConfig
 
-    if args.threads < 1:
-        raise ConfigError("--threads must be at least 1.", zh="--threads 至少为 1。")
     if args.lesson:
         print(large_model.lesson(args.threads))
         return 0
@@ -385,7 +441,9 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
         lr=2e-3,
         clip=1.0,
         val_fraction=args.val_fraction,
+        steps_per_epoch=args.steps_per_epoch,
     )
+    cfg.validate()  # before all of Song ci is loaded
     print(large_model.main(cfg, args.steps_per_epoch, args.threads))
     return 0
 

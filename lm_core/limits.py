@@ -3,7 +3,7 @@
 The server is shared by a classroom, so everything a visitor can send is
 bounded, and each bound is checked *before* the expensive step it protects
 (reading, inflating, allocating a model). The UI states these numbers where
-the user meets them (uploader help, error messages) and the README's Security
+the user meets them (uploader help, error messages) and SECURITY.md's Limits
 section repeats them. `server.maxUploadSize` in `.streamlit/config.toml` must
 equal `MAX_UPLOAD_MB` (a test checks it).
 """
@@ -24,10 +24,12 @@ MAX_DROPOUT = 0.9  # dropout between layers; 1 would drop everything
 # four copies, so one job stays under ~800 MB.
 MAX_PARAMETERS = 50_000_000
 
-# A checkpoint a visitor uploads is at most the upload size. The CLI is run by the machine's owner and
-# may read larger ones, up to what a model within MAX_PARAMETERS with Adam state takes (plus slack).
+# A checkpoint a visitor uploads is at most the upload size. What the server wrote itself (a worker's start
+# and published checkpoints, the run store's copies) and what the operator reads (the CLI, shipped files) may
+# be larger, up to what a model within MAX_PARAMETERS takes with Adam's two moments (plus slack).
 MAX_CHECKPOINT_BYTES = MAX_UPLOAD_BYTES
-MAX_CLI_CHECKPOINT_BYTES = 3 * 4 * MAX_PARAMETERS + 64 * 2**20
+MAX_OWN_CHECKPOINT_BYTES = 3 * 4 * MAX_PARAMETERS + 64 * 2**20
+MAX_CLI_CHECKPOINT_BYTES = MAX_OWN_CHECKPOINT_BYTES
 
 # Finished jobs kept in memory (their curves, samples and last weights), per browser (one per training
 # page) and in total (a class of 40). Superseded runs go first, then the oldest.
@@ -37,6 +39,9 @@ MAX_FINISHED_TOTAL = 40
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
+
+# torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
+MAX_THREADS = 256
 
 # Per-step gradient norms a job keeps of each run (the Gradient clipping page's chart).
 MAX_STEP_TRACE = 20_000

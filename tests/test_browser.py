@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+WAIT = 30_000  # ms: an upper bound for an element to arrive, never a pass condition by itself
 
 
 def _require_browser() -> None:
@@ -62,14 +63,50 @@ def page(browser):
     context.close()
 
 
+def expect(*args, **kwargs):
+    """Playwright's `expect` (it waits for what it asserts), imported on use: without Playwright these tests skip."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(*args, **kwargs)
+
+
 def _main(pg):
     return pg.get_by_test_id("stMainBlockContainer")
 
 
+# The app root says where the script run is ("initial" before the first run, then "running" / "notRunning"), and
+# the header shows a status widget while a run is slow; both are waited for, so "ready" means a finished run.
+READY_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return !!app && app.dataset.testScriptState === 'notRunning'
+        && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+
 def _wait_ready(pg, timeout: float = 30_000) -> None:
-    """Until the script run is over (no running indicator) and the main block is drawn."""
+    """Until the main block is drawn and a script run has finished (not merely: none shown running yet)."""
     _main(pg).wait_for(timeout=timeout)
-    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    pg.wait_for_function(READY_JS, timeout=timeout)
+
+
+def _click_button(pg, name: str, attempts: int = 5) -> None:
+    """Click the main area's one button called `name`, once the page shows exactly one.
+
+    While a live panel's fragment run is cut short by the next poll's, the panel can show an old copy of its
+    buttons beside the new ones for a moment (Streamlit clears stale elements only when a run completes), so a
+    click may meet two: wait until the copy is gone, and try again if another poll brought one back meanwhile.
+    """
+    from playwright.sync_api import Error
+
+    button = _main(pg).get_by_role("button", name=name, exact=True)
+    for attempt in range(attempts):
+        expect(button).to_have_count(1, timeout=WAIT)
+        try:
+            button.click(timeout=5_000)
+            return
+        except Error as exc:
+            if "strict mode violation" not in str(exc) or attempt == attempts - 1:
+                raise
 
 
 def _progress_text(pg) -> str:
@@ -97,16 +134,16 @@ def _shot(pg, name: str) -> None:
 def test_every_page_opens_without_error(page, server: str, path: str) -> None:
     page.goto(f"{server}/{path}?lang=en")
     _wait_ready(page)
-    assert _main(page).get_by_role("heading").first.inner_text()
-    assert page.get_by_test_id("stException").count() == 0, f"/{path} shows an exception"
-    assert page.get_by_role("dialog").count() == 0, f"/{path} opens a dialog (e.g. 'Page not found')"
+    expect(_main(page).get_by_role("heading").first).not_to_be_empty(timeout=WAIT)
+    expect(page.get_by_test_id("stException"), f"/{path} shows an exception").to_have_count(0)
+    expect(page.get_by_role("dialog"), f"/{path} opens a dialog (e.g. 'Page not found')").to_have_count(0)
     _shot(page, f"page_{path or 'train'}")
 
 
 def test_train_three_epochs_draws_three_points(page, server: str) -> None:
     page.goto(f"{server}/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs=3&opt=adam&lr=0.01")
     _wait_ready(page)
-    _main(page).get_by_role("button", name="Train", exact=True).click()
+    _click_button(page, "Train")
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('[data-testid=\"stProgress\"]'))"
         ".some(e => /Epoch 3\\/3/.test(e.innerText) && /Finished/.test(e.innerText))",
@@ -133,9 +170,9 @@ def test_train_three_epochs_draws_three_points(page, server: str) -> None:
 def test_pause_resume_and_stop_respond(page, server: str) -> None:
     page.goto(f"{server}/?lang=en&model=scratch-rnn&hidden=64&batch=8&steps=10&epochs=500")
     _wait_ready(page)
-    _main(page).get_by_role("button", name="Train", exact=True).click()
+    _click_button(page, "Train")
     page.wait_for_function("() => /Epoch [1-9]\\d*\\/500/.test(document.body.innerText)", timeout=60_000)
-    _main(page).get_by_role("button", name="Pause", exact=True).click()
+    _click_button(page, "Pause")
     _main(page).get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
     page.wait_for_function("() => /Paused/.test(document.body.innerText)", timeout=10_000)
     paused_at = _epoch_done(page)
@@ -144,12 +181,12 @@ def test_pause_resume_and_stop_respond(page, server: str) -> None:
         page.wait_for_timeout(1000)
         assert _epoch_done(page) <= paused_at + 1  # the epoch running when Pause was pressed may finish
     settled = _epoch_done(page)
-    _main(page).get_by_role("button", name="Resume", exact=True).click()
+    _click_button(page, "Resume")
     page.wait_for_function(
         f"() => {{ const m = document.body.innerText.match(/Epoch (\\d+)\\/500/); return m && +m[1] > {settled}; }}",
         timeout=60_000,
     )
-    _main(page).get_by_role("button", name="Stop training", exact=True).click()
+    _click_button(page, "Stop training")
     page.wait_for_function("() => /Stopped/.test(document.body.innerText)", timeout=15_000)
     _shot(page, "train_stopped")
 
@@ -160,10 +197,10 @@ def test_generate_writes_from_fen_kai(page, server: str) -> None:
     main = _main(page)
     main.get_by_text("The lyrics").wait_for(timeout=30_000)  # written on first view, before any click
     main.get_by_role("button", name="Generate", exact=True).click()
+    lyrics = main.get_by_test_id("stHtml").first
+    expect(lyrics).to_have_text(re.compile(r"^分开.{19,}", re.DOTALL), timeout=WAIT)
     _wait_ready(page)
-    lyrics = main.get_by_test_id("stHtml").first.inner_text()
-    assert lyrics.startswith("分开") and len(lyrics) > 20, lyrics
-    assert page.get_by_test_id("stException").count() == 0
+    expect(page.get_by_test_id("stException")).to_have_count(0)
     _shot(page, "generate_fen_kai")
 
 
@@ -173,24 +210,22 @@ def test_language_switch_relabels_the_page(page, server: str) -> None:
     _main(page).get_by_role("button", name="Train", exact=True).wait_for(timeout=30_000)
     page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
     _main(page).get_by_role("button", name="开始训练", exact=True).wait_for(timeout=20_000)
-    assert "lang=zh" in page.url
+    expect(page).to_have_url(re.compile(r"lang=zh"), timeout=WAIT)
     _wait_ready(page)
     # Every choice stays visible under the new labels: the browser matches a choice by its label, so
     # without the switch pushing values again a selectbox kept its English label and a radio lost its dot.
-    shown = page.evaluate(
-        "() => Array.from(document.querySelectorAll('[data-testid=stSelectbox] input')).map(i => i.value)"
-    )
-    assert "宋词（内置）" in shown, shown  # the corpus source, in Chinese
+    # The values arrive after the labels: wait until the corpus source reads in Chinese, then check them all.
+    shown_js = "() => Array.from(document.querySelectorAll('[data-testid=stSelectbox] input')).map(i => i.value)"
+    page.wait_for_function(f"() => ({shown_js})().includes('宋词（内置）')", timeout=WAIT)
+    shown = page.evaluate(shown_js)
     assert not any("Song ci" in s or "Book" in s for s in shown), shown
     radios = _main(page).get_by_test_id("stRadio")
-    assert radios.count() > 0
+    expect(radios.first).to_be_visible(timeout=WAIT)
     for i in range(radios.count()):
-        assert radios.nth(i).locator("input:checked").count() == 1, radios.nth(i).inner_text()
+        expect(radios.nth(i).locator("input:checked"), radios.nth(i).inner_text()).to_have_count(1, timeout=WAIT)
 
 
 def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect
-
     text = "".join(f"春风{i % 7}吹过小河边，月光照在老树上。" for i in range(700))
     gbk = tmp_path / "gbk_lyrics.txt"
     gbk.write_bytes(text.encode("gbk"))
@@ -209,7 +244,7 @@ def test_uploaded_corpora_good_and_bad(page, server: str, tmp_path: Path) -> Non
     _main(page).get_by_text("PNG image").wait_for(timeout=20_000)
     # The run that shows the message also disables Train; elements arrive one by one, so wait for it.
     expect(_main(page).get_by_role("button", name="Train", exact=True)).to_be_disabled(timeout=20_000)
-    assert page.get_by_test_id("stException").count() == 0
+    expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 def test_no_request_leaves_this_machine(page, server: str) -> None:

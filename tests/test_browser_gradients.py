@@ -7,7 +7,7 @@ shipped checkpoints (scratch RNN and GRU on Song ci) are the models.
 from __future__ import annotations
 
 import pytest
-from test_browser import _main, _shot, _wait_ready, browser, page, server
+from test_browser import _main, _shot, _wait_ready, browser, expect, page, server
 
 FIXTURES = (browser, page, server)  # imported fixtures, named here so linters see them used
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -72,5 +72,5 @@ def test_type_a_text_and_step_through_the_forward_pass(page, server: str, lang: 
     main.get_by_role("button", name=prev_name, exact=True).click()
     _wait_ready(page)
     assert typed[1] in _step_line(page, f"(Step 2 of {len(typed)}|第 2/{len(typed)} 步)")
-    assert page.get_by_test_id("stException").count() == 0
+    expect(page.get_by_test_id("stException")).to_have_count(0)
     _shot(page, f"gradients_{lang}")

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 from testkit import TIMEOUT, check_released_weights, seconds_until, thread_curve
 
-from lm_core import checkpoint
 from lm_core.corpus import Corpus
-from lm_core.limits import MAX_UPLOAD_BYTES
 from lm_core.serve import process_pool
 from lm_core.serve.job import Job
 from lm_core.serve.manager import JobManager
@@ -199,17 +197,6 @@ def test_a_finished_worker_trains_the_next_run_to_the_same_curve(manager: JobMan
     assert [h["perplexity"] for h in manager.view(third).runs[0].history] == [
         h["perplexity"] for h in manager.view(first).runs[0].history
     ]
-
-
-def test_a_model_larger_than_the_upload_limit_trains_in_a_worker(manager: JobManager, tiny_corpus: Corpus) -> None:
-    """The upload limit is for visitors' files: the worker's own starting point and epochs may be larger."""
-    config = TrainConfig(**{**CONFIG, "model": "scratch-lstm", "hidden": 2048, "steps_per_epoch": 1}, epochs=1)
-    trainer = Trainer(tiny_corpus, config)
-    assert checkpoint.estimated_bytes(checkpoint.from_trainer(trainer)) > MAX_UPLOAD_BYTES
-    job = manager.submit("alice", [trainer], ["big"])
-    job.thread.join(TIMEOUT)
-    assert manager.view(job).status == "finished", manager.view(job).message
-    assert len(job.checkpoint(0).history) == 1
 
 
 # -- early stopping and the validation split in a worker -----------------------------------------------------------

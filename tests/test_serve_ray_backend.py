@@ -23,6 +23,7 @@ import pytest
 from testkit import TIMEOUT, check_released_weights, free_port, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
+from lm_core.errors import localized
 from lm_core.serve.manager import JobManager
 from lm_core.serve.store import RunStore, StoreError
 from lm_core.training import TrainConfig, Trainer
@@ -80,8 +81,9 @@ def test_a_missing_ray_falls_back_with_a_message_in_both_languages() -> None:
         import sys, json
         sys.modules["ray"] = None  # as if Ray were not installed
         from lab_ui.session import choose_ray
+        from lm_core.errors import localized
         error, cpus = choose_ray()
-        print(json.dumps([str(error), error.zh, cpus]))
+        print(json.dumps([str(error), localized(error, "zh"), cpus]))
         """,
         env={"RNN_LAB_RAY_ADDRESS": "auto"},
     )
@@ -99,7 +101,7 @@ def test_an_unreachable_cluster_falls_back_fast(monkeypatch: pytest.MonkeyPatch)
     start = time.monotonic()
     error, cpus = choose_ray()
     assert cpus == 0 and error is not None
-    assert "does not answer" in str(error) and "没有响应" in error.zh
+    assert "does not answer" in str(error) and "没有响应" in localized(error, "zh")
     assert time.monotonic() - start < 10
     monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", "not an address")
     error, cpus = choose_ray()
@@ -211,7 +213,8 @@ def test_two_runs_on_two_nodes_with_controls_and_the_local_curve(ray_manager: Jo
     epoch = mgr.view(b).epoch
     b.step_epoch()
     seconds_until(lambda: mgr.view(b).epoch == epoch + 1 and b.status == "paused")
-    assert mgr.store.run(f"{b.id}-0", "alice").status == "paused"
+    # The job's status changes first, the store's right after it (outside the job's lock): wait for that too.
+    seconds_until(lambda: mgr.store.run(f"{b.id}-0", "alice").status == "paused")
     b.resume()
     seconds_until(lambda: b.status == "running")
 
@@ -294,7 +297,7 @@ def test_a_second_server_sees_controls_and_starts_runs_on_the_same_cluster_and_s
         assert first["paused"] is True and first["pause_seconds"] < CONTROL_BOUND
         assert first["resume_elsewhere"] is True  # a run live on another server is not started twice
         seconds_until(lambda: job.status == "paused")  # controlled through the other server, reported here
-        assert mgr.store.run(f"{job.id}-0", "alice").status == "paused"
+        seconds_until(lambda: mgr.store.run(f"{job.id}-0", "alice").status == "paused")  # then written to the store
         # The other server's run is listed here (same store) and this server stops it through Ray.
         other = first["job"]
         assert any(r.job_id == other and r.live for r in mgr.store.runs("alice"))

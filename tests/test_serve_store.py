@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,17 @@ SERVER = textwrap.dedent(
 )
 
 
+def _stored_runs(db: Path) -> int:
+    """Rows in the runs table of `db`, read-only (0 while the file or the table does not exist yet)."""
+    if not db.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_kill_9_then_resume_continues_the_same_curve(tmp_path: Path, tiny_corpus: Corpus) -> None:
     text = tmp_path / "tiny.txt"
     text.write_text(tiny_corpus.text, encoding="utf-8")
@@ -233,8 +245,9 @@ def test_kill_9_then_resume_continues_the_same_curve(tmp_path: Path, tiny_corpus
     try:
         job_id = server.stdout.readline().strip()
         assert job_id, "the server did not start a job"
-        watcher = None
-        assert wait_until(lambda: (data / "runs.sqlite").exists())
+        # Open the watcher's store only once the server's has written its first run: a store opened while the
+        # other is still creating the schema could find it half made.
+        assert wait_until(lambda: _stored_runs(data / "runs.sqlite") > 0)
         watcher = RunStore(data)
         assert wait_until(
             lambda: (watcher.run(f"{job_id}-0", "alice") or None) and watcher.run(f"{job_id}-0", "alice").epoch >= 2

@@ -1,4 +1,4 @@
-"""`lab_ui.session`: the owner id from Streamlit's XSRF cookie, and the entrypoint guard every page starts with."""
+"""`lab_ui.session`: the owner id from the lab's identity cookie, and the entrypoint guard every page starts with."""
 
 from __future__ import annotations
 
@@ -15,42 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lab_ui import session
+from lab_ui import session, web
 
-TOKEN = bytes(range(1, 17))  # the browser's token, as Streamlit keeps it for a whole browser session
-
-
-def _cookie(mask: bytes, token: bytes = TOKEN, timestamp: str = "1765000000") -> str:
-    """Streamlit's cookie shape: `2|mask|token XOR mask|timestamp`, hex-encoded (a new mask every page load)."""
-    masked = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(token))
-    return f"2|{mask.hex()}|{masked.hex()}|{timestamp}"
-
-
-def test_two_masks_of_one_token_give_that_token() -> None:
-    first, second = _cookie(bytes([0x5A, 0xC3, 0x17, 0x88])), _cookie(bytes([0x01, 0xFE, 0x42, 0x99]))
-    assert first != second
-    assert session._xsrf_token(first) == TOKEN
-    assert session._xsrf_token(second) == TOKEN
-
-
-def test_another_token_gives_another_value() -> None:
-    other = bytes(16)
-    assert session._xsrf_token(_cookie(b"\x5a\xc3", token=other)) == other
-
-
-@pytest.mark.parametrize(
-    "cookie",
-    [
-        "not-a-cookie",  # no fields at all
-        "2|abcd",  # no masked token
-        "2|zz|0011|1765000000",  # mask is not hex
-        "2|ab|0q|1765000000",  # masked token is not hex
-        "2||0011|1765000000",  # empty mask
-    ],
-)
-def test_a_malformed_cookie_is_used_as_it_is(cookie: str) -> None:
-    """Whatever the cookie holds, it still names this browser: its own bytes are the token."""
-    assert session._xsrf_token(cookie) == cookie.encode()
+TOKEN = "A" * 43  # the shape of the token lab_ui.web issues (secrets.token_urlsafe(32))
 
 
 def _fake_streamlit(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | None) -> dict[str, Any]:
@@ -67,20 +34,27 @@ def _fake_streamlit(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | N
     return state
 
 
-def test_owner_id_is_the_hash_of_the_token_and_the_same_for_every_mask(monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = hashlib.sha256(TOKEN).hexdigest()[:16]
-    for mask in (b"\x5a\xc3\x17\x88", b"\x01\xfe\x42\x99"):
-        state = _fake_streamlit(monkeypatch, {"_streamlit_xsrf": _cookie(mask)})
-        assert session.owner_id() == expected
-        assert state["owner"] == expected
+def test_owner_id_is_a_hash_of_the_labs_cookie_never_the_token_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _fake_streamlit(monkeypatch, {web.COOKIE: TOKEN})
+    owner = session.owner_id()
+    assert owner == hashlib.sha256(f"rnnlab-owner:{TOKEN}".encode()).hexdigest()[:16] == state["owner"]
+    assert TOKEN not in owner
+    _fake_streamlit(monkeypatch, {web.COOKIE: TOKEN, "_streamlit_xsrf": "2|00|11|1"})
+    assert session.owner_id() == owner  # a new session of the same browser: the same owner
+    _fake_streamlit(monkeypatch, {web.COOKIE: "B" * 43})
+    assert session.owner_id() != owner
 
 
-def test_a_malformed_cookie_still_gives_a_stable_owner(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_streamlit(monkeypatch, {"_streamlit_xsrf": "2|zz|0011|1"})
-    assert session.owner_id() == hashlib.sha256(b"2|zz|0011|1").hexdigest()[:16]
-
-
-@pytest.mark.parametrize("cookies", [None, {}, {"_streamlit_xsrf": ""}])
+@pytest.mark.parametrize(
+    "cookies",
+    [
+        None,  # no request context
+        {},  # no cookie
+        {"_streamlit_xsrf": "2|00|11|1"},  # Streamlit's own cookie is not an identity any more
+        {web.COOKIE: "short"},  # not a token the lab issued
+        {web.COOKIE: "A" * 42 + "!"},
+    ],
+)
 def test_without_a_cookie_the_owner_is_random_but_kept_for_the_session(
     monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | None
 ) -> None:
@@ -95,7 +69,7 @@ def test_without_a_cookie_the_owner_is_random_but_kept_for_the_session(
 
 def test_a_page_run_without_the_entrypoint_runs_the_entrypoint_instead(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(session.runpy, "run_path", lambda path: calls.append(f"run {Path(path).name}"))
+    monkeypatch.setattr(session.runpy, "run_path", lambda path, **_: calls.append(f"run {Path(path).name}"))
     # No st.stop(): Streamlit would count the run as premature and skip its end-of-run bookkeeping.
     monkeypatch.setattr(session, "st", SimpleNamespace(stop=lambda: calls.append("stop")))
     assert session.entrypoint_ran_instead() is True
@@ -158,3 +132,38 @@ def test_a_deep_link_runs_the_page_once_through_the_entrypoint() -> None:
         assert at.session_state["lang"] == "en"
         assert [r.key for r in at.sidebar.radio].count("_lang_widget") == 1
         assert len(at.title) == 1  # drawn once, not once per route
+
+
+@pytest.mark.parametrize("lang", ["zh-Hant", "en"])
+def test_the_language_of_a_link_is_kept_across_pages(lang: str) -> None:
+    """`?lang=zh-Hant` (like `en`) opens the page in it, the switch shows it chosen, and the next page keeps it."""
+    from apptest_helpers import _clean_runtime
+    from streamlit.testing.v1 import AppTest
+
+    from lm_core.messages import text
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60)
+        at.query_params["lang"] = lang
+        at.switch_page("pages/clipping.py").run()
+        assert not at.exception
+        switch = at.sidebar.radio(key="_lang_widget")
+        assert switch.value == lang and list(switch.options) == ["中文", "English", "繁體中文"]
+        assert at.title[0].value == text("clipping.title", lang)
+        at.switch_page("pages/generalise.py").run()
+        assert not at.exception
+        assert at.session_state["lang"] == lang and at.query_params["lang"] in (lang, [lang])
+        assert at.title[0].value == text("generalise.title", lang)
+
+
+def test_switching_to_traditional_chinese_relabels_the_page() -> None:
+    from apptest_helpers import _clean_runtime
+    from streamlit.testing.v1 import AppTest
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60).run()
+        assert at.title[0].value == "训练一个字符级循环神经网络"
+        at.sidebar.radio(key="_lang_widget").set_value("zh-Hant").run()
+        assert not at.exception
+        assert at.title[0].value == "訓練一個字元層級循環神經網路"
+        assert at.query_params["lang"] in ("zh-Hant", ["zh-Hant"])

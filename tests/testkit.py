@@ -231,3 +231,84 @@ def _healthy(base: str) -> bool:
         return urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok"
     except OSError:
         return False
+
+
+def crafted_checkpoint(kind: str = "gru", optimizer: bool = False, views: str = "expand") -> bytes:
+    """A checkpoint file that declares the largest `kind` model the limits allow (~50 M weights, vocabulary 8,000)
+    but whose tensors hold almost no data: a few kilobytes of storage behind tens of millions of values.
+
+    `views`: "expand" (zero strides: `torch.zeros(1).expand(*shape)`), "shared" (every tensor a view of one
+    storage), "offset" (a slice of a larger storage) or "strided" (every other value of a storage twice as big;
+    this one is honest about its size, so it is only small when the model is). `optimizer=True` adds Adam moments
+    built the same way. Written here, in memory, for the tests and `checkpoint_bench.py`: never commit one.
+    """
+    import io
+
+    import torch
+
+    from lm_core import checkpoint, limits, models
+    from lm_core.training import TrainConfig
+
+    vocab = [chr(0x4E00 + i) for i in range(limits.MAX_VOCAB)]
+    hidden = max(
+        h for h in range(1, limits.MAX_HIDDEN + 1)
+        if models.parameter_count(kind, len(vocab), h) <= limits.MAX_PARAMETERS
+    )  # fmt: skip
+    shapes = models.expected_shapes(kind, len(vocab), hidden)
+    if views != "expand":  # the other layouts need real storage: keep the model small
+        vocab, hidden = vocab[:40], 16
+        shapes = models.expected_shapes(kind, len(vocab), hidden)
+    base = torch.zeros(max(math_prod(s) for s in shapes.values()) * 2 + 1)
+
+    def fake(shape: tuple[int, ...]) -> torch.Tensor:
+        n = math_prod(shape)
+        if views == "expand":
+            return torch.zeros(1).expand(*shape)
+        if views == "shared":
+            return base[:n].view(shape)
+        if views == "offset":
+            return base[1 : n + 1].view(shape)
+        if views == "strided":
+            return torch.zeros(n * 2)[::2].view(-1).as_strided(shape, _contiguous_strides(shape, 2))
+        raise ValueError(views)
+
+    config = TrainConfig(model=kind, hidden=hidden, optimizer="adam", lr=1e-3, epochs=1)
+    state = None
+    if optimizer:
+        state = {
+            "state": {
+                i: {"step": torch.tensor(1.0), "exp_avg": fake(s), "exp_avg_sq": fake(s)}
+                for i, s in enumerate(shapes.values())
+            },
+            "param_groups": [{"lr": 1e-3, "params": list(range(len(shapes)))}],
+        }
+    payload = {
+        "format": checkpoint.FORMAT,
+        "config": config.to_dict(),
+        "vocab": vocab,
+        "model_state": {k: fake(s) for k, s in shapes.items()},
+        "optimizer_state": state,
+        "history": [],
+        "corpus_name": "crafted",
+        "rng_state": None,
+        "note": "",
+        "best_epoch": None,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def math_prod(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _contiguous_strides(shape: tuple[int, ...], step: int = 1) -> tuple[int, ...]:
+    strides, acc = [], step
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))

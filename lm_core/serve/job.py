@@ -21,9 +21,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..baselines import Baselines
-from ..checkpoint import Checkpoint, from_bytes
+from ..checkpoint import Checkpoint, from_own_bytes
 from ..corpus import Corpus
-from ..limits import MAX_CLI_CHECKPOINT_BYTES
 from ..training import Control, TrainConfig
 from .events import EpochDone, JobEnded, RunEnded, StatusChanged, WorkerEvent
 from .run import Run
@@ -105,8 +104,7 @@ class Job:
         with self._lock:
             data = self._runs[run].unparsed
         if data is not None:
-            # The server's own worker wrote these bytes: the operator's size limit, not a visitor's upload limit.
-            ckpt = from_bytes(data, max_bytes=MAX_CLI_CHECKPOINT_BYTES)
+            ckpt = from_own_bytes(data)  # the server's own worker wrote these bytes
             with self._lock:
                 if self._runs[run].unparsed is data:
                     self._runs[run].published, self._runs[run].unparsed = ckpt, None

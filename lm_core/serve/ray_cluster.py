@@ -15,7 +15,7 @@ import socket
 import threading
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import Cause, LabError
 
 ADDRESS_ENV = "RNN_LAB_RAY_ADDRESS"
 NAMESPACE = "rnn-lyrics-lab"
@@ -50,16 +50,17 @@ def _probe(address: str) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise RayUnavailable(
-            f"RNN_LAB_RAY_ADDRESS={address!r} is not auto, host:port or ray://host:port.",
-            zh=f"RNN_LAB_RAY_ADDRESS={address!r} 不是 auto、host:port 或 ray://host:port。",
+            "error.ray.bad_address",
+            address=address,
         )
     try:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT):
             pass
     except OSError as exc:
         raise RayUnavailable(
-            f"the Ray cluster at {address} does not answer ({exc.strerror or exc}).",
-            zh=f"位于 {address} 的 Ray 集群没有响应（{exc.strerror or exc}）。",
+            "error.ray.no_answer",
+            address=address,
+            reason=str(exc.strerror or exc),
         ) from exc
 
 
@@ -74,8 +75,7 @@ def connect(address: str) -> None:
             import ray
         except ImportError as exc:
             raise RayUnavailable(
-                "Ray is not installed (pip install -r requirements-ray.txt).",
-                zh="没有安装 Ray（pip install -r requirements-ray.txt）。",
+                "error.ray.not_installed",
             ) from exc
         _probe(address)
         try:
@@ -89,8 +89,10 @@ def connect(address: str) -> None:
             )
         except Exception as exc:  # any failure to join means: train locally, and say why
             raise RayUnavailable(
-                f"the Ray cluster at {address} cannot be joined ({type(exc).__name__}: {exc}).",
-                zh=f"无法加入位于 {address} 的 Ray 集群（{type(exc).__name__}: {exc}）。",
+                "error.ray.cannot_join",
+                address=address,
+                kind=type(exc).__name__,
+                cause=Cause(exc),
             ) from exc
         _connected = address
 

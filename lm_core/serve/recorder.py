@@ -13,10 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..checkpoint import load, resume, to_bytes
+from ..checkpoint import load_own, resume, to_bytes
 from ..corpus import Corpus
-from ..errors import CheckpointError, LabError
-from ..limits import MAX_CLI_CHECKPOINT_BYTES
+from ..errors import Cause, CheckpointError, LabError
 from ..training import EndEvent, EpochEvent, TrainConfig, Trainer
 from .run import Run
 from .store import RunRecord, RunStore
@@ -123,8 +122,8 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     text = store.corpus_text(record.corpus_hash)
     if text is None:
         raise LabError(
-            f"The training text of “{record.label}” is missing from the data folder, so it cannot be continued.",
-            zh=f"数据文件夹里缺少「{record.label}」的训练文本，无法继续训练。",
+            "error.runs.text_missing",
+            label=record.label,
         )
     corpus = Corpus.from_text(text, record.corpus_name, max_chars=None)  # its document starts included
     config = TrainConfig.from_dict(record.config)
@@ -133,10 +132,11 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     ckpt = None
     if path.is_file():
         try:
-            ckpt = load(path, MAX_CLI_CHECKPOINT_BYTES)  # the server's own file
+            ckpt = load_own(path)  # the server's own file
         except CheckpointError as exc:
             raise LabError(
-                f"The saved checkpoint of “{record.label}” cannot be read ({exc}).",
-                zh=f"「{record.label}」保存的检查点无法读取（{getattr(exc, 'zh', None) or exc}）。",
+                "error.runs.checkpoint_unreadable",
+                label=record.label,
+                cause=Cause(exc),
             ) from exc
     return resume(ckpt, corpus, config, more_epochs=extra_epochs)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from ..checkpoint import from_bytes, resume, to_bytes
+from ..checkpoint import from_own_bytes, resume, to_bytes
 from ..corpus import Corpus
-from ..limits import MAX_CLI_CHECKPOINT_BYTES
 from ..training import Control, TrainConfig
 from .events import Emit, JobEnded, StatusChanged
 from .job import Job, failure
@@ -80,7 +79,7 @@ def worker_main(spec: JobSpec, control: WorkerControl, emit: Emit) -> None:
     try:
         trainers = [
             resume(
-                from_bytes(run.start, max_bytes=MAX_CLI_CHECKPOINT_BYTES),  # the server's own bytes
+                from_own_bytes(run.start),
                 Corpus.from_text(run.corpus_text, run.corpus_name, max_chars=None),
                 TrainConfig.from_dict(run.config),
             )
