@@ -24,6 +24,7 @@ from .errors import ConfigError, LabError
 from .limits import MAX_CLI_CHECKPOINT_BYTES, MAX_THREADS
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and argument errors must not wait for torch
+    from .checkpoint import Checkpoint
     from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
 BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / BOOK_FILE
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
     _add_exercise_flags(t)
 
-    e = sub.add_parser("evaluate-lyrics", help="issue 11's measurements: validation vs bigram, copied and CJK share")
+    e = sub.add_parser("evaluate-lyrics", help="does a model write new ci? validation vs bigram, copied and CJK share")
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--corpus", default="songci:all", help="the corpus it was trained on (default songci:all)")
     e.add_argument("--max-chars", type=_max_chars, default=None, help="as in training (default: all)")
@@ -291,19 +292,18 @@ def _exercise_settings(args: argparse.Namespace) -> dict[str, object]:
     return {"nonlinearity": args.nonlinearity, "detach": not args.no_detach}
 
 
-def _new_trainer(corpus: Corpus, config: TrainConfig, force: bool) -> Trainer:
-    """The run, with its estimated peak memory checked against the per-run budget unless `--force`.
+def _new_trainer(corpus: Corpus, config: TrainConfig, force: bool, resumed: Checkpoint | None) -> Trainer:
+    """The run (continuing `resumed` if given), its estimated peak memory checked against the per-run budget
+    unless `--force`.
 
     The CLI refuses like the app (the same sentence, naming the setting to lower): the machine is shared
     with the app's workers, so an accidental 7 GB run should stop before it allocates. The operator, who
     may know better (a machine of their own, a budget set for the server), can say `--force`.
     """
-    import math
-
+    from .checkpoint import resume
     from .memory import run_memory_budget, size_text
-    from .training import Trainer
 
-    trainer = Trainer(corpus, config, memory_budget=math.inf if force else None)
+    trainer = resume(resumed, corpus, config, memory_budget=math.inf if force else None)
     budget = run_memory_budget()
     over = " (above it: --force)" if trainer.memory.total > budget else ""
     print(
@@ -397,11 +397,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES) if args.resume else None
     _set_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
-    trainer = _new_trainer(corpus, config, args.force)
-    if resumed is not None:
-        if resumed.optimizer_dropped:
-            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
-        checkpoint.restore_trainer(resumed, trainer)
+    if resumed is not None and resumed.optimizer_dropped:
+        print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
+    trainer = _new_trainer(corpus, config, args.force, resumed)
     _print_setup(trainer)
     end = _run(trainer, args)
     if args.save:
@@ -424,7 +422,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench import training_paths
     from .corpus import Corpus
     from .training import TrainConfig
 
@@ -433,23 +431,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     TrainConfig(seed=args.seed).validate()  # before the corpus is read
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench.main(corpus, args.epochs, args.seed))
+    print(training_paths.main(corpus, args.epochs, args.seed))
     return 0
 
 
 def cmd_bench_bptt(args: argparse.Namespace) -> int:
-    from . import bench_bptt
+    from .bench import gradient_figures
     from .corpus import Corpus
 
     corpus = Corpus.from_file(args.corpus)
     print(f"bench-bptt on {args.corpus.name}: vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench_bptt.main(corpus, max(1, args.repeats)))
+    print(gradient_figures.main(corpus, max(1, args.repeats)))
     return 0
 
 
 def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
+    from .analysis.evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
 
     _set_threads(args.threads)
     ckpt = checkpoint.load(args.checkpoint, MAX_CLI_CHECKPOINT_BYTES)
@@ -477,11 +475,11 @@ def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_large(args: argparse.Namespace) -> int:
-    from . import bench_large
+    from .bench import large_model
     from .training import TrainConfig
 
     if args.lesson:
-        print(bench_large.lesson(args.threads))
+        print(large_model.lesson(args.threads))
         return 0
     cfg = TrainConfig(
         model=args.model,
@@ -499,14 +497,14 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch,
     )
     cfg.validate()  # before all of Song ci is loaded
-    print(bench_large.main(cfg, args.steps_per_epoch, args.threads))
+    print(large_model.main(cfg, args.steps_per_epoch, args.threads))
     return 0
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> int:
-    from . import bench_memory
+    from .bench import run_memory
 
-    bench_memory.main(full=args.full, only=args.only)
+    run_memory.main(full=args.full, only=args.only)
     return 0
 
 

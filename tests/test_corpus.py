@@ -325,3 +325,20 @@ def test_stripping_controls_removes_exactly_the_control_characters() -> None:
     assert cleaned == "".join(ch for ch in every if not _is_control(ch))
     assert removed == 65 - 3  # C0 (32) + DEL + C1 (32), less tab, line feed and carriage return
     assert "\t" in cleaned and "\n" in cleaned and "\r" in cleaned
+
+
+@pytest.mark.parametrize(
+    "text, max_chars",
+    [
+        ("春风吹过小河边\n月光照在老树上\n\n我们一起唱着歌\r\n雨后的天空\r很蓝", None),
+        ("a b\nc d\n\n\ne f\n", None),
+        ("春风吹过\n月光照在\n我们一起唱着歌", 9),  # cut inside the third line
+        (" 开头是空格\n\n第二行", None),
+    ],
+)
+def test_document_text_rebuilds_the_same_corpus(text: str, max_chars: int | None) -> None:
+    """What a run store keeps and a worker gets: text, vocabulary and document starts come back alike."""
+    corpus = Corpus.from_text(text, "c", max_chars=max_chars)
+    again = Corpus.from_text(corpus.document_text(), "c", max_chars=None)
+    assert (again.text, again.idx_to_char, again.doc_starts) == (corpus.text, corpus.idx_to_char, corpus.doc_starts)
+    assert len(corpus.doc_starts) > 1
