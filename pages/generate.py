@@ -14,7 +14,7 @@ from lab_ui.model_source import ModelChoice
 from lab_ui.persist import follow_default, restore, save
 from lab_ui.text import escape_html, escape_markdown
 from lm_core.errors import LabError, localized
-from lm_core.generation import Generation, copied_spans, generate
+from lm_core.generation import Generation, PrefixInfluence, copied_spans, generate, prefix_influence
 
 PAGE = "generate"
 MIN_COPY = 8  # a stretch this long found verbatim in the corpus counts as copied
@@ -50,6 +50,7 @@ class Result:
     settings: dict
     main: Written
     variants: list[Written] = field(default_factory=list)
+    influence: PrefixInfluence | None = None  # how long the prefix moved the main text's odds (None: too short)
 
 
 def _how(settings: dict) -> str:
@@ -86,7 +87,21 @@ def _run(choice: ModelChoice, settings: dict) -> Result:
         variants.append(_write(choice, prefix, length, "sample", T, None, seed, N_("generate.v_temp"), T=T))
     if k is not None or temp not in COMPARE_TEMPERATURES:
         variants.append(_write(choice, prefix, length, "sample", temp, k, seed, N_("generate.v_yours"), T=temp, k=k))
-    return Result(choice.option, choice.label, settings, main, variants)
+    return Result(choice.option, choice.label, settings, main, variants, _influence(choice, main.generation))
+
+
+def _influence(choice: ModelChoice, gen: Generation) -> PrefixInfluence | None:
+    """The prefix's pull on each written character: its odds read after the prefix against with no prefix at all.
+
+    Two prefixes with one seed often continue alike; this says why (the model has stopped feeling the prefix, and
+    the seed fixes the draws) instead of letting a student conclude that the prefix is ignored.
+    """
+    if len(gen.generated) < 2:
+        return None
+    try:
+        return prefix_influence(choice.model, choice.vocab, gen.prefix, gen.generated)
+    except LabError:
+        return None  # a character the model cannot read: nothing to measure, and the text above says so
 
 
 def _request() -> None:
@@ -208,6 +223,22 @@ def _lyrics_ui(result: Result, choice: ModelChoice, current: dict) -> None:
         st.caption(t("generate.meter_caption", n=MIN_COPY))
         if choice.corpus_note and result.model_option == choice.option:
             st.caption(choice.corpus_note)
+    _prefix_influence_ui(result)
+
+
+def _prefix_influence_ui(result: Result) -> None:
+    """How many written characters the prefix still shaped, and what that means for the same seed."""
+    influence = result.influence
+    if influence is None:
+        return
+    prefix, k = result.main.generation.prefix, influence.forgotten_after
+    if k is None:
+        said = t.md("generate.prefix_lasts", p=prefix, n=len(influence.continuation))
+    else:
+        said = t.md("generate.prefix_fades", p=prefix, k=k)
+        sampled = result.settings["strategy"] == "sample"
+        said += " " + t("generate.same_seed_sample" if sampled else "generate.same_seed_greedy")
+    st.info(said, icon=":material/timeline:")
 
 
 def _compare_ui(result: Result) -> None:

@@ -237,3 +237,31 @@ def test_a_prefix_the_other_model_cannot_read_is_said_not_raised(shipped) -> Non
     at.selectbox(key=PICK).set_value("shipped:songci-gru.pt").run()
     helpers.assert_ok(at)
     assert "The other model cannot read this prefix" in helpers.texts(at)
+
+
+@pytest.mark.parametrize("strategy", ["sample", "greedy"])
+def test_the_page_says_how_long_the_prefix_mattered_and_what_the_seed_does(
+    shipped, trained_checkpoints, strategy: str
+) -> None:
+    """Same seed, another prefix, the same continuation: the page says after how many characters the prefix stopped
+    moving the odds (the engine's measure, on the text it shows) and why the rest can then coincide."""
+    from lm_core.checkpoint import from_bytes
+    from lm_core.generation import prefix_influence
+
+    at = _page(shipped)
+    at.radio(key="generate:strategy").set_value(strategy).run()
+    _generate(at)
+    result = _result(at)
+    gen = result.main.generation
+    ckpt = from_bytes(trained_checkpoints["gru"])
+    expected = prefix_influence(ckpt.build_model(), ckpt.vocab, gen.prefix, gen.generated)
+    assert result.influence is not None and result.influence.tv == pytest.approx(expected.tv, abs=1e-9)
+    said = "\n".join(shown(i.value) for i in at.info)
+    k = expected.forgotten_after
+    if k is None:
+        assert "still changes the model's odds at the last of the 50 characters" in said
+    else:
+        assert f"for the first {k} characters it wrote" in said
+        assert ("The seed fixes the random draws" in said) == (strategy == "sample")
+        assert ("Greedy decoding has no randomness" in said) == (strategy == "greedy")
+    assert "“分开”" in said  # the prefix, quoted as text
