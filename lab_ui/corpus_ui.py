@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,13 @@ def _from_url() -> None:
             bad.append(f"{param}={raw}")
     if bad:
         st.warning(t.md("common.url_ignored", items=", ".join(bad)))
+    for key, value in values.items():
+        st.session_state[key] = value
+        remember(key, value)
+
+
+def apply_values(values: Mapping[str, object]) -> None:
+    """Set the corpus picker (e.g. from a page's lesson button); safe inside an `on_click` callback."""
     for key, value in values.items():
         st.session_state[key] = value
         remember(key, value)

@@ -13,7 +13,7 @@ places it differs (`StartPlan`, the hooks) and keeps only what is really its own
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
@@ -59,6 +59,9 @@ class TrainingPage:
     presets_menu: bool = True  # the preset picker above the Book button
     preset_help_key: str = ""  # key of why a preset applies only in part here; empty: no such note
     lesson_link: bool = False  # "Share this lesson" between the Train button and the run
+    # The sidebar corpus picker's values (`corpus_ui.WIDGET_KEYS`) the Book button sets too: a page whose lesson
+    # shows on its own slice of the corpus.
+    corpus_values: Mapping[str, Any] = field(default_factory=dict)
 
     def page_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Only the settings this page shows: a preset must not set widgets the page does not have."""
@@ -128,9 +131,15 @@ def book_preset_button(page: TrainingPage) -> None:
         t(page.book_label_key) if page.book_label_key else t("training_page.book_preset"),
         key=f"{page.key}:book",
         help=t(page.texts.book_preset_help),
-        on_click=settings.apply_values,
-        args=(page.key, page.page_values(page.defaults)),
+        on_click=_apply_defaults,
+        args=(page,),
     )
+
+
+def _apply_defaults(page: TrainingPage) -> None:
+    """The Book button's callback: the page's settings, and its corpus if it names one."""
+    settings.apply_values(page.key, page.page_values(page.defaults))
+    corpus_ui.apply_values(page.corpus_values)
 
 
 def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str, Any], plan: StartPlan) -> None:

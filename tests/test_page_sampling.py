@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts, presets, session, settings
+from lm_core.lessons import SAMPLING_CHARS
 from lm_core.messages import text
 from lm_core.sampling import describe_minibatches
 
@@ -19,7 +20,7 @@ CARRIED = text("sampling.mb_carried", "en")
 def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
     assert not at.exception
     assert at.button(key="sampling:start").label == "开始训练"
-    book = presets.PRESETS["book_random"]  # the page's defaults
+    book = presets.PRESETS["book_random"]  # arrived from the Train page, whose settings the URL carries
     for name in ("hidden", "batch_size", "lr", "clip"):
         slider = at.select_slider(key=settings.widget_key(PAGE, name))
         assert slider.value == book[name], name
@@ -36,7 +37,7 @@ def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
 def test_page_draws_both_minibatch_pictures_before_training(at: AppTest) -> None:
     random_fig = h.chart_titled(at, "随机采样：窗口打乱")
     adjacent_fig = h.chart_titled(at, "相邻采样：每行是一段连续文本")
-    assert "32 行中均匀选取 8 行" in h._title(random_fig)
+    assert "32 行中均匀选取 8 行" in h._title(random_fig)  # the Train page's batch, carried in the URL
     assert "状态传递（分离计算图）" in h.trace_names(adjacent_fig)
     assert "状态传递（分离计算图）" not in h.trace_names(random_fig)
     assert "为什么相邻采样通常前期更低" in h.all_text(at)
@@ -49,7 +50,7 @@ def test_page_in_english_with_book_defaults() -> None:
         assert not at.exception
         assert at.title[0].value == "Random vs adjacent sampling"
         assert at.button(key="sampling:start").label == "Train"
-        book = {"model": "scratch-rnn", "hidden": 256, "batch_size": 32, "num_steps": 35, "lr": 100.0, "epochs": 250}
+        book = {"model": "scratch-rnn", "hidden": 256, "batch_size": 16, "num_steps": 35, "lr": 100.0, "epochs": 80}
         assert h.setting_values(at, PAGE, [*book, "clip_on"]) == {**book, "clip_on": True}
         adjacent = h.chart_titled(at, "Adjacent sampling: each row is one contiguous slice, state carried")
         assert "state carried (detached)" in h.trace_names(adjacent)
@@ -75,6 +76,20 @@ def test_train_runs_random_and_adjacent_in_lockstep(at: AppTest) -> None:
     assert all(len(tr["x"]) == 2 for tr in curves.values())
     labels = [m.label for m in at.metric]
     assert any(label.startswith("相邻采样 · 第 2 周期") for label in labels)
+
+
+def test_the_lesson_button_sets_the_corpus_slice_and_settings_on_which_the_lesson_shows(at: AppTest) -> None:
+    """The book's corpus size and batch (10,000, 32) show no lesson for 40 epochs: the page's button brings the
+    first 5,000 characters of 辛弃疾 and batch 16, 80 epochs, whatever the visitor had changed."""
+    assert at.button(key="sampling:book").label == "本课设置"
+    at.number_input(key="corpus:max_chars").set_value(3000).run()
+    h.set_settings(at, PAGE, {"batch_size": 32, "epochs": 250})
+    at.button(key="sampling:book").click().run()
+    assert not at.exception
+    assert at.number_input(key="corpus:max_chars").value == SAMPLING_CHARS == 5000
+    assert at.selectbox(key="corpus:source").value == "songci" and at.selectbox(key="corpus:subset").value == "xin"
+    assert h.setting_values(at, PAGE, ["batch_size", "epochs"]) == {"batch_size": 16, "epochs": 80}
+    assert "5,000" in h.all_text(at)  # the corpus summary: the slice really is in use
 
 
 def _adjacent_figure(rows: int = 8) -> tuple[list, dict]:
