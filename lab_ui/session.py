@@ -96,6 +96,8 @@ def _start_manager() -> JobManager:
         store = RunStore(exclusive=backend != "ray", shared=backend == "ray")
     except StoreError as exc:
         error = exc
+    if store is not None and store.notice:  # an operator's fact (a file name in their folder): the log, not visitors
+        log.warning("Data folder %s: %s", store.folder, store.notice)
     mgr = JobManager(
         max_running=RAY_MAX_RUNNING if backend == "ray" else MAX_RUNNING_JOBS, store=store, backend=backend
     )
@@ -144,12 +146,8 @@ def store_status_ui() -> None:
             st.caption(t("session.ray_on", cpus=mgr.ray_cpus))
         if error is not None:
             st.warning(t("session.store_off", msg=localized(error, current_lang())))
-        elif mgr.store is not None:
-            if mgr.store.notice and not st.session_state.get("_store_notice_seen"):
-                st.session_state["_store_notice_seen"] = True
-                st.info(t("session.store_notice", msg=mgr.store.notice))
-            if mgr.store.problem:
-                st.warning(t("session.store_problem", msg=mgr.store.problem))
+        elif mgr.store is not None and mgr.store.problem:
+            st.warning(t("session.store_problem", msg=mgr.store.problem))
 
 
 def owner_id() -> str:

@@ -194,3 +194,24 @@ def test_clearing_streamlit_caches_keeps_the_job_manager_its_store_and_running_j
         assert again.view(job).status == "stopped"
     finally:
         session.shutdown_manager()
+
+
+def test_a_moved_aside_database_is_told_to_the_log_not_to_visitors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A corrupt run database is moved aside under a file name of the operator's folder: a fact for the operator
+    (the server's log), never a notice on every visitor's page."""
+    import logging
+
+    from apptest_helpers import english_page
+
+    folder = tmp_path / "lab-data"
+    folder.mkdir()
+    (folder / "runs.sqlite").write_bytes(b"not a database, " * 100)
+    monkeypatch.setenv("RNN_LAB_DATA", str(folder))
+    with caplog.at_level(logging.WARNING, logger="lab_ui.session"), english_page("pages/train.py") as at:
+        assert not at.exception
+        shown = " ".join(e.value for kind in (at.info, at.warning) for e in kind if isinstance(e.value, str))
+        assert "moved aside" not in shown and "corrupt-" not in shown, shown
+    assert list(folder.glob("runs.sqlite.corrupt-*")), "the database was not moved aside: nothing was tested"
+    assert any("moved aside" in r.getMessage() and "corrupt-" in r.getMessage() for r in caplog.records)
