@@ -69,10 +69,11 @@ def _songci(subset: str, max_chars: int | None) -> Corpus:
 
 
 # Uploaded and pasted corpora, once per content whichever session sent them, bounded in entries and bytes; and
-# the files themselves, so a session keeps only its file's name and hash (the uploader forgets its file on a page
-# switch). Not a Streamlit cache: a visitor's `clear_cache` must not make every session rebuild its corpus at once.
+# the files and pasted texts themselves, so a session keeps only a name and a hash (the uploader forgets its file
+# on a page switch; a text left in the text box would travel with every rerun the tab sends, and be kept by
+# Streamlit once per session). Not a Streamlit cache: a visitor's `clear_cache` must not empty it.
 _CORPORA: BoundedCache[tuple[Corpus | None, LabError | None]] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES)
-_UPLOADS: BoundedCache[bytes] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES // 4)
+_RECEIVED: BoundedCache[bytes] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES // 4)
 
 
 def _corpus_bytes(built: tuple[Corpus | None, LabError | None]) -> int:
@@ -242,20 +243,54 @@ def _corpus_widgets() -> CorpusChoice:
         if up is not None:  # the uploader itself forgets its file on a page switch: the server keeps it by hash
             data = up.getvalue()
             digest = hashlib.sha256(data).hexdigest()
-            _UPLOADS.put(digest, data, len(data))
+            _RECEIVED.put(digest, data, len(data))
             st.session_state["corpus:uploaded"] = (up.name, digest)
         elif "corpus:uploaded" not in st.session_state:
             return CorpusChoice(None, t("corpus.upload_first"), "upload")
         name, digest = st.session_state["corpus:uploaded"]
-        data = up.getvalue() if up is not None else _UPLOADS.get(digest)
+        data = up.getvalue() if up is not None else _RECEIVED.get(digest)
         if data is None:  # many other files came since: the server let this one go
             st.session_state.pop("corpus:uploaded", None)
             return CorpusChoice(None, t("corpus.upload_again"), "upload")
         return _load_bytes(data, name, max_chars)
-    text = st.text_area(t("corpus.paste"), key="corpus:paste", help=t("corpus.paste_help"), height=120)
-    if not text.strip():
+    st.text_area(
+        t("corpus.paste"), key="corpus:paste", help=t("corpus.paste_help"), height=120, on_change=_take_pasted_text
+    )
+    pasted = st.session_state.get("corpus:pasted")
+    if pasted is None:
         return CorpusChoice(None, t("corpus.paste_first"), "paste")
-    return _load_bytes(text.encode("utf-8"), PASTED_NAME, max_chars)
+    digest, chars, refusal = pasted
+    if refusal is not None:
+        return CorpusChoice(None, localized(refusal, current_lang()), "paste")
+    data = _RECEIVED.get(digest)
+    if data is None:  # many other texts came since: the server let this one go
+        st.session_state.pop("corpus:pasted", None)
+        return CorpusChoice(None, t("corpus.paste_again"), "paste")
+    st.caption(t("corpus.pasted_kept", n=chars))
+    return _load_bytes(data, PASTED_NAME, max_chars)
+
+
+def _take_pasted_text() -> None:
+    """The text box's callback: keep a pasted text on the server (by hash) and empty the box.
+
+    Left in the box, the text would be sent again with every rerun of the tab (a running job's page polls twice a
+    second) and kept by Streamlit in every session that pasted it; here the session keeps its hash and length.
+    """
+    text = st.session_state.get("corpus:paste") or ""
+    if not text.strip():
+        return
+    data = text.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    refusal = None
+    if len(data) > MAX_FILE_BYTES:  # refused as an upload of that size would be; nothing is kept
+        try:
+            read_corpus_bytes(data, PASTED_NAME)
+        except CorpusError as exc:
+            refusal = detached(exc)
+    else:
+        _RECEIVED.put(digest, data, len(data))
+    st.session_state["corpus:pasted"] = (digest, len(text), refusal)
+    st.session_state["corpus:paste"] = ""
 
 
 def subset_label(subset: str) -> str:

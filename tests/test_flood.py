@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 WAIT = 120.0  # seconds: a bound for a loaded 2-core machine, never a pass condition by itself
 CAP = 3
-SESSIONS = 6
+SESSIONS = 5
 TEXT_MB = 0.5  # every poll of a tab sends its pasted text again (as a browser does): kept small here
 TINY = "model=rnn&hidden=32&batch=8&steps=10&opt=adam&lr=0.01&epochs=500"
 FULL = {"en": "The lab is full", "zh": "实验室已满"}
