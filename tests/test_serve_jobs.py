@@ -506,3 +506,22 @@ def test_one_owner_gets_at_most_its_share_and_a_replaced_job_does_not_count(
     manager.submit("bob", [_trainer(tiny_corpus, epochs=10_000)])  # another owner is not held up
     jobs[0].stop()
     manager.submit("alice", [_trainer(tiny_corpus, epochs=10_000)])
+
+
+def test_a_comparison_that_fits_only_run_by_run_is_refused_before_it_starts(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run passed its own memory check, but one worker holds both: over the budget together, submit refuses
+    with the job's message and nothing is started or kept; within it, the same pair trains."""
+    from lm_core import memory
+
+    pair = [_trainer(tiny_corpus), _trainer(tiny_corpus, model="scratch-gru")]
+    alone = max(t.memory.total for t in pair)
+    together = memory.job_total([t.memory for t in pair])
+    assert together > alone
+    monkeypatch.setenv(memory.ENV, str(together - 1))
+    with pytest.raises(memory.RunMemoryError, match="side by side in one worker"):
+        manager.submit("alice", pair)
+    assert manager.jobs() == [] and manager.running_count() == 0
+    monkeypatch.setenv(memory.ENV, str(together))
+    join(manager.submit("alice", pair))
