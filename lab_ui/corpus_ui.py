@@ -21,9 +21,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from lm_core.bounded_cache import BoundedCache
 from lm_core.corpus import BOOK_FILE, BOOK_MAX_CHARS, BOOK_SHA256, MAX_FILE_BYTES, Corpus, read_corpus_bytes
 from lm_core.errors import CorpusError, LabError, detached, localized
-from lm_core.limits import MAX_UPLOAD_MB
+from lm_core.limits import MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES, MAX_UPLOAD_MB
 from lm_core.provenance import BOOK_NAME, PASTED_NAME, canonical_name, songci_subset
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus, subset_id
@@ -68,16 +69,33 @@ def _songci(subset: str, max_chars: int | None) -> Corpus:
     return songci_corpus(subset, max_chars)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _from_bytes(digest: str, name: str, max_chars: int | None, _data: bytes) -> tuple[Corpus | None, LabError | None]:
-    """The corpus, or why not: a refusal is cached too, so a rerun never redoes the work (or the inflating).
+# Uploaded and pasted corpora, once per content whichever session sent them, bounded in entries and bytes; and
+# the files and pasted texts themselves, so a session keeps only a name and a hash (the uploader forgets its file
+# on a page switch; a text left in the text box would travel with every rerun the tab sends, and be kept by
+# Streamlit once per session). Not a Streamlit cache: a visitor's `clear_cache` must not empty it.
+_CORPORA: BoundedCache[tuple[Corpus | None, LabError | None]] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES)
+_RECEIVED: BoundedCache[bytes] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES // 4)
+
+
+def _corpus_bytes(built: tuple[Corpus | None, LabError | None]) -> int:
+    """What a kept corpus costs: its text (up to 4 bytes a character) and a list slot per character id."""
+    corpus = built[0]
+    return 1024 if corpus is None else 1024 + 12 * len(corpus.text)
+
+
+def _from_bytes(digest: str, name: str, max_chars: int | None, data: bytes) -> tuple[Corpus | None, LabError | None]:
+    """The corpus, or why not: a refusal is kept too, so a rerun never redoes the work (or the inflating).
 
     The error (both languages, no traceback) is kept, not its text, so it reads right after a language switch.
     """
-    try:
-        return Corpus.from_text(read_corpus_bytes(_data, name), name=name, max_chars=max_chars), None
-    except CorpusError as exc:
-        return None, detached(exc)
+
+    def build() -> tuple[Corpus | None, LabError | None]:
+        try:
+            return Corpus.from_text(read_corpus_bytes(data, name), name=name, max_chars=max_chars), None
+        except CorpusError as exc:
+            return None, detached(exc)
+
+    return _CORPORA.get_or_make((digest, name, max_chars), build, _corpus_bytes)
 
 
 def book_candidates() -> list[Path]:
@@ -230,16 +248,57 @@ def _corpus_widgets() -> CorpusChoice:
             help=t("corpus.upload_help", mb=MAX_UPLOAD_MB),
             max_upload_size=MAX_UPLOAD_MB,
         )
-        if up is not None:  # kept: the uploader itself forgets its file on a page switch
-            st.session_state["corpus:uploaded"] = (up.name, up.getvalue())
+        if up is not None:  # the uploader itself forgets its file on a page switch: the server keeps it by hash
+            data = up.getvalue()
+            digest = hashlib.sha256(data).hexdigest()
+            _RECEIVED.put(digest, data, len(data))
+            st.session_state["corpus:uploaded"] = (up.name, digest)
         elif "corpus:uploaded" not in st.session_state:
             return CorpusChoice(None, t("corpus.upload_first"), "upload")
-        name, data = st.session_state["corpus:uploaded"]
+        name, digest = st.session_state["corpus:uploaded"]
+        data = up.getvalue() if up is not None else _RECEIVED.get(digest)
+        if data is None:  # many other files came since: the server let this one go
+            st.session_state.pop("corpus:uploaded", None)
+            return CorpusChoice(None, t("corpus.upload_again"), "upload")
         return _load_bytes(data, name, max_chars)
-    text = st.text_area(t("corpus.paste"), key="corpus:paste", help=t("corpus.paste_help"), height=120)
-    if not text.strip():
+    st.text_area(
+        t("corpus.paste"), key="corpus:paste", help=t("corpus.paste_help"), height=120, on_change=_take_pasted_text
+    )
+    pasted = st.session_state.get("corpus:pasted")
+    if pasted is None:
         return CorpusChoice(None, t("corpus.paste_first"), "paste")
-    return _load_bytes(text.encode("utf-8"), PASTED_NAME, max_chars)
+    digest, chars, refusal = pasted
+    if refusal is not None:
+        return CorpusChoice(None, localized(refusal, current_lang()), "paste")
+    data = _RECEIVED.get(digest)
+    if data is None:  # many other texts came since: the server let this one go
+        st.session_state.pop("corpus:pasted", None)
+        return CorpusChoice(None, t("corpus.paste_again"), "paste")
+    st.caption(t("corpus.pasted_kept", n=chars))
+    return _load_bytes(data, PASTED_NAME, max_chars)
+
+
+def _take_pasted_text() -> None:
+    """The text box's callback: keep a pasted text on the server (by hash) and empty the box.
+
+    Left in the box, the text would be sent again with every rerun of the tab (a running job's page polls twice a
+    second) and kept by Streamlit in every session that pasted it; here the session keeps its hash and length.
+    """
+    text = st.session_state.get("corpus:paste") or ""
+    if not text.strip():
+        return
+    data = text.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    refusal = None
+    if len(data) > MAX_FILE_BYTES:  # refused as an upload of that size would be; nothing is kept
+        try:
+            read_corpus_bytes(data, PASTED_NAME)
+        except CorpusError as exc:
+            refusal = detached(exc)
+    else:
+        _RECEIVED.put(digest, data, len(data))
+    st.session_state["corpus:pasted"] = (digest, len(text), refusal)
+    st.session_state["corpus:paste"] = ""
 
 
 def subset_label(subset: str) -> str:

@@ -89,6 +89,15 @@ def foreign_job_notice(page: str) -> None:
         st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
 
 
+def check_room(page: str) -> None:
+    """Raise `LabFull` when the server, or this browser, has no room for another job: before a page builds a model.
+
+    The page's own run does not count: a new one replaces it.
+    """
+    old = page_job(page)
+    manager().check_room(owner_id(), replacing=old.id if old is not None else None)
+
+
 def start_job(
     page: str, trainers: list[Trainer], labels: list[str], prefixes: tuple[str, ...] = (), sample_every: int = 10
 ) -> Job:

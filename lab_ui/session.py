@@ -13,6 +13,7 @@ import logging
 import os
 import runpy
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,13 +52,39 @@ def _workers() -> int:
 MAX_RUNNING_JOBS = _workers()
 
 
-@st.cache_resource
+# The job manager is the server's, not a cache's: `st.cache_resource` is emptied by any `clear_cache` message
+# (or a developer's "Clear cache"), which would orphan every running job and leave the old run store holding its
+# lock. So it is a plain module global, built once under a lock; only `shutdown_manager` lets it go.
+_manager: JobManager | None = None
+_manager_lock = threading.Lock()
+
+
 def manager() -> JobManager:
     """One job manager for the whole server process (shared by all sessions), with the run store.
 
     A data folder that cannot be used (another server holds it, no permission)
     leaves the app working without persistence and says why on every page.
     """
+    global _manager
+    current = _manager
+    if current is not None:
+        return current
+    with _manager_lock:
+        if _manager is None:
+            _manager = _start_manager()
+        return _manager
+
+
+def shutdown_manager(timeout: float = 10.0) -> None:
+    """Stop the server's job manager and forget it (tests, or a server that stops); the next `manager()` builds anew."""
+    global _manager
+    with _manager_lock:
+        current, _manager = _manager, None
+    if current is not None:
+        current.shutdown(timeout)
+
+
+def _start_manager() -> JobManager:
     backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND).strip() or DEFAULT_BACKEND
     backend = backend if backend in BACKENDS and backend != "ray" else DEFAULT_BACKEND
     ray_error, ray_cpus = choose_ray()
@@ -69,6 +96,8 @@ def manager() -> JobManager:
         store = RunStore(exclusive=backend != "ray", shared=backend == "ray")
     except StoreError as exc:
         error = exc
+    if store is not None and store.notice:  # an operator's fact (a file name in their folder): the log, not visitors
+        log.warning("Data folder %s: %s", store.folder, store.notice)
     mgr = JobManager(
         max_running=RAY_MAX_RUNNING if backend == "ray" else MAX_RUNNING_JOBS, store=store, backend=backend
     )
@@ -117,12 +146,8 @@ def store_status_ui() -> None:
             st.caption(t("session.ray_on", cpus=mgr.ray_cpus))
         if error is not None:
             st.warning(t("session.store_off", msg=localized(error, current_lang())))
-        elif mgr.store is not None:
-            if mgr.store.notice and not st.session_state.get("_store_notice_seen"):
-                st.session_state["_store_notice_seen"] = True
-                st.info(t("session.store_notice", msg=mgr.store.notice))
-            if mgr.store.problem:
-                st.warning(t("session.store_problem", msg=mgr.store.problem))
+        elif mgr.store is not None and mgr.store.problem:
+            st.warning(t("session.store_problem", msg=mgr.store.problem))
 
 
 def owner_id() -> str:

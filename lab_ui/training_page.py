@@ -20,6 +20,7 @@ import streamlit as st
 
 from lm_core.errors import LabError, localized
 from lm_core.serve.job import Job
+from lm_core.serve.manager import LabFull
 from lm_core.serve.views import JobView
 
 from . import corpus_ui, jobs_ui, lesson, presets, settings
@@ -168,10 +169,14 @@ def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str
         st.caption(t("common.replace_warning"))
     go = jobs_ui.confirm_start(page, pressed)
     try:
+        if go or other is not None:
+            jobs_ui.check_room(page)  # a full server refuses before anything is built
         if go:
             plan.start()
         elif other is not None:
             other()
+    except LabFull as exc:
+        st.warning(localized(exc, current_lang()))
     except LabError as exc:
         st.error(t.md("common.bad_setting", msg=localized(exc, current_lang())))
 

@@ -10,6 +10,31 @@ equal `MAX_UPLOAD_MB` (a test checks it).
 
 from __future__ import annotations
 
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+def operator_whole(name: str, default: int, lo: int = 1, hi: int = 100_000) -> int:
+    """A limit the operator may set in the environment (`name`, a whole number in [lo, hi]), else `default`.
+
+    Read once, when the server starts. A value that is not such a number keeps the default and says so in the
+    log: a typo must not lift a limit.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        log.warning("%s=%r is not a whole number from %d to %d; using %d", name, raw, lo, hi, default)
+        return default
+    return value
+
+
 MAX_UPLOAD_MB = 20  # every uploader in the app; the server refuses larger requests outright
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 2**20
 
@@ -39,6 +64,19 @@ MAX_FINISHED_TOTAL = 40
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
+
+# Jobs queued, training or paused at once: on the whole server, and per browser (one per training page). A new
+# browser identity costs nothing, so the total is what protects the server; a Train click beyond either is refused
+# before its model is built ("the lab is full"). Operators with more cores or memory raise them.
+MAX_LIVE_JOBS_ENV = "RNN_LAB_MAX_JOBS"
+MAX_LIVE_JOBS = operator_whole(MAX_LIVE_JOBS_ENV, 16)
+MAX_LIVE_JOBS_PER_OWNER_ENV = "RNN_LAB_MAX_JOBS_PER_OWNER"
+MAX_LIVE_JOBS_PER_OWNER = operator_whole(MAX_LIVE_JOBS_PER_OWNER_ENV, 4)
+
+# Uploaded and pasted corpora the server keeps ready, once per content (sha256) whoever sent them: at most this
+# many, and this many bytes (their text and character ids); the least recently used go first.
+MAX_KEPT_CORPORA = 16
+MAX_KEPT_CORPUS_BYTES = 512 * 2**20
 
 # torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
 MAX_THREADS = 256

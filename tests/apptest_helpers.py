@@ -73,7 +73,8 @@ def english_page(page: str) -> Iterator[AppTest]:
 
 @contextmanager
 def _clean_runtime(backend: str = "thread") -> Iterator[None]:
-    """Fresh cached resources; afterwards every training thread stopped and joined."""
+    """A fresh job manager and cached resources; afterwards every training thread stopped and joined."""
+    session.shutdown_manager()
     st.cache_resource.clear()
     before = os.environ.get(BACKEND_ENV)
     os.environ[BACKEND_ENV] = backend
@@ -84,7 +85,7 @@ def _clean_runtime(backend: str = "thread") -> Iterator[None]:
             os.environ.pop(BACKEND_ENV, None)
         else:
             os.environ[BACKEND_ENV] = before
-        session.manager().shutdown()
+        session.shutdown_manager()
         st.cache_resource.clear()
 
 

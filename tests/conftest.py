@@ -118,10 +118,11 @@ def clean_streamlit() -> Iterator[None]:
 
     from lab_ui import session
 
+    session.shutdown_manager()
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    session.manager().shutdown()
+    session.shutdown_manager()
     st.cache_resource.clear()
     st.cache_data.clear()
 

@@ -161,7 +161,9 @@ class StClient:
     `timeout`: default bound of each wait; `lifetime`: the client closes itself after this many
     seconds whatever happens; `follow_timers`: send a `run_every` fragment's reruns like the
     browser's timer (off: only `rerun_fragment` sends them); `cookies`: another client's jar to be
-    the same browser; `page_load=False`: a bare websocket (no HTTP page load, no cookie, no Origin).
+    the same browser; `page_load=False`: a bare websocket (no HTTP page load, no cookie, no Origin); `keepalive`:
+    seconds the server may take to answer a ping before the client calls it gone (a browser sends no pings: a
+    benchmark that floods the server with megabytes gives it longer).
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class StClient:
         lifetime: float = 600.0,
         follow_timers: bool = True,
         locale: str = "en-US",
+        keepalive: float = 10.0,
     ) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname != HOST or parts.port is None:
@@ -181,6 +184,7 @@ class StClient:
         self.base = f"http://{HOST}:{parts.port}"
         self.cookies = cookies if cookies is not None else http.cookiejar.CookieJar()
         self.page_load, self.timeout, self.follow_timers, self.locale = page_load, timeout, follow_timers, locale
+        self.keepalive = keepalive
         self._deadline = time.monotonic() + lifetime
         self._http = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.cookies), _LocalRedirects()
@@ -262,7 +266,7 @@ class StClient:
                 open_timeout=timeout,
                 close_timeout=2,
                 ping_interval=5,
-                ping_timeout=10,
+                ping_timeout=self.keepalive,
                 max_size=MAX_MESSAGE,
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:

@@ -77,7 +77,7 @@ def test_two_runs_overlay_on_one_chart() -> None:
 
 def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
     job_id = helpers.trained_job("tester", epochs=2, label="stored one")
-    helpers.session.manager().shutdown()  # the server goes away; the store keeps the run
+    helpers.session.shutdown_manager()  # the server goes away; the store keeps the run
     helpers.st.cache_resource.clear()
     at = helpers.open_page("generate", prepare=_as("tester"))
     picker = next(s for s in at.selectbox if s.key == "generate:model_source")

@@ -420,6 +420,21 @@ def test_dropout_with_one_layer_leaves_the_trained_run_alone(at: AppTest) -> Non
     _still_there(at, job)
 
 
+def test_a_pasted_text_leaves_the_box_and_is_kept_once_by_the_server(at: AppTest) -> None:
+    """Left in the box, a pasted text travels with every rerun the tab sends and stays in its session; the server
+    keeps it once (by hash) and the session only its hash and length, and training can start from it."""
+    text = "春眠不觉晓，处处闻啼鸟。" * 300
+    at.selectbox(key="corpus:source").set_value("paste").run()
+    at.text_area(key="corpus:paste").set_value(text).run()
+    assert not at.exception
+    assert at.text_area(key="corpus:paste").value == ""
+    digest, chars, refusal = at.session_state["corpus:pasted"]
+    assert chars == len(text) and refusal is None
+    assert corpus_ui._RECEIVED.get(digest) == text.encode()
+    assert not at.button(key="train:start").disabled
+    assert any(f"{len(text):,}" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
 # -- the chapter's exercises: ReLU instead of tanh, not detaching the state, and the run's memory ---------------------
 
 

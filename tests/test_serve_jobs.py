@@ -470,6 +470,44 @@ def test_an_unwatched_finished_job_releases_its_optimiser_but_keeps_its_model(ti
         manager.shutdown()
 
 
+def test_beyond_the_servers_cap_a_job_is_refused_before_anything_is_recorded(
+    job_manager: Callable[..., JobManager], tiny_corpus: Corpus, tmp_path: Path
+) -> None:
+    """A new browser identity costs nothing, so the total of live jobs is capped whoever asks; the refusal says
+    the lab is full (no job kept, no run stored), and a job that is stopped makes room at once."""
+    from lm_core.serve.manager import LabFull
+
+    manager = job_manager(max_running=1, store=RunStore(tmp_path), max_live=2, max_live_per_owner=5)
+    first = manager.submit("owner-1", [_trainer(tiny_corpus, epochs=10_000)])
+    manager.submit("owner-2", [_trainer(tiny_corpus, epochs=10_000)])  # queued behind the first: it counts too
+    with pytest.raises(LabFull) as refused:
+        manager.check_room("owner-3")
+    assert refused.value.key == "error.jobs.lab_full" and "The lab is full" in str(refused.value)
+    with pytest.raises(LabFull):
+        manager.submit("owner-3", [_trainer(tiny_corpus, epochs=10_000)])
+    assert manager.live_count() == 2 and len(manager.jobs()) == 2
+    assert manager.store.runs("owner-3") == []
+    first.stop()
+    third = manager.submit("owner-3", [_trainer(tiny_corpus, epochs=10_000)])
+    assert manager.live_count() == 2 and manager.get(third.id, "owner-3") is third
+
+
+def test_one_owner_gets_at_most_its_share_and_a_replaced_job_does_not_count(
+    job_manager: Callable[..., JobManager], tiny_corpus: Corpus
+) -> None:
+    from lm_core.serve.manager import LabFull
+
+    manager = job_manager(max_running=1, max_live=10, max_live_per_owner=2)
+    jobs = [manager.submit("alice", [_trainer(tiny_corpus, epochs=10_000)]) for _ in range(2)]
+    with pytest.raises(LabFull) as refused:
+        manager.submit("alice", [_trainer(tiny_corpus, epochs=10_000)])
+    assert refused.value.key == "error.jobs.owner_full"
+    manager.check_room("alice", replacing=jobs[0].id)  # a page's Train replaces its own run: room for it
+    manager.submit("bob", [_trainer(tiny_corpus, epochs=10_000)])  # another owner is not held up
+    jobs[0].stop()
+    manager.submit("alice", [_trainer(tiny_corpus, epochs=10_000)])
+
+
 def test_a_comparison_that_fits_only_run_by_run_is_refused_before_it_starts(
     manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -370,6 +370,7 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
     first = JobManager(store=RunStore(data_dir(), shared=True), backend="ray", max_running=8)
     job = first.submit("alice", [_trainer(tiny_corpus, 100_000)], ["far"], kind="train")
     monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", cluster.address)
+    helpers.session.shutdown_manager()  # the next page run builds this server's manager, on the cluster
     helpers.st.cache_resource.clear()
     try:
         seconds_until(lambda: first.view(job).epoch >= 1 and job.status == "running")
@@ -397,6 +398,6 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
     finally:
         job.stop()
         job.thread.join(TIMEOUT)
-        helpers.session.manager().shutdown()
+        helpers.session.shutdown_manager()
         helpers.st.cache_resource.clear()
         first.shutdown()

@@ -167,3 +167,51 @@ def test_switching_to_traditional_chinese_relabels_the_page() -> None:
         assert not at.exception
         assert at.title[0].value == "訓練一個字元層級循環神經網路"
         assert at.query_params["lang"] in ("zh-Hant", ["zh-Hant"])
+
+
+def test_clearing_streamlit_caches_keeps_the_job_manager_its_store_and_running_jobs(tiny_corpus: Any) -> None:
+    """What a `clear_cache` message does on the server (and a developer's "Clear cache"): empty every
+    `st.cache_resource`. The job manager is not in one, so the running job stays listed, controllable and
+    saved, and the run store keeps its lock instead of a second store being refused it."""
+    import streamlit as st
+
+    from lm_core.training import TrainConfig, Trainer
+
+    session.shutdown_manager()
+    try:
+        mgr = session.manager()
+        assert mgr.store is not None and mgr.store_error is None
+        config = TrainConfig(model="rnn", hidden=16, batch_size=4, num_steps=5, epochs=500)
+        job = mgr.submit("alice", [Trainer(tiny_corpus, config)], ["rnn"], kind="train")
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        again = session.manager()
+        assert again is mgr
+        assert again.get(job.id, "alice") is job and not job.done
+        assert again.store is mgr.store and again.store_error is None and not again.store.problem
+        job.stop()
+        job.thread.join(60)
+        assert again.view(job).status == "stopped"
+    finally:
+        session.shutdown_manager()
+
+
+def test_a_moved_aside_database_is_told_to_the_log_not_to_visitors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A corrupt run database is moved aside under a file name of the operator's folder: a fact for the operator
+    (the server's log), never a notice on every visitor's page."""
+    import logging
+
+    from apptest_helpers import english_page
+
+    folder = tmp_path / "lab-data"
+    folder.mkdir()
+    (folder / "runs.sqlite").write_bytes(b"not a database, " * 100)
+    monkeypatch.setenv("RNN_LAB_DATA", str(folder))
+    with caplog.at_level(logging.WARNING, logger="lab_ui.session"), english_page("pages/train.py") as at:
+        assert not at.exception
+        shown = " ".join(e.value for kind in (at.info, at.warning) for e in kind if isinstance(e.value, str))
+        assert "moved aside" not in shown and "corrupt-" not in shown, shown
+    assert list(folder.glob("runs.sqlite.corrupt-*")), "the database was not moved aside: nothing was tested"
+    assert any("moved aside" in r.getMessage() and "corrupt-" in r.getMessage() for r in caplog.records)

@@ -48,6 +48,19 @@ def tiny_text(phrases: Sequence[str] = TINY_PHRASES, n_lines: int = 80, seed: in
     return "\n".join(f"{a}，{b}。" for a, b in (rng.sample(phrases, 2) for _ in range(n_lines)))
 
 
+def flood_text(session: int, megabytes: float) -> str:
+    """About `megabytes` of UTF-8 text, different for every `session`: what a flood of visitors pastes.
+
+    Lines of 1,000 characters drawn from 3,000 CJK characters (within the vocabulary limit), so the text is
+    valid and as large as the lab accepts; the session's number heads it, so no two sessions send the same text.
+    """
+    rng = random.Random(session)
+    alphabet = [chr(0x4E00 + k) for k in range(3000)]
+    lines = ["".join(rng.choices(alphabet, k=1000)) for _ in range(8)]
+    count = int(megabytes * 2**20 / 3001) + 1  # 3 bytes a character, a line end
+    return f"{session}\n" + "\n".join(lines[i % len(lines)] for i in range(count))
+
+
 TIMEOUT = 120.0  # seconds: an upper bound for a worker to get somewhere; never a pass condition by itself
 
 
@@ -196,16 +209,19 @@ class Server(NamedTuple):
 
 
 @contextmanager
-def streamlit_server(data: str, log: IO[str], ready_within: float = 60.0) -> Iterator[Server]:
+def streamlit_server(
+    data: str, log: IO[str], ready_within: float = 60.0, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`streamlit run streamlit_app.py` on a free 127.0.0.1 port, once it answers its health check.
 
     Its runs go to `data` (RNN_LAB_DATA), never the repository's lab-data/; its output to `log`. Stopped on exit.
     It trains on the app's own default backend (worker processes), as a real server does, whatever the test
-    process's backend. Raises TimeoutError when the server is not healthy within `ready_within` seconds.
+    process's backend. `env`: the operator's settings for this server (limits, workers). Raises TimeoutError when
+    the server is not healthy within `ready_within` seconds.
     """
     from lm_core.serve.manager import BACKEND_ENV
 
-    env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | {"RNN_LAB_DATA": data}
+    env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | (env or {}) | {"RNN_LAB_DATA": data}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",

@@ -38,6 +38,8 @@ class Database:
     def _open(self) -> sqlite3.Connection:
         try:
             return self._connect_and_check()
+        except sqlite3.OperationalError:
+            raise  # the file cannot be opened or written (a read-only folder): not a reason to move it aside
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 
+from ..errors import LabError
+from ..limits import MAX_LIVE_JOBS, MAX_LIVE_JOBS_PER_OWNER
 from ..memory import check_job_memory
 from ..training import Trainer
 from .backend import Backend
@@ -31,8 +33,17 @@ BACKENDS: dict[str, type[Backend]] = {"thread": ThreadBackend, "process": Proces
 BACKEND_ENV = "RNN_LAB_BACKEND"  # which local backend the app uses: "process" (its default) or "thread"
 
 
+class LabFull(LabError):
+    """The server (or this owner) has as many jobs queued, training or paused as it takes: try again later."""
+
+
+def holds_room(job: Job) -> bool:
+    """A job counts against the caps until it ends; one already told to stop is on its way out and does not."""
+    return not job.done and not job.control.stopped
+
+
 class JobManager:
-    """Every job of the process; at most `max_running` train at the same time."""
+    """Every job of the process; at most `max_running` train at the same time, `max_live` are live at all."""
 
     def __init__(
         self,
@@ -40,6 +51,8 @@ class JobManager:
         store: RunStore | None = None,
         backend: str = "thread",
         retention: Retention | None = None,
+        max_live: int = MAX_LIVE_JOBS,
+        max_live_per_owner: int = MAX_LIVE_JOBS_PER_OWNER,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
@@ -53,6 +66,7 @@ class JobManager:
         self.evicted: dict[str, list[str]] = {}  # owner -> labels of runs the quota removed at the last submit
         self.retention = retention or Retention()
         self.slots = Slots(max_running)
+        self.max_live, self.max_live_per_owner = max_live, max_live_per_owner
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         # Reaping must not wait for the next visitor: a closed tab's job is stopped on time.
@@ -86,27 +100,51 @@ class JobManager:
 
         `prefixes` are sampled every `sample_every` epochs; `kind` is the page that started it; `job_id`
         continues a stored job under its own id. A comparison's runs must fit one worker together
-        (`check_fits`); each alone was checked when its `Trainer` was built.
+        (`check_fits`); each alone was checked when its `Trainer` was built. Raises `LabFull` beyond the caps
+        (see `check_room`), before anything is recorded.
         """
         self.check_fits(trainers)
         self.reap()
         labels = labels or [t.config.model for t in trainers]
         runs = [Run.starting_from(t, label) for t, label in zip(trainers, labels, strict=True)]
         job = Job(owner, runs, self._backend.new_control(), tuple(prefixes), sample_every, kind, job_id)
+        with self._lock:
+            old = self._jobs.get(job.id)
+            if old is not None and not old.done:
+                raise ValueError(f"job {job.id} is still running")
+            self._check_room(owner, job.id)  # under the lock: two sessions cannot both take the last place
+            self._jobs[job.id] = job
         if self.store is not None:
             job.recorder = Recorder(self.store, job.id, owner, job.kind, job.labels)
             self.evicted[owner] = job.recorder.register(
                 runs, resumed=job_id is not None, prefixes=list(job.prefixes), sample_every=job.sample_every
             )
-        with self._lock:
-            old = self._jobs.get(job.id)
-            if old is not None and not old.done:
-                raise ValueError(f"job {job.id} is still running")
-            self._jobs[job.id] = job
         body = self._backend.launch(job, trainers, self.slots)
         job.thread = threading.Thread(target=body, name=f"train-{job.id}", daemon=True)
         job.thread.start()
         return job
+
+    def check_room(self, owner: str, replacing: str | None = None) -> None:
+        """Raise `LabFull` when a new job of `owner` would pass a cap; `replacing`: a job it takes the place of.
+
+        Pages call it before they build a model or read a checkpoint, so a full server allocates nothing for a
+        click it will refuse; `submit` checks again, under its lock, as it takes the place.
+        """
+        with self._lock:
+            self._check_room(owner, replacing)
+
+    def _check_room(self, owner: str, replacing: str | None) -> None:
+        live = [j for j in self._jobs.values() if j.id != replacing and holds_room(j)]
+        mine = sum(1 for j in live if j.owner == owner)
+        if mine >= self.max_live_per_owner:
+            raise LabFull("error.jobs.owner_full", n=mine, limit=self.max_live_per_owner)
+        if len(live) >= self.max_live:
+            raise LabFull("error.jobs.lab_full", limit=self.max_live)
+
+    def live_count(self) -> int:
+        """Jobs queued, training or paused now (what the caps count)."""
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if holds_room(j))
 
     @staticmethod
     def check_fits(trainers: list[Trainer]) -> None:
@@ -157,6 +195,7 @@ class JobManager:
             return live
         if self.live_elsewhere(job_id):
             return None
+        self.check_room(owner, replacing=job_id)  # before its checkpoints are read and its models built
         stored = rebuild_trainers(self.store, job_id, owner, extra_epochs)
         if stored is None:
             return None

@@ -125,7 +125,11 @@ class RunStore:
             ) from exc
         if exclusive or shared:
             self._take_server_lock(shared=shared and not exclusive)
-        self.db = Database(self.folder / DB_NAME, _SCHEMA)
+        try:
+            self.db = Database(self.folder / DB_NAME, _SCHEMA)
+        except (OSError, sqlite3.OperationalError) as exc:  # a folder made read-only: the file cannot be opened
+            self.close()
+            raise StoreError("error.runs.folder_unwritable", reason=_reason(exc)) from exc
 
     @property
     def notice(self) -> str:
@@ -143,7 +147,10 @@ class RunStore:
         `shared`: servers on one Ray cluster share the folder with each other (each records only the runs
         it drives), but never with a server on a local backend, which holds the lock alone.
         """
-        handle = open(self.folder / LOCK_NAME, "a+")  # noqa: SIM115 -- held open for the server's lifetime
+        try:
+            handle = open(self.folder / LOCK_NAME, "a+")  # noqa: SIM115 -- held open for the server's lifetime
+        except OSError as exc:  # a read-only folder (or file system): no lock, so no store, said on every page
+            raise StoreError("error.runs.folder_unwritable", reason=_reason(exc)) from exc
         try:
             fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as exc:
@@ -154,7 +161,8 @@ class RunStore:
         self._lock_file = handle
 
     def close(self) -> None:
-        self.db.close()
+        if hasattr(self, "db"):
+            self.db.close()
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
@@ -291,6 +299,13 @@ class RunStore:
         for rid, epoch in gone:
             self.set_status(rid, "interrupted", f"Interrupted at epoch {epoch} (the server stopped).")
         return [rid for rid, _ in gone]
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a file could not be opened, without its path (a visitor never learns the server's folders)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
 
 
 def _record(row: tuple) -> RunRecord:
