@@ -25,6 +25,7 @@ from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.limits import MAX_UPLOAD_MB
 from lm_core.models import CharModel
 from lm_core.serve.job import Job
+from lm_core.serve.store import short_ids
 
 from . import corpus_ui, jobs_ui, persist
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, t
@@ -215,11 +216,12 @@ def picker_options() -> dict[str, Option]:
     if store is not None:
         live = {o.job.id for o in opts.values() if o.job is not None}
         stored = [r for r in store.runs(owner_id()) if r.job_id not in live and r.epoch > 0]
+        tags = short_ids(stored)  # twins of the same minute get distinct names: the browser picks by name
         for record in stored[:MAX_STORED_OPTIONS]:
             path = store.checkpoint_path(record.id)
             if path.is_file():
                 date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
-                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date)
+                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date, tag=tags[record.id])
                 opts[f"stored:{record.id}"] = Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)

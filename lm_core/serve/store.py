@@ -293,6 +293,22 @@ class RunStore:
         return [rid for rid, _ in gone]
 
 
+SHORT_ID = 4  # characters of a job id that tell one owner's runs apart in a name (more only if they clash)
+
+
+def short_ids(records: list[RunRecord]) -> dict[str, str]:
+    """A short, distinct tag for each run (`a3f9`, `a3f9/2` for the second run of a comparison), by run id.
+
+    Two runs with the same settings made the same minute would otherwise have the same name, and a
+    browser picks an option by the name it shows: it has to be unique, or a click acts on another run.
+    """
+    jobs = sorted({r.job_id for r in records})
+    width = SHORT_ID
+    while width < max((len(j) for j in jobs), default=0) and len({j[:width] for j in jobs}) < len(jobs):
+        width += 1
+    return {r.id: r.job_id[:width] + (f"/{r.run_index + 1}" if len(r.group_labels) > 1 else "") for r in records}
+
+
 def _record(row: tuple) -> RunRecord:
     values = list(row)
     values[6] = json.loads(values[6])
