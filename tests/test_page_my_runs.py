@@ -157,3 +157,19 @@ def test_continue_on_a_twin_run_continues_the_one_shown() -> None:
     job.thread.join(TIMEOUT)
     assert store.run(f"{second}-0", "tester").epoch == 3
     assert store.run(f"{first}-0", "tester").epoch == 1
+
+
+def test_continue_without_the_checkpoint_file_says_so_in_one_sentence() -> None:
+    job_id = helpers.trained_job("tester", epochs=1, label="lost")
+    store = helpers.session.manager().store
+    store.checkpoint_path(f"{job_id}-0").unlink()
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    _widget(at.button, "my_runs:continue").click().run()
+    helpers.assert_ok(at)
+    assert [e.value for e in at.error] == [
+        "The saved checkpoint of “lost” is missing from the data folder, so it cannot be continued; "
+        "its stored curve is kept."
+    ]
+    assert helpers.session.manager().get(job_id, "tester").done  # nothing started again
+    assert [h["epoch"] for h in store.history(f"{job_id}-0")] == [1]
+    assert store.run(f"{job_id}-0", "tester").epoch == 1

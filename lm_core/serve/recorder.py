@@ -103,7 +103,8 @@ def rebuild_trainers(store: RunStore, job_id: str, owner: str, extra_epochs: int
 
     An interrupted run goes on to its planned epochs; a finished one gets
     `extra_epochs` more. None if the job is not the owner's; a `LabError` says
-    what is missing when it cannot be rebuilt.
+    what is missing when it cannot be rebuilt (its text, or the checkpoint of
+    a run that finished an epoch: it never starts again from fresh weights).
     """
     records = sorted((r for r in store.runs(owner) if r.job_id == job_id), key=lambda r: r.run_index)
     if not records:
@@ -130,6 +131,9 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     config.epochs = record.planned
     path = store.checkpoint_path(record.id)
     ckpt = None
+    if record.epoch > 0 and not path.is_file():
+        # Fresh weights would retrain epochs 1.. over the stored ones: the run's history would be rewritten.
+        raise LabError("error.runs.checkpoint_missing", label=record.label)
     if path.is_file():
         try:
             ckpt = load_own(path)  # the server's own file
