@@ -18,7 +18,7 @@ from ..corpus import Corpus
 from ..errors import Cause, CheckpointError, LabError
 from ..training import EndEvent, EpochEvent, TrainConfig, Trainer
 from .run import Run
-from .store import RunRecord, RunStore
+from .store import RunRecord, RunStore, text_hash
 
 JOB_KEY = "_job"  # job-level settings kept inside each run's stored config (TrainConfig ignores the key)
 
@@ -51,7 +51,7 @@ class Recorder:
                 label=self.labels[i],
                 config={**run.config.to_dict(), JOB_KEY: job_settings},
                 corpus_name=run.corpus.name,
-                corpus_hash=self.store.save_corpus(run.corpus.document_text()),  # document starts kept
+                corpus_hash=text_hash(text := run.corpus.document_text()),  # document starts kept
                 status="queued",
                 message="",
                 epoch=len(run.history),
@@ -62,7 +62,7 @@ class Recorder:
                 checkpoint_bytes=0,
                 group_labels=list(self.labels),
             )
-            evicted += self.store.add_run(record)
+            evicted += self.store.add_run(record, text)
             if run.history:  # started from a checkpoint: keep its curve and weights with the run
                 for event in run.history:
                     self.store.record_epoch(rid, event.to_dict(), None)
