@@ -173,3 +173,16 @@ def test_continue_without_the_checkpoint_file_says_so_in_one_sentence() -> None:
     assert helpers.session.manager().get(job_id, "tester").done  # nothing started again
     assert [h["epoch"] for h in store.history(f"{job_id}-0")] == [1]
     assert store.run(f"{job_id}-0", "tester").epoch == 1
+
+
+def test_runs_the_store_did_not_take_are_announced_on_every_page() -> None:
+    """The data folder stops taking new data while the server runs: a run trained then is not on My runs after a
+    restart, so every page says so, and goes on saying it after writes that still work."""
+    helpers.trained_job("tester", label="saved")
+    store = helpers.session.manager().store
+    store.db.conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_INSERT else 0)
+    helpers.trained_job("tester", label="unsaved")
+    for page in ("my_runs", "train"):
+        at = helpers.open_page(page, prepare=_as("tester"))
+        warnings = [w.value for w in at.sidebar.warning]
+        assert any("Runs could not all be saved" in w for w in warnings), (page, warnings)

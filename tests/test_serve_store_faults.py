@@ -3,6 +3,7 @@ that becomes unwritable while the server runs. Nothing is lost or rewritten with
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,27 @@ def test_a_server_alone_on_its_folder_deletes_texts_no_run_uses(tmp_path: Path, 
     assert len(_corpus_files(tmp_path)) == 2
     RunStore(tmp_path, exclusive=True).close()
     assert _corpus_files(tmp_path) == used
+
+
+def _refuse_new_rows(store: RunStore) -> None:
+    """The store's disk stops taking new data while the server runs (a folder made read-only, immutable files):
+    every write that adds a row fails, while an update with nothing to change still goes through, as on disk."""
+    store.db.conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_INSERT else 0)
+
+
+def test_a_store_that_stops_taking_runs_says_so_and_keeps_saying_it(tmp_path: Path, tiny_corpus: Corpus) -> None:
+    manager = JobManager(store=RunStore(tmp_path))
+    store = manager.store
+    try:
+        first = _train(manager, tiny_corpus, epochs=1)
+        assert store.problem == ""
+        _refuse_new_rows(store)
+        lost = _train(manager, _corpus(5), epochs=2)  # trains on in memory, to the end
+        assert [r.job_id for r in store.runs("alice")] == [first]  # it never reached the database ...
+        assert store.problem  # ... and the store says so
+        store.set_status(f"{first}-0", "finished", "still writable")  # a write that works does not clear it
+        assert store.run(f"{first}-0", "alice").message == "still writable"
+        assert store.problem
+        assert manager.get(lost, "alice").epochs_done(0) == 2
+    finally:
+        manager.shutdown()

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -35,6 +36,7 @@ from ..limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from .database import Database
 from .views import DONE_STATUSES, LIVE_STATUSES
 
+log = logging.getLogger(__name__)
 DATA_ENV = "RNN_LAB_DATA"  # the data folder; default `lab-data/` in the working directory
 DEFAULT_DATA_DIR = "lab-data"
 DB_NAME = "runs.sqlite"
@@ -140,7 +142,7 @@ class RunStore:
 
     @property
     def problem(self) -> str:
-        """Why runs are not being saved right now ("" while they are)."""
+        """Why some runs were not saved since the server started ("" while every write worked)."""
         return f"db: {self.db.problem}" if self.db.problem else self._file_problem
 
     def _take_server_lock(self, shared: bool = False) -> None:
@@ -166,14 +168,15 @@ class RunStore:
             self._lock_file = None
 
     def _write_file(self, path: Path, data: bytes) -> bool:
-        """Atomic file write; False (and `problem` set) when the disk refuses."""
+        """Atomic file write; False (and `problem` set, for good: a file was not saved) when the disk refuses."""
         try:
             write_atomically(path, data)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            self._file_problem = "disk full" if full else f"cannot write files ({exc.strerror})"
+            problem = "disk full" if full else f"cannot write files ({exc.strerror})"
+            log.warning("Run store: %s could not be written: %s", path.name, exc.strerror)
+            self._file_problem = self._file_problem or problem
             return False
-        self._file_problem = ""
         return True
 
     # -- corpora and checkpoints ------------------------------------------------------------------------
@@ -252,20 +255,23 @@ class RunStore:
                 "INSERT OR REPLACE INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",
                 (run_id, metrics["epoch"], json.dumps(metrics)),
             )
-            c.execute(
+            updated = c.execute(
                 "UPDATE runs SET epoch = ?, updated = ?, best_perplexity = CASE WHEN ? IS NOT NULL AND "
                 "(best_perplexity IS NULL OR ? < best_perplexity) THEN ? ELSE best_perplexity END, "
                 "checkpoint_bytes = COALESCE(?, checkpoint_bytes) WHERE id = ?",
                 (metrics["epoch"], time.time(), ppl, ppl, ppl, size, run_id),
             )
+            _row_is_there(updated)
 
         self.db.write(action)
 
     def set_status(self, run_id: str, status: str, message: str = "", planned: int | None = None) -> None:
         self.db.write(
-            lambda c: c.execute(
-                "UPDATE runs SET status = ?, message = ?, updated = ?, planned = COALESCE(?, planned) WHERE id = ?",
-                (status, message, time.time(), planned, run_id),
+            lambda c: _row_is_there(
+                c.execute(
+                    "UPDATE runs SET status = ?, message = ?, updated = ?, planned = COALESCE(?, planned) WHERE id = ?",
+                    (status, message, time.time(), planned, run_id),
+                )
             )
         )
 
@@ -345,6 +351,13 @@ class RunStore:
         for rid, epoch in gone:
             self.set_status(rid, "interrupted", f"Interrupted at epoch {epoch} (the server stopped).")
         return [rid for rid, _ in gone]
+
+
+def _row_is_there(cursor: sqlite3.Cursor) -> None:
+    """A live run's update that changed no row: its row was never written (a store that refused new data
+    accepts an update with nothing to change), so the run would be lost without a word."""
+    if cursor.rowcount == 0:
+        raise sqlite3.DatabaseError("a run is missing from the run database (an earlier write failed)")
 
 
 SHORT_ID = 4  # characters of a job id that tell one owner's runs apart in a name (more only if they clash)
