@@ -408,9 +408,18 @@ def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[C
             title,
             t("common.epoch"),
             t("common.perplexity"),
-            vocab_size=len(job.checkpoint(0).vocab),
+            vocab_size=_vocab_size(job),
             baseline_label=t("common.baseline"),
             baselines=_ngram_lines(job),
         )
         st.session_state[f"{page}:figure"] = (key, fig)
     st.plotly_chart(fig, width="stretch", key=f"{page}:chart")
+
+
+def _vocab_size(job: Job) -> int:
+    """The run's vocabulary, for the uniform-guess line: its weights' (a run continued from a checkpoint keeps
+    that vocabulary), else its corpus's when the weights cannot be loaded."""
+    try:
+        return len(job.checkpoint(0).vocab)
+    except LabError:
+        return job.corpus(0).vocab_size

@@ -20,11 +20,12 @@ import streamlit as st
 from lm_core import vocab
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import book_preprocess
-from lm_core.errors import CheckpointError, VocabularyError, localized
+from lm_core.errors import CheckpointError, LabError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
 from lm_core.limits import MAX_UPLOAD_MB
 from lm_core.models import CharModel
 from lm_core.serve.job import Job
+from lm_core.serve.store import short_ids
 
 from . import corpus_ui, jobs_ui, persist
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, t
@@ -181,6 +182,7 @@ class Option:
     path: Path | None = None
     ok: bool = True  # False: a shipped file that cannot be read (listed, but never the default)
     corpus_hash: str = ""  # a stored run's corpus in the run store
+    name: str = ""  # a run's name, for a sentence about it
 
 
 def _session_job(page: str) -> Job | None:
@@ -210,17 +212,20 @@ def picker_options() -> dict[str, Option]:
             epochs = job.epochs_done(run)
             name = run_label(label, job.config(run).clip)
             text = t("model_source.opt_session", page=t(PAGE_TITLES[page]), label=name, e=epochs)
-            opts[f"session:{page}:{job.id}:{run}"] = Option(text, "session", job=job, run=run)
+            opts[f"session:{page}:{job.id}:{run}"] = Option(text, "session", job=job, run=run, name=name)
     store = manager().store
     if store is not None:
         live = {o.job.id for o in opts.values() if o.job is not None}
         stored = [r for r in store.runs(owner_id()) if r.job_id not in live and r.epoch > 0]
+        tags = short_ids(stored)  # twins of the same minute get distinct names: the browser picks by name
         for record in stored[:MAX_STORED_OPTIONS]:
             path = store.checkpoint_path(record.id)
             if path.is_file():
                 date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
-                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date)
-                opts[f"stored:{record.id}"] = Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
+                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date, tag=tags[record.id])
+                opts[f"stored:{record.id}"] = Option(
+                    text, "stored", path=path, corpus_hash=record.corpus_hash, name=run_label(record.label)
+                )
     for path in shipped_files():
         ckpt, _ = load_shipped(path)
         text = (
@@ -422,9 +427,16 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
 
 
 def option_weights(option: Option) -> tuple[str, Checkpoint | None, str | None]:
-    """The cache key and checkpoint of a session, stored or shipped option, or ("", None, why it cannot be read)."""
+    """The cache key and checkpoint of a session, stored or shipped option, or ("", None, why it cannot be read).
+
+    A run's published weights are parsed here, on first use: if they cannot be (a bound, damaged bytes), the
+    page says so in a sentence and the other options stay usable.
+    """
     if option.job is not None:
-        ckpt = option.job.checkpoint(option.run)
+        try:
+            ckpt = option.job.checkpoint(option.run)
+        except LabError as exc:
+            return "", None, localized(exc, current_lang())
         return job_weights_key(option.job.id, option.run, len(ckpt.history)), ckpt, None
     if option.path is None:
         return "", None, None
@@ -438,7 +450,10 @@ def _resolve(page: str, option: Option, upload_error: str | None) -> tuple[str, 
         return _upload_ui(page, upload_error)
     key, ckpt, error = option_weights(option)
     if ckpt is None:
-        st.error(t.md("model_source.shipped_error", name=option.path.name if option.path else "", msg=error))
+        if option.source == "shipped":
+            st.error(t.md("model_source.shipped_error", name=option.path.name if option.path else "", msg=error))
+        else:  # a run of this browser: said by its name, never by a file
+            st.error(t.md("model_source.run_unusable", name=option.name, msg=error or ""))
         return None
     return key, ckpt
 
@@ -487,7 +502,7 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
         live = manager().get(job.id, owner_id())  # also marks the job as watched, so it is not reaped
         if live is None:
             return
-        epochs = len(live.checkpoint(choice.run).history)
+        epochs = live.epochs_done(choice.run)  # the published weights are those of the last finished epoch
         planned = live.planned_epochs(choice.run)
         st.caption(t("model_source.live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):

@@ -85,7 +85,7 @@ MAX_THREADS = 256
 MAX_STEP_TRACE = 20_000
 # The run store, per owner: finished runs beyond either bound are evicted, oldest first.
 MAX_RUNS_PER_OWNER = 50
-MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoint bytes
+MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoints and the training texts their runs use
 
 # Text that reaches a page. A checkpoint's corpus name and note (a file could carry megabytes); what a visitor
 # types to trace through time on the Gradients page (every figure stays under a second at h = 256) and on the

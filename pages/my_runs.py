@@ -13,7 +13,7 @@ from lab_ui.session import manager, owner_id
 from lm_core.errors import LabError, localized
 from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from lm_core.messages import Listed
-from lm_core.serve.store import RunRecord
+from lm_core.serve.store import RunRecord, short_ids
 
 PAGE = "my_runs"
 KIND_PAGES = {"train": "pages/train.py", "sampling": "pages/sampling.py", "clipping": "pages/clipping.py"}
@@ -31,7 +31,7 @@ def _date(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def _table(records: list[RunRecord]) -> pd.DataFrame:
+def _table(records: list[RunRecord], tags: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             t("my_runs.col_run"): [run_label(r.label) for r in records],
@@ -41,20 +41,24 @@ def _table(records: list[RunRecord]) -> pd.DataFrame:
             t("my_runs.col_epochs"): [f"{r.epoch} / {r.planned}" for r in records],
             t("my_runs.col_best"): [round(r.best_perplexity, 2) if r.best_perplexity else None for r in records],
             t("my_runs.col_date"): [_date(r.created) for r in records],
+            t("my_runs.col_id"): [f"#{tags[r.id]}" for r in records],
         }
     )
 
 
-def _option(record: RunRecord) -> str:
-    """Language-free (a selectbox may format its options outside the session, where the language is unknown)."""
-    return f"{record.label} · {_date(record.created)} · {record.epoch}/{record.planned}"
+def _option(record: RunRecord, tag: str) -> str:
+    """Language-free (a selectbox may format its options outside the session, where the language is unknown).
+
+    Unique per run (`tag`): the browser sends back the name it shows, and the page acts on the run of that name.
+    """
+    return f"{record.label} · {_date(record.created)} · {record.epoch}/{record.planned} · #{tag}"
 
 
-def _curve(record: RunRecord) -> charts.Curve:
+def _curve(record: RunRecord, tag: str) -> charts.Curve:
     history = manager().store.history(record.id)
     diverged = (history[-1]["epoch"] if history else 0) + 1 if record.status == "diverged" else None
     return charts.Curve(
-        f"{record.label} · {_date(record.created)}",
+        f"{record.label} · {_date(record.created)} · #{tag}",
         [h["epoch"] for h in history],
         [h["perplexity"] for h in history],
         diverged_at=diverged,
@@ -76,10 +80,12 @@ def _resume(record: RunRecord, extra: int) -> None:
         st.switch_page(KIND_PAGES[record.kind])
 
 
-def _run_ui(record: RunRecord) -> None:
+def _run_ui(record: RunRecord, tag: str) -> None:
+    """The open run: its curve and its actions, each keyed by its run id, so a click acts on the run it was drawn for."""
+    rid = record.id
     st.plotly_chart(
         charts.perplexity_figure(
-            [_curve(record)],
+            [_curve(record, tag)],
             max(record.planned, record.epoch),
             t("my_runs.chart_title"),
             t("common.epoch"),
@@ -95,7 +101,7 @@ def _run_ui(record: RunRecord) -> None:
     live = manager().get(record.job_id, owner_id())
     if live is not None and not live.done:
         st.info(t("my_runs.live"))
-        if record.kind in KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go"):
+        if record.kind in KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go:{rid}"):
             st.session_state[jobs_ui.job_key(record.kind)] = live.id
             st.switch_page(KIND_PAGES[record.kind])
         return
@@ -105,11 +111,11 @@ def _run_ui(record: RunRecord) -> None:
     cols = st.columns(4)
     with cols[0]:
         if record.epoch < record.planned:
-            if st.button(t("my_runs.resume", e=record.epoch), key=f"{PAGE}:resume", type="primary"):
+            if st.button(t("my_runs.resume", e=record.epoch), key=f"{PAGE}:resume:{rid}", type="primary"):
                 _resume(record, 0)
         else:
-            extra = st.number_input(t("my_runs.extra"), 1, MAX_EXTRA_EPOCHS, 10, key=f"{PAGE}:extra")
-            if st.button(t("my_runs.continue", n=extra), key=f"{PAGE}:continue"):
+            extra = st.number_input(t("my_runs.extra"), 1, MAX_EXTRA_EPOCHS, 10, key=f"{PAGE}:extra:{rid}")
+            if st.button(t("my_runs.continue", n=extra), key=f"{PAGE}:continue:{rid}"):
                 _resume(record, int(extra))
     path = manager().store.checkpoint_path(record.id)
     with cols[1]:
@@ -120,7 +126,7 @@ def _run_ui(record: RunRecord) -> None:
                 file_name=f"{record.config.get('model', 'model')}-epoch{record.epoch}.pt",
                 mime="application/octet-stream",
                 on_click="ignore",
-                key=f"{PAGE}:dl",
+                key=f"{PAGE}:dl:{rid}",
                 icon=":material/download:",
             )
     with cols[2]:
@@ -130,11 +136,11 @@ def _run_ui(record: RunRecord) -> None:
             file_name="perplexity.csv",
             mime="text/csv",
             on_click="ignore",
-            key=f"{PAGE}:dl:csv",
+            key=f"{PAGE}:dl:csv:{rid}",
             icon=":material/table:",
         )
     with cols[3]:
-        if st.button(t("my_runs.delete"), key=f"{PAGE}:delete"):
+        if st.button(t("my_runs.delete"), key=f"{PAGE}:delete:{rid}"):
             manager().store.delete(record.id, owner_id())
             st.session_state.pop(f"{PAGE}:open", None)
             st.rerun()
@@ -147,11 +153,11 @@ def _elsewhere_ui(record: RunRecord) -> None:
     cols = st.columns(4)
     for col, action, key in zip(cols, ("pause", "resume", "stop"), REMOTE_BUTTONS, strict=False):
         with col:
-            clicked = st.button(t(key), key=f"{PAGE}:remote:{action}")
+            clicked = st.button(t(key), key=f"{PAGE}:remote:{action}:{record.id}")
             if clicked and not manager().control_remote(record.job_id, owner_id(), action):
                 st.warning(t("my_runs.r_gone"))
     with cols[3]:
-        if st.button(t("my_runs.r_refresh"), key=f"{PAGE}:remote:refresh"):
+        if st.button(t("my_runs.r_refresh"), key=f"{PAGE}:remote:refresh:{record.id}"):
             st.rerun()
     _elsewhere_watch(record.job_id, record.id, record.epoch, record.status)
 
@@ -181,22 +187,27 @@ def main() -> None:
     if not records:
         st.info(t("my_runs.none"))
         return
-    st.dataframe(_table(records), hide_index=True, width="stretch")
+    tags = short_ids(records)
+    st.dataframe(_table(records, tags), hide_index=True, width="stretch")
     by_id = {r.id: r for r in records}
+    names = {i: _option(r, tags[i]) for i, r in by_id.items()}  # bound now: AppTest formats outside the run
+    name = lambda i: names.get(i, i)  # a name already formatted stays as it is
     if st.session_state.get(f"{PAGE}:open") not in by_id:
         st.session_state[f"{PAGE}:open"] = records[0].id
-    picked = st.selectbox(t("my_runs.open"), list(by_id), key=f"{PAGE}:open", format_func=lambda i: _option(by_id[i]))
-    _run_ui(by_id[picked])
+    picked = st.selectbox(t("my_runs.open"), list(by_id), key=f"{PAGE}:open", format_func=name)
+    _run_ui(by_id[picked], tags[picked])
+    if any(i not in by_id for i in st.session_state.get(f"{PAGE}:pair", [])):  # a deleted run leaves the overlay
+        st.session_state[f"{PAGE}:pair"] = [i for i in st.session_state[f"{PAGE}:pair"] if i in by_id]
     pair = st.multiselect(
         t("my_runs.overlay"),
         list(by_id),
         max_selections=2,
         key=f"{PAGE}:pair",
-        format_func=lambda i: _option(by_id[i]),
+        format_func=name,
         help=t("my_runs.overlay_help"),
     )
     if len(pair) == 2:
-        curves = [_curve(by_id[i]) for i in pair]
+        curves = [_curve(by_id[i], tags[i]) for i in pair]
         planned = max(by_id[i].planned for i in pair)
         st.plotly_chart(
             charts.perplexity_figure(

@@ -9,12 +9,13 @@ import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, persist, presets, session, settings, training_page
 from lab_ui.highlight import copied_html
-from lab_ui.i18n import N_, t
+from lab_ui.i18n import N_, current_lang, t
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
+from lm_core.errors import LabError, localized
 from lm_core.generation import default_prefixes
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from lm_core.models import RELU_KINDS
@@ -156,7 +157,11 @@ def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
     cols = st.columns(len(view.runs) + 1)
     for i, run in enumerate(view.runs):
         with cols[i]:
-            ckpt = job.checkpoint(i)
+            try:
+                ckpt = job.checkpoint(i)
+            except LabError as exc:  # its weights cannot be loaded: say so, the other runs' buttons stay
+                st.caption(t("train.ckpt_unusable", m=labels[i], msg=localized(exc, current_lang())))
+                continue
             name = f"{ckpt.config.model}-epoch{len(run.history)}"
             st.download_button(
                 t("train.download_ckpt", m=labels[i]),
@@ -211,7 +216,11 @@ def _upload_limit_note(ckpt: Checkpoint, i: int, name: str) -> None:
 
 def _continue(job: Job, values: dict) -> None:
     """Train this page's finished or stopped run further: same models, optimiser states and histories."""
-    trainers = [_resumed(job.checkpoint(i), job.corpus(i), values) for i in range(len(job.labels))]
+    try:
+        trainers = [_resumed(job.checkpoint(i), job.corpus(i), values) for i in range(len(job.labels))]
+    except LabError as exc:
+        st.error(t("train.continue_unusable", msg=localized(exc, current_lang())))
+        return
     jobs_ui.start_job(PAGE, trainers, list(job.labels), prefixes=job.prefixes, sample_every=job.sample_every)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import apptest_helpers_models as helpers
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,6 +22,13 @@ def _as(owner: str):
         at.session_state["owner"] = owner
 
     return prepare
+
+
+def _widget(widgets, key: str):
+    """The one widget of the page whose key is `key` or starts with `key:` (a key may name its run)."""
+    found = [w for w in widgets if w.key == key or w.key.startswith(f"{key}:")]
+    assert len(found) == 1, [w.key for w in found]
+    return found[0]
 
 
 def test_no_runs_yet_says_where_to_start() -> None:
@@ -46,7 +56,7 @@ def test_an_interrupted_run_resumes_on_its_page_to_its_planned_epochs() -> None:
     store.set_status(f"{job_id}-0", "interrupted", "Interrupted at epoch 1 (the server stopped).", planned=3)
     at = helpers.open_page("my_runs", prepare=_as("tester"))
     assert "Interrupted" in at.dataframe[0].value["Status"][0]
-    at.button(key="my_runs:resume").click().run()
+    _widget(at.button, "my_runs:resume").click().run()
     job = helpers.session.manager().get(job_id, "tester")
     assert job is not None and job.thread is not None
     job.thread.join(TIMEOUT)
@@ -60,7 +70,7 @@ def test_delete_removes_the_run_and_its_checkpoint() -> None:
     store = helpers.session.manager().store
     assert store.checkpoint_path(f"{job_id}-0").is_file()
     at = helpers.open_page("my_runs", prepare=_as("tester"))
-    at.button(key="my_runs:delete").click().run()
+    _widget(at.button, "my_runs:delete").click().run()
     assert store.runs("tester") == [] and not store.checkpoint_path(f"{job_id}-0").exists()
     assert "No runs yet" in helpers.texts(at)
 
@@ -108,3 +118,71 @@ def test_the_corpus_column_shows_stored_ids_as_names_in_the_pages_language() -> 
         helpers.session.manager().submit("tester", [trainer], [name], kind="train").thread.join(TIMEOUT)
     at = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")
     assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部 (all Song ci)", "粘贴的文本"]
+
+
+def _twins() -> tuple[str, str]:
+    """Two runs with the same settings and label, made the same minute: only their ids tell them apart."""
+    first = helpers.trained_job("tester", label="GRU")
+    second = helpers.trained_job("tester", label="GRU")
+    store = helpers.session.manager().store
+    made = store.run(f"{first}-0", "tester").created // 60 * 60 + 1  # one minute, even if the clock turned
+    with closing(sqlite3.connect(store.folder / "runs.sqlite")) as db, db:
+        db.execute("UPDATE runs SET created = ? + (id = ?) WHERE owner = 'tester'", (made, f"{second}-0"))
+    return first, second
+
+
+def test_twin_runs_have_distinct_names_and_delete_removes_the_one_shown() -> None:
+    first, second = _twins()
+    store = helpers.session.manager().store
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    picker = at.selectbox(key="my_runs:open")
+    assert len(set(picker.options)) == 2, picker.options  # the browser tells runs apart by their names
+    picker.set_value(f"{second}-0").run()
+    assert at.selectbox(key="my_runs:open").value == f"{second}-0"
+    _widget(at.button, "my_runs:delete").click().run()
+    helpers.assert_ok(at)
+    assert [r.id for r in store.runs("tester")] == [f"{first}-0"]
+    assert store.checkpoint_path(f"{first}-0").is_file() and not store.checkpoint_path(f"{second}-0").exists()
+
+
+def test_continue_on_a_twin_run_continues_the_one_shown() -> None:
+    first, second = _twins()
+    store = helpers.session.manager().store
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    at.selectbox(key="my_runs:open").set_value(f"{second}-0").run()  # the newest, shown first
+    _widget(at.number_input, "my_runs:extra").set_value(2).run()
+    _widget(at.button, "my_runs:continue").click().run()
+    job = helpers.session.manager().get(second, "tester")
+    assert job is not None and job.thread is not None
+    job.thread.join(TIMEOUT)
+    assert store.run(f"{second}-0", "tester").epoch == 3
+    assert store.run(f"{first}-0", "tester").epoch == 1
+
+
+def test_continue_without_the_checkpoint_file_says_so_in_one_sentence() -> None:
+    job_id = helpers.trained_job("tester", epochs=1, label="lost")
+    store = helpers.session.manager().store
+    store.checkpoint_path(f"{job_id}-0").unlink()
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    _widget(at.button, "my_runs:continue").click().run()
+    helpers.assert_ok(at)
+    assert [e.value for e in at.error] == [
+        "The saved checkpoint of “lost” is missing from the data folder, so it cannot be continued; "
+        "its stored curve is kept."
+    ]
+    assert helpers.session.manager().get(job_id, "tester").done  # nothing started again
+    assert [h["epoch"] for h in store.history(f"{job_id}-0")] == [1]
+    assert store.run(f"{job_id}-0", "tester").epoch == 1
+
+
+def test_runs_the_store_did_not_take_are_announced_on_every_page() -> None:
+    """The data folder stops taking new data while the server runs: a run trained then is not on My runs after a
+    restart, so every page says so, and goes on saying it after writes that still work."""
+    helpers.trained_job("tester", label="saved")
+    store = helpers.session.manager().store
+    store.db.conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_INSERT else 0)
+    helpers.trained_job("tester", label="unsaved")
+    for page in ("my_runs", "train"):
+        at = helpers.open_page(page, prepare=_as("tester"))
+        warnings = [w.value for w in at.sidebar.warning]
+        assert any("Runs could not all be saved" in w for w in warnings), (page, warnings)

@@ -384,17 +384,17 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
         # Watched through this server counts as watched for the first one (it would reap an unwatched run).
         seconds_until(lambda: job.last_seen >= opened)
         assert "another web server on the same Ray cluster" in helpers.texts(at)
-        assert not [b for b in at.button if b.key == "my_runs:resume"]  # not resumable twice
-        at.button(key="my_runs:remote:pause").click().run()
+        assert not [b for b in at.button if b.key.startswith("my_runs:resume:")]  # not resumable twice
+        at.button(key=f"my_runs:remote:pause:{job.id}-0").click().run()
         helpers.assert_ok(at)
         seconds_until(lambda: job.status == "paused")
-        at.button(key="my_runs:remote:stop").click().run()
+        at.button(key=f"my_runs:remote:stop:{job.id}-0").click().run()
         job.thread.join(TIMEOUT)
         assert first.view(job).status == "stopped"
         at.run()  # the next poll of the page (or the Refresh button)
         helpers.assert_ok(at)
         assert "another web server" not in helpers.texts(at)  # stopped: the usual controls again
-        assert [b for b in at.button if b.key == "my_runs:resume"]
+        assert [b for b in at.button if b.key.startswith("my_runs:resume:")]
     finally:
         job.stop()
         job.thread.join(TIMEOUT)

@@ -131,7 +131,8 @@ def test_a_database_locked_for_good_degrades_without_raising(tmp_path: Path, mon
         other.rollback()
         other.close()
     store.set_status("r1", "paused")
-    assert store.problem == "" and store.run("r1", "alice").status == "paused"
+    assert store.run("r1", "alice").status == "paused"
+    assert "locked" in store.problem  # a write was lost meanwhile: the warning stays until a restart
     store.close()
 
 
@@ -346,3 +347,18 @@ def test_an_unwritable_store_keeps_training_in_memory(tmp_path: Path, tiny_corpu
         assert store.checkpoint_path(f"{job.id}-0").read_bytes() == good
     finally:
         manager.shutdown()
+
+
+def test_short_ids_tell_twin_runs_apart() -> None:
+    """Runs of one owner get distinct short tags, longer only where job ids share a start; a comparison's runs
+    are numbered."""
+    a, b, c = _record("abcd1111"), _record("abcd2222"), _record("ffff0000")
+    pair = [
+        RunRecord(**{**vars(_record("9999aaaa")), "id": f"9999aaaa-{i}", "run_index": i, "group_labels": ["x", "y"]})
+        for i in range(2)
+    ]
+    tags = runstore.short_ids([a, b, c, *pair])
+    assert len(set(tags.values())) == 5
+    assert tags["abcd1111"] == "abcd1" and tags["ffff0000"] == "ffff0"
+    assert tags["9999aaaa-1"] == "9999a/2"
+    assert runstore.short_ids([c]) == {"ffff0000": "ffff"}

@@ -2,12 +2,15 @@
 
 A locked database is retried; a write that still fails (disk full, folder
 made read-only) is reported in `problem` instead of raised, and nothing
-already written is touched. A corrupt or foreign file is moved aside to
+already written is touched. `problem` stays set once a write was lost: a
+later write that works (an update that had nothing to change succeeds even
+on a store that refuses new data) does not bring the lost one back. A corrupt or foreign file is moved aside to
 `<name>.corrupt-<timestamp>` and a fresh one is started, with a `notice`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -22,6 +25,7 @@ LOCK_RETRIES = 5  # attempts on "database is locked" after the busy timeout
 BUSY_TIMEOUT_MS = 2000
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -31,7 +35,8 @@ class Database:
         self.path = path
         self.schema = schema
         self.notice = ""  # something the app should say once (a file moved aside)
-        self.problem = ""  # why the last write failed ("" while writes work)
+        self.problem = ""  # why a write was lost ("" while none was): kept until the server restarts
+        self._last_failure = ""
         self._lock = threading.Lock()
         self.conn = self._open()
 
@@ -86,20 +91,22 @@ class Database:
         for attempt in range(LOCK_RETRIES):
             try:
                 with self._lock, self.conn:
-                    result = action(self.conn)
-                self.problem = ""
-                return result
+                    return action(self.conn)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                self.problem = str(exc)
-                return None
+                return self._lost(str(exc))
             except sqlite3.DatabaseError as exc:
-                self.problem = str(exc)
-                return None
-        self.problem = "the run database stayed locked by another process"
-        return None
+                return self._lost(str(exc))
+        return self._lost("the run database stayed locked by another process")
+
+    def _lost(self, why: str) -> None:
+        """A write failed for good: log it (once per reason in a row), and keep the first reason for the pages."""
+        if why != self._last_failure:
+            log.warning("A write to the run database %s failed: %s", self.path, why)
+        self._last_failure = why
+        self.problem = self.problem or why
 
     def read(self, query: str, args: tuple = ()) -> list[tuple]:
         """Rows of `query`; none when the database cannot be read just now (a read never raises either)."""

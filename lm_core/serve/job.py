@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..baselines import Baselines
 from ..checkpoint import Checkpoint, from_own_bytes
 from ..corpus import Corpus
+from ..errors import LabError
 from ..training import Control, TrainConfig
 from .events import EpochDone, JobEnded, RunEnded, StatusChanged, WorkerEvent
 from .run import Run
@@ -37,8 +38,8 @@ FAILED = "Training failed: "
 
 
 def failure(exc: BaseException) -> str:
-    """The message of a job that an exception ended."""
-    return f"{FAILED}{type(exc).__name__}: {exc}"
+    """The message of a job that an exception ended (a `LabError` is already a sentence for the user)."""
+    return f"{FAILED}{exc}" if isinstance(exc, LabError) else f"{FAILED}{type(exc).__name__}: {exc}"
 
 
 class Job:

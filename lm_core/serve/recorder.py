@@ -18,7 +18,7 @@ from ..corpus import Corpus
 from ..errors import Cause, CheckpointError, LabError
 from ..training import EndEvent, EpochEvent, TrainConfig, Trainer
 from .run import Run
-from .store import RunRecord, RunStore
+from .store import RunRecord, RunStore, text_hash
 
 JOB_KEY = "_job"  # job-level settings kept inside each run's stored config (TrainConfig ignores the key)
 
@@ -51,7 +51,7 @@ class Recorder:
                 label=self.labels[i],
                 config={**run.config.to_dict(), JOB_KEY: job_settings},
                 corpus_name=run.corpus.name,
-                corpus_hash=self.store.save_corpus(run.corpus.document_text()),  # document starts kept
+                corpus_hash=text_hash(text := run.corpus.document_text()),  # document starts kept
                 status="queued",
                 message="",
                 epoch=len(run.history),
@@ -62,7 +62,7 @@ class Recorder:
                 checkpoint_bytes=0,
                 group_labels=list(self.labels),
             )
-            evicted += self.store.add_run(record)
+            evicted += self.store.add_run(record, text)
             if run.history:  # started from a checkpoint: keep its curve and weights with the run
                 for event in run.history:
                     self.store.record_epoch(rid, event.to_dict(), None)
@@ -103,7 +103,8 @@ def rebuild_trainers(store: RunStore, job_id: str, owner: str, extra_epochs: int
 
     An interrupted run goes on to its planned epochs; a finished one gets
     `extra_epochs` more. None if the job is not the owner's; a `LabError` says
-    what is missing when it cannot be rebuilt.
+    what is missing when it cannot be rebuilt (its text, or the checkpoint of
+    a run that finished an epoch: it never starts again from fresh weights).
     """
     records = sorted((r for r in store.runs(owner) if r.job_id == job_id), key=lambda r: r.run_index)
     if not records:
@@ -130,6 +131,9 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     config.epochs = record.planned
     path = store.checkpoint_path(record.id)
     ckpt = None
+    if record.epoch > 0 and not path.is_file():
+        # Fresh weights would retrain epochs 1.. over the stored ones: the run's history would be rewritten.
+        raise LabError("error.runs.checkpoint_missing", label=record.label)
     if path.is_file():
         try:
             ckpt = load_own(path)  # the server's own file

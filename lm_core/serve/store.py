@@ -20,9 +20,11 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from ..limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from .database import Database
 from .views import DONE_STATUSES, LIVE_STATUSES
 
+log = logging.getLogger(__name__)
 DATA_ENV = "RNN_LAB_DATA"  # the data folder; default `lab-data/` in the working directory
 DEFAULT_DATA_DIR = "lab-data"
 DB_NAME = "runs.sqlite"
@@ -114,6 +117,9 @@ class RunStore:
         self.folder = Path(folder) if folder is not None else data_dir()
         self._lock_file = None
         self._file_problem = ""
+        # A corpus file is shared by every run of that text: adding a run and deleting the last user of its
+        # text must not interleave, or a new run's text could be deleted under it.
+        self._corpus_lock = threading.Lock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / "checkpoints").mkdir(exist_ok=True)
@@ -130,6 +136,8 @@ class RunStore:
         except (OSError, sqlite3.OperationalError) as exc:  # a folder made read-only: the file cannot be opened
             self.close()
             raise StoreError("error.runs.folder_unwritable", reason=_reason(exc)) from exc
+        if exclusive:  # alone on the folder: texts left by runs deleted before texts went with them
+            self._drop_unused_corpora()
 
     @property
     def notice(self) -> str:
@@ -138,7 +146,7 @@ class RunStore:
 
     @property
     def problem(self) -> str:
-        """Why runs are not being saved right now ("" while they are)."""
+        """Why some runs were not saved since the server started ("" while every write worked)."""
         return f"db: {self.db.problem}" if self.db.problem else self._file_problem
 
     def _take_server_lock(self, shared: bool = False) -> None:
@@ -168,28 +176,52 @@ class RunStore:
             self._lock_file = None
 
     def _write_file(self, path: Path, data: bytes) -> bool:
-        """Atomic file write; False (and `problem` set) when the disk refuses."""
+        """Atomic file write; False (and `problem` set, for good: a file was not saved) when the disk refuses."""
         try:
             write_atomically(path, data)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            self._file_problem = "disk full" if full else f"cannot write files ({exc.strerror})"
+            problem = "disk full" if full else f"cannot write files ({exc.strerror})"
+            log.warning("Run store: %s could not be written: %s", path.name, exc.strerror)
+            self._file_problem = self._file_problem or problem
             return False
-        self._file_problem = ""
         return True
 
     # -- corpora and checkpoints ------------------------------------------------------------------------
+    def corpus_path(self, digest: str) -> Path:
+        return self.folder / "corpora" / f"{digest}.txt"
+
     def save_corpus(self, text: str) -> str:
-        """Store the corpus text once per hash (a corpus's `document_text()`); returns the hash."""
+        """Store the corpus text once per hash (a corpus's `document_text()`); returns the hash.
+
+        A text no run uses is deleted with its last run: store it through `add_run(record, text)`.
+        """
         digest = text_hash(text)
-        path = self.folder / "corpora" / f"{digest}.txt"
+        path = self.corpus_path(digest)
         if not path.exists():
             self._write_file(path, text.encode("utf-8"))
         return digest
 
+    def corpus_size(self, digest: str) -> int:
+        """Bytes of a stored text on disk (0 when it is not there)."""
+        try:
+            return self.corpus_path(digest).stat().st_size
+        except OSError:
+            return 0
+
+    def _drop_unused_corpora(self) -> None:
+        """Delete every text file no run names (only when the database could be read: never on a guess)."""
+        with self._corpus_lock:
+            used = self.db.write(lambda c: {r[0] for r in c.execute("SELECT DISTINCT corpus_hash FROM runs")})
+            if used is None:
+                return
+            for path in (self.folder / "corpora").glob("*.txt"):
+                if path.stem not in used:
+                    path.unlink(missing_ok=True)
+
     def corpus_text(self, digest: str) -> str | None:
         """The text `save_corpus` stored, None when missing or altered."""
-        path = self.folder / "corpora" / f"{digest}.txt"
+        path = self.corpus_path(digest)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -200,15 +232,22 @@ class RunStore:
         return self.folder / "checkpoints" / f"{run_id}.pt"
 
     # -- runs ------------------------------------------------------------------------------------------
-    def add_run(self, record: RunRecord) -> list[str]:
-        """Insert a run and enforce the owner's quota; returns the labels of evicted runs."""
+    def add_run(self, record: RunRecord, text: str | None = None) -> list[str]:
+        """Insert a run (and its corpus `text`, stored once per hash) and enforce the owner's quota.
+
+        Returns the labels of evicted runs. The row is written before the text, so a run deleted meanwhile
+        never takes this run's text with it.
+        """
         values = [getattr(record, name) for name in _COLUMNS.replace(" ", "").split(",")]
         values[6], values[17] = json.dumps(record.config), json.dumps(record.group_labels)
-        self.db.write(
-            lambda c: c.execute(
-                f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+        with self._corpus_lock:
+            self.db.write(
+                lambda c: c.execute(
+                    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+                )
             )
-        )
+            if text is not None:
+                self.save_corpus(text)
         return self.enforce_quota(record.owner)
 
     def record_epoch(self, run_id: str, metrics: dict[str, Any], checkpoint: bytes | None) -> None:
@@ -224,20 +263,23 @@ class RunStore:
                 "INSERT OR REPLACE INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",
                 (run_id, metrics["epoch"], json.dumps(metrics)),
             )
-            c.execute(
+            updated = c.execute(
                 "UPDATE runs SET epoch = ?, updated = ?, best_perplexity = CASE WHEN ? IS NOT NULL AND "
                 "(best_perplexity IS NULL OR ? < best_perplexity) THEN ? ELSE best_perplexity END, "
                 "checkpoint_bytes = COALESCE(?, checkpoint_bytes) WHERE id = ?",
                 (metrics["epoch"], time.time(), ppl, ppl, ppl, size, run_id),
             )
+            _row_is_there(updated)
 
         self.db.write(action)
 
     def set_status(self, run_id: str, status: str, message: str = "", planned: int | None = None) -> None:
         self.db.write(
-            lambda c: c.execute(
-                "UPDATE runs SET status = ?, message = ?, updated = ?, planned = COALESCE(?, planned) WHERE id = ?",
-                (status, message, time.time(), planned, run_id),
+            lambda c: _row_is_there(
+                c.execute(
+                    "UPDATE runs SET status = ?, message = ?, updated = ?, planned = COALESCE(?, planned) WHERE id = ?",
+                    (status, message, time.time(), planned, run_id),
+                )
             )
         )
 
@@ -255,30 +297,48 @@ class RunStore:
         return [json.loads(r[0]) for r in rows]
 
     def delete(self, run_id: str, owner: str) -> bool:
-        """Remove a run the owner has (its row, metrics and checkpoint); False if not theirs."""
-        if self.run(run_id, owner) is None:
+        """Remove a run the owner has: its row, metrics, checkpoint, and its text once no run uses it.
+
+        False if it is not theirs, or when the database refuses (then its files stay with it).
+        """
+        record = self.run(run_id, owner)
+        if record is None:
             return False
 
-        def action(c: sqlite3.Connection) -> None:
+        def action(c: sqlite3.Connection) -> int:
             c.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM runs WHERE id = ? AND owner = ?", (run_id, owner))
+            return c.execute("SELECT COUNT(*) FROM runs WHERE corpus_hash = ?", (record.corpus_hash,)).fetchone()[0]
 
-        self.db.write(action)
-        self.checkpoint_path(run_id).unlink(missing_ok=True)
+        with self._corpus_lock:
+            users = self.db.write(action)
+            if users is None:
+                return False
+            self.checkpoint_path(run_id).unlink(missing_ok=True)
+            if users == 0:
+                self.corpus_path(record.corpus_hash).unlink(missing_ok=True)
         return True
 
+    def owner_bytes(self, records: list[RunRecord]) -> int:
+        """What these runs hold on disk: their checkpoints, and each text they use once."""
+        return sum(r.checkpoint_bytes for r in records) + sum(
+            self.corpus_size(h) for h in {r.corpus_hash for r in records}
+        )
+
     def enforce_quota(self, owner: str) -> list[str]:
-        """Evict the owner's oldest finished runs past MAX_RUNS_PER_OWNER or MAX_BYTES_PER_OWNER."""
-        runs = self.runs(owner)  # newest first
-        count, size = len(runs), sum(r.checkpoint_bytes for r in runs)
+        """Evict the owner's oldest finished runs past MAX_RUNS_PER_OWNER or MAX_BYTES_PER_OWNER.
+
+        The bytes are the owner's checkpoints and the texts their runs use (a run stopped before its first
+        epoch has no checkpoint, but its text is on disk all the same).
+        """
+        kept = self.runs(owner)  # newest first
         evicted = []
-        for record in reversed(runs):
-            if count <= MAX_RUNS_PER_OWNER and size <= MAX_BYTES_PER_OWNER:
+        for record in list(reversed(kept)):
+            if len(kept) <= MAX_RUNS_PER_OWNER and self.owner_bytes(kept) <= MAX_BYTES_PER_OWNER:
                 break
-            if record.status not in DONE_STATUSES:
+            if record.status not in DONE_STATUSES or not self.delete(record.id, owner):
                 continue
-            self.delete(record.id, owner)
-            count, size = count - 1, size - record.checkpoint_bytes
+            kept.remove(record)
             evicted.append(record.label)
         return evicted
 
@@ -306,6 +366,29 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
     return str(exc)
+
+
+def _row_is_there(cursor: sqlite3.Cursor) -> None:
+    """A live run's update that changed no row: its row was never written (a store that refused new data
+    accepts an update with nothing to change), so the run would be lost without a word."""
+    if cursor.rowcount == 0:
+        raise sqlite3.DatabaseError("a run is missing from the run database (an earlier write failed)")
+
+
+SHORT_ID = 4  # characters of a job id that tell one owner's runs apart in a name (more only if they clash)
+
+
+def short_ids(records: list[RunRecord]) -> dict[str, str]:
+    """A short, distinct tag for each run (`a3f9`, `a3f9/2` for the second run of a comparison), by run id.
+
+    Two runs with the same settings made the same minute would otherwise have the same name, and a
+    browser picks an option by the name it shows: it has to be unique, or a click acts on another run.
+    """
+    jobs = sorted({r.job_id for r in records})
+    width = SHORT_ID
+    while width < max((len(j) for j in jobs), default=0) and len({j[:width] for j in jobs}) < len(jobs):
+        width += 1
+    return {r.id: r.job_id[:width] + (f"/{r.run_index + 1}" if len(r.group_labels) > 1 else "") for r in records}
 
 
 def _record(row: tuple) -> RunRecord:
