@@ -40,5 +40,21 @@ MAX_FINISHED_TOTAL = 40
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
 
+# Experiment boards (lm_core/boards.py): one setting varied over a few values, every run a normal job.
+# A class's boards are made by its teacher and bounded per class; a board someone opens alone is bounded per
+# browser and, because a new browser costs nothing, by a server-wide count of such boards beside it.
+MAX_BOARD_VALUES = 8  # values of the varied setting on one board
+MAX_BOARD_TITLE = 80  # characters of a board's title
+MAX_BOARD_EPOCHS = 200  # epochs of each run on a board
+MAX_BOARDS_PER_CLASS = 20
+MAX_BOARDS_PER_OWNER = 5  # boards one browser (or student) opens alone
+MAX_BOARDS_ALONE_TOTAL = 500  # boards opened alone, all browsers together
+BOARD_IDLE_DAYS = 30  # a board opened alone that nobody opened for this long makes room when that cap is met
+MAX_BOARD_RUNS = 100  # runs on one board, everyone's together
+MAX_BOARD_RUNS_PER_STUDENT = 5  # one visitor's runs on a board they did not open (its opener: MAX_BOARD_RUNS)
+MAX_LIVE_BOARD_RUNS_PER_OWNER = MAX_BOARD_VALUES  # queued or training board runs of one browser: one sweep
+MAX_LIVE_BOARD_RUNS = 64  # queued or training board runs of the whole server
+MAX_BOARD_SEATS = 200  # value assignments a board remembers (later visitors are still given the next value)
+
 # torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
 MAX_THREADS = 256
