@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from testkit import wait_until
 
-from lm_core import boards, limits
-from lm_core.boards import BoardError, BoardRunRecord, Boards, BoardStore, new_board, normalise_values
+from lm_core import board_runs, board_store, boards, limits
+from lm_core.board_runs import Boards, BoardSnapshot
+from lm_core.board_store import BoardRunRecord, BoardStore
+from lm_core.boards import BoardError, BoardSpec, new_board, normalise_values
 from lm_core.corpus import Corpus
 from lm_core.errors import ConfigError, localized
 from lm_core.jobs import JobManager
@@ -21,7 +23,7 @@ SONGCI = {"source": "songci", "subset": "xin", "max_chars": 2000}
 TINY = TrainConfig(model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", epochs=3, seed=7)
 
 
-def _board(owner: str = "teacher", values=(0.001, 0.01, 0.1, 1.0), setting: str = "lr", **kw) -> boards.BoardSpec:
+def _board(owner: str = "teacher", values=(0.001, 0.01, 0.1, 1.0), setting: str = "lr", **kw) -> BoardSpec:
     return new_board(owner, setting, values, kw.pop("base", TINY), kw.pop("corpus", SONGCI), **kw)
 
 
@@ -120,7 +122,7 @@ def test_boards_are_capped_per_owner_per_class_and_server_wide(monkeypatch: pyte
     assert str(limits.MAX_BOARDS_PER_CLASS) in str(full_class.value)
     store.create(_board("teacher", class_id="3B"))  # another class has its own boards
 
-    monkeypatch.setattr(boards, "MAX_BOARDS_ALONE_TOTAL", limits.MAX_BOARDS_PER_OWNER + 2)
+    monkeypatch.setattr(board_store, "MAX_BOARDS_ALONE_TOTAL", limits.MAX_BOARDS_PER_OWNER + 2)
     store.create(_board("bob"))
     store.create(_board("carol"))
     with pytest.raises(BoardError) as server:  # new browsers are free: the server-wide cap holds anyway
@@ -184,13 +186,13 @@ def test_runs_are_capped_per_board_per_student_and_live(monkeypatch: pytest.Monk
         start("teacher", *range(4), *range(4))
     assert str(limits.MAX_LIVE_BOARD_RUNS_PER_OWNER) in str(sweep.value)
 
-    monkeypatch.setattr(boards, "MAX_LIVE_BOARD_RUNS", 5)
+    monkeypatch.setattr(board_runs, "MAX_LIVE_BOARD_RUNS", 5)
     with pytest.raises(BoardError) as server:  # server-wide, whoever asks
         start("zoe", 0)
         start("yan", 1)
     assert "5" in str(server.value) and service.live_count() == 5
     jobs.finish_all()
-    monkeypatch.setattr(boards, "MAX_BOARD_RUNS", service.store.run_count(board.id) + 1)
+    monkeypatch.setattr(board_runs, "MAX_BOARD_RUNS", service.store.run_count(board.id) + 1)
     start("yan", 1)
     with pytest.raises(BoardError) as board_full:
         start("xi", 2)
@@ -230,10 +232,10 @@ def test_a_board_and_its_runs_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_damaged_boards_file_is_moved_aside(tmp_path: Path) -> None:
-    (tmp_path / boards.DB_NAME).write_bytes(b"not a database at all" * 100)
+    (tmp_path / board_store.DB_NAME).write_bytes(b"not a database at all" * 100)
     store = BoardStore(tmp_path)
     assert "moved aside" in store.notice and store.boards("anyone") == []
-    assert any(p.name.startswith(f"{boards.DB_NAME}.corrupt-") for p in tmp_path.iterdir())
+    assert any(p.name.startswith(f"{board_store.DB_NAME}.corrupt-") for p in tmp_path.iterdir())
 
 
 def _trainer(corpus: Corpus, cfg: TrainConfig) -> Trainer:
@@ -255,7 +257,7 @@ def test_a_snapshot_shows_every_run_live_and_is_shared_by_all_viewers(manager: J
     assert all(r.owner == "teacher" and r.anonymous_number == 1 for r in snap.runs)
 
     builds = service.builds
-    got: list[boards.BoardSnapshot] = []
+    got: list[BoardSnapshot] = []
     barrier = threading.Barrier(30)
 
     def view() -> None:

@@ -1,0 +1,210 @@
+"""The experiment board's figures, built from plain numbers (testable without a browser).
+
+Every run of a board is drawn in the colour of its value: ordered values (a learning rate, hidden units) on a
+sequential scale, so "larger" reads as "further along it"; choices (sampling, the model) in distinct colours.
+A value's runs share one legend entry. Points of one value are spread a little sideways, so several runs of
+one value show as a spread, and a short bar marks their median. Each point trace carries `meta` ("finished" or
+"training"), a language-free tag for tests. Names typed by visitors reach the figures only escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import plotly.colors as pc
+import plotly.graph_objects as go
+
+from .charts import PALETTE, log_ticks
+from .text import escape_html
+
+_MARGIN = {"l": 55, "r": 20, "t": 50, "b": 40}
+FINISHED, TRAINING = "finished", "training"  # the `meta` tags of the point traces
+
+
+def value_colors(n: int, ordered: bool) -> list[str]:
+    """One colour per value: a sequential scale for ordered values (dark to bright), else the lab's palette."""
+    if not ordered:
+        return [PALETTE[i % len(PALETTE)] for i in range(n)]
+    if n == 1:
+        return [pc.sample_colorscale("Viridis", [0.4])[0]]
+    return pc.sample_colorscale("Viridis", [0.9 * i / (n - 1) for i in range(n)])
+
+
+@dataclass(frozen=True)
+class BoardLine:
+    """One run's curve: its value, who trained it (plain text), perplexity by epoch, where it diverged."""
+
+    value_index: int
+    who: str
+    epochs: Sequence[int]
+    values: Sequence[float]
+    diverged_at: int | None = None
+
+
+@dataclass(frozen=True)
+class ValuePoint:
+    """One run as a point above its value; `done`: it finished (else it is still training, drawn hollow)."""
+
+    value_index: int
+    y: float
+    who: str
+    done: bool
+    diverged: bool = False
+
+
+def curves_figure(
+    lines: Sequence[BoardLine],
+    value_labels: Sequence[str],
+    colors: Sequence[str],
+    planned_epochs: int,
+    title: str,
+    x_title: str,
+    y_title: str,
+    height: int = 420,
+) -> go.Figure:
+    """Every run's perplexity (log y) by epoch, coloured by its value; one legend entry per value."""
+    fig = go.Figure()
+    ys: list[float] = []
+    shown: set[int] = set()
+    for line in sorted(lines, key=lambda ln: ln.value_index):
+        color = colors[line.value_index % len(colors)]
+        label = value_labels[line.value_index]
+        finite = [v for v in line.values if v is not None and math.isfinite(v)]
+        ys.extend(finite)
+        fig.add_trace(
+            go.Scatter(
+                x=list(line.epochs),
+                y=list(line.values),
+                mode="lines+markers" if len(line.epochs) < 40 else "lines",
+                name=label,
+                legendgroup=str(line.value_index),
+                showlegend=line.value_index not in shown,
+                line={"color": color, "width": 2},
+                marker={"size": 4},
+                opacity=0.85,
+                hovertemplate=f"{escape_html(line.who)} · {escape_html(label)}<br>%{{x}}: %{{y:.2f}}<extra></extra>",
+            )
+        )
+        shown.add(line.value_index)
+        if line.diverged_at is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[line.diverged_at],
+                    y=[finite[-1] if finite else 1.0],
+                    mode="markers",
+                    marker={"symbol": "x", "size": 12, "color": color},
+                    legendgroup=str(line.value_index),
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+    _layout(fig, title, x_title, y_title, height)
+    fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5], dtick=1 if planned_epochs <= 12 else None)
+    _log_y(fig, ys)
+    return fig
+
+
+def by_value_figure(
+    points: Sequence[ValuePoint],
+    value_labels: Sequence[str],
+    colors: Sequence[str],
+    title: str,
+    x_title: str,
+    y_title: str,
+    log_y: bool,
+    finished_name: str,
+    training_name: str,
+    median_name: str,
+    height: int = 340,
+) -> go.Figure:
+    """One point per run above its value (finished filled, training hollow), a bar at each value's median."""
+    fig = go.Figure()
+    spread = _spread(points)
+    for done, name, tag in ((True, finished_name, FINISHED), (False, training_name, TRAINING)):
+        mine = [(i, p) for i, p in enumerate(points) if p.done == done and math.isfinite(p.y)]
+        fig.add_trace(
+            go.Scatter(
+                x=[p.value_index + spread[i] for i, p in mine],
+                y=[p.y for _, p in mine],
+                mode="markers",
+                name=name,
+                meta=tag,
+                marker={
+                    "size": 11,
+                    "color": [colors[p.value_index % len(colors)] for _, p in mine] if done else "rgba(0,0,0,0)",
+                    "line": {"width": 2, "color": [colors[p.value_index % len(colors)] for _, p in mine]},
+                    "symbol": ["x" if p.diverged else "circle" for _, p in mine],
+                },
+                text=[escape_html(p.who) for _, p in mine],
+                hovertemplate="%{text}: %{y:.3g}<extra></extra>",
+            )
+        )
+    medians_x: list[float | None] = []
+    medians_y: list[float | None] = []
+    for index in range(len(value_labels)):
+        ys = [p.y for p in points if p.value_index == index and p.done and math.isfinite(p.y)]
+        if ys:
+            m = statistics.median(ys)
+            medians_x += [index - 0.3, index + 0.3, None]
+            medians_y += [m, m, None]
+    fig.add_trace(
+        go.Scatter(
+            x=medians_x,
+            y=medians_y,
+            mode="lines",
+            name=median_name,
+            line={"color": "#555", "width": 2},
+            hoverinfo="skip",
+        )
+    )
+    _layout(fig, title, x_title, y_title, height)
+    fig.update_xaxes(
+        tickvals=list(range(len(value_labels))),
+        ticktext=list(value_labels),
+        range=[-0.6, len(value_labels) - 0.4],
+    )
+    if log_y:
+        _log_y(fig, [p.y for p in points])
+    else:
+        fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def _spread(points: Sequence[ValuePoint]) -> list[float]:
+    """Sideways offsets so a value's runs sit next to each other (deterministic: the same board, the same picture)."""
+    count: dict[int, int] = {}
+    for p in points:
+        count[p.value_index] = count.get(p.value_index, 0) + 1
+    seen: dict[int, int] = {}
+    out = []
+    for p in points:
+        k, n = seen.get(p.value_index, 0), count[p.value_index]
+        seen[p.value_index] = k + 1
+        out.append(0.0 if n == 1 else -0.25 + 0.5 * k / (n - 1))
+    return out
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> None:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=_MARGIN,
+        legend={"orientation": "h", "y": -0.2},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        uirevision="keep",
+    )
+
+
+def _log_y(fig: go.Figure, values: Sequence[float]) -> None:
+    ys = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    lo, hi = (max(1.0, min(ys)) / 1.2, max(ys) * 1.2) if ys else (1.0, 1000.0)
+    if hi <= lo:
+        hi = lo * 2
+    ticks = log_ticks(lo, hi)
+    fig.update_yaxes(
+        type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]
+    )
