@@ -1,5 +1,10 @@
 """The experiment board's figures, built from plain numbers (testable without a browser).
 
+A run far worse than guessing every character uniformly (a learning rate that blew up) would squash every other
+curve into one line at the bottom of a log axis, so the perplexity charts stop at `CEILING_FACTOR` times the
+vocabulary size: a line leaves the chart there, and a point above it sits on the edge as a triangle whose hover
+gives its real value. The dotted line at the vocabulary size is the uniform guess.
+
 Every run of a board is drawn in the colour of its value: ordered values (a learning rate, hidden units) on a
 sequential scale, so "larger" reads as "further along it"; choices (sampling, the model) in distinct colours.
 A value's runs share one legend entry. Points of one value are spread a little sideways, so several runs of
@@ -17,11 +22,24 @@ from dataclasses import dataclass
 import plotly.colors as pc
 import plotly.graph_objects as go
 
-from .charts import PALETTE, log_ticks
+from .charts import PALETTE, _log_axis_label, log_ticks
 from .text import escape_html
 
 _MARGIN = {"l": 55, "r": 20, "t": 50, "b": 40}
 FINISHED, TRAINING = "finished", "training"  # the `meta` tags of the point traces
+CEILING_FACTOR = 10.0  # perplexity axes stop at this many times the vocabulary size
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The uniform guess: perplexity equal to the vocabulary size, drawn dotted and labelled."""
+
+    vocab_size: int
+    label: str
+
+    @property
+    def ceiling(self) -> float:
+        return CEILING_FACTOR * self.vocab_size
 
 
 def value_colors(n: int, ordered: bool) -> list[str]:
@@ -63,6 +81,7 @@ def curves_figure(
     title: str,
     x_title: str,
     y_title: str,
+    baseline: Baseline | None = None,
     height: int = 420,
 ) -> go.Figure:
     """Every run's perplexity (log y) by epoch, coloured by its value; one legend entry per value."""
@@ -103,7 +122,7 @@ def curves_figure(
             )
     _layout(fig, title, x_title, y_title, height)
     fig.update_xaxes(range=[0.5, max(planned_epochs, 1) + 0.5], dtick=1 if planned_epochs <= 12 else None)
-    _log_y(fig, ys)
+    _log_y(fig, ys, baseline)
     return fig
 
 
@@ -118,17 +137,22 @@ def by_value_figure(
     finished_name: str,
     training_name: str,
     median_name: str,
+    baseline: Baseline | None = None,
     height: int = 340,
 ) -> go.Figure:
-    """One point per run above its value (finished filled, training hollow), a bar at each value's median."""
+    """One point per run above its value (finished filled, training hollow), a bar at each value's median.
+
+    With a `baseline` (a perplexity chart) a point above its ceiling sits on the edge as a triangle.
+    """
     fig = go.Figure()
     spread = _spread(points)
+    top = baseline.ceiling if baseline is not None else math.inf
     for done, name, tag in ((True, finished_name, FINISHED), (False, training_name, TRAINING)):
         mine = [(i, p) for i, p in enumerate(points) if p.done == done and math.isfinite(p.y)]
         fig.add_trace(
             go.Scatter(
                 x=[p.value_index + spread[i] for i, p in mine],
-                y=[p.y for _, p in mine],
+                y=[min(p.y, top) for _, p in mine],
                 mode="markers",
                 name=name,
                 meta=tag,
@@ -136,10 +160,11 @@ def by_value_figure(
                     "size": 11,
                     "color": [colors[p.value_index % len(colors)] for _, p in mine] if done else "rgba(0,0,0,0)",
                     "line": {"width": 2, "color": [colors[p.value_index % len(colors)] for _, p in mine]},
-                    "symbol": ["x" if p.diverged else "circle" for _, p in mine],
+                    "symbol": [_symbol(p, top) for _, p in mine],
                 },
+                customdata=[p.y for _, p in mine],
                 text=[escape_html(p.who) for _, p in mine],
-                hovertemplate="%{text}: %{y:.3g}<extra></extra>",
+                hovertemplate="%{text}: %{customdata:.4g}<extra></extra>",
             )
         )
     medians_x: list[float | None] = []
@@ -167,10 +192,16 @@ def by_value_figure(
         range=[-0.6, len(value_labels) - 0.4],
     )
     if log_y:
-        _log_y(fig, [p.y for p in points])
+        _log_y(fig, [p.y for p in points], baseline)
     else:
         fig.update_yaxes(rangemode="tozero")
     return fig
+
+
+def _symbol(point: ValuePoint, top: float) -> str:
+    if point.y > top:
+        return "triangle-up"  # off the chart: drawn on its edge
+    return "x" if point.diverged else "circle"
 
 
 def _spread(points: Sequence[ValuePoint]) -> list[float]:
@@ -199,12 +230,24 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int)
     )
 
 
-def _log_y(fig: go.Figure, values: Sequence[float]) -> None:
+def _log_y(fig: go.Figure, values: Sequence[float], baseline: Baseline | None) -> None:
+    """A log perplexity axis over `values` (and the baseline), stopped at the baseline's ceiling.
+
+    Ticks at 1, 2, 5 per decade over at most three decades, else at powers of ten only (a long 1-2-5 ladder
+    overprints itself).
+    """
     ys = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    lo, hi = (max(1.0, min(ys)) / 1.2, max(ys) * 1.2) if ys else (1.0, 1000.0)
+    if baseline is not None:
+        ys = [min(v, baseline.ceiling) for v in ys] + [float(baseline.vocab_size)]
+        fig.add_hline(y=baseline.vocab_size, line={"dash": "dot", "color": "#888"})
+        _log_axis_label(fig, baseline.vocab_size, escape_html(baseline.label), "bottom")
+    lo, hi = (max(1.0, min(ys)) / 1.2, max(ys) * 1.3) if ys else (1.0, 1000.0)
     if hi <= lo:
         hi = lo * 2
-    ticks = log_ticks(lo, hi)
+    if math.log10(hi / lo) <= 3:
+        ticks = log_ticks(lo, hi)
+    else:
+        ticks = [10.0**e for e in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
     fig.update_yaxes(
         type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]
     )

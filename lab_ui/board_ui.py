@@ -47,7 +47,7 @@ from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
 
 from . import corpus_ui, jobs_ui, lesson, presets, session, settings
-from .board_charts import BoardLine, ValuePoint, by_value_figure, curves_figure, value_colors
+from .board_charts import Baseline, BoardLine, ValuePoint, by_value_figure, curves_figure, value_colors
 from .i18n import N_, current_lang, labels, model_label, t
 from .text import escape_markdown
 
@@ -515,8 +515,16 @@ def board_figures(board: BoardSpec, snapshot: BoardSnapshot) -> tuple[Any, Any, 
         for r, name in zip(snapshot.runs, names, strict=True)
     ]
     setting = setting_label(board.setting)
+    baseline = _baseline(board)
     curves = curves_figure(
-        lines, labels_, colors, board.epochs, t("board.curves_title"), t("common.epoch"), t("common.perplexity")
+        lines,
+        labels_,
+        colors,
+        board.epochs,
+        t("board.curves_title"),
+        t("common.epoch"),
+        t("common.perplexity"),
+        baseline,
     )
     point_names = (t("board.finished"), t("board.training"), t("board.median"))
     ppl_points = [
@@ -525,7 +533,7 @@ def board_figures(board: BoardSpec, snapshot: BoardSnapshot) -> tuple[Any, Any, 
         if r.best is not None
     ]
     ppl = by_value_figure(
-        ppl_points, labels_, colors, t("board.ppl_title"), setting, t("board.best_ppl"), True, *point_names
+        ppl_points, labels_, colors, t("board.ppl_title"), setting, t("board.best_ppl"), True, *point_names, baseline
     )
     speed_points = [
         ValuePoint(r.value_index, r.seconds_per_epoch, name, r.done)
@@ -536,6 +544,15 @@ def board_figures(board: BoardSpec, snapshot: BoardSnapshot) -> tuple[Any, Any, 
         speed_points, labels_, colors, t("board.speed_title"), setting, t("board.seconds"), False, *point_names
     )
     return curves, ppl, speed
+
+
+def _baseline(board: BoardSpec) -> Baseline | None:
+    """The uniform guess of the board's corpus (None when the corpus cannot be built here)."""
+    try:
+        corpus = board_corpus(board)
+    except LabError:
+        return None
+    return Baseline(corpus.vocab_size, t("common.baseline"))
 
 
 def status_label(status: str) -> str:
