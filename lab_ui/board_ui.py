@@ -75,16 +75,15 @@ DEFAULT_EPOCHS = 20  # a board's runs, unless its opener says otherwise: short e
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking at a board: the browser's owner id and, for a student of a class, their name and class."""
+    """Who is looking at a board: the browser's owner id and, for a student of a class, their class."""
 
     owner: str
-    name: str | None = None
     class_id: str | None = None
     teacher: bool = False
 
 
 def current_viewer() -> Viewer:
-    """This browser as a board sees it (a student's name and class come with classes; until then: no name)."""
+    """This browser as a board sees it (a student's class comes with classes; until then: none)."""
     return Viewer(session.owner_id())
 
 
@@ -123,9 +122,21 @@ def board_title(board: BoardSpec) -> str:
     return board.title or t("board.default_title", setting=setting_label(board.setting))
 
 
-def who(run_name: str | None, anonymous_number: int) -> str:
-    """A run's owner as the board names them: their display name, else "Visitor n" (plain text)."""
-    return run_name if run_name else t("board.anonymous", n=anonymous_number)
+def display_name(owner: str) -> str | None:
+    """The name this viewer may know `owner` by (a student of their class), else None: "Visitor n" then.
+
+    Browsers alone have no names; a class's students get theirs from the class (`lab_ui.identity`).
+    """
+    return None
+
+
+def people(snapshot: BoardSnapshot) -> dict[str, str]:
+    """Each owner on the board as this viewer names them: a display name (plain text) or "Visitor n"."""
+    named: dict[str, str] = {}
+    for run in snapshot.runs:
+        if run.owner not in named:
+            named[run.owner] = display_name(run.owner) or t("board.anonymous", n=run.person)
+    return named
 
 
 def _corpus_label(spec: dict[str, Any]) -> str:
@@ -380,7 +391,7 @@ def start_runs(board: BoardSpec, viewer: Viewer, indexes: Sequence[int]) -> list
         trainer = Trainer(corpus, config)
         return mgr.submit(viewer.owner, [trainer], [config.model], prefixes=prefixes, sample_every=1, kind=KIND).id
 
-    return boards().start(board, viewer.owner, viewer.name, indexes, submit, opener=is_opener(board, viewer))
+    return boards().start(board, viewer.owner, indexes, submit, opener=is_opener(board, viewer))
 
 
 def _stop(job_ids: Sequence[str]) -> None:
@@ -479,18 +490,26 @@ def draw_board(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer) -> Non
         st.caption(t("board.seats", seats=seats))
     if not runs:
         st.info(t("board.no_runs"))
-    lang = current_lang()
-    curves, ppl, speed = _figures.get((board.id, snapshot.token, lang), lambda: board_figures(board, snapshot))
+    names = people(snapshot)
+    key = (board.id, snapshot.token, current_lang(), hash(tuple(names.items())))
+    curves, ppl, speed = _figures.get(key, lambda: board_figures(board, snapshot, names))
     st.plotly_chart(curves, key=f"{PAGE}:curves")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(ppl, key=f"{PAGE}:ppl")
     with right:
         st.plotly_chart(speed, key=f"{PAGE}:speed")
-    st.dataframe(runs_table(board, snapshot, viewer), hide_index=True, width="stretch")
+    table = runs_table(board, snapshot, viewer, names)
+    widths = dict.fromkeys(table.columns, "small") | {t("board.col_who"): "medium", t("board.col_greedy"): "large"}
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={name: st.column_config.Column(width=width) for name, width in widths.items()},
+    )
     st.download_button(
         t("board.download_csv"),
-        data=lambda: board_csv(board, snapshot).encode("utf-8"),
+        data=lambda: board_csv(board, snapshot, names).encode("utf-8"),
         file_name=f"board-{board.id}.csv",
         mime="text/csv",
         on_click="ignore",
@@ -499,11 +518,14 @@ def draw_board(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer) -> Non
     )
 
 
-def board_figures(board: BoardSpec, snapshot: BoardSnapshot) -> tuple[Any, Any, Any]:
-    """The three charts of a snapshot in this run's language: curves, best perplexity and seconds per epoch by value."""
+def board_figures(board: BoardSpec, snapshot: BoardSnapshot, people_: dict[str, str]) -> tuple[Any, Any, Any]:
+    """The three charts of a snapshot in this run's language: curves, best perplexity and seconds per epoch by value.
+
+    `people_`: each owner's name for this viewer (`people`).
+    """
     labels_ = [value_label(board.setting, v) for v in board.values]
     colors = value_colors(len(board.values), board.setting in ORDERED)
-    names = [who(r.name, r.anonymous_number) for r in snapshot.runs]
+    names = [people_[r.owner] for r in snapshot.runs]
     lines = [
         BoardLine(
             r.value_index,
@@ -559,11 +581,11 @@ def status_label(status: str) -> str:
     return t(jobs_ui.STATUS_LABELS[status]) if status in jobs_ui.STATUS_LABELS else status
 
 
-def runs_table(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer) -> pd.DataFrame:
+def runs_table(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer, names: dict[str, str]) -> pd.DataFrame:
     """One row per run, in the viewer's language; names and generated text as plain text."""
     rows = []
     for r in snapshot.runs:
-        name = who(r.name, r.anonymous_number)
+        name = names[r.owner]
         rows.append(
             {
                 t("board.col_value"): value_label(board.setting, board.values[r.value_index]),
@@ -613,11 +635,14 @@ def csv_text(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def board_csv(board: BoardSpec, snapshot: BoardSnapshot) -> str:
-    """Every epoch of every run, with the run's value, name, seed and summary (language-free column names)."""
+def board_csv(board: BoardSpec, snapshot: BoardSnapshot, names: dict[str, str]) -> str:
+    """Every epoch of every run, with the run's value, its owner as the viewer names them, seed and summary.
+
+    The column names are language-free; `names` as for the page (`people`).
+    """
     rows = []
     for number, r in enumerate(snapshot.runs, start=1):
-        name = csv_text(r.name or f"visitor {r.anonymous_number}")
+        name = csv_text(names[r.owner])
         value = board.values[r.value_index]
         summary = {
             "value": "off" if value is None else value,

@@ -36,13 +36,14 @@ TOUCH_EVERY = 3600.0  # seconds: a board's "last opened" is written at most this
 class BoardRun:
     """One run as the board draws it: plain numbers and text, the same for every viewer.
 
-    `owner` is for the page to recognise the viewer's own runs; it is never shown or sent to a browser.
+    `owner` is for the page to recognise the viewer's own runs and name their owner for that viewer; it is
+    never shown or sent to a browser. `person` numbers the board's owners in the order they first trained
+    on it (1, 2, ...), for a run whose owner the viewer may not know by name.
     """
 
     job_id: str
     owner: str
-    name: str | None
-    anonymous_number: int  # 1, 2, ... among the board's owners without a name (0: has a name)
+    person: int
     value_index: int
     seed: int
     status: str
@@ -232,17 +233,15 @@ class Boards:
     def _build(self, board: BoardSpec) -> BoardSnapshot:
         self.builds += 1
         records = self.store.runs(board.id)
-        anonymous: dict[str, int] = {}
+        people: dict[str, int] = {}
         runs = []
         for record in records:
-            if record.name is None and record.owner not in anonymous:
-                anonymous[record.owner] = len(anonymous) + 1
+            people.setdefault(record.owner, len(people) + 1)
             data = self._run_data(board, record)
             run = BoardRun(
                 job_id=record.job_id,
                 owner=record.owner,
-                name=record.name,
-                anonymous_number=0 if record.name is not None else anonymous[record.owner],
+                person=people[record.owner],
                 value_index=record.value_index,
                 seed=record.seed,
                 **data,
@@ -277,7 +276,6 @@ class Boards:
         self,
         board: BoardSpec,
         owner: str,
-        name: str | None,
         value_indexes: Sequence[int],
         submit: Callable[[TrainConfig], str],
         opener: bool | None = None,
@@ -301,7 +299,7 @@ class Boards:
                 config = board.config(index, seed)
                 config.validate()
                 job_id = submit(config)
-                self.store.add_run(BoardRunRecord(job_id, board.id, owner, name, index, seed, time.time()))
+                self.store.add_run(BoardRunRecord(job_id, board.id, owner, index, seed, time.time()))
                 with self._lock:
                     self._live[job_id] = owner
                 started.append(job_id)

@@ -31,12 +31,15 @@ LOCK_RETRIES = 5
 
 @dataclass(frozen=True)
 class BoardRunRecord:
-    """A job trained for a board: whose, which value, which seed; `result` once the board saw it end."""
+    """A job trained for a board: whose, which value, which seed; `result` once the board saw it end.
+
+    No name is kept: a page names a run's owner when it draws the board, for that viewer (a student's name
+    only to those allowed to see it, and not at all once the student is removed from their class).
+    """
 
     job_id: str
     board_id: str
     owner: str
-    name: str | None  # the owner's display name when they started it (None: no name, e.g. no class)
     value_index: int
     seed: int
     created: float
@@ -56,7 +59,7 @@ CREATE TABLE IF NOT EXISTS seats (
     PRIMARY KEY (board_id, owner)
 );
 CREATE TABLE IF NOT EXISTS board_runs (
-    job_id TEXT PRIMARY KEY, board_id TEXT NOT NULL, owner TEXT NOT NULL, name TEXT, value_index INTEGER NOT NULL,
+    job_id TEXT PRIMARY KEY, board_id TEXT NOT NULL, owner TEXT NOT NULL, value_index INTEGER NOT NULL,
     seed INTEGER NOT NULL, created REAL NOT NULL, result TEXT
 );
 CREATE INDEX IF NOT EXISTS board_runs_board ON board_runs (board_id, created);
@@ -294,13 +297,11 @@ class BoardStore:
     def add_run(self, record: BoardRunRecord) -> None:
         self._write(
             lambda c: c.execute(
-                "INSERT INTO board_runs (job_id, board_id, owner, name, value_index, seed, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO board_runs (job_id, board_id, owner, value_index, seed, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     record.job_id,
                     record.board_id,
                     record.owner,
-                    record.name,
                     record.value_index,
                     record.seed,
                     record.created,
@@ -311,11 +312,11 @@ class BoardStore:
     def runs(self, board_id: str) -> list[BoardRunRecord]:
         """The board's runs, oldest first."""
         rows = self._read(
-            "SELECT job_id, board_id, owner, name, value_index, seed, created, result FROM board_runs "
+            "SELECT job_id, board_id, owner, value_index, seed, created, result FROM board_runs "
             "WHERE board_id = ? ORDER BY created, job_id",
             (board_id,),
         )
-        return [BoardRunRecord(*r[:7], result=_json_or_none(r[7])) for r in rows]
+        return [BoardRunRecord(*r[:6], result=_json_or_none(r[6])) for r in rows]
 
     def run_count(self, board_id: str, owner: str | None = None, value_index: int | None = None) -> int:
         query, args = "SELECT COUNT(*) FROM board_runs WHERE board_id = ?", [board_id]
@@ -329,7 +330,7 @@ class BoardStore:
     def owner_board_runs(self, owner: str) -> list[BoardRunRecord]:
         """Every board run of `owner` whose end the boards have not seen yet (for the owner's live cap)."""
         rows = self._read(
-            "SELECT job_id, board_id, owner, name, value_index, seed, created FROM board_runs "
+            "SELECT job_id, board_id, owner, value_index, seed, created FROM board_runs "
             "WHERE owner = ? AND result IS NULL",
             (owner,),
         )

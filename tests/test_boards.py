@@ -166,7 +166,7 @@ def test_runs_are_capped_per_board_per_student_and_live(monkeypatch: pytest.Monk
     service.store.create(board)
 
     def start(owner: str, *values: int) -> list[str]:
-        return service.start(board, owner, None, list(values), lambda cfg: jobs.submit(owner))
+        return service.start(board, owner, list(values), lambda cfg: jobs.submit(owner))
 
     start("ann", 0)
     with pytest.raises(BoardError) as one_live:  # a student trains one run of a board at a time
@@ -206,7 +206,7 @@ def test_seeds_start_at_the_presets_and_spread_over_repeats() -> None:
     service.store.create(board)
     seeds = []
     for _ in range(2):
-        service.start(board, "teacher", None, [0, 1], lambda cfg: (seeds.append(cfg.seed), jobs.submit("teacher"))[1])
+        service.start(board, "teacher", [0, 1], lambda cfg: (seeds.append(cfg.seed), jobs.submit("teacher"))[1])
         jobs.finish_all()
     assert seeds == [TINY.seed, TINY.seed, TINY.seed + 1, TINY.seed + 1]
 
@@ -219,7 +219,7 @@ def test_a_board_and_its_runs_survive_a_restart(tmp_path: Path) -> None:
     board = _board("teacher", title="Learning rate <b>3A</b>")
     store.create(board)
     store.claim_seat(board, "ann")
-    store.add_run(BoardRunRecord("a" * 12, board.id, "ann", "Ann", 0, 7, time.time()))
+    store.add_run(BoardRunRecord("a" * 12, board.id, "ann", 0, 7, time.time()))
     store.save_result("a" * 12, {"status": "finished", "planned": 3, "epochs": [1], "perplexity": [9.5]})
     store.close()
 
@@ -227,7 +227,7 @@ def test_a_board_and_its_runs_survive_a_restart(tmp_path: Path) -> None:
     assert again.board(board.id) == board
     assert again.seat(board.id, "ann") == 0
     (run,) = again.runs(board.id)
-    assert run.name == "Ann" and run.result["perplexity"] == [9.5]
+    assert run.owner == "ann" and run.result["perplexity"] == [9.5]
     assert again.board("not-an-id") is None and again.board("0" * 16) is None
 
 
@@ -251,10 +251,10 @@ def test_a_snapshot_shows_every_run_live_and_is_shared_by_all_viewers(manager: J
         trainers = [_trainer(tiny_corpus, config)]
         return manager.submit("teacher", trainers, prefixes=("春风",), sample_every=1, kind=boards.KIND).id
 
-    ids = service.start(board, "teacher", None, [0, 1, 2, 3], submit)
+    ids = service.start(board, "teacher", [0, 1, 2, 3], submit)
     snap = service.snapshot(board)
     assert [r.job_id for r in snap.runs] == ids and [r.value_index for r in snap.runs] == [0, 1, 2, 3]
-    assert all(r.owner == "teacher" and r.anonymous_number == 1 for r in snap.runs)
+    assert all(r.owner == "teacher" and r.person == 1 for r in snap.runs)
 
     builds = service.builds
     got: list[BoardSnapshot] = []
@@ -295,9 +295,9 @@ def test_after_a_restart_the_board_draws_from_what_it_kept_or_from_the_run_store
     def submit(config: TrainConfig) -> str:
         return mgr.submit("ann", [_trainer(tiny_corpus, config)], kind=boards.KIND).id
 
-    (kept,) = service.start(board, "ann", None, [0], submit)
+    (kept,) = service.start(board, "ann", [0], submit)
     assert wait_until(lambda: service.snapshot(board).runs[0].done)
-    (unseen,) = service.start(board, "ann", None, [1], submit)
+    (unseen,) = service.start(board, "ann", [1], submit)
     assert wait_until(lambda: mgr.get(unseen, "ann").done)  # it ended while no board was drawn
 
     after = Boards(BoardStore(tmp_path), jobs=None, run_store=run_store)  # a new server: no jobs in memory

@@ -125,15 +125,17 @@ def test_the_opener_runs_every_value_and_the_board_fills(app: AppTest) -> None:
     assert _points(app, "Seconds per epoch", "finished") == 4
     (curves,) = [s for s in plotly_specs(app) if "coloured by its value" in s["layout"]["title"]["text"]]
     assert {tr["name"] for tr in curves["data"]} == {"0.001", "0.01", "0.1", "1"}
-    csv = pd.read_csv(io.StringIO(board_ui.board_csv(board, _snapshot(board))))
+    snapshot = _snapshot(board)
+    csv = pd.read_csv(io.StringIO(board_ui.board_csv(board, snapshot, {r.owner: "Ann" for r in snapshot.runs})))
     assert len(csv) == 4 * TINY.epochs and sorted(set(csv["value"])) == [0.001, 0.01, 0.1, 1.0]
     assert set(csv["seed"]) == {TINY.seed}
 
 
-def test_a_visitor_sees_the_others_only_as_text_and_controls_only_their_own_runs(app: AppTest) -> None:
+def test_a_visitor_sees_the_others_only_as_text_and_controls_only_their_own_runs(app: AppTest, monkeypatch) -> None:
     board = _board()
     named = "<img src=x onerror=alert(1)> **Bo**"
-    board_ui.boards().store.add_run(BoardRunRecord("f" * 12, board.id, "someone", named, 0, 3, 1.0))
+    monkeypatch.setattr(board_ui, "display_name", lambda owner: named if owner == "someone" else None)
+    board_ui.boards().store.add_run(BoardRunRecord("f" * 12, board.id, "someone", 0, 3, 1.0))
     board_ui.boards().store.save_result("f" * 12, {"status": "finished", "planned": 2, "epochs": [1, 2],
                                                   "perplexity": [30.0, 20.0], "seconds": [0.5, 0.5]})  # fmt: skip
     student = _open(board.id)
@@ -185,8 +187,8 @@ def test_a_link_to_no_board_says_so(app: AppTest, bad: str) -> None:
 
 def test_the_csv_keeps_names_as_text_for_spreadsheets() -> None:
     board = new_board("t", "clip", [None, 0.1], TINY, SONGCI)
-    run = board_runs.BoardRun("a" * 12, "o", "=HYPERLINK(1)", 0, 0, 3, "finished", 0, 2, (1,), (9.0,), (0.5,))
-    text = board_ui.board_csv(board, board_runs.BoardSnapshot(board, (run,), (1, 0), "x", 0.0))
+    run = board_runs.BoardRun("a" * 12, "o", 1, 0, 3, "finished", 0, 2, (1,), (9.0,), (0.5,))
+    text = board_ui.board_csv(board, board_runs.BoardSnapshot(board, (run,), (1, 0), "x", 0.0), {"o": "=HYPERLINK(1)"})
     table = pd.read_csv(io.StringIO(text))
     assert table["name"][0] == "'=HYPERLINK(1)" and table["value"][0] == "off"
 
