@@ -595,9 +595,13 @@ def runs_table(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer, names:
                 t("board.col_best"): None if r.best is None else round(r.best, 2),
                 t("board.col_seconds"): None if r.seconds_per_epoch is None else round(r.seconds_per_epoch, 2),
                 t("board.col_greedy"): (r.prefix + r.greedy) if r.greedy else "",
+                t("board.col_node"): r.node[:8],
             }
         )
-    return pd.DataFrame(rows, columns=_table_columns())
+    table = pd.DataFrame(rows, columns=[*_table_columns(), t("board.col_node")])
+    if not any(r.node for r in snapshot.runs):  # runs on this machine: no column for it
+        table = table.drop(columns=[t("board.col_node")])
+    return table
 
 
 TABLE_COLUMNS = (
