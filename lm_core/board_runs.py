@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 from .board_store import BoardRunRecord, BoardStore
 from .boards import BoardError, BoardSpec
-from .jobs import DONE_STATUSES
 from .limits import (
     MAX_BOARD_RUNS,
     MAX_BOARD_RUNS_PER_STUDENT,
     MAX_LIVE_BOARD_RUNS,
     MAX_LIVE_BOARD_RUNS_PER_OWNER,
 )
+from .serve.views import DONE_STATUSES
 from .training import TrainConfig
 
 SNAPSHOT_SECONDS = 1.0  # a board's snapshot is rebuilt at most this often, whatever the number of viewers
@@ -264,7 +264,7 @@ class Boards:
             if view.done:
                 with self._lock:
                     self._live.pop(record.job_id, None)
-            return _from_view(record, view, str(getattr(job, "node_id", "") or ""))
+            return _from_view(record, view, str(getattr(job.worker, "node_id", "") or ""))
         with self._lock:
             self._live.pop(record.job_id, None)
         if record.result is not None:

@@ -1,6 +1,6 @@
 """A board's "Run all values" with RNN_LAB_RAY_ADDRESS on the two-node test cluster: the runs spread over both nodes.
 
-The cluster is tests/test_ray_backend.py's (a head and a second node on this machine, one CPU each), so two of
+The cluster is tests/test_serve_ray_backend.py's (a head and a second node on this machine, one CPU each), so two of
 the sweep's runs train at once only on two different machines, and the board names each run's node.
 """
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from apptest_helpers import app_page, plotly_specs
-from test_ray_backend import _ray, cluster  # noqa: F401 -- the two-node cluster fixture, shut down after the module
+from test_serve_ray_backend import _ray, cluster  # noqa: F401 -- the two-node cluster fixture, shut down after the module
 from testkit import wait_until
 
 from lab_ui import board_ui, session
 from lm_core.boards import new_board
-from lm_core.jobs import RayJob
+from lm_core.serve.ray_backend import RayWorker
 from lm_core.training import TrainConfig
 
 pytestmark = pytest.mark.ray
@@ -42,9 +42,9 @@ def test_run_all_values_on_the_ray_cluster_puts_runs_on_both_nodes(
         assert not at.exception and not at.error, [e.value for e in at.error]
         runs = board_ui.boards().snapshot(board).runs
         jobs = [mgr.get(r.job_id, owner) for r in runs]
-        assert len(jobs) == 4 and all(isinstance(j, RayJob) for j in jobs)
+        assert len(jobs) == 4 and all(isinstance(j.worker, RayWorker) for j in jobs)
         assert wait_until(lambda: all(j.done for j in jobs), 300)
-        nodes = {j.node_id for j in jobs}
+        nodes = {j.worker.node_id for j in jobs}
         alive = {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
         assert len(nodes) == 2 and nodes <= alive  # the sweep used both machines
         assert all(j.status == "finished" for j in jobs)

@@ -15,8 +15,8 @@ from lm_core.board_store import BoardRunRecord, BoardStore
 from lm_core.boards import BoardError, BoardSpec, new_board, normalise_values
 from lm_core.corpus import Corpus
 from lm_core.errors import ConfigError, localized
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 SONGCI = {"source": "songci", "subset": "xin", "max_chars": 2000}
