@@ -24,8 +24,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lm_core.board_runs import Boards, BoardSnapshot
-from lm_core.board_store import BoardStore
 from lm_core.boards import KIND, VARIABLES, BoardSpec, new_board
 from lm_core.corpus import BOOK_FILE, Corpus, read_corpus_bytes
 from lm_core.errors import LabError, localized
@@ -43,6 +41,8 @@ from lm_core.limits import (
 from lm_core.messages import Listed
 from lm_core.models import MODEL_KINDS
 from lm_core.provenance import BOOK_NAME
+from lm_core.serve.board_runs import Boards, BoardSnapshot
+from lm_core.serve.board_store import BoardStore
 from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
 

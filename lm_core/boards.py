@@ -2,9 +2,9 @@
 
 A board is a definition (`BoardSpec`, here: the setting, its values, the preset's other settings, the
 corpus) and the runs trained for it. Each run is a normal job of the job manager, owned by whoever started
-it; the board only records which job trained which value (`board_store.BoardStore`, an SQLite file in the
-data folder, so a board and its link outlive a restart) and draws them from one shared snapshot
-(`board_runs.Boards`). Who may see what: a board shows each run's curve, value, status, speed, greedy line and
+it; the board only records which job trained which value (`serve.board_store.BoardStore`, an SQLite file in
+the data folder, so a board and its link outlive a restart) and draws them from one shared snapshot
+(`serve.board_runs.Boards`): those belong to the job server, this module to the engine. Who may see what: a board shows each run's curve, value, status, speed, greedy line and
 its owner's display name, nothing else, and it offers no control over anyone's run; the page controls only
 the viewer's own jobs through the manager, which checks the owner.
 

@@ -21,8 +21,8 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from testkit import Server, streamlit_server
 
 from lab_ui.web import COOKIE
-from lm_core.board_store import BoardStore
 from lm_core.boards import BoardSpec, new_board
+from lm_core.serve.board_store import BoardStore
 from lm_core.training import TrainConfig
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from testkit import wait_until
 
-from lm_core import board_runs, board_store, boards, limits
-from lm_core.board_runs import Boards, BoardSnapshot
-from lm_core.board_store import BoardRunRecord, BoardStore
+from lm_core import boards, limits
 from lm_core.boards import BoardError, BoardSpec, new_board, normalise_values
 from lm_core.corpus import Corpus
 from lm_core.errors import ConfigError, localized
+from lm_core.serve import board_runs, board_store
+from lm_core.serve.board_runs import Boards, BoardSnapshot
+from lm_core.serve.board_store import BoardRunRecord, BoardStore
 from lm_core.serve.manager import JobManager
 from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer

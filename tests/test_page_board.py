@@ -13,10 +13,11 @@ from test_zh_walk import CHINESE, _check
 from testkit import wait_until
 
 from lab_ui import board_ui, session
-from lm_core import board_runs, boards
-from lm_core.board_store import BoardRunRecord
+from lm_core import boards
 from lm_core.boards import BoardSpec, new_board
 from lm_core.limits import MAX_BOARDS_PER_OWNER
+from lm_core.serve import board_runs
+from lm_core.serve.board_store import BoardRunRecord
 from lm_core.training import TrainConfig
 
 PAGE = "board"

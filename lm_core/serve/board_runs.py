@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .board_store import BoardRunRecord, BoardStore
-from .boards import BoardError, BoardSpec
-from .limits import (
+from ..boards import BoardError, BoardSpec
+from ..limits import (
     MAX_BOARD_RUNS,
     MAX_BOARD_RUNS_PER_STUDENT,
     MAX_LIVE_BOARD_RUNS,
     MAX_LIVE_BOARD_RUNS_PER_OWNER,
 )
-from .serve.views import DONE_STATUSES
-from .training import TrainConfig
+from ..training import TrainConfig
+from .board_store import BoardRunRecord, BoardStore
+from .views import DONE_STATUSES
 
 SNAPSHOT_SECONDS = 1.0  # a board's snapshot is rebuilt at most this often, whatever the number of viewers
 TOUCH_EVERY = 3600.0  # seconds: a board's "last opened" is written at most this often

@@ -19,8 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .boards import BOARD_ID, BoardError, BoardSpec
-from .limits import BOARD_IDLE_DAYS, MAX_BOARD_SEATS, MAX_BOARDS_ALONE_TOTAL, MAX_BOARDS_PER_CLASS, MAX_BOARDS_PER_OWNER
+from ..boards import BOARD_ID, BoardError, BoardSpec
+from ..limits import (
+    BOARD_IDLE_DAYS,
+    MAX_BOARD_SEATS,
+    MAX_BOARDS_ALONE_TOTAL,
+    MAX_BOARDS_PER_CLASS,
+    MAX_BOARDS_PER_OWNER,
+)
 
 DB_NAME = "boards.sqlite"
 APP_ID = "rnn-lyrics-lab-boards"
