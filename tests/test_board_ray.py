@@ -42,8 +42,9 @@ def test_run_all_values_on_the_ray_cluster_puts_runs_on_both_nodes(
         assert not at.exception and not at.error, [e.value for e in at.error]
         runs = board_ui.boards().snapshot(board).runs
         jobs = [mgr.get(r.job_id, owner) for r in runs]
-        assert len(jobs) == 4 and all(isinstance(j.worker, RayWorker) for j in jobs)
+        assert len(jobs) == 4 and all(j is not None for j in jobs)
         assert wait_until(lambda: all(j.done for j in jobs), 300)
+        assert all(isinstance(j.worker, RayWorker) for j in jobs)  # set once each run's actor started on the cluster
         nodes = {j.worker.node_id for j in jobs}
         alive = {n["NodeID"] for n in _ray().nodes() if n["Alive"]}
         assert len(nodes) == 2 and nodes <= alive  # the sweep used both machines
