@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from lm_core.limits import (
 from lm_core.messages import Listed
 from lm_core.models import MODEL_KINDS
 from lm_core.provenance import BOOK_NAME
-from lm_core.serve.board_runs import Boards, BoardSnapshot
+from lm_core.serve.board_runs import BoardRun, Boards, BoardSnapshot
 from lm_core.serve.board_store import BoardStore
 from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
@@ -500,7 +501,8 @@ def draw_board(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer) -> Non
     with right:
         st.plotly_chart(speed, key=f"{PAGE}:speed")
     table = runs_table(board, snapshot, viewer, names)
-    widths = dict.fromkeys(table.columns, "small") | {t("board.col_who"): "medium", t("board.col_greedy"): "large"}
+    widths: dict[str, int | str] = {name: column_width(name, table[name]) for name in table.columns}
+    widths[t("board.col_greedy")] = "large"
     st.dataframe(
         table,
         hide_index=True,
@@ -577,8 +579,23 @@ def _baseline(board: BoardSpec) -> Baseline | None:
     return Baseline(corpus.vocab_size, t("common.baseline"))
 
 
-def status_label(status: str) -> str:
-    return t(jobs_ui.STATUS_LABELS[status]) if status in jobs_ui.STATUS_LABELS else status
+def status_label(run: BoardRun) -> str:
+    """A run's state in a table cell: a queued run says its place in line (none: it is taking a slot now)."""
+    if run.status == "queued":
+        return t("board.st_queued", n=run.queue_position) if run.queue_position > 0 else t("common.status_starting")
+    return t(jobs_ui.STATUS_LABELS[run.status]) if run.status in jobs_ui.STATUS_LABELS else run.status
+
+
+def _display_width(text: str) -> int:
+    """Columns a text takes in the table's font: a CJK character about two Latin ones."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def column_width(name: str, cells: pd.Series) -> int:
+    """Pixels for a table column: its header and its longest cell whole (no header cut to "Best perple"),
+    within bounds, so the table reads from the back of a classroom in every language."""
+    longest = max([_display_width(name), *(_display_width("" if c is None else str(c)) for c in cells)])
+    return max(60, min(240, 24 + 8 * longest))
 
 
 def runs_table(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer, names: dict[str, str]) -> pd.DataFrame:
@@ -590,7 +607,7 @@ def runs_table(board: BoardSpec, snapshot: BoardSnapshot, viewer: Viewer, names:
             {
                 t("board.col_value"): value_label(board.setting, board.values[r.value_index]),
                 t("board.col_who"): t("board.you", name=name) if r.owner == viewer.owner else name,
-                t("board.col_status"): status_label(r.status),
+                t("board.col_status"): status_label(r),
                 t("board.col_epoch"): f"{len(r.epochs)} / {r.planned}",
                 t("board.col_best"): None if r.best is None else round(r.best, 2),
                 t("board.col_seconds"): None if r.seconds_per_epoch is None else round(r.seconds_per_epoch, 2),

@@ -12,7 +12,7 @@ from apptest_helpers import REPO, TIMEOUT, AppTest, all_text, app_page, plotly_s
 from test_zh_walk import CHINESE, _check
 from testkit import wait_until
 
-from lab_ui import board_ui, session
+from lab_ui import board_ui, i18n, session
 from lm_core import boards
 from lm_core.boards import BoardSpec, new_board
 from lm_core.limits import MAX_BOARDS_PER_OWNER
@@ -205,3 +205,15 @@ def test_a_board_with_runs_in_chinese_has_no_english_sentence(lang: str) -> None
         assert wait_until(lambda: _all_done(board, 2), WAIT)
         at.run()
         _check(at, lang, "board")
+
+
+def test_the_table_says_where_a_queued_run_stands_in_a_few_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(i18n, "current_lang", lambda: "en")
+    board = new_board("t", "lr", [0.01, 0.1, 1.0], TINY, SONGCI)
+    runs = tuple(
+        board_runs.BoardRun(f"{i:012x}", "o", 1, i, 3, status, position, 2)
+        for i, (status, position) in enumerate([("queued", 3), ("queued", 0), ("running", 0)])
+    )
+    snapshot = board_runs.BoardSnapshot(board, runs, (1, 1, 1), "x", 0.0)
+    table = board_ui.runs_table(board, snapshot, board_ui.Viewer("t"), {"o": "Visitor 1"})
+    assert list(table["Status"]) == ["Queued (#3)", "Starting…", "Training"]
