@@ -25,9 +25,10 @@ import plotly.graph_objects as go
 from .charts import PALETTE, _log_axis_label, log_ticks
 from .text import escape_html
 
-_MARGIN = {"l": 55, "r": 20, "t": 50, "b": 40}
+_MARGIN = {"l": 70, "r": 20, "t": 60, "b": 50}
 FINISHED, TRAINING = "finished", "training"  # the `meta` tags of the point traces
 CEILING_FACTOR = 10.0  # perplexity axes stop at this many times the vocabulary size
+TEXT_SIZE, TITLE_SIZE = 15, 19  # pixels: ticks, axis titles and legend; chart titles
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,20 @@ class Baseline:
         return CEILING_FACTOR * self.vocab_size
 
 
+# Ordered values: Plasma (perceptually even, readable with the common colour-vision deficiencies) from its dark blue
+# to its orange only: its last quarter, pale yellow, all but vanishes on a white page when projected.
+SEQUENTIAL, SEQUENTIAL_END = "Plasma", 0.75
+CATEGORICAL = (*PALETTE, "#e377c2", "#17becf")  # the lab's palette, and two more for a board of eight values
+NEUTRAL = "#555"  # legend markers that stand for every value (finished, training, median)
+
+
 def value_colors(n: int, ordered: bool) -> list[str]:
-    """One colour per value: a sequential scale for ordered values (dark to bright), else the lab's palette."""
+    """One colour per value: a sequential scale for ordered values (dark to bright), else distinct colours."""
     if not ordered:
-        return [PALETTE[i % len(PALETTE)] for i in range(n)]
+        return [CATEGORICAL[i % len(CATEGORICAL)] for i in range(n)]
     if n == 1:
-        return [pc.sample_colorscale("Viridis", [0.4])[0]]
-    return pc.sample_colorscale("Viridis", [0.9 * i / (n - 1) for i in range(n)])
+        return [pc.sample_colorscale(SEQUENTIAL, [0.3])[0]]
+    return pc.sample_colorscale(SEQUENTIAL, [SEQUENTIAL_END * i / (n - 1) for i in range(n)])
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ def curves_figure(
     x_title: str,
     y_title: str,
     baseline: Baseline | None = None,
-    height: int = 420,
+    height: int = 460,
 ) -> go.Figure:
     """Every run's perplexity (log y) by epoch, coloured by its value; one legend entry per value."""
     fig = go.Figure()
@@ -101,8 +109,8 @@ def curves_figure(
                 name=label,
                 legendgroup=str(line.value_index),
                 showlegend=line.value_index not in shown,
-                line={"color": color, "width": 2},
-                marker={"size": 4},
+                line={"color": color, "width": 3},
+                marker={"size": 5},
                 opacity=0.85,
                 hovertemplate=f"{escape_html(line.who)} · {escape_html(label)}<br>%{{x}}: %{{y:.2f}}<extra></extra>",
             )
@@ -138,7 +146,7 @@ def by_value_figure(
     training_name: str,
     median_name: str,
     baseline: Baseline | None = None,
-    height: int = 340,
+    height: int = 380,
 ) -> go.Figure:
     """One point per run above its value (finished filled, training hollow), a bar at each value's median.
 
@@ -149,6 +157,21 @@ def by_value_figure(
     top = baseline.ceiling if baseline is not None else math.inf
     for done, name, tag in ((True, finished_name, FINISHED), (False, training_name, TRAINING)):
         mine = [(i, p) for i, p in enumerate(points) if p.done == done and math.isfinite(p.y)]
+        fig.add_trace(  # the legend's entry, grey: a point's colour is its value's, not "finished" or "training"
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=name,
+                legendgroup=tag,
+                marker={
+                    "size": 13,
+                    "color": NEUTRAL if done else "rgba(0,0,0,0)",
+                    "line": {"width": 2, "color": NEUTRAL},
+                },
+                hoverinfo="skip",
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=[p.value_index + spread[i] for i, p in mine],
@@ -156,8 +179,10 @@ def by_value_figure(
                 mode="markers",
                 name=name,
                 meta=tag,
+                legendgroup=tag,
+                showlegend=False,
                 marker={
-                    "size": 11,
+                    "size": 13,
                     "color": [colors[p.value_index % len(colors)] for _, p in mine] if done else "rgba(0,0,0,0)",
                     "line": {"width": 2, "color": [colors[p.value_index % len(colors)] for _, p in mine]},
                     "symbol": [_symbol(p, top) for _, p in mine],
@@ -181,7 +206,7 @@ def by_value_figure(
             y=medians_y,
             mode="lines",
             name=median_name,
-            line={"color": "#555", "width": 2},
+            line={"color": NEUTRAL, "width": 3},
             hoverinfo="skip",
         )
     )
@@ -219,11 +244,12 @@ def _spread(points: Sequence[ValuePoint]) -> list[float]:
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> None:
-    fig.update_layout(
-        title=title,
+    fig.update_layout(  # sizes for a projector: read from the back of a classroom
+        title={"text": title, "font": {"size": TITLE_SIZE}},
+        font={"size": TEXT_SIZE},
         height=height,
         margin=_MARGIN,
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.22},
         xaxis_title=x_title,
         yaxis_title=y_title,
         uirevision="keep",
