@@ -249,11 +249,13 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int)
         font={"size": TEXT_SIZE},
         height=height,
         margin=_MARGIN,
-        legend={"orientation": "h", "y": -0.22},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.22, "font": {"size": TEXT_SIZE}},
         uirevision="keep",
     )
+    # Streamlit's chart theme sets its own small tick and axis-title fonts: these are said per axis to win.
+    axis = {"tickfont": {"size": TEXT_SIZE}, "title_font": {"size": TEXT_SIZE}}
+    fig.update_xaxes(title_text=x_title, **axis)
+    fig.update_yaxes(title_text=y_title, **axis)
 
 
 def _log_y(fig: go.Figure, values: Sequence[float], baseline: Baseline | None) -> None:

@@ -61,5 +61,7 @@ def test_board_figures_use_text_large_enough_to_project() -> None:
         by_value_figure(_points(), LABELS, colors, "t", "x", "y", False, "finished", "training", "median"),
     ]
     for fig in figures:
-        assert fig.layout.font.size >= 14
+        assert fig.layout.font.size >= 14 and fig.layout.legend.font.size >= 14
         assert fig.layout.title.font.size >= 18
+        for axis in (fig.layout.xaxis, fig.layout.yaxis):  # said per axis: Streamlit's theme overrides the layout's
+            assert axis.tickfont.size >= 14 and axis.title.font.size >= 14
