@@ -29,6 +29,7 @@ _MARGIN = {"l": 70, "r": 20, "t": 60, "b": 50}
 FINISHED, TRAINING = "finished", "training"  # the `meta` tags of the point traces
 CEILING_FACTOR = 10.0  # perplexity axes stop at this many times the vocabulary size
 TEXT_SIZE, TITLE_SIZE = 15, 19  # pixels: ticks, axis titles and legend; chart titles
+LEGEND_GAP = 72  # pixels from the plot's bottom edge to the legend's top: below the tick labels and the axis title
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,13 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int)
         font={"size": TEXT_SIZE},
         height=height,
         margin=_MARGIN,
-        legend={"orientation": "h", "y": -0.22, "font": {"size": TEXT_SIZE}},
+        # Below the axis title whatever the chart's height (a fraction of the plot: -0.22 sat on a short one's title).
+        legend={
+            "orientation": "h",
+            "y": -LEGEND_GAP / (height - _MARGIN["t"] - _MARGIN["b"]),
+            "yanchor": "top",  # Plotly's "auto" hangs a legend below the plot by its bottom edge, into the axis title
+            "font": {"size": TEXT_SIZE},
+        },
         uirevision="keep",
     )
     # Streamlit's chart theme sets its own small tick and axis-title fonts: these are said per axis to win.

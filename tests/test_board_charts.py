@@ -65,3 +65,7 @@ def test_board_figures_use_text_large_enough_to_project() -> None:
         assert fig.layout.title.font.size >= 18
         for axis in (fig.layout.xaxis, fig.layout.yaxis):  # said per axis: Streamlit's theme overrides the layout's
             assert axis.tickfont.size >= 14 and axis.title.font.size >= 14
+        margin = fig.layout.margin
+        below = -fig.layout.legend.y * (fig.layout.height - margin.t - margin.b)  # pixels under the plot's edge
+        # The legend's top edge clears the tick labels and the axis title under the plot.
+        assert fig.layout.legend.yanchor == "top" and below >= 4 * fig.layout.xaxis.tickfont.size
