@@ -42,6 +42,9 @@ def main() -> None:
         "gradients": st.Page(
             "pages/gradients.py", title=t(PAGE_TITLES["gradients"]), icon=":material/timeline:", url_path="gradients"
         ),
+        "board": st.Page(
+            "pages/board.py", title=t(PAGE_TITLES["board"]), icon=":material/leaderboard:", url_path="board"
+        ),
         "my_runs": st.Page(
             "pages/my_runs.py", title=t(PAGE_TITLES["my_runs"]), icon=":material/history:", url_path="my_runs"
         ),

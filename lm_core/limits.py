@@ -65,18 +65,35 @@ MAX_FINISHED_TOTAL = 40
 # the optimiser fresh, as for a checkpoint saved with --slim).
 RELEASE_UNWATCHED_AFTER = 10 * 60.0
 
-# Jobs queued, training or paused at once: on the whole server, and per browser (one per training page). A new
-# browser identity costs nothing, so the total is what protects the server; a Train click beyond either is refused
-# before its model is built ("the lab is full"). Operators with more cores or memory raise them.
+# Jobs queued, training or paused at once: on the whole server (a class of 40 with one run each, and the teacher's),
+# and per browser (one sweep of a board: MAX_BOARD_VALUES). A new browser identity costs nothing, so the total is
+# what protects the server; a Train click beyond either is refused before its model is built ("the lab is full").
+# Operators with more cores or memory raise them; a small laptop server may lower the total.
 MAX_LIVE_JOBS_ENV = "RNN_LAB_MAX_JOBS"
-MAX_LIVE_JOBS = operator_whole(MAX_LIVE_JOBS_ENV, 16)
+MAX_LIVE_JOBS = operator_whole(MAX_LIVE_JOBS_ENV, 48)
 MAX_LIVE_JOBS_PER_OWNER_ENV = "RNN_LAB_MAX_JOBS_PER_OWNER"
-MAX_LIVE_JOBS_PER_OWNER = operator_whole(MAX_LIVE_JOBS_PER_OWNER_ENV, 4)
+MAX_LIVE_JOBS_PER_OWNER = operator_whole(MAX_LIVE_JOBS_PER_OWNER_ENV, 8)
 
 # Uploaded and pasted corpora the server keeps ready, once per content (sha256) whoever sent them: at most this
 # many, and this many bytes (their text and character ids); the least recently used go first.
 MAX_KEPT_CORPORA = 16
 MAX_KEPT_CORPUS_BYTES = 512 * 2**20
+
+# Experiment boards (lm_core/boards.py): one setting varied over a few values, every run a normal job.
+# A class's boards are made by its teacher and bounded per class; a board someone opens alone is bounded per
+# browser and, because a new browser costs nothing, by a server-wide count of such boards beside it.
+MAX_BOARD_VALUES = 8  # values of the varied setting on one board
+MAX_BOARD_TITLE = 80  # characters of a board's title
+MAX_BOARD_EPOCHS = 200  # epochs of each run on a board
+MAX_BOARDS_PER_CLASS = 20
+MAX_BOARDS_PER_OWNER = 5  # boards one browser (or student) opens alone
+MAX_BOARDS_ALONE_TOTAL = 500  # boards opened alone, all browsers together
+BOARD_IDLE_DAYS = 30  # a board opened alone that nobody opened for this long makes room when that cap is met
+MAX_BOARD_RUNS = 100  # runs on one board, everyone's together
+MAX_BOARD_RUNS_PER_STUDENT = 5  # one visitor's runs on a board they did not open (its opener: MAX_BOARD_RUNS)
+MAX_LIVE_BOARD_RUNS_PER_OWNER = MAX_BOARD_VALUES  # queued or training board runs of one browser: one sweep
+MAX_LIVE_BOARD_RUNS = 64  # queued or training board runs of the whole server
+MAX_BOARD_SEATS = 200  # value assignments a board remembers (later visitors are still given the next value)
 
 # torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
 MAX_THREADS = 256

@@ -23,6 +23,7 @@ PAGES = (
     "pages/gradients.py",
     "pages/generalise.py",
     "pages/my_runs.py",
+    "pages/board.py",
 )
 TRAINING_PAGES = ("train", "sampling", "clipping")
 CHINESE = ("zh", "zh-Hant")

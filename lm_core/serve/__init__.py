@@ -4,6 +4,8 @@ The engine (`lm_core`) trains one model; this package runs many of them for a
 classroom. A page hands the `manager.JobManager` its trainers; a backend
 (`thread_backend`, `process_backend`, `ray_backend`) trains them in lockstep
 (`lockstep`) and tells the `job.Job` what happens through worker events
-(`events`); the `store.RunStore` keeps every run across restarts. The engine
-never imports this package.
+(`events`); the `store.RunStore` keeps every run across restarts. An
+experiment board (`lm_core.boards`) records which job trained which value in
+`board_store.BoardStore` and is drawn from `board_runs.Boards`'s shared
+snapshots. The engine never imports this package.
 """

@@ -124,21 +124,23 @@ class JobManager:
         job.thread.start()
         return job
 
-    def check_room(self, owner: str, replacing: str | None = None) -> None:
-        """Raise `LabFull` when a new job of `owner` would pass a cap; `replacing`: a job it takes the place of.
+    def check_room(self, owner: str, replacing: str | None = None, n: int = 1) -> None:
+        """Raise `LabFull` when `n` new jobs of `owner` would pass a cap; `replacing`: a job it takes the place of.
+
+        `n` > 1 is a sweep (a board's Run all values): refused whole rather than started in part.
 
         Pages call it before they build a model or read a checkpoint, so a full server allocates nothing for a
         click it will refuse; `submit` checks again, under its lock, as it takes the place.
         """
         with self._lock:
-            self._check_room(owner, replacing)
+            self._check_room(owner, replacing, n)
 
-    def _check_room(self, owner: str, replacing: str | None) -> None:
+    def _check_room(self, owner: str, replacing: str | None, n: int = 1) -> None:
         live = [j for j in self._jobs.values() if j.id != replacing and holds_room(j)]
         mine = sum(1 for j in live if j.owner == owner)
-        if mine >= self.max_live_per_owner:
+        if mine + n > self.max_live_per_owner:
             raise LabFull("error.jobs.owner_full", n=mine, limit=self.max_live_per_owner)
-        if len(live) >= self.max_live:
+        if len(live) + n > self.max_live:
             raise LabFull("error.jobs.lab_full", limit=self.max_live)
 
     def live_count(self) -> int:
