@@ -508,6 +508,22 @@ def test_one_owner_gets_at_most_its_share_and_a_replaced_job_does_not_count(
     manager.submit("alice", [_trainer(tiny_corpus, epochs=10_000)])
 
 
+def test_a_sweep_without_room_for_all_its_runs_is_refused_whole(job_manager: Callable[..., JobManager]) -> None:
+    """A board's Run all values asks room for every value at once: a sweep of 3 with 2 places left is refused
+    before any run starts (never half a board), while one of 2 fits."""
+    from lm_core.serve.manager import LabFull
+
+    manager = job_manager(max_running=1, max_live=10, max_live_per_owner=2)
+    with pytest.raises(LabFull) as refused:
+        manager.check_room("alice", n=3)
+    assert refused.value.key == "error.jobs.owner_full"
+    manager.check_room("alice", n=2)
+    small = job_manager(max_running=1, max_live=2, max_live_per_owner=8)
+    with pytest.raises(LabFull) as full:
+        small.check_room("alice", n=3)
+    assert full.value.key == "error.jobs.lab_full"
+
+
 def test_a_comparison_that_fits_only_run_by_run_is_refused_before_it_starts(
     manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
