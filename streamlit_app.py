@@ -9,7 +9,7 @@ import streamlit as st
 
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
-    from lab_ui import session
+    from lab_ui import identity, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
@@ -45,9 +45,15 @@ def main() -> None:
         "my_runs": st.Page(
             "pages/my_runs.py", title=t(PAGE_TITLES["my_runs"]), icon=":material/history:", url_path="my_runs"
         ),
+        "teacher": st.Page(
+            "pages/teacher.py", title=t(PAGE_TITLES["teacher"]), icon=":material/co_present:", url_path="teacher"
+        ),
     }
-    page = st.navigation(list(PAGES.values()))
-    st.session_state["page"] = next(key for key, candidate in PAGES.items() if candidate is page)
+    # A lesson lock leaves pages out for its class's students (and the Teacher page is not a student's): a page
+    # missing here is not in the menu and its address opens the first page shown instead.
+    shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
+    page = st.navigation(list(shown.values()))
+    st.session_state["page"] = next(key for key, candidate in shown.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
 
@@ -58,5 +64,7 @@ else:  # imported by `streamlit run` (or an ASGI server) to serve the app
     from streamlit.starlette import App
 
     from lab_ui import web
+    from lm_core.classroom import teacher
 
+    teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
     app = App(__file__, middleware=web.middleware())

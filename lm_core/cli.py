@@ -1,4 +1,4 @@
-"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large}`.
+"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large,class}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
 (`error: ...`) and exit with code 2; no traceback reaches the user. Every flag
@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     gb = sub.add_parser("bench-bptt", help="seconds per figure of the Gradients through time page")
     gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help=f"default: ../shared/data/{BOOK_FILE}")
     gb.add_argument("--repeats", type=_whole(1), default=3)
+
+    c = sub.add_parser("class", help="the server's classes (in RNN_LAB_DATA): create one, or list them")
+    csub = c.add_subparsers(dest="class_command", required=True, parser_class=_Parser)
+    cc = csub.add_parser("create", help="make a class; its code is the last line printed")
+    cc.add_argument("name", help='the class\'s name, e.g. "Class 3A"')
+    csub.add_parser("list", help="every class: its code, students and name")
     return parser
 
 
@@ -451,6 +457,24 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_class(args: argparse.Namespace) -> int:
+    """`class create NAME` (the code is the last line, for scripts) and `class list`, on the data folder's classes."""
+    from .classroom.store import ClassStore
+
+    store = ClassStore()
+    if args.class_command == "create":
+        made = store.create_class(args.name)
+        print(f"Created {made.name!r} in {store.path}; students join with the class code:")
+        print(made.code)
+        return 0
+    classes = store.classes()
+    if not classes:
+        print(f"No classes in {store.path} yet: python -m lm_core class create NAME")
+    for klass in classes:
+        print(f"{klass.code}  {len(store.students(klass.id)):3d} students  {klass.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -460,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench-bptt": cmd_bench_bptt,
         "evaluate-lyrics": cmd_evaluate_lyrics,
         "bench-large": cmd_bench_large,
+        "class": cmd_class,
     }
     try:
         return handlers[args.command](args)

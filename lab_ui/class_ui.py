@@ -1,0 +1,120 @@
+"""The sidebar's class box: join a class (class code, your name, PIN), or see who you are and leave.
+
+Drawn by `session.init` on every page, under the language switch. A browser alone sees a folded "Join a
+class"; a signed-in student sees their name and class and a one-click "Leave class" (a shared lab PC). The
+join runs in the form's callback, before the page draws, so the page already shows the student's runs.
+A name the class does not have yet is asked about first ("join as a new student?"), so a typo does not
+quietly make a second student without the first one's runs.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lm_core.classroom.errors import ClassError, NewStudent
+from lm_core.errors import localized
+from lm_core.limits import MAX_NAME_CHARS, MAX_PIN_DIGITS, MIN_PIN_DIGITS
+
+from . import identity
+from .i18n import current_lang, t
+from .text import escape_markdown
+
+CODE, NAME, PIN, BRING = "class:code", "class:name", "class:pin", "class:bring"
+ERROR, ASK_NEW, FLASH = "class:error", "class:ask_new", "class:flash"
+
+
+def _join(allow_new: bool = False) -> None:
+    """The form's callback (and the "new student" answer's): sign in, or keep why not for the panel to say."""
+    st.session_state.pop(ERROR, None)
+    st.session_state.pop(ASK_NEW, None)
+    try:
+        joined, moved = identity.join(
+            st.session_state.get(CODE, ""),
+            st.session_state.get(NAME, ""),
+            st.session_state.get(PIN, ""),
+            allow_new=allow_new,
+            bring_along=bool(st.session_state.get(BRING)),
+        )
+    except NewStudent as exc:
+        st.session_state[ASK_NEW] = exc
+        return
+    except ClassError as exc:
+        st.session_state[ERROR] = exc
+        return
+    st.session_state[PIN] = ""  # the PIN does not wait in the form for the next person at this computer
+    st.session_state[FLASH] = (joined.student.name, joined.klass.name, joined.new, moved)
+
+
+def _cancel_new() -> None:
+    st.session_state.pop(ASK_NEW, None)
+
+
+def _leave() -> None:
+    identity.leave()
+    st.session_state[FLASH] = None
+    st.session_state["class:left"] = True
+
+
+def class_box() -> None:
+    """The class box in the sidebar (nothing when classes are off: no data folder)."""
+    if identity.class_store() is None:
+        return
+    student = identity.current_student()
+    with st.sidebar:
+        if student is not None:
+            _signed_in_ui(student)
+        else:
+            _join_ui()
+
+
+def _signed_in_ui(student: identity.Student) -> None:
+    with st.container(border=True):
+        flash = st.session_state.pop(FLASH, None)
+        if flash:
+            name, klass, new, moved = flash
+            st.success(t.md("class.welcome_new" if new else "class.welcome", name=name, klass=klass))
+            if moved:
+                st.caption(t("class.moved", n=moved))
+        st.markdown(t.md("class.signed_in", name=student.display_name, klass=student.class_name))
+        st.button(t("class.leave"), key="class:leave", on_click=_leave, help=t("class.leave_help"), width="stretch")
+
+
+def _join_ui() -> None:
+    if st.session_state.pop("class:left", False):
+        st.info(t("class.left"))
+    asking: NewStudent | None = st.session_state.get(ASK_NEW)
+    error: ClassError | None = st.session_state.get(ERROR)
+    with st.expander(t("class.join_title"), expanded=asking is not None or error is not None):
+        with st.form("class:join", border=False):
+            st.text_input(t("class.code"), key=CODE, max_chars=12, help=t("class.code_help"))
+            st.text_input(
+                t("class.name"), key=NAME, max_chars=MAX_NAME_CHARS, help=t("class.name_help", n=MAX_NAME_CHARS)
+            )
+            st.text_input(
+                t("class.pin"),
+                key=PIN,
+                type="password",
+                max_chars=MAX_PIN_DIGITS,
+                help=t("class.pin_help", lo=MIN_PIN_DIGITS, hi=MAX_PIN_DIGITS),
+            )
+            _bring_along_ui()
+            st.form_submit_button(t("class.join"), on_click=_join, type="primary")
+        if error is not None:
+            st.error(escape_markdown(localized(error, current_lang())))
+        if asking is not None:
+            st.warning(escape_markdown(localized(asking, current_lang())))
+            yes, no = st.columns(2)
+            yes.button(t("class.join_new"), key="class:join_new", on_click=_join, args=(True,), type="primary")
+            no.button(t("class.cancel"), key="class:cancel", on_click=_cancel_new)
+
+
+def _bring_along_ui() -> None:
+    """Offer to bring this browser's own runs into the class (off by default: on a shared PC they may be another's)."""
+    from .session import manager
+
+    store = manager().store
+    mine = len(store.runs(identity.browser_id())) if store is not None else 0
+    if mine:
+        st.checkbox(t("class.bring", n=mine), key=BRING, help=t("class.bring_help"))
+    else:
+        st.session_state.pop(BRING, None)
