@@ -23,20 +23,27 @@ CODE, NAME, PIN, BRING = "class:code", "class:name", "class:pin", "class:bring"
 ERROR, ASK_NEW, FLASH = "class:error", "class:ask_new", "class:flash"
 
 
-def _join(allow_new: bool = False) -> None:
-    """The form's callback (and the "new student" answer's): sign in, or keep why not for the panel to say."""
+def _join() -> None:
+    """The form's callback: sign in, or keep why not (or the new-name question) for the panel to say."""
+    typed = (st.session_state.get(CODE, ""), st.session_state.get(NAME, ""), st.session_state.get(PIN, ""))
+    _try_join(*typed, bring=bool(st.session_state.get(BRING)), allow_new=False)
+
+
+def _join_new() -> None:
+    """The answer "join as a new student": the same code, name and PIN as the question was about."""
+    pending = st.session_state.get(ASK_NEW)
+    if pending is not None:
+        _, code, name, pin, bring = pending
+        _try_join(code, name, pin, bring=bring, allow_new=True)
+
+
+def _try_join(code: str, name: str, pin: str, bring: bool, allow_new: bool) -> None:
     st.session_state.pop(ERROR, None)
     st.session_state.pop(ASK_NEW, None)
     try:
-        joined, moved = identity.join(
-            st.session_state.get(CODE, ""),
-            st.session_state.get(NAME, ""),
-            st.session_state.get(PIN, ""),
-            allow_new=allow_new,
-            bring_along=bool(st.session_state.get(BRING)),
-        )
-    except NewStudent as exc:
-        st.session_state[ASK_NEW] = exc
+        joined, moved = identity.join(code, name, pin, allow_new=allow_new, bring_along=bring)
+    except NewStudent as exc:  # kept with what was typed until answered: the form's values may be gone by then
+        st.session_state[ASK_NEW] = (exc, code, name, pin, bring)
         return
     except ClassError as exc:
         st.session_state[ERROR] = exc
@@ -82,7 +89,8 @@ def _signed_in_ui(student: identity.Student) -> None:
 def _join_ui() -> None:
     if st.session_state.pop("class:left", False):
         st.info(t("class.left"))
-    asking: NewStudent | None = st.session_state.get(ASK_NEW)
+    pending = st.session_state.get(ASK_NEW)
+    asking: NewStudent | None = pending[0] if pending else None
     error: ClassError | None = st.session_state.get(ERROR)
     with st.expander(t("class.join_title"), expanded=asking is not None or error is not None):
         with st.form("class:join", border=False):
@@ -104,7 +112,7 @@ def _join_ui() -> None:
         if asking is not None:
             st.warning(escape_markdown(localized(asking, current_lang())))
             yes, no = st.columns(2)
-            yes.button(t("class.join_new"), key="class:join_new", on_click=_join, args=(True,), type="primary")
+            yes.button(t("class.join_new"), key="class:join_new", on_click=_join_new, type="primary")
             no.button(t("class.cancel"), key="class:cancel", on_click=_cancel_new)
 
 

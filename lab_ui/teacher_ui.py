@@ -269,7 +269,7 @@ def _runs_panel(class_id: str) -> None:
             disabled=run_id not in by_id,
             width="stretch",
         )
-    said = st.session_state.pop(f"{PAGE}:said", None)
+    said = st.session_state.get(f"{PAGE}:said")  # the last action's outcome, kept until the next one
     if said is not None:
         kind, key, name = said
         (st.success if kind == "success" else st.warning)(t.md(key, name=name))
