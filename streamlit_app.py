@@ -9,7 +9,7 @@ import streamlit as st
 
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
-    from lab_ui import identity, session
+    from lab_ui import class_ui, identity, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
@@ -49,11 +49,13 @@ def main() -> None:
             "pages/teacher.py", title=t(PAGE_TITLES["teacher"]), icon=":material/co_present:", url_path="teacher"
         ),
     }
-    # A lesson lock leaves pages out for its class's students (and the Teacher page is not a student's): a page
-    # missing here is not in the menu and its address opens the first page shown instead.
+    # A lesson lock closes pages to its class's students (and the Teacher page is not a student's): a closed page
+    # is replaced by a stand-in that is not in the menu and never runs the page (`class_ui.closed_page`).
     shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
-    page = st.navigation(list(shown.values()))
-    st.session_state["page"] = next(key for key, candidate in shown.items() if candidate is page)
+    first = next(iter(shown.values()), PAGES["my_runs"])
+    routed = {key: shown.get(key) or class_ui.closed_page(key, candidate, first) for key, candidate in PAGES.items()}
+    page = st.navigation(list(routed.values()))
+    st.session_state["page"] = next(key for key, candidate in routed.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
 

@@ -16,7 +16,7 @@ from lm_core.errors import localized
 from lm_core.limits import MAX_NAME_CHARS, MAX_PIN_DIGITS, MIN_PIN_DIGITS
 
 from . import identity
-from .i18n import current_lang, t
+from .i18n import N_, current_lang, t
 from .text import escape_markdown
 
 CODE, NAME, PIN, BRING = "class:code", "class:name", "class:pin", "class:bring"
@@ -126,3 +126,27 @@ def _bring_along_ui() -> None:
         st.checkbox(t("class.bring", n=mine), key=BRING, help=t("class.bring_help"))
     else:
         st.session_state.pop(BRING, None)
+
+
+def closed_page(key: str, page: st.Page, open_page: st.Page) -> st.Page:
+    """A stand-in for a page closed to this browser (a lesson lock, or the Teacher page for a student).
+
+    It keeps the page's address but is not in the menu, and the page's own code never runs: its address shows
+    why and links to an open page; the default page's address (/) goes straight to the first open page.
+    """
+
+    default = page.url_path == ""  # the default page is served at /
+
+    def closed() -> None:
+        if default:
+            st.switch_page(open_page)
+        st.title(page.title)
+        st.info(t(CLOSED_TEXTS.get(key, N_("class.page_closed"))))
+        st.page_link(open_page, label=open_page.title, icon=open_page.icon)
+
+    return st.Page(
+        closed, title=page.title, icon=page.icon, url_path=page.url_path or key, default=default, visibility="hidden"
+    )
+
+
+CLOSED_TEXTS = {"teacher": N_("class.teacher_closed")}

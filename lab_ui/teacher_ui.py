@@ -122,9 +122,7 @@ def _new_class_ui(store: ClassStore) -> None:
 
 def _class_ui(store: ClassStore, klass: ClassInfo) -> None:
     students = store.students(klass.id)
-    code_col, count_col = st.columns(2)
-    code_col.metric(t("teacher.code"), klass.code)
-    count_col.metric(t("teacher.students"), f"{len(students)} / {limits.MAX_STUDENTS_PER_CLASS}")
+    _class_header(klass.id, klass.code)
     st.caption(t("teacher.how_to_join"))
     runs_tab, students_tab, lesson_tab, export_tab = st.tabs(
         [t("teacher.tab_runs"), t("teacher.tab_students"), t("teacher.tab_lesson"), t("teacher.tab_export")]
@@ -139,6 +137,17 @@ def _class_ui(store: ClassStore, klass: ClassInfo) -> None:
         _export_ui(store, klass)
 
 
+@st.fragment(run_every=LIVE_SECONDS)
+def _class_header(class_id: str, code: str) -> None:
+    """The code to give the class, and how many have joined (live: students join while the teacher watches)."""
+    store = identity.class_store()
+    if store is None or not identity.teacher_unlocked():
+        return
+    code_col, count_col = st.columns(2)
+    code_col.metric(t("teacher.code"), code)
+    count_col.metric(t("teacher.students"), f"{len(store.students(class_id))} / {limits.MAX_STUDENTS_PER_CLASS}")
+
+
 # -- the class's runs, live --------------------------------------------------------------------------------
 def class_runs(store: ClassStore, class_id: str) -> list[tuple[StudentInfo, RunRecord]]:
     """Every run of every student of the class, live ones first, then the newest."""
@@ -151,6 +160,9 @@ def class_runs(store: ClassStore, class_id: str) -> list[tuple[StudentInfo, RunR
 
 
 def _status(record: RunRecord) -> str:
+    """The run's state in a word (the store knows "queued", not the place in line); a diverged run marked."""
+    if record.status == "queued":
+        return t("teacher.status_queued")
     text = t(jobs_ui.STATUS_LABELS[record.status]) if record.status in jobs_ui.STATUS_LABELS else record.status
     return DIVERGED_MARK + text if record.status == "diverged" else text
 
@@ -169,8 +181,7 @@ def _runs_table(pairs: list[tuple[StudentInfo, RunRecord]]) -> pd.DataFrame:
         rows.append(
             {
                 "student": student.name,
-                "run": run_label(record.label, record.config.get("clip")),
-                "model": model_label(record.config.get("model", "")),
+                "run": _run_name(record),
                 "status": _status(record),
                 "epoch": f"{record.epoch} / {record.planned}",
                 "best": round(record.best_perplexity, 2) if record.best_perplexity else None,
@@ -178,13 +189,21 @@ def _runs_table(pairs: list[tuple[StudentInfo, RunRecord]]) -> pd.DataFrame:
                 "curve": _curve(history),
             }
         )
-    return pd.DataFrame(rows, columns=["student", "run", "model", "status", "epoch", "best", "last", "curve"])
+    return pd.DataFrame(rows, columns=["student", "run", "status", "epoch", "best", "last", "curve"])
+
+
+def _run_name(record: RunRecord) -> str:
+    """The run's name (on the Train page, its model), and its model when the name is something else (a sampling
+    mode, clipping on or off)."""
+    name = run_label(record.label, record.config.get("clip"))
+    model = model_label(record.config.get("model", ""))
+    return name if name == model else f"{name} · {model}"
 
 
 def _run_option(pair: tuple[StudentInfo, RunRecord]) -> str:
     student, record = pair
     when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M")
-    return f"{student.name} · {run_label(record.label, record.config.get('clip'))} · {when} · {_status(record)}"
+    return f"{student.name} · {_run_name(record)} · {when} · {_status(record)}"
 
 
 def control_run(record: RunRecord, owner: str, action: str) -> bool:
@@ -239,12 +258,13 @@ def _runs_panel(class_id: str) -> None:
         column_config={
             "student": st.column_config.TextColumn(t("teacher.col_student")),
             "run": st.column_config.TextColumn(t("teacher.col_run")),
-            "model": st.column_config.TextColumn(t("teacher.col_model")),
             "status": st.column_config.TextColumn(t("teacher.col_status")),
-            "epoch": st.column_config.TextColumn(t("teacher.col_epoch")),
-            "best": st.column_config.NumberColumn(t("teacher.col_best"), format="%.2f"),
-            "last": st.column_config.NumberColumn(t("teacher.col_last"), format="%.2f"),
-            "curve": st.column_config.LineChartColumn(t("teacher.col_curve"), help=t("teacher.col_curve_help")),
+            "epoch": st.column_config.TextColumn(t("teacher.col_epoch"), width="small"),
+            "best": st.column_config.NumberColumn(t("teacher.col_best"), format="%.2f", width="small"),
+            "last": st.column_config.NumberColumn(t("teacher.col_last"), format="%.2f", width="small"),
+            "curve": st.column_config.LineChartColumn(
+                t("teacher.col_curve"), help=t("teacher.col_curve_help"), width="medium"
+            ),
         },
     )
     by_id = {r.id: (s, r) for s, r in pairs}

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
-from test_browser import ARTIFACTS, WAIT, _click_button, _main, _require_browser, _shot, _wait_ready, expect
+from test_browser import ARTIFACTS, WAIT, _main, _require_browser, _shot, _wait_ready, expect
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_until
 
+from lm_core.classroom.lesson import make_lock
+from lm_core.classroom.store import ClassStore
 from lm_core.classroom.teacher import TEACHER_KEY_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,6 +31,7 @@ KEY_LINE = re.compile(r"Teacher key for this server \(" + TEACHER_KEY_ENV + r" i
 class ClassServer(NamedTuple):
     url: str
     key: str
+    data: str  # its data folder (RNN_LAB_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def class_server(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[ClassServer
     log_path = ARTIFACTS / "server_class.log"
     with log_path.open("w") as log, streamlit_server(data, log) as running:
         assert wait_until(lambda: KEY_LINE.search(log_path.read_text()) is not None, 30)
-        yield ClassServer(running.url, KEY_LINE.search(log_path.read_text()).group(1))
+        yield ClassServer(running.url, KEY_LINE.search(log_path.read_text()).group(1), data)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,23 @@ def chromium(class_server: ClassServer):
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def _click_button(pg, name: str, attempts: int = 5) -> None:
+    """Click the main area's one button `name` once the page shows exactly one (see test_browser's helper),
+    allowing the click itself as long as an element may take to arrive: with two runs training on a loaded
+    2-core machine, a live panel's redraw can keep a button busy for seconds."""
+    from playwright.sync_api import Error
+
+    button = _main(pg).get_by_role("button", name=name, exact=True)
+    for attempt in range(attempts):
+        expect(button).to_have_count(1, timeout=WAIT)
+        try:
+            button.click(timeout=WAIT)
+            return
+        except Error as exc:
+            if "strict mode violation" not in str(exc) or attempt == attempts - 1:
+                raise
 
 
 def _context(chromium):
@@ -162,3 +182,35 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     expect(_run_row(b, "RNN")).to_contain_text("Stopped", timeout=WAIT)
     _click_button(a, "Stop training")  # leave nothing training behind
     expect(_main(a).get_by_test_id("stProgress")).to_contain_text("Stopped", timeout=WAIT)
+
+
+def test_a_lesson_lock_closes_pages_to_a_student_by_address_too(chromium, class_server: ClassServer) -> None:
+    """The lock set for the class (here straight in its store, as the Teacher page does) holds at the student's
+    next page: closed pages are out of the menu, their addresses show why, Train shows only the lesson's settings."""
+    classes = ClassStore(class_server.data)
+    klass = classes.create_class("Class 3A")
+    student = _context(chromium).new_page()
+    student.goto(f"{class_server.url}/?lang=en")
+    _wait_ready(student)
+    _join(student, klass.code, "Cy", "8642", new=True)
+    classes.set_lock(make_lock(klass.id, ["train", "my_runs"], ["epochs", "lr"], 30))
+    classes.close()
+    student.goto(f"{class_server.url}/clipping?lang=en&clipping=off")
+    _wait_ready(student)
+    expect(_main(student)).to_contain_text("This page is closed to your class", timeout=WAIT)
+    expect(_main(student).get_by_test_id("stSlider")).to_have_count(0)
+    nav = student.get_by_test_id("stSidebarNav")
+    expect(nav).to_contain_text("My runs", timeout=WAIT)
+    expect(nav).not_to_contain_text("Gradient clipping")
+    expect(nav).not_to_contain_text("Teacher")
+    student.goto(f"{class_server.url}/teacher?lang=en")
+    _wait_ready(student)
+    expect(_main(student)).to_contain_text("The Teacher page is the teacher's", timeout=WAIT)
+    student.goto(f"{class_server.url}/?lang=en&hidden=512&model=lstm")
+    _wait_ready(student)
+    sliders = _main(student).get_by_test_id("stSlider")
+    expect(sliders).to_have_count(2, timeout=WAIT)
+    expect(sliders.first).to_contain_text("Learning rate")
+    expect(sliders.last).to_contain_text("Epochs")
+    expect(_main(student)).to_contain_text("Your teacher fixed the other settings")
+    _shot(student, "class_student_locked")
