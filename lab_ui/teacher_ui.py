@@ -23,7 +23,7 @@ from lm_core.classroom.lesson import make_lock
 from lm_core.classroom.report import result_row, results_csv
 from lm_core.classroom.store import ClassInfo, ClassStore, StudentInfo
 from lm_core.errors import LabError, localized
-from lm_core.runstore import RunRecord
+from lm_core.serve.store import RunRecord
 
 from . import identity, jobs_ui
 from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, run_label, t

@@ -18,7 +18,7 @@ from lm_core import cli, limits
 from lm_core.classroom import lesson, pins, report, store, teacher
 from lm_core.classroom.errors import ClassError, NewStudent
 from lm_core.classroom.store import ClassStore
-from lm_core.runstore import RunRecord
+from lm_core.serve.store import RunRecord
 
 PIN = "483920"
 

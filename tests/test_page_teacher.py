@@ -305,7 +305,7 @@ def test_a_lesson_lock_hides_pages_and_settings_whatever_the_url() -> None:
     set_settings(student, "train", {"epochs": 1})
     student.button(key="train:start").click().run()
     job = wait_for_job(student, "train")
-    config = job.trainers[0].config
+    config = job.config(0)
     assert (config.model, config.hidden, config.num_layers) == ("gru", 128, 1)  # the lesson's preset, not the URL's
 
     at.run()

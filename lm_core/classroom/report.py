@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..runstore import RunRecord
+from ..serve.store import RunRecord
 from .store import ClassInfo, StudentInfo
 
 COLUMNS = (

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from .. import limits
 from ..messages import N_
-from ..runstore import data_dir
+from ..serve.store import data_dir
 from .errors import ClassError, NewStudent
 from .lesson import LessonLock
 from .pins import check_pin, clean_name, hash_pin, name_key, new_code, read_code, verify_pin
