@@ -19,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 from testkit import wait_until
 
 from lab_ui import class_ui, identity, jobs_ui, session, settings, teacher_ui
+from lab_ui.i18n import LANGS
+from lm_core import messages
 from lm_core.classroom import teacher
 from lm_core.classroom.lesson import make_lock
 
@@ -225,6 +227,29 @@ def test_the_teacher_creates_a_class_and_sees_its_code() -> None:
     code = at.metric[0].value
     assert identity.class_store().by_code(code).name == "Class 3A"
     assert "Class 3A is ready" in "\n".join(shown(s.value) for s in at.success)
+
+
+def test_the_teacher_page_speaks_each_language_of_the_lab() -> None:
+    """Unlocked in English, 中文 and 繁體中文: the title, tabs, buttons, metrics and a run's status are that
+    language's texts (a label of one language only would be a text the page did not look up)."""
+    klass = new_class()
+    train(join(browser(), klass.code, "Ada", new=True)).thread.join(TIMEOUT)
+    seen: dict[str, list[str]] = {}
+    for lang in LANGS:
+        at = browser(lang)
+        at.switch_page("pages/teacher.py").run()
+        at.text_input(key="teacher:key").input(KEY)
+        at = press(at, messages.text("teacher.unlock", lang))
+        texts = set(messages.catalogue(lang).values())
+        assert at.title[0].value == messages.text("teacher.title", lang)
+        tabs = ("teacher.tab_runs", "teacher.tab_students", "teacher.tab_lesson", "teacher.tab_export")
+        assert [tab.label for tab in at.tabs] == [messages.text(k, lang) for k in tabs]
+        assert [m.label for m in at.metric] == [messages.text(k, lang) for k in ("teacher.code", "teacher.students")]
+        labels = [b.label for b in at.main.button] + [w.label for w in (*at.main.selectbox, *at.main.text_input)]
+        assert labels and all(label in texts for label in labels), [x for x in labels if x not in texts]
+        assert list(at.dataframe[0].value["status"]) == [messages.text("common.status_finished", lang)]
+        seen[lang] = labels
+    assert seen["en"] != seen["zh"] != seen["zh-Hant"]  # three languages, not one text shown three times
 
 
 def test_the_teacher_sees_every_students_runs_live_and_stops_one() -> None:
