@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
-from test_browser import ARTIFACTS, WAIT, _main, _require_browser, _shot, _wait_ready, expect
+from test_browser import ARTIFACTS, _main, _require_browser, _shot, _wait_ready, expect
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_until
 
 from lm_core.classroom.lesson import make_lock
@@ -23,6 +23,9 @@ from lm_core.classroom.teacher import TEACHER_KEY_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAINING = 90_000  # ms: an upper bound for a few epochs on a loaded 2-core machine
+# ms: an upper bound for an element or a finished script run, never a pass condition by itself. Twice the single
+# browser tests' bound: three browsers, two runs training and the Teacher page's live redraws share the cores.
+WAIT = 60_000
 # Small runs through the URL (a lesson link): 2,000 characters, batch 8, num_steps 10.
 TINY = "lang=en&chars=2000&batch=8&steps=10&epochs=500"
 KEY_LINE = re.compile(r"Teacher key for this server \(" + TEACHER_KEY_ENV + r" is not set\): (\S+)")
@@ -80,6 +83,10 @@ def _click_button(pg, name: str, attempts: int = 5) -> None:
                 raise
 
 
+def _ready(pg) -> None:
+    _wait_ready(pg, timeout=WAIT)
+
+
 def _context(chromium):
     return chromium.new_context(viewport={"width": 1400, "height": 1600})
 
@@ -95,7 +102,7 @@ def _join(pg, code: str, name: str, pin: str, new: bool) -> None:
     if new:
         sidebar.get_by_role("button", name="Join as a new student", exact=True).click()
     expect(sidebar).to_contain_text(f"You are {name} in Class 3A", timeout=WAIT)
-    _wait_ready(pg)
+    _ready(pg)
 
 
 def _epoch_at_least(pg, n: int) -> None:
@@ -114,7 +121,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     url = class_server.url
     teacher = _context(chromium).new_page()
     teacher.goto(f"{url}/teacher?lang=en")
-    _wait_ready(teacher)
+    _ready(teacher)
     _main(teacher).get_by_label("Teacher key", exact=True).fill(class_server.key)
     _click_button(teacher, "Unlock")
     _main(teacher).get_by_label("Class name", exact=True).fill("Class 3A")
@@ -128,7 +135,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     a_context = _context(chromium)
     a = a_context.new_page()
     a.goto(f"{url}/?{TINY}&model=gru&hidden=32&opt=adam&lr=0.01")
-    _wait_ready(a)
+    _ready(a)
     _join(a, code, "Ada", "2468", new=True)
     _click_button(a, "Train")
     _epoch_at_least(a, 2)
@@ -139,7 +146,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
 
     b = _context(chromium).new_page()
     b.goto(f"{url}/?{TINY}&model=scratch-rnn&hidden=64")
-    _wait_ready(b)
+    _ready(b)
     _join(b, code, "Bo", "1357", new=True)
     _click_button(b, "Train")
     _epoch_at_least(b, 1)
@@ -148,7 +155,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     a_context.close()
     a = _context(chromium).new_page()
     a.goto(f"{url}/my_runs?lang=en")
-    _wait_ready(a)
+    _ready(a)
     _join(a, code, "Ada", "2468", new=False)
     expect(_run_row(a, "GRU")).to_contain_text(f"{stopped_at} / 500", timeout=WAIT)
     _click_button(a, f"Resume (from epoch {stopped_at})")
@@ -158,11 +165,11 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
 
     # B sees only B's run, and A's run by its link is not B's to see.
     b.goto(f"{url}/my_runs?lang=en")
-    _wait_ready(b)
+    _ready(b)
     expect(_run_row(b, "RNN")).to_have_count(1, timeout=WAIT)
     expect(b.get_by_test_id("stDataFrame").first).not_to_contain_text("GRU")
     b.goto(f"{url}/?lang=en&job={a_job}")
-    _wait_ready(b)
+    _ready(b)
     expect(_main(b)).to_contain_text("not available in this browser", timeout=WAIT)
 
     # The teacher sees both runs live, then stops B's.
@@ -178,7 +185,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     expect(_run_row(teacher, "Bo")).to_contain_text("Stopped", timeout=WAIT)
     expect(_run_row(teacher, "Ada")).to_contain_text("Training", timeout=WAIT)
     b.goto(f"{url}/my_runs?lang=en")
-    _wait_ready(b)
+    _ready(b)
     expect(_run_row(b, "RNN")).to_contain_text("Stopped", timeout=WAIT)
     _click_button(a, "Stop training")  # leave nothing training behind
     expect(_main(a).get_by_test_id("stProgress")).to_contain_text("Stopped", timeout=WAIT)
@@ -191,12 +198,12 @@ def test_a_lesson_lock_closes_pages_to_a_student_by_address_too(chromium, class_
     klass = classes.create_class("Class 3A")
     student = _context(chromium).new_page()
     student.goto(f"{class_server.url}/?lang=en")
-    _wait_ready(student)
+    _ready(student)
     _join(student, klass.code, "Cy", "8642", new=True)
     classes.set_lock(make_lock(klass.id, ["train", "my_runs"], ["epochs", "lr"], 30))
     classes.close()
     student.goto(f"{class_server.url}/clipping?lang=en&clipping=off")
-    _wait_ready(student)
+    _ready(student)
     expect(_main(student)).to_contain_text("This page is closed to your class", timeout=WAIT)
     expect(_main(student).get_by_test_id("stSlider")).to_have_count(0)
     nav = student.get_by_test_id("stSidebarNav")
@@ -204,10 +211,10 @@ def test_a_lesson_lock_closes_pages_to_a_student_by_address_too(chromium, class_
     expect(nav).not_to_contain_text("Gradient clipping")
     expect(nav).not_to_contain_text("Teacher")
     student.goto(f"{class_server.url}/teacher?lang=en")
-    _wait_ready(student)
+    _ready(student)
     expect(_main(student)).to_contain_text("The Teacher page is the teacher's", timeout=WAIT)
     student.goto(f"{class_server.url}/?lang=en&hidden=512&model=lstm")
-    _wait_ready(student)
+    _ready(student)
     sliders = _main(student).get_by_test_id("stSlider")
     expect(sliders).to_have_count(2, timeout=WAIT)
     expect(sliders.first).to_contain_text("Learning rate")
