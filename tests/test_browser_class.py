@@ -88,7 +88,10 @@ def _ready(pg) -> None:
 
 
 def _context(chromium):
-    return chromium.new_context(viewport={"width": 1400, "height": 1600})
+    """A browser of its own; every action (a click, a fill) may wait up to WAIT for its element to settle."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1600})
+    context.set_default_timeout(WAIT)
+    return context
 
 
 def _join(pg, code: str, name: str, pin: str, new: bool) -> None:
