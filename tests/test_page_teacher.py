@@ -176,7 +176,7 @@ def test_runs_made_before_joining_can_come_along_live_ones_too() -> None:
     join(pc, klass.code, "Ada", new=True, bring=True)
     owner = pc.session_state["owner"]
     assert live.owner == owner and {r.job_id for r in session.manager().store.runs(owner)} == {done.id, live.id}
-    assert "2 runs of this browser came with you" in sidebar_text(pc)
+    assert "Runs of this browser that came with you: 2." in sidebar_text(pc)
     live.stop()
 
 
