@@ -21,6 +21,10 @@ from .text import escape_markdown
 
 CODE, NAME, PIN, BRING = "class:code", "class:name", "class:pin", "class:bring"
 ERROR, ASK_NEW, FLASH = "class:error", "class:ask_new", "class:flash"
+# The code and name last typed, kept outside the widgets: a widget's identity includes the script that draws it,
+# and the sidebar is drawn once for the entrypoint and then for each page, so the boxes can start afresh after
+# Join; they start from these values, and a student who mistyped a name corrects it without typing it all again.
+TYPED = "class:typed"
 
 
 def _join() -> None:
@@ -40,6 +44,7 @@ def _join_new() -> None:
 def _try_join(code: str, name: str, pin: str, bring: bool, allow_new: bool) -> None:
     st.session_state.pop(ERROR, None)
     st.session_state.pop(ASK_NEW, None)
+    st.session_state[TYPED] = (code, name)
     try:
         joined, moved = identity.join(code, name, pin, allow_new=allow_new, bring_along=bring)
     except NewStudent as exc:  # kept with what was typed until answered: the form's values may be gone by then
@@ -49,6 +54,7 @@ def _try_join(code: str, name: str, pin: str, bring: bool, allow_new: bool) -> N
         st.session_state[ERROR] = exc
         return
     st.session_state[PIN] = ""  # the PIN does not wait in the form for the next person at this computer
+    st.session_state.pop(TYPED, None)
     st.session_state[FLASH] = (joined.student.name, joined.klass.name, joined.new, moved)
 
 
@@ -94,9 +100,14 @@ def _join_ui() -> None:
     error: ClassError | None = st.session_state.get(ERROR)
     with st.expander(t("class.join_title"), expanded=asking is not None or error is not None):
         with st.form("class:join", border=False):
-            st.text_input(t("class.code"), key=CODE, max_chars=12, help=t("class.code_help"))
+            code, name = st.session_state.get(TYPED, ("", ""))
+            st.text_input(t("class.code"), value=code, key=CODE, max_chars=12, help=t("class.code_help"))
             st.text_input(
-                t("class.name"), key=NAME, max_chars=MAX_NAME_CHARS, help=t("class.name_help", n=MAX_NAME_CHARS)
+                t("class.name"),
+                value=name,
+                key=NAME,
+                max_chars=MAX_NAME_CHARS,
+                help=t("class.name_help", n=MAX_NAME_CHARS),
             )
             st.text_input(
                 t("class.pin"),

@@ -154,6 +154,21 @@ def test_a_wrong_pin_says_only_name_or_pin_not_recognised() -> None:
     assert guess.session_state[identity.STUDENT_KEY] is None
 
 
+def test_a_name_new_to_the_class_is_asked_about_and_what_was_typed_stays_to_correct() -> None:
+    klass = new_class()
+    at = browser()
+    at.text_input(key=class_ui.CODE).input(klass.code.lower())
+    at.text_input(key=class_ui.NAME).input("Adda")
+    at.text_input(key=class_ui.PIN).input(PIN)
+    press(at, "Join")
+    assert "There is no student called Adda in Class 3A yet" in sidebar_text(at)
+    assert at.text_input(key=class_ui.CODE).value == klass.code.lower()
+    assert at.text_input(key=class_ui.NAME).value == "Adda"
+    at.button(key="class:cancel").click().run()
+    assert identity.class_store().students(klass.id) == []  # no second student made from a typo
+    assert at.text_input(key=class_ui.NAME).value == "Adda"
+
+
 def test_leaving_is_one_click_and_this_browsers_own_runs_come_back() -> None:
     pc = browser()
     alone = train(pc)
