@@ -9,7 +9,7 @@ import streamlit as st
 
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
-    from lab_ui import session
+    from lab_ui import class_ui, identity, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
@@ -48,9 +48,17 @@ def main() -> None:
         "my_runs": st.Page(
             "pages/my_runs.py", title=t(PAGE_TITLES["my_runs"]), icon=":material/history:", url_path="my_runs"
         ),
+        "teacher": st.Page(
+            "pages/teacher.py", title=t(PAGE_TITLES["teacher"]), icon=":material/co_present:", url_path="teacher"
+        ),
     }
-    page = st.navigation(list(PAGES.values()))
-    st.session_state["page"] = next(key for key, candidate in PAGES.items() if candidate is page)
+    # A lesson lock closes pages to its class's students (and the Teacher page is not a student's): a closed page
+    # is replaced by a stand-in that is not in the menu and never runs the page (`class_ui.closed_page`).
+    shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
+    first = next(iter(shown.values()), PAGES["my_runs"])
+    routed = {key: shown.get(key) or class_ui.closed_page(key, candidate, first) for key, candidate in PAGES.items()}
+    page = st.navigation(list(routed.values()))
+    st.session_state["page"] = next(key for key, candidate in routed.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
 
@@ -61,5 +69,7 @@ else:  # imported by `streamlit run` (or an ASGI server) to serve the app
     from streamlit.starlette import App
 
     from lab_ui import web
+    from lm_core.classroom import teacher
 
+    teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
     app = App(__file__, middleware=web.middleware())

@@ -44,6 +44,7 @@ PAGE_TITLES = {
     "gradients": N_("common.page_gradients"),
     "my_runs": N_("common.page_my_runs"),
     "board": N_("common.page_board"),
+    "teacher": N_("common.page_teacher"),
 }
 # A job stores language-free run keys; these are their names (a model kind is named by `model_label`).
 RUN_LABELS = {

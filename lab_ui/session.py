@@ -8,11 +8,9 @@ would, see that function's docstring).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import runpy
-import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from lm_core.serve.manager import BACKEND_ENV, BACKENDS, JobManager
 from lm_core.serve.store import RunStore, StoreError
 from lm_core.serve.warmup import warm_up_in_background
 
-from . import web
+from . import class_ui, identity
 from .i18n import DEFAULT_LANG, LANG_NAMES, LANGS, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
@@ -151,24 +149,17 @@ def store_status_ui() -> None:
 
 
 def owner_id() -> str:
-    """Who owns jobs started from this browser: the hash of the lab's identity cookie (see `lab_ui.web`).
+    """Who owns the runs started from this browser: the one owner concept of the lab (see `lab_ui.identity`).
 
-    The cookie is the lab's own, HttpOnly and lasting, so a reload, a new tab or a browser restart finds the
-    same runs, while another browser, even with the same URL (job id included), never sees them; the token
-    itself is never stored. A client without a valid cookie (AppTest, a raw websocket client) gets a random
-    owner for this session only.
+    A browser alone: the hash of the lab's identity cookie (HttpOnly and lasting, `lab_ui.web`), so a reload,
+    a new tab or a browser restart finds the same runs, while another browser, even with the same URL (job id
+    included), never sees them; the token itself is never stored. A student who joined a class in this
+    browser: the student's owner id, the same in every browser where they joined. A client without a valid
+    cookie (AppTest, a raw websocket client) gets a random owner for this session only.
     """
-    if "owner" not in st.session_state:
-        try:
-            token = st.context.cookies.get(web.COOKIE)
-        except Exception:  # noqa: BLE001 -- no request context (AppTest)
-            token = None
-        if web.valid_token(token):
-            owner = hashlib.sha256(f"rnnlab-owner:{token}".encode()).hexdigest()[:16]
-        else:
-            owner = secrets.token_hex(8)
-        st.session_state["owner"] = owner
-    return st.session_state["owner"]
+    if identity.OWNER_KEY not in st.session_state:
+        identity.refresh()
+    return st.session_state[identity.OWNER_KEY]
 
 
 def _on_lang_change() -> None:
@@ -199,11 +190,12 @@ def _push_widget_values() -> None:
 
 
 def init() -> None:
-    """Language (URL `lang`), owner id, the language radio and the store status: once per run, by the entrypoint."""
+    """Language (URL `lang`), who this browser is (owner, class, teacher), the language radio, the class box and
+    the store status: once per run, by the entrypoint."""
     if "lang" not in st.session_state:
         lang = st.query_params.get("lang", "")
         st.session_state["lang"] = lang if lang in LANGS else current_lang()
-    owner_id()
+    identity.refresh()  # who this browser is now: joined, left or unlocked in another tab since the last run
     names = {code: t(LANG_NAMES[code]) for code in LANGS}  # bound now: AppTest formats options outside a run
     with st.sidebar:
         st.session_state["_lang_widget"] = st.session_state["lang"]
@@ -217,6 +209,7 @@ def init() -> None:
         )
     if st.session_state["lang"] != DEFAULT_LANG or "lang" in st.query_params:
         st.query_params["lang"] = st.session_state["lang"]
+    class_ui.class_box()
     store_status_ui()
 
 

@@ -22,7 +22,7 @@ from lm_core.limits import MAX_EMBED, MAX_LAYERS
 from lm_core.models import MODEL_KINDS, NONLINEARITIES
 from lm_core.training import TrainConfig
 
-from . import persist
+from . import identity, persist
 from .i18n import N_, current_lang, labels, model_label, t
 
 HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -323,11 +323,16 @@ def apply_values(page: str, values: dict[str, Any]) -> None:
 def settings_ui(
     page: str, names: Sequence[str], defaults: dict[str, Any], columns: int = 1, disabled: bool = False
 ) -> dict[str, Any]:
-    """Draw the fields `names` and return their values; syncs session and URL."""
+    """Draw the fields `names` and return their values; syncs session and URL.
+
+    A setting the lesson lock hides (`identity.setting_visible`) gets no widget and takes the lesson's value,
+    whatever the session, a preset or the URL holds; it is left out of the URL too.
+    """
     first_visit = f"{page}:visited" not in st.session_state
     st.session_state[f"{page}:visited"] = True
+    shown = [name for name in names if identity.setting_visible(page, name)]
     bad: list[str] = []
-    for name in names:
+    for name in shown:
         wkey = widget_key(page, name)
         if wkey in st.session_state:
             continue
@@ -341,15 +346,24 @@ def settings_ui(
         st.session_state[wkey] = value
     if bad:
         st.warning(t.md("common.url_ignored", items=", ".join(bad)))
+    if len(shown) < len(names):
+        st.caption(t("class.lesson_fixed", m=identity.lesson_minutes_left() or 0))
     cols = st.columns(columns) if columns > 1 else [st.container()]
-    values: dict[str, Any] = {}
-    for i, name in enumerate(names):
+    drawn: dict[str, Any] = {}
+    for i, name in enumerate(shown):
         field = FIELDS[name]
         with cols[i % len(cols)]:
-            values[name] = _draw(field, widget_key(page, name), disabled)
-    for name, value in values.items():
+            drawn[name] = _draw(field, widget_key(page, name), disabled)
+    for name, value in drawn.items():
         persist.remember(widget_key(page, name), value)
         st.query_params[URL_KEYS.get(name, name)] = FIELDS[name].dump(value)
+    values: dict[str, Any] = {}
+    for name in names:
+        if name in drawn:
+            values[name] = drawn[name]
+        else:
+            values[name] = identity.lesson_value(page, name, defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
+            st.query_params.pop(URL_KEYS.get(name, name), None)
     return values
 
 

@@ -23,7 +23,7 @@ from lm_core.serve.job import Job
 from lm_core.serve.manager import LabFull
 from lm_core.serve.views import JobView
 
-from . import corpus_ui, jobs_ui, lesson, presets, settings
+from . import corpus_ui, identity, jobs_ui, lesson, presets, settings
 from .corpus_ui import CorpusChoice
 from .i18n import current_lang, t
 from .runs import epochs_table
@@ -106,10 +106,12 @@ def training_page_ui(
     if page.corpus_picker:
         with st.sidebar:
             choice = corpus_ui.corpus_ui()
-    if page.presets_menu:
+    locked = identity.settings_fixed(page.key, page.fields)  # a lesson fixes some settings: no preset overrides them
+    if page.presets_menu and not locked:
         note = t(page.preset_help_key) if page.preset_help_key else None
         presets.preset_ui(page.key, only=page.page_values, help_=note)
-    book_preset_button(page)
+    if not locked:
+        book_preset_button(page)
     with st.expander(t("common.settings"), expanded=True):
         values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
         if under_settings is not None:

@@ -376,6 +376,12 @@ HANT_TERMS = (
     ("（可選）", "（選用）"),
     ("應用預設", "套用預設集"),  # a preset; 預設 alone is "default" in Taiwan
     ("預設中的", "預設集中的"),
+    ("預設、書中", "預設集、書中"),
+    # a class (the Teacher page, the sidebar's class box): its code is a 代碼, not program code
+    ("班級程式碼", "班級代碼"),
+    ("六位程式碼", "六位代碼"),
+    ("下面的程式碼", "下面的代碼"),
+    ("新建班級", "新增班級"),
     # rows and columns: in Taiwan a row is 列 and a column 行, the other way round from the mainland
     ("第 iT 到 iT+T−1 列", "第 iT 到 iT+T−1 行"),
     ("行數 B", "列數 B"),
@@ -388,6 +394,7 @@ HANT_TERMS = (
     ("第 r 行", "第 r 列"),
     ("第 {r} 行", "第 {r} 列"),
     ("該行", "該列"),
+    ("訓練一行", "訓練一列"),  # a CSV row per run
     ("每一列是一個單元，每一列是一個字", "每一列是一個單元，每一行是一個字"),  # the heatmap: units are rows
 )
 # Whole texts whose Taiwanese wording differs from the converted one.

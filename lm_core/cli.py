@@ -1,4 +1,4 @@
-"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large,bench-memory}`.
+"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large,bench-memory,class}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
 (`error: ...`) and exit with code 2; no traceback reaches the user. Every flag
@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     bm = sub.add_parser("bench-memory", help="the run-memory estimate against measured peak memory, per config")
     bm.add_argument("--full", action="store_true", help="also the reported 6.85 GB run itself (needs ~7 GB)")
     bm.add_argument("--only", default=None, help="only the configurations whose label contains this")
+    c = sub.add_parser("class", help="the server's classes (in RNN_LAB_DATA): create one, or list them")
+    csub = c.add_subparsers(dest="class_command", required=True, parser_class=_Parser)
+    cc = csub.add_parser("create", help="make a class; its code is the last line printed")
+    cc.add_argument("name", help='the class\'s name, e.g. "Class 3A"')
+    csub.add_parser("list", help="every class: its code, students and name")
     return parser
 
 
@@ -508,6 +513,24 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_class(args: argparse.Namespace) -> int:
+    """`class create NAME` (the code is the last line, for scripts) and `class list`, on the data folder's classes."""
+    from .classroom.store import ClassStore
+
+    store = ClassStore()
+    if args.class_command == "create":
+        made = store.create_class(args.name)
+        print(f"Created {made.name!r} in {store.path}; students join with the class code:")
+        print(made.code)
+        return 0
+    classes = store.classes()
+    if not classes:
+        print(f"No classes in {store.path} yet: python -m lm_core class create NAME")
+    for klass in classes:
+        print(f"{klass.code}  {len(store.students(klass.id)):3d} students  {klass.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -518,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate-lyrics": cmd_evaluate_lyrics,
         "bench-large": cmd_bench_large,
         "bench-memory": cmd_bench_memory,
+        "class": cmd_class,
     }
     try:
         return handlers[args.command](args)

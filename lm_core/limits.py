@@ -110,3 +110,22 @@ MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoints and the training texts th
 MAX_CHECKPOINT_TEXT = 500
 MAX_GRADIENT_TEXT = 200
 MAX_HIDDEN_TEXT = 300
+
+# Classes (lm_core.classroom). A class is made only with the teacher key, but a student's join makes rows, and a
+# new browser identity costs a visitor nothing: so each per-name limit has a global one beside it.
+MAX_CLASSES = 100  # classes on one server (the Teacher page and `python -m lm_core class create` refuse more)
+MAX_STUDENTS_PER_CLASS = 80  # names in one class; a join with a new name past this is refused, saying so
+MAX_BROWSERS_PER_STUDENT = 20  # browsers signed in as one student at once; the oldest is signed out past this
+MAX_NAME_CHARS = 40  # a display name (visible characters, trimmed)
+MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 12  # a PIN is digits only, chosen by the student
+# Wrong PINs: per (class, name), then that name waits for the window to pass; and in all, across every class
+# and name, so trying many names (or many classes) from many browsers is slow too.
+JOIN_FAILURES_PER_NAME = 5
+JOIN_FAILURES_GLOBAL = 200
+JOIN_FAILURE_WINDOW = 15 * 60.0  # seconds a failure counts
+# The teacher key: wrong keys per browser and in all, in the same kind of window.
+TEACHER_FAILURES_PER_BROWSER = 5
+TEACHER_FAILURES_GLOBAL = 30
+TEACHER_FAILURE_WINDOW = 10 * 60.0
+TEACHER_UNLOCK_SECONDS = 12 * 3600.0  # an unlocked Teacher page stays unlocked this long in that browser
+MAX_LESSON_MINUTES = 6 * 60  # the longest lesson lock

@@ -7,7 +7,18 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, persist, presets, session, settings, training_page
+from lab_ui import (
+    corpus_ui,
+    identity,
+    jobs_ui,
+    model_cache,
+    model_source,
+    persist,
+    presets,
+    session,
+    settings,
+    training_page,
+)
 from lab_ui.highlight import copied_html
 from lab_ui.i18n import N_, current_lang, t
 from lab_ui.runs import epochs_table
@@ -250,9 +261,14 @@ def _continue_ui(values: dict, choice: corpus_ui.CorpusChoice) -> Callable[[], N
 
 
 def _plan(values: dict, choice: corpus_ui.CorpusChoice) -> training_page.StartPlan:
-    """The start-from picker, then what Train (a new model or the picked checkpoint) and Continue do."""
-    with st.expander(t("train.start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
-        base, base_ok = _start_from_ui()
+    """The start-from picker, then what Train (a new model or the picked checkpoint) and Continue do.
+
+    Under a lesson lock that fixes settings there is no picker: a checkpoint would bring its own model.
+    """
+    base, base_ok = None, True
+    if not identity.settings_fixed(PAGE, FIELDS):
+        with st.expander(t("train.start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
+            base, base_ok = _start_from_ui()
     return training_page.StartPlan(
         start=lambda: _start(values, choice, base),
         blocked="" if base_ok else t("train.from_missing"),

@@ -30,7 +30,7 @@ from apptest_helpers import TIMEOUT, shown
 from streamlit.testing.v1 import AppTest
 from testkit import tiny_text
 
-from lab_ui import jobs_ui, session
+from lab_ui import identity, jobs_ui, session
 from lab_ui.model_cache import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.corpus import Corpus
@@ -98,10 +98,19 @@ def with_train_job(kind: str, label: str) -> Callable[[AppTest], None]:
     page of this session, so the model pages offer it with its corpus."""
 
     def prepare(at: AppTest) -> None:
-        at.session_state["owner"] = "tester"
+        act_as(at, "tester")
         at.session_state[jobs_ui.job_key("train")] = trained_job("tester", label, epochs=2, kind=kind)
 
     return prepare
+
+
+def act_as(at: AppTest, owner: str) -> None:
+    """Before the first run: this session is the browser (no class joined) whose runs are filed under `owner`.
+
+    A browser alone owns what its identity owns (`lab_ui.identity.browser_id`); the owner itself is worked out
+    again on every run (a join or a leave changes it), so a test names the browser, not the owner.
+    """
+    at.session_state[identity.BROWSER_KEY] = owner
 
 
 def open_page(page: str, lang: str = "en", prepare: Callable[[AppTest], None] | None = None) -> AppTest:

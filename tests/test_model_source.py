@@ -25,7 +25,7 @@ PICKER = "generate:model_source"
 
 def _start_train_job(at: AppTest) -> None:
     """Give the AppTest session a finished Train-page job, as if it had pressed Train."""
-    at.session_state["owner"] = "tester"
+    helpers.act_as(at, "tester")
     trainer = Trainer(helpers.tiny_corpus(), helpers.tiny_config("gru"))
     job = session.manager().submit("tester", [trainer], ["torch.nn.GRU"], kind="train")
     job.thread.join(60)

@@ -19,7 +19,7 @@ TIMEOUT = 60
 
 def _as(owner: str):
     def prepare(at: AppTest) -> None:
-        at.session_state["owner"] = owner
+        helpers.act_as(at, owner)
 
     return prepare
 

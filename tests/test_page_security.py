@@ -19,7 +19,7 @@ from apptest_helpers import (
 from apptest_helpers_models import html_text, train_tiny
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui, model_source, session
+from lab_ui import class_ui, corpus_ui, model_source, session
 from lab_ui.settings import widget_key
 from lm_core import messages
 from lm_core.checkpoint import from_trainer, to_bytes
@@ -43,7 +43,8 @@ def test_book_source_has_no_path_box_and_never_shows_a_server_file(
     monkeypatch.setattr(corpus_ui, "DATA_DIR", tmp_path)
     at.selectbox(key="corpus:source").set_value("book").run()
     assert not at.exception
-    assert not at.sidebar.text_input, "a visitor must not be able to type a server path"
+    boxes = [w.key for w in at.sidebar.text_input if w.key not in (class_ui.CODE, class_ui.NAME, class_ui.PIN)]
+    assert not boxes, "a visitor must not be able to type a server path"  # the class box asks code, name, PIN
     shown = all_text(at) + _sidebar_text(at) + "\n".join(str(x.value) for x in at.text)
     assert "root:" not in shown and "/etc/passwd" not in shown
     assert "jaychou_lyrics" in all_text(at).replace("\\", "")  # says what to upload instead (escaped)

@@ -376,7 +376,7 @@ def test_my_runs_on_another_server_pauses_and_stops_the_run(
         seconds_until(lambda: first.view(job).epoch >= 1 and job.status == "running")
 
         def as_alice(at: Any) -> None:
-            at.session_state["owner"] = "alice"
+            helpers.act_as(at, "alice")
 
         opened = time.time()
         at = helpers.open_page("my_runs", prepare=as_alice)

@@ -15,13 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lab_ui import session, web
+from lab_ui import identity, session, web
 
 TOKEN = "A" * 43  # the shape of the token lab_ui.web issues (secrets.token_urlsafe(32))
 
 
 def _fake_streamlit(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | None) -> dict[str, Any]:
-    """A plain dict for `st.session_state` and the given cookies for `st.context` (None: no request)."""
+    """A plain dict for `st.session_state` and the given cookies for `st.context` (None: no request).
+
+    No class store: a browser alone (the owner of a student who joined a class: tests/test_classes_ui.py).
+    """
     state: dict[str, Any] = {}
 
     class _NoRequest:
@@ -30,7 +33,10 @@ def _fake_streamlit(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, Any] | N
             raise RuntimeError("no request context")
 
     context = _NoRequest() if cookies is None else SimpleNamespace(cookies=cookies)
-    monkeypatch.setattr(session, "st", SimpleNamespace(session_state=state, context=context))
+    fake = SimpleNamespace(session_state=state, context=context, query_params={})
+    monkeypatch.setattr(session, "st", fake)
+    monkeypatch.setattr(identity, "st", fake)
+    monkeypatch.setattr(identity, "class_store", lambda: None)
     return state
 
 

@@ -184,6 +184,17 @@ class JobManager:
         with self._lock:
             return list(self._jobs.values())
 
+    def reassign(self, old_owner: str, new_owner: str) -> int:
+        """The jobs of `old_owner` in this process now belong to `new_owner` (with `RunStore.reassign`: runs
+        brought along into a class); returns how many."""
+        with self._lock:
+            mine = [j for j in self._jobs.values() if j.owner == old_owner]
+            for job in mine:
+                job.owner = new_owner
+                if job.recorder is not None:
+                    job.recorder.owner = new_owner
+        return len(mine)
+
     def resume_stored(self, job_id: str, owner: str, extra_epochs: int = 0) -> Job | None:
         """Continue a stored run (interrupted, failed, stopped or finished) from its last checkpoint.
 

@@ -325,6 +325,14 @@ class RunStore:
             self.corpus_size(h) for h in {r.corpus_hash for r in records}
         )
 
+    def reassign(self, old_owner: str, new_owner: str) -> int:
+        """File every run of `old_owner` under `new_owner` (a browser's runs brought along when its user joins a
+        class); returns how many moved. The new owner's quota applies from their next run."""
+        moved = self.db.write(
+            lambda c: c.execute("UPDATE runs SET owner = ? WHERE owner = ?", (new_owner, old_owner)).rowcount
+        )
+        return moved or 0
+
     def enforce_quota(self, owner: str) -> list[str]:
         """Evict the owner's oldest finished runs past MAX_RUNS_PER_OWNER or MAX_BYTES_PER_OWNER.
 
