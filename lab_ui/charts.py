@@ -138,12 +138,23 @@ def _log_y(fig: go.Figure, lo: float, hi: float, below: float = 0.3, above: floa
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """1-2-5 tick values between `lo` and `hi`, so a log axis reads 200, 500, 1000 (not a bare 2, 5)."""
+    """Tick values between `lo` and `hi`, so a log axis reads 200, 300, 500 (not a bare 2, 5).
+
+    1-2-5 per decade when the axis spans several; denser (1-2-3-4-5-7) when it spans two decades or
+    less, so curves that settle between two 1-2-5 ticks (say 250 to 500) still have a labelled value beside them.
+    """
     if not (lo > 0 and hi > lo):
         return []
+    decades = math.log10(hi) - math.log10(lo)
+    if decades > 2:
+        mantissas: tuple[float, ...] = (1, 2, 5)
+    elif decades > 0.7:
+        mantissas = (1, 2, 3, 4, 5, 7)
+    else:
+        mantissas = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8)
     ticks = []
     for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        for mantissa in (1, 2, 5):
+        for mantissa in mantissas:
             value = mantissa * 10.0**exponent
             if lo <= value <= hi:
                 ticks.append(round(value, 12))
@@ -572,6 +583,10 @@ class NormTrace:
     label: str
     norms: Sequence[float]
     diverged: bool = False  # the run stopped after its last norm: drawn with a ✕
+    diverged_text: str = ""  # said at the step where it diverged (e.g. "not clipped diverged at step 4")
+
+
+SHORT_TRACE = 60  # points up to which a norm trace is drawn with markers too
 
 
 def downsample_max(values: Sequence[float], max_points: int = 4000) -> tuple[list[int], list[float]]:
@@ -612,14 +627,19 @@ def grad_norm_figure(
     """
     fig = go.Figure()
     ys_all: list[float] = [theta] if theta else []
+    diverged: list[tuple[int, str, str]] = []  # (step, text, colour) of each diverged run
     for i, tr in enumerate(traces):
         color = PALETTE[i % len(PALETTE)]
         xs, ys = downsample_max(_positive_or_nan(tr.norms), max_points)
         ys_all.extend(v for v in ys if math.isfinite(v))
-        fig.add_trace(_run_line(xs, ys, tr.label, "lines", {"color": color, "width": 1.2}, "%{x}: %{y:.3g}"))
+        # A run that diverged within a few steps has a line of one or two points: markers make it visible.
+        mode = "lines+markers" if len(xs) <= SHORT_TRACE else "lines"
+        line = {"color": color, "width": 1.2}
+        fig.add_trace(_run_line(xs, ys, tr.label, mode, line, "%{x}: %{y:.3g}", marker={"size": 6}))
         if tr.diverged:
             last = next((v for v in reversed(ys) if math.isfinite(v)), theta or 1.0)
             fig.add_trace(_diverged_cross(len(tr.norms) + 1, last, tr.label, color, showlegend=False))
+            diverged.append((len(tr.norms) + 1, tr.diverged_text, color))
     if theta:
         fig.add_hline(y=theta, line={"dash": "dash", "color": "#444"})
         if theta_label:
@@ -630,6 +650,15 @@ def grad_norm_figure(
     if planned_steps:
         fig.update_xaxes(range=[0, planned_steps + 1])
     _log_y(fig, lo, hi)
+    for step, text, color in diverged:  # after the θ line, so shapes[0] stays θ
+        fig.add_shape(
+            type="line", x0=step, x1=step, xref="x", y0=0, y1=1, yref="y domain", line={"dash": "dot", "color": color}
+        )
+        if text:  # at the top, left-aligned to the line: a divergence in the first steps sits at the left edge
+            fig.add_annotation(
+                x=step, xref="x", xanchor="left", y=1, yref="y domain", yanchor="top", text=text, showarrow=False,
+                font={"color": color},
+            )  # fmt: skip
     return fig
 
 

@@ -136,3 +136,20 @@ def test_minibatch_figure_is_deterministic() -> None:
     one = charts.minibatch_figure(spans, 5_000, "r").to_json()
     two = charts.minibatch_figure(list(spans), 5_000, "r").to_json()
     assert one == two
+
+
+def test_perplexity_axis_labels_values_where_the_two_runs_settle() -> None:
+    # Random vs adjacent on the default corpus: both curves fall from about 1200 and settle near 263 and 283,
+    # under the uniform-guess line. Between 250 and 500 the log axis must say where they are, not only "500".
+    epochs = list(range(1, 41))
+    fall = [1200 * 0.95**e for e in epochs]
+    curves = [
+        charts.Curve("random", epochs, [max(283.0, v) for v in fall]),
+        charts.Curve("adjacent", epochs, [max(263.0, v) for v in fall]),
+    ]
+    fig = charts.perplexity_figure(curves, 40, "t", "epoch", "perplexity", vocab_size=2582, baseline_label="uniform")
+    axis = fig.to_plotly_json()["layout"]["yaxis"]
+    between = [(v, label) for v, label in zip(axis["tickvals"], axis["ticktext"], strict=True) if 250 < v < 500]
+    assert between == [(300, "300"), (400, "400")]
+    low, high = (10**e for e in axis["range"])
+    assert low < 263 and 2582 < high  # both curves and the uniform line are on the chart
