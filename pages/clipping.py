@@ -64,7 +64,9 @@ def _norm_traces(view: JobView, labels: list[str]) -> list[charts.NormTrace]:
         norms = run.step_norms
         if run.status in ("running", "paused", "queued"):
             norms = norms[: sum(h["steps"] for h in run.history)]
-        traces.append(charts.NormTrace(label, norms, diverged=run.status == "diverged"))
+        diverged = run.status == "diverged"
+        said = t("clipping.diverged_at", run=label, s=len(norms) + 1) if diverged else ""
+        traces.append(charts.NormTrace(label, norms, diverged=diverged, diverged_text=said))
     return traces
 
 

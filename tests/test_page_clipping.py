@@ -74,6 +74,15 @@ def test_unclipped_run_diverges_without_crashing_the_page(at: AppTest) -> None:
     assert marker["x"] == [1]  # diverged during epoch 1
     norms = h.chart_titled(at, "梯度范数")
     assert any(tr["name"] == "不裁剪 ✕" for tr in norms["data"])
+    # The unclipped run's own norms are drawn (a few steps: with markers, or a line of one or two points is
+    # invisible), and where it diverged is marked and said on the chart, not only by a ✕ at its edge.
+    steps = len(unclipped.step_norms)
+    line = next(tr for tr in norms["data"] if tr["name"] == "不裁剪")
+    assert list(line["y"]) == unclipped.step_norms and steps >= 1
+    assert "markers" in line["mode"]
+    assert [s["x0"] for s in norms["layout"]["shapes"] if s["xref"] == "x"] == [steps + 1]
+    texts = [a["text"] for a in norms["layout"]["annotations"]]
+    assert f"「不裁剪」在第 {steps + 1} 步发散" in texts, texts
 
 
 def test_grad_norm_figure_draws_theta_and_keeps_spikes() -> None:
