@@ -654,10 +654,10 @@ def grad_norm_figure(
         fig.add_shape(
             type="line", x0=step, x1=step, xref="x", y0=0, y1=1, yref="y domain", line={"dash": "dot", "color": color}
         )
-        if text:  # at the top, left-aligned to the line: a divergence in the first steps sits at the left edge
+        if text:  # right of the line, below the ✕: a divergence in the first steps sits at the left edge
             fig.add_annotation(
-                x=step, xref="x", xanchor="left", y=1, yref="y domain", yanchor="top", text=text, showarrow=False,
-                font={"color": color},
+                x=step, xref="x", xanchor="left", xshift=8, y=0.8, yref="y domain", yanchor="middle", text=text,
+                showarrow=False, font={"color": color}, bgcolor="rgba(255,255,255,0.85)",
             )  # fmt: skip
     return fig
 
