@@ -38,6 +38,7 @@ from lm_core.classroom.lesson import LessonLock
 from lm_core.classroom.store import ClassInfo, ClassStore, Joined, StudentInfo
 
 from . import web
+from .process_state import process_object
 
 # Session-state keys this module keeps (once per script run, by `refresh`); "owner" is `session.owner_id`'s.
 BROWSER_KEY = "_identity:browser"
@@ -57,7 +58,7 @@ class Student(NamedTuple):
     display_name: str
 
 
-@st.cache_resource(show_spinner=False)
+@process_object
 def _class_store() -> tuple[ClassStore | None, ClassError | None]:
     """The data folder's class store, once per server process (or why it cannot be opened)."""
     try:

@@ -26,7 +26,7 @@ from lm_core.serve.manager import BACKEND_ENV, BACKENDS, JobManager
 from lm_core.serve.store import RunStore, StoreError
 from lm_core.serve.warmup import warm_up_in_background
 
-from . import class_ui, identity
+from . import class_ui, identity, process_state
 from .i18n import DEFAULT_LANG, LANG_NAMES, LANGS, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
@@ -78,6 +78,7 @@ def shutdown_manager(timeout: float = 10.0) -> None:
     global _manager
     with _manager_lock:
         current, _manager = _manager, None
+    process_state.reset()  # the boards and the class store sit on the manager's data folder: they go with it
     if current is not None:
         current.shutdown(timeout)
 
