@@ -111,10 +111,13 @@ class Server(NamedTuple):
 
 
 @contextmanager
-def streamlit_server(data: str, log: IO[str], ready_within: float = 60.0) -> Iterator[Server]:
+def streamlit_server(
+    data: str, log: IO[str], ready_within: float = 60.0, repo: Path = REPO, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`streamlit run streamlit_app.py` on a free 127.0.0.1 port, once it answers its health check.
 
     Its runs go to `data` (RNN_LAB_DATA), never the repository's lab-data/; its output to `log`. Stopped on exit.
+    `repo`: the checkout whose app is served (a benchmark compares two); `env`: extra environment variables.
     Raises TimeoutError when the server is not healthy within `ready_within` seconds.
     """
     port = free_port()
@@ -122,7 +125,7 @@ def streamlit_server(data: str, log: IO[str], ready_within: float = 60.0) -> Ite
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=REPO, env={**os.environ, "RNN_LAB_DATA": data}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=repo, env={**os.environ, **(env or {}), "RNN_LAB_DATA": data}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
