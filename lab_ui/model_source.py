@@ -35,6 +35,7 @@ from lm_core.provenance import TrainingText
 
 from . import corpus_ui, jobs_ui, persist
 from .i18n import Translator, current_lang, model_label, run_label
+from .poll import job_poll_element
 from .session import manager, owner_id
 
 CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
@@ -44,7 +45,6 @@ MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them
 CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
-POLL_SECONDS = 2.0
 # The shipped model that writes new ci (all of Song ci, issue 11): opened by default when present, because the
 # small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
 PREFERRED_SHIPPED = "songci-all-lstm.pt"
@@ -632,24 +632,26 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
 
     `follow=True` reruns the page whenever an epoch ends (the Hidden states
     page redraws from the newer weights); otherwise the note only says which
-    epoch is in use. Polling stops once the run is done.
+    epoch is in use. The note is redrawn only when the run has news (its poll
+    component asks the lab's route, `lab_ui.poll`); nothing is asked once the run is done.
     """
     job = choice.job
     if job is None or job.done:
         return
 
-    @st.fragment(run_every=POLL_SECONDS)
-    def _poll() -> None:
+    @st.fragment
+    def _watch() -> None:
         live = manager().get(job.id, owner_id())  # also marks the job as watched, so it is not reaped
         if live is None:
             return
+        job_poll_element("model-source", live, manager())
         epochs = len(live.checkpoint(choice.run).history)
         planned = live.planned_epochs(choice.run)
         st.caption(t("live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):
             st.rerun()
 
-    _poll()
+    _watch()
 
 
 # -- a second model on the same text (Gradients through time) -----------------------------------------------

@@ -8,7 +8,6 @@ would, see that function's docstring).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import runpy
@@ -92,7 +91,18 @@ def manager() -> JobManager:
     mgr.ray_error = ray_error
     mgr.ray_cpus = ray_cpus
     warm_up_in_background()  # the first Train click builds its model and optimiser in this process
+    global _current
+    _current = mgr
     return mgr
+
+
+_current: JobManager | None = None  # the manager `manager()` made last, for code outside any script run
+
+
+def current_manager() -> JobManager | None:
+    """The server's job manager for the lab's HTTP routes (`lab_ui.poll`), which run outside any script run,
+    where `st.cache_resource` must not build one on the event loop: None until a page made it."""
+    return _current
 
 
 def choose_ray() -> tuple[LabError | None, int]:
@@ -157,7 +167,7 @@ def owner_id() -> str:
         except Exception:  # noqa: BLE001 -- no request context (AppTest)
             token = None
         if web.valid_token(token):
-            owner = hashlib.sha256(f"rnnlab-owner:{token}".encode()).hexdigest()[:16]
+            owner = web.owner_of(token)
         else:
             owner = secrets.token_hex(8)
         st.session_state["owner"] = owner

@@ -182,6 +182,14 @@ class Job:
     def touch(self) -> None:
         self.last_seen = time.time()
 
+    @property
+    def version(self) -> int:
+        """Changes whenever a page would draw the job differently (an epoch, a status, a control pressed).
+
+        The same number as `snapshot().version`, without copying the histories: a poll compares it.
+        """
+        return self._version
+
     # -- the worker ---------------------------------------------------------------------
     def run(self, acquire, release) -> None:
         """Body of the worker thread; `acquire`/`release` take and give back a CPU slot."""
