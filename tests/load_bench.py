@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import signal
 import sqlite3
 import statistics
 import sys
@@ -299,10 +300,13 @@ def student(url: str, figures: Figures, lock: threading.Lock, ctx: Scenario, ind
                 if not _finished(tab.page, ctx.epochs):
                     t0 = time.monotonic()
                     tab.click("Pause", timeout=left())
-                    tab.wait_for(lambda p: p.widget("Resume", ("button",)), left(), "Resume")
-                    with lock:
-                        figures.pauses.append(time.monotonic() - t0)
-                    tab.click("Resume", timeout=left())
+                    # A short run may end before the pause takes: then there is nothing to resume.
+                    resumable = lambda p: p.widget("Resume", ("button",)) or _finished(p, ctx.epochs)
+                    tab.wait_for(resumable, left(), "Resume")
+                    if not _finished(tab.page, ctx.epochs):
+                        with lock:
+                            figures.pauses.append(time.monotonic() - t0)
+                        tab.click("Resume", timeout=left())
                 tab.wait_for(lambda p: _finished(p, ctx.epochs), left(), "Finished")
                 with lock:
                     figures.runs_finished += 1
@@ -538,46 +542,43 @@ def idle_scenario(name: str, repo: Path, tabs: int, budget: float) -> Figures:
 
 
 def churn_scenario(name: str, repo: Path, runs: int, budget: float) -> Figures:
-    """`runs` short runs one after another from 4 tabs: the web process's memory as finished runs pile up."""
+    """`runs` short runs, each from a fresh browser (a class: many owners), four at a time: the web process's
+    memory as finished runs pile up (the server keeps a bounded number of them)."""
     figures = Figures(name, str(repo), sessions=4)
     timeline = Timeline()
     deadline = time.monotonic() + budget
     rss: list[tuple[int, float]] = []
     with server(repo, figures) as (url, pid, _), Sampler(pid) as sampler:
         sampler.open_window()
-        done = 0
         lock = threading.Lock()
 
-        def one_tab(index: int) -> None:
-            nonlocal done
-            try:
-                with StClient(url, timeout=120.0, lifetime=budget + 30, on_message=timeline.heard) as tab:
-                    tab.open("", RUN.format(epochs=1).replace("hidden=32", "hidden=16"))
-                    while time.monotonic() < deadline:
-                        with lock:
-                            if figures.runs_started >= runs:
-                                return
-                            figures.runs_started += 1
-                        before = tab.query_string
-                        tab.click("Train", timeout=max(1.0, deadline - time.monotonic()))
-                        if tab.query_string == before:
-                            raise TimeoutError(f"Train started no new run ({before})")
-                        tab.wait_for(lambda p: _finished(p, 1), max(1.0, deadline - time.monotonic()), "Finished")
-                        with lock:
-                            done += 1
-                            figures.runs_finished = done
-                            if done % 10 == 0:
-                                sampler.sample_now()
-                                rss.append((done, processes()[pid].rss_mib))
-            except (TimeoutError, ServerGone, KeyError) as exc:
+        def one_lane(index: int) -> None:
+            while time.monotonic() < deadline:
                 with lock:
-                    figures.errors.append(f"tab {index}: {type(exc).__name__}: {str(exc)[:160]}")
+                    if figures.runs_started >= runs:
+                        return
+                    figures.runs_started += 1
+                try:
+                    with StClient(url, timeout=120.0, lifetime=budget + 30, on_message=timeline.heard) as tab:
+                        tab.open("", RUN.format(epochs=1).replace("hidden=32", "hidden=16"))
+                        tab.click("Train", timeout=max(1.0, deadline - time.monotonic()))
+                        tab.wait_for(lambda p: _finished(p, 1), max(1.0, deadline - time.monotonic()), "Finished")
+                except (TimeoutError, ServerGone) as exc:
+                    with lock:
+                        figures.errors.append(f"lane {index}: {type(exc).__name__}: {str(exc)[:160]}")
+                    continue
+                with lock:
+                    figures.runs_finished += 1
+                    if figures.runs_finished % 10 == 0:
+                        rss.append((figures.runs_finished, processes()[pid].rss_mib))
 
-        threads = [threading.Thread(target=one_tab, args=(i,), daemon=True) for i in range(4)]
+        threads = [threading.Thread(target=one_lane, args=(i,), daemon=True) for i in range(4)]
         for th in threads:
             th.start()
         for th in threads:
             th.join(max(1.0, deadline + 30 - time.monotonic()))
+        time.sleep(5.0)  # the last tabs' sessions close
+        rss.append((figures.runs_finished, processes()[pid].rss_mib))
         figures.machine = sampler.close_window()
     figures.extra = {"web_rss_by_runs": rss}
     return figures
@@ -703,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="for the server; repeatable")
     args = parser.parse_args(argv)
+    # Stopped from outside (a background run's SIGINT is ignored): leave through the `with` blocks, so the
+    # server and the Ray cluster it started stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     repo = args.repo.resolve()
     if not (repo / "streamlit_app.py").is_file():
         raise SystemExit(f"{repo} has no streamlit_app.py")

@@ -17,7 +17,7 @@ from lm_core.jobs import JobManager, ProcessJob
 from lm_core.runstore import RunStore
 from lm_core.training import TrainConfig, Trainer
 
-CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
+CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_bench.py prints the figure); this bound survives a starved box
 CONFIG = {"model": "scratch-gru", "hidden": 16, "num_steps": 8, "batch_size": 4, "lr": 1.0, "clip": 1.0, "seed": 3}
 
 
