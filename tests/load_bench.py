@@ -1,7 +1,7 @@
 """Load benchmark: a class on one server, each student a websocket client (tests/st_client.py), no browser.
 
-    python tests/load_bench.py [--scenarios train20,train40,mix10+30,ray-mix10+30,idle10,churn60]
-                               [--repo PATH] [--epochs 3] [--budget 900] [--json FILE]
+    python tests/load_bench.py [--scenarios train20,train40,mix10+30,ray-mix10+30,idle10,churn150,retain120]
+                               [--repo PATH] [--epochs 3] [--budget 900] [--json FILE] [--env RNN_LAB_X=V]
 
 Each scenario starts its own `streamlit run` of `--repo` (default: this checkout; give another checkout to
 measure it with the same client and the same figures) on a free 127.0.0.1 port, with a temporary
@@ -16,7 +16,10 @@ RNN_LAB_DATA, drives it, stops it, and stops by itself after `--budget` seconds 
   tests/test_ray_backend.py), the server joining it through RNN_LAB_RAY_ADDRESS.
 - `idleK`: K tabs with paused runs; the web process's CPU while they poll minus while they do not,
   divided by the polls answered: the cost of a poll that finds nothing new.
-- `churnN`: N short runs one after another from a few tabs; the web process's memory after each tenth.
+- `churnN`: N short runs, each from a fresh browser, four at a time; the web process's memory after each
+  tenth, and once Streamlit has dropped the closed tabs' sessions.
+- `retainN`: the job manager alone (a process of its own, `--repo`'s code, no server): N runs of N owners,
+  its memory and the jobs it keeps after each twentieth.
 
 Printed per scenario, each figure beside the machine's 1-minute load average (this machine is shared: compare
 two checkouts run back to back, not figures from different hours): visitor page load p50/p95/max, Pause
@@ -38,6 +41,7 @@ import re
 import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -60,6 +64,7 @@ MAX_SESSIONS = 80  # whatever a scenario asks
 MAX_VISITORS_AT_ONCE = 70  # page loads in flight (each bounded by VISIT_TIMEOUT)
 VISIT_TIMEOUT = 60.0
 SILENCE = 1.0  # seconds without any answer from the server to anyone
+SESSION_TTL = 120.0  # Streamlit's server.disconnectedSessionTTL: a closed tab's session is kept this long
 FRAGMENT_GONE = "does not exist anymore"
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_ENV: dict[str, str] = {}  # --env KEY=VALUE: for every server this run starts (e.g. RNN_LAB_WORKERS=1)
@@ -580,7 +585,52 @@ def churn_scenario(name: str, repo: Path, runs: int, budget: float) -> Figures:
         time.sleep(5.0)  # the last tabs' sessions close
         rss.append((figures.runs_finished, processes()[pid].rss_mib))
         figures.machine = sampler.close_window()
-    figures.extra = {"web_rss_by_runs": rss}
+        # Streamlit keeps a closed tab's session for server.disconnectedSessionTTL (120 s) in case it reconnects.
+        time.sleep(max(0.0, min(SESSION_TTL + 10.0, deadline + 60 - time.monotonic())))
+        settled = processes()[pid].rss_mib
+    figures.extra = {"web_rss_by_runs": rss, "web_rss_sessions_gone": settled}
+    return figures
+
+
+# The job manager alone, in a process of its own, on `--repo`'s code: N short runs from N owners, the
+# process's memory every 20 (what finished runs kept in memory cost, without any browser session).
+_RETAIN = """
+import gc, sys, tempfile
+from pathlib import Path
+def rss():
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+from lm_core.songci import songci_corpus
+from lm_core.training import TrainConfig, Trainer
+from lm_core.jobs import JobManager
+from lm_core.runstore import RunStore
+from lm_core import process_backend
+corpus = songci_corpus()
+config = dict(model="rnn", hidden=16, batch_size=8, num_steps=10, epochs=1, optimizer="adam", lr=0.01)
+manager = JobManager(max_running=2, store=RunStore(tempfile.mkdtemp()), backend="process")
+process_backend.wait_warm(120)
+gc.collect()
+print("0", rss(), 0, flush=True)
+for i in range(int(sys.argv[1])):
+    job = manager.submit(f"owner{i}", [Trainer(corpus, TrainConfig(**config))], ["rnn"], kind="train")
+    job.thread.join(300)
+    if (i + 1) % 20 == 0:
+        gc.collect()
+        print(i + 1, rss(), len(manager._jobs), flush=True)
+manager.shutdown()
+"""
+
+
+def retain_scenario(name: str, repo: Path, runs: int, budget: float) -> Figures:
+    """The job manager alone (no server, no session): memory as `runs` finished runs of as many owners pile up."""
+    figures = Figures(name, str(repo), sessions=0)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", _RETAIN, str(runs)], cwd=repo, env={**env, **SERVER_ENV},
+                          capture_output=True, text=True, timeout=budget, check=False)  # fmt: skip
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    figures.extra = {"manager_rss": [(int(n), float(mib), int(kept)) for n, mib, kept in rows]}
+    figures.runs_started = figures.runs_finished = int(rows[-1][0]) if rows else 0
+    if done.returncode:
+        figures.errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
     return figures
 
 
@@ -601,9 +651,11 @@ def _s(values: list[float], q: float) -> str:
 def report(f: Figures) -> str:
     m = f.machine
     lines = [f"== {f.scenario} ({f.sessions} sessions) on {f.repo}"]
-    load = f"load avg {m.get('load_start', float('nan')):.1f} at start, {m.get('load_mean', float('nan')):.1f} mean, "
-    load += f"{m.get('load_max', float('nan')):.1f} max over {m.get('seconds', 0):.0f} s"
-    lines.append(f"   machine: {os.cpu_count()} cores, {load}")
+    if m:
+        load = f"load avg {m['load_start']:.1f} at start, {m['load_mean']:.1f} mean, {m['load_max']:.1f} max"
+        lines.append(f"   machine: {os.cpu_count()} cores, {load} over {m['seconds']:.0f} s")
+    else:
+        lines.append(f"   machine: {os.cpu_count()} cores, load avg {load_average():.1f} at the end")
     if f.visitor_loads or f.visitor_failures:
         lines.append(
             f"   visitor page load: p50 {_s(f.visitor_loads, 0.5)} / p95 {_s(f.visitor_loads, 0.95)} / max "
@@ -624,7 +676,8 @@ def report(f: Figures) -> str:
         )
     if f.runs_started:
         lines.append(
-            f"   runs finished: {f.runs_finished}/{f.runs_started}, mixed between sessions: {f.runs_mixed}"
+            f"   runs finished: {f.runs_finished}/{f.runs_started}"
+            + (f", mixed between sessions: {f.runs_mixed}" if f.sessions else "")
             + (f"; all finished {f.seconds_to_all_finished:.0f} s after Train" if f.seconds_to_all_finished else "")
         )
     if f.health:
@@ -641,7 +694,8 @@ def report(f: Figures) -> str:
             f"   memory (MiB): web process {m['web_rss_start']:.0f} -> max {m['web_rss_max']:.0f} -> end "
             f"{m['web_rss_end']:.0f}; workers max {m['worker_rss_max']:.0f}; zombie workers max {m['zombies_max']}"
         )
-    lines.append(f"   server log: {f.fragment_gone_lines} lines '... {FRAGMENT_GONE}'")
+    if f.sessions:
+        lines.append(f"   server log: {f.fragment_gone_lines} lines '... {FRAGMENT_GONE}'")
     x = f.extra
     if "web_ms_per_idle_poll" in x:
         lines.append(
@@ -649,8 +703,17 @@ def report(f: Figures) -> str:
             f"{x['web_cores_not_polling']:.3f} cores without polls, {x['web_cores_polling']:.3f} with: "
             f"{x['web_ms_per_idle_poll']:.2f} ms of CPU per idle poll"
         )
+    if "manager_rss" in x:
+        lines.append(
+            "   job manager alone, MiB after N runs (jobs kept): "
+            + ", ".join(f"{n}: {mib:.0f} ({kept})" for n, mib, kept in x["manager_rss"])
+        )
     if "web_rss_by_runs" in x:
         lines.append("   web process MiB after N runs: " + ", ".join(f"{n}: {v:.0f}" for n, v in x["web_rss_by_runs"]))
+        lines.append(
+            f"   web process MiB once the closed tabs' sessions are gone ({SESSION_TTL:.0f} s later): "
+            f"{x['web_rss_sessions_gone']:.0f}"
+        )
     for note in f.notes:
         lines.append(f"   note: {note}")
     if f.errors:
@@ -690,14 +753,16 @@ def run(name: str, repo: Path, epochs: int, budget: float) -> Figures:
         return class_scenario(name, repo, students, readers, epochs, budget, ray=bool(m[1]))
     if m := re.fullmatch(r"idle(\d+)", name):
         return idle_scenario(name, repo, min(MAX_SESSIONS, int(m[1])), budget)
+    if m := re.fullmatch(r"retain(\d+)", name):
+        return retain_scenario(name, repo, min(1000, int(m[1])), budget)
     if m := re.fullmatch(r"churn(\d+)", name):
         return churn_scenario(name, repo, min(1000, int(m[1])), budget)
-    raise SystemExit(f"unknown scenario {name!r}: trainN, mixT+R, ray-mixT+R, idleK or churnN")
+    raise SystemExit(f"unknown scenario {name!r}: trainN, mixT+R, ray-mixT+R, idleK, churnN or retainN")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="train20,train40,mix10+30,ray-mix10+30,idle10")
+    parser.add_argument("--scenarios", default="train20,train40,mix10+30,ray-mix10+30,idle10,churn150,retain120")
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose server is measured")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per scenario; it stops by itself")
