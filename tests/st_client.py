@@ -30,6 +30,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -490,8 +491,12 @@ class StClient:
         try:
             with self._http.open(f"{self.base}/{url.lstrip('/')}", timeout=30) as response:
                 answer = json.loads(response.read() or b"{}")
-        except (OSError, ValueError):  # refused (no cookie, not this browser's run), or the server is busy
-            target.fallback, target.due = True, time.monotonic() + every
+        except urllib.error.HTTPError as exc:  # refused (no cookie, not this browser's run): redraw on a timer
+            target.fallback = exc.code in (403, 404)
+            target.due = time.monotonic() + every
+            return
+        except (OSError, ValueError):  # busy or unreachable: ask again later
+            target.due = time.monotonic() + every
             return
         now = time.monotonic()
         if self.on_message is not None:
