@@ -139,6 +139,16 @@ def test_a_paused_run_is_polled_through_the_route_and_never_redrawn(server: Serv
         tab.wait_for(lambda p: any("Stopped" in t for t in p.progress), WAIT, "Stopped")
 
 
+def test_a_tab_without_the_identity_cookie_still_follows_its_run(server: Server) -> None:
+    """The poll route refuses a browser without the lab's cookie (403); its panel is then redrawn on a timer."""
+    with StClient(server.url, page_load=False, timeout=WAIT) as bare:
+        bare.open("", f"lang=en&{TINY}&epochs=3")
+        bare.click("Train")
+        bare.wait_for(lambda p: any("Epoch 3/3" in t and "Finished" in t for t in p.progress), WAIT, "Finished")
+        polls = bare.poll_stats()
+        assert polls["sent"] >= 1 and polls["answered"] == 0  # every question refused, the run followed anyway
+
+
 def test_it_refuses_any_host_but_127_0_0_1() -> None:
     for url in ("http://localhost:8501", "http://10.0.0.1:8501", "https://127.0.0.1:8501", "http://127.0.0.1"):
         with pytest.raises(ValueError, match="127.0.0.1"):
