@@ -11,36 +11,41 @@ import streamlit as st
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
     from lab_ui import session
-    from lab_ui.i18n import t
+    from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
-    st.set_page_config(page_title="RNN Lyrics Lab", page_icon=app_icon(), layout="wide")
+    st.set_page_config(page_title=t("common.tab_title"), page_icon=app_icon(), layout="wide")
     session.init()
 
     # Each page's key is the `PAGE` its file uses for its widget keys; `st.session_state["page"]` names the page.
     PAGES = {  # the page table (tests read it by this name)
         "train": st.Page(
-            "pages/train.py", title=t("page_train"), icon=":material/show_chart:", default=True
+            "pages/train.py", title=t(PAGE_TITLES["train"]), icon=":material/show_chart:", default=True
         ),  # the default page is served at /
         "sampling": st.Page(
-            "pages/sampling.py", title=t("page_sampling"), icon=":material/shuffle:", url_path="sampling"
+            "pages/sampling.py", title=t(PAGE_TITLES["sampling"]), icon=":material/shuffle:", url_path="sampling"
         ),
         "hidden": st.Page(
-            "pages/hidden_states.py", title=t("page_hidden"), icon=":material/grid_on:", url_path="hidden_states"
+            "pages/hidden_states.py",
+            title=t(PAGE_TITLES["hidden"]),
+            icon=":material/grid_on:",
+            url_path="hidden_states",
         ),
         "clipping": st.Page(
-            "pages/clipping.py", title=t("page_clipping"), icon=":material/content_cut:", url_path="clipping"
+            "pages/clipping.py", title=t(PAGE_TITLES["clipping"]), icon=":material/content_cut:", url_path="clipping"
         ),
         "generalise": st.Page(
-            "pages/generalise.py", title=t("page_generalise"), icon=":material/school:", url_path="generalise"
+            "pages/generalise.py", title=t(PAGE_TITLES["generalise"]), icon=":material/school:", url_path="generalise"
         ),
         "generate": st.Page(
-            "pages/generate.py", title=t("page_generate"), icon=":material/edit_note:", url_path="generate"
+            "pages/generate.py", title=t(PAGE_TITLES["generate"]), icon=":material/edit_note:", url_path="generate"
         ),
         "gradients": st.Page(
-            "pages/gradients.py", title=t("page_gradients"), icon=":material/timeline:", url_path="gradients"
+            "pages/gradients.py", title=t(PAGE_TITLES["gradients"]), icon=":material/timeline:", url_path="gradients"
         ),
-        "my_runs": st.Page("pages/my_runs.py", title=t("page_my_runs"), icon=":material/history:", url_path="my_runs"),
+        "my_runs": st.Page(
+            "pages/my_runs.py", title=t(PAGE_TITLES["my_runs"]), icon=":material/history:", url_path="my_runs"
+        ),
     }
     page = st.navigation(list(PAGES.values()))
     st.session_state["page"] = next(key for key, candidate in PAGES.items() if candidate is page)

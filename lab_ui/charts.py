@@ -16,6 +16,8 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lm_core import messages
+from lm_core.messages import N_
 from lm_core.sampling import RowSpan
 
 from .text import escape_html, visible_char
@@ -273,26 +275,47 @@ STATE_COLOR = "#333"
 TRACK_COLOR = "#d9d9d9"
 
 
+# The catalogue keys of the minibatch picture's words, by `MinibatchText` field.
+_MINIBATCH_KEYS = {
+    "where": N_("sampling.mb_where"),
+    "order": N_("sampling.mb_order"),
+    "x_corpus": N_("sampling.mb_x_corpus"),
+    "x_order": N_("sampling.mb_x_order"),
+    "y_row": N_("sampling.mb_y_row"),
+    "minibatch": N_("sampling.mb_minibatch"),
+    "track": N_("sampling.mb_track"),
+    "carried": N_("sampling.mb_carried"),
+    "reset": N_("sampling.mb_reset"),
+    "carried_word": N_("sampling.mb_carried_word"),
+    "reset_word": N_("sampling.mb_reset_word"),
+    "hover": N_("sampling.mb_hover"),
+}
+
+
 @dataclass(frozen=True)
 class MinibatchText:
-    """The words of the minibatch picture, already translated by the page.
+    """The words of the minibatch picture in one language.
 
     `minibatch` takes `{i}`; `hover` takes `{i}`, `{r}`, `{a}`, `{b}` (first and
     last input position) and `{state}`.
     """
 
-    where: str = "Where in the corpus"
-    order: str = "In training order"
-    x_corpus: str = "corpus position (character)"
-    x_order: str = "minibatch"
-    y_row: str = "row"
-    minibatch: str = "minibatch {i}"
-    track: str = "row's slice of the corpus"
-    carried: str = "state carried"
-    reset: str = "state reset to zeros"
-    carried_word: str = "carried"
-    reset_word: str = "reset"
-    hover: str = "minibatch {i}, row {r}: characters {a}–{b}, state {state}"
+    where: str
+    order: str
+    x_corpus: str
+    x_order: str
+    y_row: str
+    minibatch: str
+    track: str
+    carried: str
+    reset: str
+    carried_word: str
+    reset_word: str
+    hover: str
+
+    @classmethod
+    def in_language(cls, lang: str) -> MinibatchText:
+        return cls(**{name: messages.text(key, lang) for name, key in _MINIBATCH_KEYS.items()})
 
 
 def shown_rows(n_rows: int, max_rows: int) -> list[int]:
@@ -312,7 +335,7 @@ def minibatch_figure(
     spans: Sequence[RowSpan],
     n_chars: int,
     title: str,
-    text: MinibatchText = MinibatchText(),
+    text: MinibatchText | None = None,
     max_rows: int = 8,
     row_len: int | None = None,
 ) -> go.Figure:
@@ -325,6 +348,7 @@ def minibatch_figure(
     bar where it starts from zeros. Of B rows at most `max_rows` are drawn (see
     `shown_rows`) so B = 32 stays readable. Minibatches and rows are labelled 1-based.
     """
+    text = text or MinibatchText.in_language(messages.SOURCE_LANG)
     grid = _MinibatchGrid.of(spans, max_rows)
     fig = make_subplots(
         rows=1,

@@ -27,8 +27,7 @@ from lm_core.provenance import BOOK_NAME, PASTED_NAME, canonical_name, songci_su
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus, subset_id
 
-from .i18n import Translator, current_lang
-from .i18n import t as common_t
+from .i18n import N_, current_lang, labels, t
 from .persist import remember, restore, save
 from .settings import parse_whole
 
@@ -37,81 +36,22 @@ BOOK_ENV = "RNN_LAB_BOOK_CORPUS"
 # Read once, when the server starts: the operator's word, never a visitor's.
 OPERATOR_BOOK_PATH = os.environ.get(BOOK_ENV, "").strip()
 SOURCES = ("songci", "book", "upload", "paste")
+SOURCE_LABELS = {
+    "songci": N_("corpus.src_songci"),
+    "book": N_("corpus.src_book"),
+    "upload": N_("corpus.src_upload"),
+    "paste": N_("corpus.src_paste"),
+}
+# The Song ci subsets by their authors' names: a catalogue text, so 繁體中文 writes 辛棄疾 (the corpus stays as it is).
+SUBSET_LABELS = {
+    "xin": N_("corpus.subset_xin"),
+    "su": N_("corpus.subset_su"),
+    "su+xin": N_("corpus.subset_su_xin"),
+    "liu": N_("corpus.subset_liu"),
+    "li": N_("corpus.subset_li"),
+    "all": N_("corpus.subset_all"),
+}
 MAX_CHARS = 2_000_000  # the "characters used" box and the `chars` URL value
-
-t = Translator(
-    {
-        "corpus": ("语料", "Corpus"),
-        "corpus_help": ("模型要学习的文本。", "The text the model learns from."),
-        "src_songci": ("宋词（内置）", "Song ci 宋词 (bundled)"),
-        "src_book": ("书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"),
-        "src_upload": ("上传文件", "Upload a file"),
-        "src_paste": ("粘贴文本", "Paste text"),
-        "subset": ("作者", "Authors"),
-        "subset_help": ("宋词的哪一部分。", "Which part of the Song ci."),
-        "subset_all": ("全部 (all Song ci)", "全部 (all Song ci)"),
-        "songci_name": ("宋词 · {subset}", "宋词 · {subset}"),
-        "book_missing": (
-            "本服务器没有提供书中语料：请在「上传文件」中上传 jaychou_lyrics.txt.zip（会按内容自动识别）。"
-            "服务器管理员可以把它放进项目的 data/ 文件夹，或在环境变量 RNN_LAB_BOOK_CORPUS 中指定。",
-            "This server does not provide the book's corpus: upload jaychou_lyrics.txt.zip under “Upload a file” "
-            "(it is recognised by its content). The server's operator can put it in the project's data/ folder "
-            "or name it in the environment variable RNN_LAB_BOOK_CORPUS.",
-        ),
-        "upload": (
-            "上传 .txt 或 .zip（UTF-8、UTF-16、GBK/GB18030）",
-            "Upload .txt or .zip (UTF-8, UTF-16, GBK/GB18030)",
-        ),
-        "upload_help": (
-            "最大 {mb} MB；zip 中只能有一个文本文件。",
-            "At most {mb} MB; a zip must hold exactly one text file.",
-        ),
-        "upload_first": ("请先上传文件。", "Upload a file first."),
-        "paste": ("在此粘贴文本", "Paste text here"),
-        "paste_help": (
-            "至少几千个字符，才能学到东西。",
-            "A few thousand characters at least, for the model to learn anything.",
-        ),
-        "paste_first": ("请先粘贴文本。", "Paste some text first."),
-        "max_chars": ("使用前多少个字符", "Characters used"),
-        "max_chars_help": (
-            "书中只用前 10,000 个字符（换行替换为空格）。0 = 全部。",
-            "The book uses the first 10,000 characters (newlines become spaces). 0 = all.",
-        ),
-        "corpus_stats": (
-            "**{name}** · {n:,} 个字符 · 词典 {v:,} 个字",
-            "**{name}** · {n:,} characters · vocabulary {v:,}",
-        ),
-        "recognised_book": (
-            "已识别为书中语料，采用书中的预处理。",
-            "Recognised as the book's corpus, with the book's preprocessing.",
-        ),
-        "batches_per_epoch": (
-            "每个周期的小批量数：随机采样 {r}，相邻采样 {a}（批量 {b}，时间步 {s}）",
-            "Minibatches per epoch: {r} random, {a} adjacent (batch {b}, num_steps {s})",
-        ),
-        "too_few_batches": (
-            "当前设置下语料太短，一个周期不足一个小批量：请减小批量大小或时间步数，或使用更长的文本。",
-            "With these settings the corpus is too short for one minibatch: lower batch size or num_steps, "
-            "or use a longer text.",
-        ),
-        "few_batches": (
-            "每个周期只有 {n} 个小批量：模型很快会背下整段文本。",
-            "Only {n} minibatch(es) per epoch: the model will soon memorise the whole text.",
-        ),
-        "preview": ("预览", "Preview"),
-        "controls_removed": (
-            "已删除 {n:,} 个控制字符（如终端颜色代码 ESC[31m）：它们不是文字，模型不必学习。",
-            "Removed {n:,} control characters (such as terminal colour codes ESC[31m): they are not text, "
-            "so the model need not learn them.",
-        ),
-        "pasted_name": ("粘贴的文本", "pasted text"),
-        "big_vocab": (
-            "词典有 {v:,} 个字：输出层随词典变大，训练会变慢。",
-            "The vocabulary has {v:,} characters: the output layer grows with it and training slows down.",
-        ),
-    }
-)
 
 
 @dataclass
@@ -204,7 +144,7 @@ def _from_url() -> None:
         else:
             bad.append(f"{param}={raw}")
     if bad:
-        st.warning(common_t.md("url_ignored", items=", ".join(bad)))
+        st.warning(t.md("common.url_ignored", items=", ".join(bad)))
     for key, value in values.items():
         st.session_state[key] = value
         remember(key, value)
@@ -243,15 +183,27 @@ def corpus_ui() -> CorpusChoice:
 
 def _corpus_widgets() -> CorpusChoice:
     source = st.selectbox(
-        t("corpus"), SOURCES, key="corpus:source", help=t("corpus_help"), format_func=lambda s: t(f"src_{s}")
+        t("corpus.corpus"),
+        SOURCES,
+        key="corpus:source",
+        help=t("corpus.corpus_help"),
+        format_func=labels(SOURCES, lambda s: t(SOURCE_LABELS[s])),
     )
     max_chars = (
-        int(st.number_input(t("max_chars"), 0, MAX_CHARS, step=1000, key="corpus:max_chars", help=t("max_chars_help")))
+        int(
+            st.number_input(
+                t("corpus.max_chars"), 0, MAX_CHARS, step=1000, key="corpus:max_chars", help=t("corpus.max_chars_help")
+            )
+        )
         or None
     )
     if source == "songci":
         subset = st.selectbox(
-            t("subset"), list(SUBSETS), key="corpus:subset", help=t("subset_help"), format_func=subset_label
+            t("corpus.subset"),
+            list(SUBSETS),
+            key="corpus:subset",
+            help=t("corpus.subset_help"),
+            format_func=labels(SUBSETS, subset_label),
         )
         try:
             return CorpusChoice(_songci(subset, max_chars), None, f"songci:{subset}:{max_chars}")
@@ -260,32 +212,32 @@ def _corpus_widgets() -> CorpusChoice:
     if source == "book":
         data = operator_book_bytes()
         if data is None:
-            return CorpusChoice(None, t("book_missing"), "book")
+            return CorpusChoice(None, t("corpus.book_missing"), "book")
         return _load_bytes(data, BOOK_FILE, max_chars)
     if source == "upload":
         up = st.file_uploader(
-            t("upload"),
+            t("corpus.upload"),
             type=["txt", "zip"],
             key="corpus:upload",
-            help=t("upload_help", mb=MAX_UPLOAD_MB),
+            help=t("corpus.upload_help", mb=MAX_UPLOAD_MB),
             max_upload_size=MAX_UPLOAD_MB,
         )
         if up is not None:  # kept: the uploader itself forgets its file on a page switch
             st.session_state["corpus:uploaded"] = (up.name, up.getvalue())
         elif "corpus:uploaded" not in st.session_state:
-            return CorpusChoice(None, t("upload_first"), "upload")
+            return CorpusChoice(None, t("corpus.upload_first"), "upload")
         name, data = st.session_state["corpus:uploaded"]
         return _load_bytes(data, name, max_chars)
-    text = st.text_area(t("paste"), key="corpus:paste", help=t("paste_help"), height=120)
+    text = st.text_area(t("corpus.paste"), key="corpus:paste", help=t("corpus.paste_help"), height=120)
     if not text.strip():
-        return CorpusChoice(None, t("paste_first"), "paste")
+        return CorpusChoice(None, t("corpus.paste_first"), "paste")
     return _load_bytes(text.encode("utf-8"), PASTED_NAME, max_chars)
 
 
 def subset_label(subset: str) -> str:
-    """A Song ci subset's id as the picker shows it: its authors' names, or "all"."""
-    authors = SUBSETS[subset]
-    return " + ".join(authors) if authors else t("subset_all")
+    """A Song ci subset's id as the picker shows it: its authors' names (written in the UI's script), or "all"."""
+    key = SUBSET_LABELS.get(subset)
+    return t(key) if key else " + ".join(SUBSETS[subset] or (subset,))
 
 
 def corpus_display_name(name: str) -> str:
@@ -293,8 +245,8 @@ def corpus_display_name(name: str) -> str:
     name = canonical_name(name)
     subset = songci_subset(name)
     if subset is not None:
-        return t("songci_name", subset=subset_label(subset))
-    return {BOOK_NAME: t("src_book"), PASTED_NAME: t("pasted_name")}.get(name, name)
+        return t("corpus.songci_name", subset=subset_label(subset))
+    return {BOOK_NAME: t("corpus.src_book"), PASTED_NAME: t("corpus.pasted_name")}.get(name, name)
 
 
 def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> None:
@@ -302,19 +254,19 @@ def corpus_summary_ui(choice: CorpusChoice, batch_size: int, num_steps: int) -> 
     corpus = choice.corpus
     if corpus is None:
         return
-    st.markdown(t.md("corpus_stats", name=corpus_display_name(corpus.name), n=len(corpus), v=corpus.vocab_size))
+    st.markdown(t.md("corpus.corpus_stats", name=corpus_display_name(corpus.name), n=len(corpus), v=corpus.vocab_size))
     if corpus.controls_removed:
-        st.info(t("controls_removed", n=corpus.controls_removed))
+        st.info(t("corpus.controls_removed", n=corpus.controls_removed))
     if choice.is_book:
-        st.caption(t("recognised_book"))
+        st.caption(t("corpus.recognised_book"))
     r = minibatches_per_epoch(len(corpus), batch_size, num_steps, "random")
     a = minibatches_per_epoch(len(corpus), batch_size, num_steps, "adjacent")
-    st.caption(t("batches_per_epoch", r=r, a=a, b=batch_size, s=num_steps))
+    st.caption(t("corpus.batches_per_epoch", r=r, a=a, b=batch_size, s=num_steps))
     if min(r, a) == 0:
-        st.warning(t("too_few_batches"))
+        st.warning(t("corpus.too_few_batches"))
     elif min(r, a) < 3:
-        st.info(t("few_batches", n=min(r, a)))
+        st.info(t("corpus.few_batches", n=min(r, a)))
     if corpus.vocab_size > 3000:
-        st.info(t("big_vocab", v=corpus.vocab_size))
-    with st.expander(t("preview")):
+        st.info(t("corpus.big_vocab", v=corpus.vocab_size))
+    with st.expander(t("corpus.preview")):
         st.text(corpus.text[:600] + ("…" if len(corpus.text) > 600 else ""))

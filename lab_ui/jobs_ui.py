@@ -24,62 +24,25 @@ from lm_core.training import Trainer, check_validation
 
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
-from .i18n import Translator, current_lang, run_label, t
+from .i18n import N_, current_lang, run_label, t
 from .poll import view_poll_element
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 from .text import escape_markdown
 
-_t = Translator(
-    {
-        "run_diverged": (
-            "「{label}」在第 {e} 个周期第 {s} 步发散：损失变为 {loss}。这次训练已停止，模型回退到上一个周期结束时的权重。",
-            "“{label}” diverged at epoch {e}, step {s}: the loss became {loss}. This run stopped; its weights were "
-            "rolled back to the end of the previous epoch.",
-        ),
-        "run_diverged_plain": ("「{label}」发散：{msg}", "“{label}” diverged: {msg}"),
-        "job_finished": ("已完成 {n} 个周期。", "Finished {n} epochs."),
-        "job_stopped": (
-            "已在第 {e}/{n} 个周期后停止；模型已保留。",
-            "Stopped after {e} of {n} epochs; the models are kept.",
-        ),
-        "job_error": ("训练出错：{msg}", "Training failed: {msg}"),
-        "run_early": (
-            "「{label}」提前停止：连续 {p} 个周期验证困惑度没有更低；保留的是第 {best} 个周期的权重"
-            "（验证困惑度最低），生成和隐藏状态页使用它们。",
-            "“{label}” stopped early: no better validation perplexity for {p} epochs; best from epoch {best}, "
-            "whose weights are kept (Generate and Hidden states use them).",
-        ),
-        "run_best_kept": (
-            "「{label}」：保留验证困惑度最低的第 {best} 个周期的权重（共 {e} 个周期）。",
-            "“{label}”: the weights kept are epoch {best}'s, the best by validation perplexity (of {e} epochs).",
-        ),
-        "job_finished_early": ("提前停止，共训练 {e} 个周期。", "Stopped early after {e} epochs."),
-        "job_diverged": (
-            "第 {e} 个周期之后训练发散，模型回退到发散前的权重。",
-            "Diverged after epoch {e}; the weights were rolled back to before it.",
-        ),
-        "job_interrupted": (
-            "训练在第 {e} 个周期之后被中断（服务器或运行它的 Ray 节点停止了）；可以从最后保存的检查点继续。",
-            "Interrupted after epoch {e} (the server, or the Ray node running it, stopped); resume it from its last "
-            "checkpoint.",
-        ),
-        "replace_question": (
-            "本页有一次训练正在进行（或已暂停）。开始新的训练会停止它，并替换它的模型。要替换吗？",
-            "A run is still training (or paused) on this page. Starting a new one stops it and replaces its "
-            "model. Replace it?",
-        ),
-        "replace_yes": ("停止它，开始新的训练", "Stop it and start the new run"),
-        "replace_no": ("保留正在进行的训练", "Keep the running run"),
-        "minutes": ("{m} 分 {s:02d} 秒", "{m} min {s:02d} s"),
-        "seconds": ("{s} 秒", "{s} s"),
-        "job_failed": (
-            "训练进程意外停止（第 {e} 个周期之后）。到「我的训练」页可以从最后保存的检查点继续。",
-            "The training process stopped unexpectedly (after epoch {e}). Resume it from its last checkpoint on "
-            "My runs.",
-        ),
-    }
-)
+# A job's status (lm_core.jobs) in words; "queued" takes the place in line and the cap (see `status_text`).
+STATUS_LABELS = {
+    "queued": N_("common.status_queued"),
+    "running": N_("common.status_running"),
+    "paused": N_("common.status_paused"),
+    "finished": N_("common.status_finished"),
+    "stopped": N_("common.status_stopped"),
+    "diverged": N_("common.status_diverged"),
+    "error": N_("common.status_error"),
+    "failed": N_("common.status_failed"),
+    "interrupted": N_("common.status_interrupted"),
+    "ready": N_("common.status_ready"),
+}
 
 
 def job_key(page: str) -> str:
@@ -118,10 +81,10 @@ def page_job(page: str) -> Job | None:
 def foreign_job_notice(page: str) -> None:
     """Say so when the URL names a job this browser cannot see."""
     if st.session_state.pop(f"{page}:foreign_job", False):
-        st.info(t("foreign_job"))
+        st.info(t("common.foreign_job"))
     if st.session_state.pop(f"{page}:stored_job", False):
-        st.info(t("stored_job"))
-        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
+        st.info(t("common.stored_job"))
+        st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
 
 
 def start_job(
@@ -155,10 +118,12 @@ def confirm_start(page: str, pressed: bool) -> bool:
         st.session_state[key] = True
     if not st.session_state.get(key):
         return False
-    st.warning(_t("replace_question"))
+    st.warning(t("jobs.replace_question"))
     yes_col, no_col = st.columns(2)
-    yes_col.button(_t("replace_yes"), key=f"{page}:replace_yes", type="primary", on_click=_answer, args=(page, True))
-    no_col.button(_t("replace_no"), key=f"{page}:replace_no", on_click=_answer, args=(page, False))
+    yes_col.button(
+        t("jobs.replace_yes"), key=f"{page}:replace_yes", type="primary", on_click=_answer, args=(page, True)
+    )
+    no_col.button(t("jobs.replace_no"), key=f"{page}:replace_no", on_click=_answer, args=(page, False))
     return False
 
 
@@ -173,11 +138,11 @@ def status_text(view: JobView) -> str:
     """The job's state in words; a queued job says how many wait before it (none: it is starting)."""
     if view.status == "queued":
         if view.queue_position <= 0:  # not in the waiting line: its thread is taking a slot right now
-            return t("status_starting")
+            return t("common.status_starting")
         if view.queue_position == 1:
-            return t("status_next", cap=MAX_RUNNING_JOBS)
-        return t("status_queued", n=view.queue_position - 1, cap=MAX_RUNNING_JOBS)
-    return t(f"status_{view.status}")
+            return t("common.status_next", cap=MAX_RUNNING_JOBS)
+        return t("common.status_queued", n=view.queue_position - 1, cap=MAX_RUNNING_JOBS)
+    return t(STATUS_LABELS[view.status]) if view.status in STATUS_LABELS else view.status
 
 
 def controls_ui(page: str, job: Job, view: JobView) -> None:
@@ -186,13 +151,13 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
     paused = view.status == "paused"
     with cols[0]:
         if paused:
-            action, label, key = job.resume, t("resume"), f"{page}:resume"
+            action, label, key = job.resume, t("common.resume"), f"{page}:resume"
         else:
-            action, label, key = job.pause, t("pause"), f"{page}:pause"
+            action, label, key = job.pause, t("common.pause"), f"{page}:pause"
         st.button(label, key=key, on_click=action, width="stretch", disabled=view.done)
     with cols[1]:
         st.button(
-            t("step"),
+            t("common.step"),
             key=f"{page}:step",
             on_click=job.step_epoch,
             width="stretch",
@@ -200,7 +165,7 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
         )
     with cols[2]:
         st.button(
-            t("stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch",
+            t("common.stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch",
             disabled=view.done,
         )  # fmt: skip
 
@@ -221,26 +186,26 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
     an error's text is escaped (it may quote a file name).
     """
     if status == "finished" and message.startswith("Stopped early"):  # lm_core.jobs' early-stopping end
-        return _t("job_finished_early", e=epoch)
+        return t("jobs.job_finished_early", e=epoch)
     if status == "finished":
-        return _t("job_finished", n=planned)
+        return t("jobs.job_finished", n=planned)
     if status == "stopped":
-        return _t("job_stopped", e=epoch, n=planned)
+        return t("jobs.job_stopped", e=epoch, n=planned)
     if status == "failed":
-        return _t("job_failed", e=epoch)
+        return t("jobs.job_failed", e=epoch)
     if status == "interrupted":
-        return _t("job_interrupted", e=epoch)
+        return t("jobs.job_interrupted", e=epoch)
     if status == "diverged":
-        return _t("job_diverged", e=epoch)
+        return t("jobs.job_diverged", e=epoch)
     if status == "error":
-        return _t.md("job_error", msg=message.removeprefix("Training failed: "))
+        return t.md("jobs.job_error", msg=message.removeprefix("Training failed: "))
     return escape_markdown(message)
 
 
 def end_message(view: JobView) -> str:
     """How a finished job ended (see `ended_text`); every run stopped early is said so, not "finished N"."""
     if view.status == "finished" and view.runs and all(r.stopped_early for r in view.runs):
-        return _t("job_finished_early", e=max(len(r.history) for r in view.runs))
+        return t("jobs.job_finished_early", e=max(len(r.history) for r in view.runs))
     return ended_text(view.status, view.epoch, view.planned_epochs, view.message)
 
 
@@ -254,20 +219,20 @@ def best_weights_ui(view: JobView, labels: list[str]) -> None:
         if best is None:
             continue
         if run.stopped_early:
-            st.info(_t.md("run_early", label=label, p=run.config["patience"], best=best))
+            st.info(t.md("jobs.run_early", label=label, p=run.config["patience"], best=best))
         elif view.status == "finished" and run.status == "finished":
-            st.caption(_t.md("run_best_kept", label=label, best=best, e=len(run.history)))
+            st.caption(t.md("jobs.run_best_kept", label=label, best=best, e=len(run.history)))
 
 
 def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     """Progress bar with epoch, time left and characters per second."""
     epoch, eta = view.epoch, view.eta_seconds
     frac = epoch / view.planned_epochs if view.planned_epochs else 0.0
-    parts = [t("epoch_of", e=epoch, n=view.planned_epochs), status_text(view)]
+    parts = [t("common.epoch_of", e=epoch, n=view.planned_epochs), status_text(view)]
     if eta is not None and view.status == "running":
-        parts.append(t("time_left", s=_fmt_seconds(eta)))
+        parts.append(t("common.time_left", s=_fmt_seconds(eta)))
     if view.tokens_per_s:
-        parts.append(t("tokens_s", v=view.tokens_per_s))
+        parts.append(t("common.tokens_s", v=view.tokens_per_s))
     st.progress(min(1.0, frac), text=" · ".join(parts))
     # Notices come and go with the run's state; in one container they never move what follows (the buttons):
     # a redraw cut short by the next one leaves no stale copy of a button beside the new one.
@@ -283,11 +248,11 @@ def notices_ui(view: JobView, labels: list[str] | None = None) -> None:
     best_weights_ui(view, labels or run_labels(view))
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
-        st.error(_t("job_failed", e=view.epoch))
-        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
+        st.error(t("jobs.job_failed", e=view.epoch))
+        st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
     elif view.status == "interrupted":  # a Ray node or the cluster went away; the store has every finished epoch
-        st.warning(_t("job_interrupted", e=view.epoch))
-        st.page_link("pages/my_runs.py", label=t("page_my_runs"), icon=":material/history:")
+        st.warning(t("jobs.job_interrupted", e=view.epoch))
+        st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
     elif view.done and not covered:
         (st.error if view.status in ("error", "diverged") else st.success)(end_message(view))
 
@@ -300,14 +265,14 @@ def divergence_ui(view: JobView, labels: list[str] | None = None) -> None:
             continue
         end = run.end
         if end is not None and end.loss is not None:
-            st.error(_t.md("run_diverged", label=label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
+            st.error(t.md("jobs.run_diverged", label=label, e=end.epoch + 1, s=end.step, loss=f"{end.loss:g}"))
         else:
-            st.error(_t.md("run_diverged_plain", label=label, msg=run.message))
+            st.error(t.md("jobs.run_diverged_plain", label=label, msg=run.message))
 
 
 def _fmt_seconds(s: float) -> str:
     s = round(s)
-    return _t("minutes", m=s // 60, s=s % 60) if s >= 60 else _t("seconds", s=s)
+    return t("jobs.minutes", m=s // 60, s=s % 60) if s >= 60 else t("jobs.seconds", s=s)
 
 
 def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
@@ -342,12 +307,12 @@ def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
 def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
     """Why the corpus cannot be used, or its size, vocabulary and minibatches for these settings."""
     if choice.error:
-        st.warning(t.md("corpus_error", msg=choice.error))
+        st.warning(t.md("common.corpus_error", msg=choice.error))
     else:
         corpus_summary_ui(choice, values["batch_size"], values["num_steps"])
         problem = validation_problem(choice, values)
         if problem:
-            st.warning(t.md("corpus_error", msg=problem))
+            st.warning(t.md("common.corpus_error", msg=problem))
 
 
 def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:
@@ -399,10 +364,10 @@ def run_header_ui(page: str, job: Job, view: JobView, title: str, curves: list[C
             curves,
             view.planned_epochs,
             title,
-            t("epoch"),
-            t("perplexity"),
+            t("common.epoch"),
+            t("common.perplexity"),
             vocab_size=len(job.checkpoint(0).vocab),
-            baseline_label=t("baseline"),
+            baseline_label=t("common.baseline"),
             baselines=_ngram_lines(job),
         )
         st.session_state[f"{page}:figure"] = (key, fig)

@@ -11,17 +11,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from .i18n import Translator
-
-t = Translator(
-    {
-        "share": ("分享这节课", "Share this lesson"),
-        "share_help": (
-            "复制此链接：打开的人会得到相同的设置和随机种子（以及语言），但训练的是自己的模型。",
-            "Copy this link: whoever opens it gets the same settings, seed and language, and trains their own model.",
-        ),
-    }
-)
+from .i18n import t
 
 
 def lesson_url(base_url: str, params: dict[str, str]) -> str:
@@ -38,6 +28,6 @@ def lesson_link_ui() -> None:
         base = ""
     if not isinstance(base, str):
         base = ""
-    with st.expander(t("share")):
-        st.caption(t("share_help"))
+    with st.expander(t("lesson.share")):
+        st.caption(t("lesson.share_help"))
         st.code(lesson_url(base, st.query_params.to_dict()), language=None)

@@ -34,7 +34,7 @@ from lm_core.models import MODEL_KINDS, CharModel, build_model
 from lm_core.provenance import TrainingText
 
 from . import corpus_ui, jobs_ui, persist
-from .i18n import Translator, current_lang, model_label, run_label
+from .i18n import PAGE_TITLES, current_lang, model_label, run_label, t
 from .poll import job_poll_element
 from .session import manager, owner_id
 
@@ -48,108 +48,6 @@ UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload t
 # The shipped model that writes new ci (all of Song ci, issue 11): opened by default when present, because the
 # small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
 PREFERRED_SHIPPED = "songci-all-lstm.pt"
-
-t = Translator(
-    {
-        "source": ("使用哪个模型", "Which model"),
-        "opt_fresh": ("未训练的新模型：{label}", "Fresh, untrained: {label}"),
-        "source_help": (
-            "本次会话在「训练」等页面训练的模型、项目自带的检查点，或上传一个本应用保存的检查点文件（.pt）。",
-            "A model trained in this session (Train page and others), a checkpoint shipped with the app, or a "
-            "checkpoint file (.pt) saved by this app that you upload.",
-        ),
-        "opt_session": ("本次会话：{page} · {label} · 第 {e} 周期", "This session: {page} · {label} · epoch {e}"),
-        "opt_shipped": ("自带：{name}（{desc}）", "Shipped: {name} ({desc})"),
-        "opt_shipped_bad": ("自带：{name}（无法读取）", "Shipped: {name} (unreadable)"),
-        "opt_upload": ("上传检查点文件…", "Upload a checkpoint file…"),
-        "opt_stored": ("我的训练：{label} · 第 {e} 周期 · {date}", "My runs: {label} · epoch {e} · {date}"),
-        "opt_uploaded": ("已上传：{name}", "Uploaded: {name}"),
-        "upload": ("检查点文件（.pt）", "Checkpoint file (.pt)"),
-        "upload_help": (
-            "在「训练」页下载的检查点，或用命令行保存的检查点。文件只在本次会话中使用。每个文件最大 {mb} MB。",
-            "A checkpoint downloaded from the Train page or saved by the command line. It is used in this "
-            "session only. At most {mb} MB per file.",
-        ),
-        "upload_first": ("请上传一个检查点文件。", "Upload a checkpoint file."),
-        "upload_error": ("无法使用这个文件：{msg}", "This file cannot be used: {msg}"),
-        "upload_kept": ("仍在使用之前上传的 {name}。", "Still using the earlier upload, {name}."),
-        "no_model": (
-            "还没有可用的模型：先在「训练」页训练一个（几十秒即可），或在上面选择「上传检查点文件」。",
-            "No model yet: train one on the Train page (a few seconds is enough to start), or choose "
-            "“Upload a checkpoint file” above.",
-        ),
-        "go_train": ("去训练", "Go to Train"),
-        "shipped_none": (
-            "项目的 checkpoints/ 文件夹中还没有自带的模型。",
-            "No shipped models yet in the project's checkpoints/ folder.",
-        ),
-        "shipped_error": ("自带的检查点 {name} 无法读取：{msg}", "The shipped checkpoint {name} cannot be read: {msg}"),
-        "using": ("**正在使用**：{label}", "**Using**: {label}"),
-        "describe": (
-            "{model}，{h} 个隐藏单元，词典 {v:,} 个字，训练 {e} 个周期后困惑度 {ppl:.2f}",
-            "{model}, {h} hidden units, vocabulary {v:,}, perplexity {ppl:.2f} after {e} epochs",
-        ),
-        "describe_untrained": (
-            "{model}，{h} 个隐藏单元，词典 {v:,} 个字，尚未训练",
-            "{model}, {h} hidden units, vocabulary {v:,}, untrained",
-        ),
-        "corpus_line": ("语料：{name}", "Corpus: {name}"),
-        "corpus_chars": ("{n:,} 个字符", "{n:,} characters"),
-        "corpus_vocab": ("词典 {v:,} 个字", "vocabulary {v:,}"),
-        "corpus_unknown": ("（未记录）", "(not recorded)"),
-        "untrained_note": (
-            "这个模型还没有完成一个周期，它写出的是随机字符。等第一个周期结束后再看。",
-            "This model has not finished an epoch yet, so it writes random characters. Look again after the "
-            "first epoch.",
-        ),
-        "live": (
-            "训练仍在进行：已完成第 {e}/{n} 个周期（本页使用第 {m} 个周期的权重）。",
-            "Training continues: epoch {e}/{n} done (this page uses the weights after epoch {m}).",
-        ),
-        "meter_rebuilt": (
-            "记忆检测所用的训练文本：由内置宋词重建（{name}，前 {n:,} 个字符）。",
-            "Training text for the memorisation meter: rebuilt from the bundled Song ci ({name}, first {n:,} "
-            "characters).",
-        ),
-        "meter_rebuilt_book": (
-            "记忆检测所用的训练文本：服务器提供的书中语料（前 {n:,} 个字符）。",
-            "Training text for the memorisation meter: the book's corpus provided by the server (first {n:,} "
-            "characters).",
-        ),
-        "meter_unknown": (
-            "记忆检测不可用：无法找回这个模型的训练文本（语料：{name}）。只有本次会话训练的模型和内置宋词上训练的模型才能检测。",
-            "The memorisation meter is unavailable: this model's training text cannot be found (corpus: {name}). "
-            "It works for models trained in this session and on the bundled Song ci.",
-        ),
-        "meter_mismatch": (
-            "记忆检测不可用：模型的词典与这里的「{name}」文本不一致。",
-            "The memorisation meter is unavailable: the model's vocabulary does not match “{name}” as bundled here.",
-        ),
-        "meter_missing": (
-            "记忆检测不可用：内置宋词语料未安装（{msg}）。",
-            "The memorisation meter is unavailable: the bundled Song ci is not installed ({msg}).",
-        ),
-        "compare_with": ("与另一个模型对比", "Compare with another model"),
-        "compare_with_help": (
-            "用同一前缀和同一设置让另一个模型也写一段，并排显示，各自标出从自己的训练语料中逐字照抄的部分。"
-            "例如「背诵还是创作」页训练的两个模型，或自带的小模型与全部宋词模型。",
-            "Another model writes from the same prefix with the same settings, side by side, each with what it "
-            "copied verbatim from its own training text. For example the two models of the Memorise or "
-            "generalise page, or a small shipped model against the all-Song-ci one.",
-        ),
-        "compare_nobody": ("不对比", "no comparison"),
-        "stripped": ("这些字不在模型的词典中，已跳过：{chars}", "Skipped, not in the model's vocabulary: {chars}"),
-        "nothing_known": (
-            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字。",
-            "The model knows none of these characters ({chars}). Use characters from its training corpus.",
-        ),
-        "nothing_known_default": (
-            "这段文字中没有模型认识的字（{chars}）。请使用训练语料中的字，或恢复默认文字。",
-            "The model knows none of these characters ({chars}). Use characters from its training corpus, or "
-            "restore the default text.",
-        ),
-    }
-)
 
 
 # -- pure helpers (no widgets; tested directly) -------------------------------------------------------------
@@ -203,9 +101,9 @@ def describe(ckpt: Checkpoint) -> str:
     cfg = ckpt.config
     args = {"model": model_label(cfg.model), "h": cfg.hidden, "v": len(ckpt.vocab)}
     if not ckpt.history:
-        return t("describe_untrained", **args)
+        return t("model_source.describe_untrained", **args)
     last = ckpt.history[-1]
-    return t("describe", ppl=last.perplexity, e=last.epoch, **args)
+    return t("model_source.describe", ppl=last.perplexity, e=last.epoch, **args)
 
 
 def format_chars(chars: list[str]) -> str:
@@ -283,9 +181,14 @@ def known_text_ui(choice: ModelChoice, text: str, offer_default: bool = False) -
         return text
     kept = choice.known(text)
     if not kept:
-        st.warning(t.md("nothing_known_default" if offer_default else "nothing_known", chars=format_chars(unknown)))
+        st.warning(
+            t.md(
+                "model_source.nothing_known_default" if offer_default else "model_source.nothing_known",
+                chars=format_chars(unknown),
+            )
+        )
         return None
-    st.warning(t.md("stripped", chars=format_chars(unknown)))
+    st.warning(t.md("model_source.stripped", chars=format_chars(unknown)))
     return kept
 
 
@@ -374,7 +277,7 @@ def _options() -> dict[str, _Option]:
         for run, label in enumerate(job.labels):
             epochs = len(job.checkpoint(run).history)
             name = run_label(label, job.trainers[run].config.clip)
-            text = t("opt_session", page=t(f"page_{page}"), label=name, e=epochs)
+            text = t("model_source.opt_session", page=t(PAGE_TITLES[page]), label=name, e=epochs)
             opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
     store = manager().store
     if store is not None:
@@ -384,14 +287,20 @@ def _options() -> dict[str, _Option]:
             path = store.checkpoint_path(record.id)
             if path.is_file():
                 date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
-                text = t("opt_stored", label=record.label, e=record.epoch, date=date)
+                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date)
                 opts[f"stored:{record.id}"] = _Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)
-        text = t("opt_shipped", name=path.name, desc=describe(ckpt)) if ckpt else t("opt_shipped_bad", name=path.name)
+        text = (
+            t("model_source.opt_shipped", name=path.name, desc=describe(ckpt))
+            if ckpt
+            else t("model_source.opt_shipped_bad", name=path.name)
+        )
         opts[f"shipped:{path.name}"] = _Option(text, "shipped", path=path, ok=ckpt is not None)
     held = st.session_state.get(UPLOAD_KEY)
-    opts["upload"] = _Option(t("opt_uploaded", name=held[0]) if held else t("opt_upload"), "upload")
+    opts["upload"] = _Option(
+        t("model_source.opt_uploaded", name=held[0]) if held else t("model_source.opt_upload"), "upload"
+    )
     return opts
 
 
@@ -451,20 +360,20 @@ def _ingest_upload(page: str) -> str | None:
 def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
     """The uploader, the reason a new file was refused, and the held upload (if any) to use."""
     st.file_uploader(
-        t("upload"),
+        t("model_source.upload"),
         type=["pt", "pth", "ckpt"],
         key=f"{page}:ckpt_upload",
-        help=t("upload_help", mb=MAX_UPLOAD_MB),
+        help=t("model_source.upload_help", mb=MAX_UPLOAD_MB),
         max_upload_size=MAX_UPLOAD_MB,
     )
     held = st.session_state.get(UPLOAD_KEY)
     if error:
-        st.error(t.md("upload_error", msg=error))
+        st.error(t.md("model_source.upload_error", msg=error))
         if held is not None:
-            st.caption(t.md("upload_kept", name=held[0]))
+            st.caption(t.md("model_source.upload_kept", name=held[0]))
     if held is None:
         if not error:
-            st.info(t("upload_first"))
+            st.info(t("model_source.upload_first"))
         return None
     ckpt, _ = _uploaded(held[1], held[0], held[2])
     return (f"upload:{held[1][:16]}", ckpt) if ckpt else None
@@ -483,14 +392,14 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
     text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = display_corpus_name(ckpt.corpus_name)
     notes = {
-        "songci": lambda: t.md("meter_rebuilt", name=name, n=details.get("n", 0)),
-        "book": lambda: t.md("meter_rebuilt_book", n=details.get("n", 0)),
+        "songci": lambda: t.md("model_source.meter_rebuilt", name=name, n=details.get("n", 0)),
+        "book": lambda: t.md("model_source.meter_rebuilt_book", n=details.get("n", 0)),
         "missing": lambda: t.md(
-            "meter_missing", msg=localized(details["msg"], current_lang()) if "msg" in details else ""
+            "model_source.meter_missing", msg=localized(details["msg"], current_lang()) if "msg" in details else ""
         ),
-        "mismatch": lambda: t.md("meter_mismatch", name=name),
+        "mismatch": lambda: t.md("model_source.meter_mismatch", name=name),
     }
-    return text, notes.get(status, lambda: t.md("meter_unknown", name=name))()
+    return text, notes.get(status, lambda: t.md("model_source.meter_unknown", name=name))()
 
 
 def model_page_ui(page: str, title: str, intro: str) -> ModelChoice | None:
@@ -523,31 +432,35 @@ def model_source_ui(page: str) -> ModelChoice | None:
 
     with st.container(border=True):
         st.selectbox(
-            t("source"),
+            t("model_source.source"),
             ids,
             key=widget_key,
             format_func=lambda i: opts[i].label if i in opts else i,
-            help=t("source_help"),
+            help=t("model_source.source_help"),
             on_change=_picked,
             args=(widget_key,),
         )
         option = opts[chosen]
         if not any(o.source == "shipped" for o in opts.values()):
-            st.caption(t("shipped_none"))
+            st.caption(t("model_source.shipped_none"))
         picked = _resolve(page, option, upload_error)
         if picked is None:
             if option.source == "upload" and not any(o.source != "upload" for o in opts.values()):
-                st.info(t("no_model"))
-                st.page_link("pages/train.py", label=t("go_train"), icon=":material/show_chart:")
+                st.info(t("model_source.no_model"))
+                st.page_link("pages/train.py", label=t("model_source.go_train"), icon=":material/show_chart:")
             return None
         key, ckpt = picked
         try:
             model = _model(key, ckpt)
         except CheckpointError as exc:  # validated on load, so only a changed torch could get here
-            st.error(t.md("upload_error", msg=localized(exc, current_lang())))
+            st.error(t.md("model_source.upload_error", msg=localized(exc, current_lang())))
             return None
         text, note = _corpus(ckpt, option.job, option.run, option.corpus_hash)
-        label = option.label if option.source != "upload" else t("opt_uploaded", name=st.session_state[UPLOAD_KEY][0])
+        label = (
+            option.label
+            if option.source != "upload"
+            else t("model_source.opt_uploaded", name=st.session_state[UPLOAD_KEY][0])
+        )
         choice = ModelChoice(key, chosen, option.source, label, ckpt, model, text, note, option.job, option.run)
         _summary_ui(choice)
     return choice
@@ -565,8 +478,10 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
     persist.restore(key, "none")
     if st.session_state.get(key) not in ids:
         st.session_state[key] = "none"
-    labels = {i: o.label for i, o in opts.items()} | {"none": t("compare_nobody")}
-    pick = st.selectbox(t("compare_with"), ids, key=key, format_func=labels.get, help=t("compare_with_help"))
+    labels = {i: o.label for i, o in opts.items()} | {"none": t("model_source.compare_nobody")}
+    pick = st.selectbox(
+        t("model_source.compare_with"), ids, key=key, format_func=labels.get, help=t("model_source.compare_with_help")
+    )
     persist.save(key)
     if pick == "none":
         return None
@@ -578,7 +493,7 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
     try:
         model = _model(cache_key, ckpt)
     except CheckpointError as exc:
-        st.error(t.md("upload_error", msg=localized(exc, current_lang())))
+        st.error(t.md("model_source.upload_error", msg=localized(exc, current_lang())))
         return None
     text, note = _corpus(ckpt, option.job, option.run, option.corpus_hash)
     return ModelChoice(cache_key, pick, option.source, option.label, ckpt, model, text, note, option.job, option.run)
@@ -592,7 +507,7 @@ def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str,
     if option.source in ("shipped", "stored") and option.path is not None:
         ckpt, error = load_shipped(option.path)
         if ckpt is None:
-            st.error(t.md("shipped_error", name=option.path.name, msg=error))
+            st.error(t.md("model_source.shipped_error", name=option.path.name, msg=error))
             return None
         stat = option.path.stat()
         return f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}", ckpt
@@ -606,25 +521,25 @@ def display_corpus_name(name: str) -> str:
     checkpoint's free-text note may hold a whole command line, so it is not shown either.
     """
     base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return corpus_ui.corpus_display_name(base) if base else t("corpus_unknown")
+    return corpus_ui.corpus_display_name(base) if base else t("model_source.corpus_unknown")
 
 
 def corpus_caption(ckpt: Checkpoint, corpus_text: str | None) -> str:
     """'Corpus: name · N characters · vocabulary V' as Markdown, the name escaped (characters only when the text is known)."""
-    parts = [t.md("corpus_line", name=display_corpus_name(ckpt.corpus_name))]
+    parts = [t.md("model_source.corpus_line", name=display_corpus_name(ckpt.corpus_name))]
     if corpus_text:
-        parts.append(t("corpus_chars", n=len(corpus_text)))
-    parts.append(t("corpus_vocab", v=len(ckpt.vocab)))
+        parts.append(t("model_source.corpus_chars", n=len(corpus_text)))
+    parts.append(t("model_source.corpus_vocab", v=len(ckpt.vocab)))
     return " · ".join(parts)
 
 
 def _summary_ui(choice: ModelChoice) -> None:
     """Always say which model is in use: description, corpus, epochs."""
     ckpt = choice.checkpoint
-    st.markdown(t.md("using", label=describe(ckpt)))
+    st.markdown(t.md("model_source.using", label=describe(ckpt)))
     st.caption(corpus_caption(ckpt, choice.corpus_text))
     if not ckpt.history:
-        st.warning(t("untrained_note"))
+        st.warning(t("model_source.untrained_note"))
 
 
 def live_status_ui(choice: ModelChoice, follow: bool) -> None:
@@ -647,7 +562,7 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
         job_poll_element("model-source", live, manager())
         epochs = len(live.checkpoint(choice.run).history)
         planned = live.planned_epochs(choice.run)
-        st.caption(t("live", e=epochs, n=planned, m=choice.epochs))
+        st.caption(t("model_source.live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):
             st.rerun()
 
@@ -705,9 +620,13 @@ def companions(choice: ModelChoice) -> dict[str, Companion]:
         ckpt, _ = _uploaded(held[1], held[0], held[2])
         if ckpt is not None and ckpt.vocab == choice.vocab:
             key = f"upload:{held[1][:16]}"
-            out["upload"] = Companion(key, t("opt_uploaded", name=held[0]), functools.partial(_model, key, ckpt))
+            out["upload"] = Companion(
+                key, t("model_source.opt_uploaded", name=held[0]), functools.partial(_model, key, ckpt)
+            )
     V, h = len(choice.vocab), choice.model.num_hiddens
     for kind in MODEL_KINDS:
         key = f"fresh:{kind}:{V}:{h}"
-        out[key] = Companion(key, t("opt_fresh", label=model_label(kind)), functools.partial(_fresh, kind, V, h))
+        out[key] = Companion(
+            key, t("model_source.opt_fresh", label=model_label(kind)), functools.partial(_fresh, kind, V, h)
+        )
     return out

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import web
@@ -105,10 +106,10 @@ def answer(manager: JobManager | None, job_id: str, token: str | None, web_cores
     """The route's answer as (HTTP status, JSON body): 403 without a valid identity cookie, 404 for a job
     this browser does not own (or that is gone), else the run's news token and when to ask next."""
     if not web.valid_token(token):
-        return 403, {"error": "no identity"}
+        return 403, {"error": "identity"}
     job = manager.get(job_id, web.owner_of(token)) if manager is not None and JOB_ID.fullmatch(job_id) else None
     if job is None:  # `get` checks the owner, and touches the job: an open tab keeps its run from being reaped
-        return 404, {"error": "no such run"}
+        return 404, {"error": "run"}
     status = job_status(job)
     return 200, {
         "token": news_token(job.version, manager.queue_position(job)),
@@ -139,57 +140,19 @@ def routes() -> list[BaseRoute]:
 
 # -- the component ------------------------------------------------------------------------------------------
 
-# One question loop per mounted panel: a redraw with new data calls this function again on the same
-# element, so the previous loop is stopped first (Streamlit does not call the old cleanup then).
-# A "news" announcement that brought no redraw (a lost or dropped rerun) is repeated after GRACE_MS.
-# Refused (403: no identity cookie; 404: not this browser's run as the route sees it), the panel is redrawn
-# every `every` seconds instead, as before the route; a busy or unreachable server is simply asked again.
-_JS = """
-const GRACE_MS = 5000;
-export default function (component) {
-  const { data, setTriggerValue, parentElement } = component;
-  if (parentElement.__rnnlabPollStop) parentElement.__rnnlabPollStop();
-  let timer = null, stopped = false, announced = 0;
-  const stop = () => { stopped = true; clearTimeout(timer); };
-  parentElement.__rnnlabPollStop = stop;
-  const later = (s) => { if (!stopped) timer = setTimeout(ask, Math.max(50, s * 1000)); };
-  const news = (value) => setTriggerValue("news", value);
-  async function ask() {
-    if (stopped) return;
-    let reply = null, refused = false;
-    try {
-      const r = await fetch(data.url, { credentials: "same-origin", cache: "no-store" });
-      if (r.ok) reply = await r.json(); else refused = r.status === 403 || r.status === 404;
-    } catch (e) { reply = null; }
-    if (stopped) return;
-    if (reply === null) {  // refused: redraw on a timer instead; unreachable or busy: ask again later
-      if (refused) news("t" + Date.now());
-      later(data.every);
-      return;
-    }
-    if (reply.token !== data.token && Date.now() - announced > GRACE_MS) {
-      announced = Date.now();
-      news(reply.token);
-    }
-    if (reply.next === null || reply.next === undefined) stop(); else later(reply.next);
-  }
-  if (data.url) later(data.first);
-  return stop;
-}
-"""
-# The element draws nothing; hidden, it leaves no empty row in the panel either. Not isolated in a shadow root,
-# so this rule reaches the element's own container (Streamlit names it after the key).
-KEY_SUFFIX = "rnnlab-poll"
-# (Two lines: Streamlit reads a one-line string with "*" or "[" as a file name.)
-_CSS = f"""/* the lab's poll component */
-.stElementContainer[class*="{KEY_SUFFIX}"] {{ display: none; }}"""
+# The component's code and style live beside this module (lab_ui/poll.js, lab_ui/poll.css) and are passed
+# inline: Streamlit serves files only for components of an installed package.
+ASSETS = Path(__file__).resolve().parent
+KEY_SUFFIX = "rnnlab-poll"  # poll.css hides the containers of elements whose key ends so
 
 
 @cache
 def _component() -> Callable[..., Any]:
     import streamlit as st
 
-    return st.components.v2.component(COMPONENT, js=_JS, css=_CSS, isolate_styles=False)
+    js = (ASSETS / "poll.js").read_text(encoding="utf-8")
+    css = (ASSETS / "poll.css").read_text(encoding="utf-8")
+    return st.components.v2.component(COMPONENT, js=js, css=css, isolate_styles=False)
 
 
 def element_key(name: str) -> str:

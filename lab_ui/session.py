@@ -26,7 +26,7 @@ from lm_core.runstore import RunStore, StoreError
 from lm_core.warmup import warm_up_in_background
 
 from . import web
-from .i18n import LANGS, Translator, current_lang, t
+from .i18n import DEFAULT_LANG, LANG_NAMES, LANGS, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
 BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
@@ -65,21 +65,6 @@ def _workers() -> int:
 
 
 MAX_RUNNING_JOBS = _workers()
-_t = Translator(
-    {
-        "store_off": ("训练记录不会被保存：{msg}", "Runs are not being saved: {msg}"),
-        "store_notice": ("数据文件夹：{msg}", "Data folder: {msg}"),
-        "ray_on": ("训练在 Ray 集群上进行（{cpus} 个 CPU）。", "Runs train on the Ray cluster ({cpus} CPUs)."),
-        "ray_off": (
-            "设置了 RNN_LAB_RAY_ADDRESS，但无法使用 Ray 集群：{msg} 训练改在本机进行。",
-            "RNN_LAB_RAY_ADDRESS is set but the Ray cluster cannot be used: {msg} Runs train on this machine instead.",
-        ),
-        "store_problem": (
-            "暂时无法保存训练记录（{msg}）；训练照常进行，已保存的内容没有被改动。",
-            "Runs cannot be saved right now ({msg}); training goes on, nothing saved before was changed.",
-        ),
-    }
-)
 
 
 @st.cache_resource
@@ -140,9 +125,9 @@ def choose_ray() -> tuple[LabError | None, int]:
         return exc, 0
     except Exception as exc:  # noqa: BLE001 -- whatever Ray raises, the app starts on the local backend
         log.warning("Ray backend off, training locally: %s: %s", type(exc).__name__, exc)
-        return LabError(f"{type(exc).__name__}: {exc}"), 0
+        return LabError("error.ray.failed", kind=type(exc).__name__, error=str(exc)), 0
     if cpus < 1:
-        error = LabError("the cluster has no CPUs.", zh="集群没有可用的 CPU。")
+        error = LabError("error.ray.no_cpus")
         log.warning("Ray backend off, training locally: %s", error)
         return error, 0
     log.info("Runs train on the Ray cluster at %s (%d CPUs)", address, cpus)
@@ -156,17 +141,17 @@ def store_status_ui() -> None:
     with st.sidebar:
         ray_error = mgr.ray_error
         if ray_error is not None:
-            st.warning(_t.md("ray_off", msg=localized(ray_error, current_lang())))
+            st.warning(t.md("session.ray_off", msg=localized(ray_error, current_lang())))
         elif mgr.ray_cpus:
-            st.caption(_t("ray_on", cpus=mgr.ray_cpus))
+            st.caption(t("session.ray_on", cpus=mgr.ray_cpus))
         if error is not None:
-            st.warning(_t("store_off", msg=localized(error, current_lang())))
+            st.warning(t("session.store_off", msg=localized(error, current_lang())))
         elif mgr.store is not None:
             if mgr.store.notice and not st.session_state.get("_store_notice_seen"):
                 st.session_state["_store_notice_seen"] = True
-                st.info(_t("store_notice", msg=mgr.store.notice))
+                st.info(t("session.store_notice", msg=mgr.store.notice))
             if mgr.store.problem:
-                st.warning(_t("store_problem", msg=mgr.store.problem))
+                st.warning(t("session.store_problem", msg=mgr.store.problem))
 
 
 def owner_id() -> str:
@@ -223,17 +208,18 @@ def init() -> None:
         lang = st.query_params.get("lang", "")
         st.session_state["lang"] = lang if lang in LANGS else current_lang()
     owner_id()
+    names = {code: t(LANG_NAMES[code]) for code in LANGS}  # bound now: AppTest formats options outside a run
     with st.sidebar:
         st.session_state["_lang_widget"] = st.session_state["lang"]
         st.radio(
-            t("lang_label"),
+            t("common.lang_label"),
             LANGS,
-            format_func=lambda code: "中文" if code == "zh" else "English",
+            format_func=names.get,
             key="_lang_widget",
             horizontal=True,
             on_change=_on_lang_change,
         )
-    if st.session_state["lang"] != "zh" or "lang" in st.query_params:
+    if st.session_state["lang"] != DEFAULT_LANG or "lang" in st.query_params:
         st.query_params["lang"] = st.session_state["lang"]
     store_status_ui()
 

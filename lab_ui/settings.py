@@ -23,7 +23,7 @@ from lm_core.models import MODEL_KINDS
 from lm_core.training import TrainConfig
 
 from . import persist
-from .i18n import current_lang, model_label, t
+from .i18n import N_, current_lang, labels, model_label, t
 
 HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -114,75 +114,123 @@ def _model_label(kind: str) -> str:
     return model_label(kind)
 
 
+SAMPLING_LABELS = {"random": N_("common.random"), "adjacent": N_("common.adjacent")}
+
+
+def _sampling_label(mode: str) -> str:
+    return t(SAMPLING_LABELS[mode])
+
+
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
-        Field("model", "selectbox", MODEL_KINDS, label_key="model", help_key="model_help", fmt=_model_label),
-        Field("sampling", "radio", ("random", "adjacent"), label_key="sampling", help_key="sampling_help", fmt=t),
-        Field("hidden", "select_slider", HIDDEN_OPTIONS, label_key="hidden", help_key="hidden_help"),
-        Field("num_steps", "slider", bounds=(1, 200), label_key="steps", help_key="steps_help"),
-        Field("batch_size", "select_slider", BATCH_OPTIONS, label_key="batch", help_key="batch_help"),
-        Field("lr", "select_slider", LR_OPTIONS, log=True, label_key="lr", help_key="lr_help", fmt=_fmt_num),
+        Field(
+            "model",
+            "selectbox",
+            MODEL_KINDS,
+            label_key=N_("common.model"),
+            help_key=N_("common.model_help"),
+            fmt=_model_label,
+        ),
+        Field(
+            "sampling",
+            "radio",
+            ("random", "adjacent"),
+            label_key=N_("common.sampling"),
+            help_key=N_("common.sampling_help"),
+            fmt=_sampling_label,
+        ),
+        Field(
+            "hidden", "select_slider", HIDDEN_OPTIONS, label_key=N_("common.hidden"), help_key=N_("common.hidden_help")
+        ),
+        Field("num_steps", "slider", bounds=(1, 200), label_key=N_("common.steps"), help_key=N_("common.steps_help")),
+        Field(
+            "batch_size", "select_slider", BATCH_OPTIONS, label_key=N_("common.batch"), help_key=N_("common.batch_help")
+        ),
+        Field(
+            "lr",
+            "select_slider",
+            LR_OPTIONS,
+            log=True,
+            label_key=N_("common.lr"),
+            help_key=N_("common.lr_help"),
+            fmt=_fmt_num,
+        ),
         Field(
             "optimizer",
             "radio",
             ("sgd", "adam"),
-            label_key="optimizer",
-            help_key="optimizer_help",
+            label_key=N_("common.optimizer"),
+            help_key=N_("common.optimizer_help"),
             fmt=OPTIMIZER_NAMES.get,
         ),
-        Field("clip_on", "toggle", label_key="clip_on", help_key="clip_on_help"),
-        Field("clip", "select_slider", CLIP_OPTIONS, log=True, label_key="clip", help_key="clip_help", fmt=_fmt_num),
-        Field("epochs", "slider", bounds=(1, 500), label_key="epochs", help_key="epochs_help"),
+        Field("clip_on", "toggle", label_key=N_("common.clip_on"), help_key=N_("common.clip_on_help")),
+        Field(
+            "clip",
+            "select_slider",
+            CLIP_OPTIONS,
+            log=True,
+            label_key=N_("common.clip"),
+            help_key=N_("common.clip_help"),
+            fmt=_fmt_num,
+        ),
+        Field("epochs", "slider", bounds=(1, 500), label_key=N_("common.epochs"), help_key=N_("common.epochs_help")),
         Field(
             "num_layers",
             "slider",
             bounds=(1, MAX_LAYERS),
-            label_key="num_layers",
-            help_key="num_layers_help",
+            label_key=N_("common.num_layers"),
+            help_key=N_("common.num_layers_help"),
             help_args=(("n", MAX_LAYERS),),
         ),
-        Field("dropout", "select_slider", DROPOUT_OPTIONS, label_key="dropout", help_key="dropout_help", fmt=_fmt_num),
+        Field(
+            "dropout",
+            "select_slider",
+            DROPOUT_OPTIONS,
+            label_key=N_("common.dropout"),
+            help_key=N_("common.dropout_help"),
+            fmt=_fmt_num,
+        ),
         Field(
             "embed",
             "select_slider",
             EMBED_OPTIONS,
-            label_key="embed",
-            help_key="embed_help",
-            fmt=lambda e: t("embed_off") if e == 0 else str(e),
+            label_key=N_("common.embed"),
+            help_key=N_("common.embed_help"),
+            fmt=lambda e: t("common.embed_off") if e == 0 else str(e),
             help_args=(("n", MAX_EMBED),),
         ),
         Field(
             "steps_per_epoch",
             "select_slider",
             STEPS_PER_EPOCH_OPTIONS,
-            label_key="steps_per_epoch",
-            help_key="steps_per_epoch_help",
-            fmt=lambda n: t("whole_pass") if n == 0 else str(n),
+            label_key=N_("common.steps_per_epoch"),
+            help_key=N_("common.steps_per_epoch_help"),
+            fmt=lambda n: t("common.whole_pass") if n == 0 else str(n),
         ),
         Field(
             "val_fraction",
             "select_slider",
             VAL_OPTIONS,
-            label_key="val_fraction",
-            help_key="val_fraction_help",
+            label_key=N_("common.val_fraction"),
+            help_key=N_("common.val_fraction_help"),
             fmt=lambda v: f"{v:.0%}",
         ),
         Field(
             "patience",
             "slider",
             bounds=(0, MAX_PATIENCE),
-            label_key="patience",
-            help_key="patience_help",
+            label_key=N_("common.patience"),
+            help_key=N_("common.patience_help"),
         ),
-        Field("seed", "number", bounds=(0, 2**31 - 1), label_key="seed", help_key="seed_help"),
+        Field("seed", "number", bounds=(0, 2**31 - 1), label_key=N_("common.seed"), help_key=N_("common.seed_help")),
         Field(
             "compare",
             "selectbox",
             ("none", *MODEL_KINDS),
-            label_key="compare",
-            help_key="compare_help",
-            fmt=lambda k: t("compare_none") if k == "none" else _model_label(k),
+            label_key=N_("common.compare"),
+            help_key=N_("common.compare_help"),
+            fmt=lambda k: t("common.compare_none") if k == "none" else _model_label(k),
         ),
     )
 }
@@ -280,7 +328,7 @@ def settings_ui(
                 bad.append(f"{URL_KEYS.get(name, name)}={raw}")
         st.session_state[wkey] = value
     if bad:
-        st.warning(t.md("url_ignored", items=", ".join(bad)))
+        st.warning(t.md("common.url_ignored", items=", ".join(bad)))
     cols = st.columns(columns) if columns > 1 else [st.container()]
     values: dict[str, Any] = {}
     for i, name in enumerate(names):
@@ -297,7 +345,7 @@ def _draw(field: Field, key: str, disabled: bool) -> Any:
     label, help_ = t(field.label_key), t(field.help_key, **dict(field.help_args))
     kw: dict[str, Any] = {"key": key, "help": help_, "disabled": disabled}
     if field.fmt:
-        kw["format_func"] = field.fmt
+        kw["format_func"] = labels(field.options, field.fmt)
     if field.widget == "selectbox":
         return st.selectbox(label, field.options, **kw)
     if field.widget == "radio":

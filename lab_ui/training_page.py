@@ -23,33 +23,38 @@ from lm_core.jobs import Job, JobView
 
 from . import corpus_ui, jobs_ui, lesson, presets, settings
 from .corpus_ui import CorpusChoice
-from .i18n import Translator, current_lang
+from .i18n import current_lang, t
 from .runs import epochs_table
 
-t = Translator(
-    {
-        "metrics": ("每个周期的数据", "Per-epoch numbers"),
-        "book_preset": ("恢复书中设置", "Book settings"),
-    }
-)
+
+@dataclass(frozen=True)
+class PageTexts:
+    """The catalogue keys of a training page's own words, each given as `N_("page.key")`.
+
+    `no_job` is shown where the run will be until there is one.
+    """
+
+    title: str
+    intro: str
+    book_preset_help: str
+    no_job: str
 
 
 @dataclass(frozen=True)
 class TrainingPage:
     """One training page's own parts.
 
-    Its words come from its own `texts` table, read when drawn (so in the language
-    of that script run), under the keys every training page has: "title", "intro",
-    "book_preset_help" and "no_job" (shown where the run will be until there is one).
+    Its words are catalogue keys (`texts`, and the optional label and note), looked up
+    when drawn, so in the language of that script run.
     """
 
     key: str  # prefix of the page's widget keys, and the kind of its jobs
     fields: Sequence[str]  # the settings the page shows (settings.FIELDS names)
     defaults: Mapping[str, Any]  # their first values; the Book button restores them
-    texts: Translator
-    book_label_key: str = ""  # the page's own label for the Book button; empty: the shared "Book settings"
+    texts: PageTexts
+    book_label_key: str = ""  # key of the page's own label for the Book button; empty: the shared "Book settings"
     presets_menu: bool = True  # the preset picker above the Book button
-    preset_help_key: str = ""  # why a preset applies only in part here; empty: no such note
+    preset_help_key: str = ""  # key of why a preset applies only in part here; empty: no such note
     lesson_link: bool = False  # "Share this lesson" between the Train button and the run
 
     def page_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,22 +92,22 @@ def training_page_ui(
     page's start-from picker) and says what Train does; `draw` is the live view
     of the page's run; `under_settings(values)` adds notes inside the settings expander.
     """
-    st.title(page.texts("title"))
-    st.caption(page.texts("intro"))
+    st.title(t(page.texts.title))
+    st.caption(t(page.texts.intro))
     with st.sidebar:
         choice = corpus_ui.corpus_ui()
     if page.presets_menu:
-        note = page.texts(page.preset_help_key) if page.preset_help_key else None
+        note = t(page.preset_help_key) if page.preset_help_key else None
         presets.preset_ui(page.key, only=page.page_values, help_=note)
     book_preset_button(page)
-    with st.expander(t("settings"), expanded=True):
+    with st.expander(t("common.settings"), expanded=True):
         values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
         if under_settings is not None:
             under_settings(values)
     start_section_ui(page.key, choice, values, plan(values, choice))
     if page.lesson_link:
         lesson.lesson_link_ui()
-    jobs_ui.run_section_ui(page.key, draw, page.texts("no_job"))
+    jobs_ui.run_section_ui(page.key, draw, t(page.texts.no_job))
     return choice, values
 
 
@@ -114,9 +119,9 @@ def plain_start(start: Callable[[dict[str, Any], CorpusChoice], None]) -> Plan:
 def book_preset_button(page: TrainingPage) -> None:
     """One click back to the page's book settings (its defaults), whatever preset or link set them."""
     st.button(
-        page.texts(page.book_label_key) if page.book_label_key else t("book_preset"),
+        t(page.book_label_key) if page.book_label_key else t("training_page.book_preset"),
         key=f"{page.key}:book",
-        help=page.texts("book_preset_help"),
+        help=t(page.texts.book_preset_help),
         on_click=settings.apply_values,
         args=(page.key, page.page_values(page.defaults)),
     )
@@ -131,18 +136,18 @@ def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], pl
     jobs_ui.corpus_status_ui(choice, values)
     disabled = choice.corpus is None or bool(plan.blocked)
     if plan.beside is None:
-        pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=disabled)
+        pressed = st.button(t("common.start"), key=f"{page}:start", type="primary", disabled=disabled)
         other = None
     else:
         start_col, beside_col = st.columns([1, 2])
         with start_col:
-            pressed = st.button(t("start"), key=f"{page}:start", type="primary", disabled=disabled)
+            pressed = st.button(t("common.start"), key=f"{page}:start", type="primary", disabled=disabled)
         with beside_col:
             other = plan.beside()
     if plan.blocked:
         st.warning(plan.blocked)
     if plan.replace_note and jobs_ui.page_job(page) is not None:
-        st.caption(t("replace_warning"))
+        st.caption(t("common.replace_warning"))
     go = jobs_ui.confirm_start(page, pressed)
     try:
         if go:
@@ -150,10 +155,10 @@ def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], pl
         elif other is not None:
             other()
     except LabError as exc:
-        st.error(t.md("bad_setting", msg=localized(exc, current_lang())))
+        st.error(t.md("common.bad_setting", msg=localized(exc, current_lang())))
 
 
 def metrics_ui(view: JobView, labels: list[str]) -> None:
     """Every run's numbers per epoch, folded away under the charts."""
-    with st.expander(t("metrics")):
+    with st.expander(t("training_page.metrics")):
         st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")

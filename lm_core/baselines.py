@@ -40,8 +40,9 @@ def _as_array(ids: Sequence[int], vocab_size: int, what: str) -> np.ndarray:
     arr = np.asarray(ids, dtype=np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise CorpusError(
-            f"The {what} ids fall outside a vocabulary of {vocab_size:,}.",
-            zh=f"{what} 中的字符编号超出了 {vocab_size:,} 个字的词典。",
+            "error.baselines.ids_outside_vocab",
+            what=what,
+            value=vocab_size,
         )
     return arr
 
@@ -59,15 +60,14 @@ def ngram_baselines(
     Song ci — 1.4 M training characters — takes a fraction of a second.
     """
     if vocab_size < 1:
-        raise CorpusError("The vocabulary is empty.", zh="词典是空的。")
+        raise CorpusError("error.baselines.empty_vocab")
     if not (unigram_k > 0 and bigram_k > 0):
-        raise CorpusError("Smoothing constants must be above 0.", zh="平滑常数必须大于 0。")
+        raise CorpusError("error.baselines.smoothing")
     train = _as_array(train_ids, vocab_size, "training")
     val = _as_array(val_ids, vocab_size, "validation")
     if train.size < 2 or val.size < 2:
         raise CorpusError(
-            "Baselines need at least 2 training and 2 validation characters.",
-            zh="基线至少需要 2 个训练字符和 2 个验证字符。",
+            "error.baselines.too_short",
         )
     uni = np.bincount(train, minlength=vocab_size).astype(np.float64)
     p_uni = (uni[val] + unigram_k) / (train.size + unigram_k * vocab_size)
@@ -95,13 +95,11 @@ def split_at_document(n: int, val_fraction: float, starts: Sequence[int]) -> int
     Raises `CorpusError` when no document starts late enough to leave a tail.
     """
     if not 0.0 < val_fraction < 0.5:
-        raise CorpusError("The validation share must be between 0 and 0.5.", zh="验证集比例必须在 0 到 0.5 之间。")
+        raise CorpusError("error.training.val_fraction")
     plain = n - int(n * val_fraction)
     after = [s for s in starts if plain <= s < n]
     if not after:
         raise CorpusError(
-            "No whole document fits in the validation share: the corpus has too few documents "
-            "(lines) or the share is too small.",
-            zh="验证集比例内放不下一整篇文本：语料的篇数（行数）太少，或验证集比例太小。",
+            "error.baselines.no_whole_document",
         )
     return min(after)

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, VocabularyError
+from .messages import Listed
 from .models import CharModel
 from .sampling import random_batches
 from .training import clip_gradients
-from .vocab import format_chars, unknown_chars
+from .vocab import Chars, unknown_chars
 
 MAX_TEXT = 200  # characters a visitor may type: every figure stays under a second at h = 256
 WORK_BUDGET = 2.5e9  # multiply-adds one figure may spend (under a second at one torch thread, see bench-bptt)
@@ -48,32 +49,31 @@ def check_model(model: CharModel) -> None:
     bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise DivergedModelError(
-            f"This model has diverged: its weights contain NaN or infinity ({', '.join(bad[:4])}). "
-            "Train it again with gradient clipping or a smaller learning rate.",
-            zh=f"这个模型已经发散：权重中有 NaN 或无穷大（{'、'.join(bad[:4])}）。请开启梯度裁剪或减小学习率后重新训练。",
+            "error.bptt.diverged",
+            names=Listed(bad[:4]),
         )
 
 
 def check_text(text: str, char_to_idx: dict[str, int], max_len: int = MAX_TEXT, min_len: int = 2) -> list[int]:
     """The ids of `text`, or a `VocabularyError`/`ConfigError` naming what is wrong with it."""
     if not text:
-        raise ConfigError("Type a text first.", zh="请先输入一段文字。")
+        raise ConfigError("error.bptt.empty_text")
     if len(text) > max_len:
         raise ConfigError(
-            f"The text has {len(text)} characters; at most {max_len} are analysed. Shorten it.",
-            zh=f"这段文字有 {len(text)} 个字，最多分析 {max_len} 个。请缩短。",
+            "error.bptt.text_too_long",
+            length=len(text),
+            limit=max_len,
         )
     unknown = unknown_chars(text, char_to_idx)
     if unknown:
-        shown, shown_zh = format_chars(unknown), format_chars(unknown, "zh")
         raise VocabularyError(
-            f"Not in the model's vocabulary: {shown}. Use characters from its training corpus.",
-            zh=f"这些字不在模型的词典中：{shown_zh}。请使用训练语料中的字。",
+            "error.bptt.unknown_chars",
+            chars=Chars(unknown),
         )
     if len(text) < min_len:
         raise ConfigError(
-            f"Type at least {min_len} characters: the model predicts each character from the ones before it.",
-            zh=f"请至少输入 {min_len} 个字：模型根据前面的字预测下一个字。",
+            "error.bptt.text_too_short",
+            minimum=min_len,
         )
     return [char_to_idx[ch] for ch in text]
 
@@ -137,8 +137,9 @@ def connectivity(model: CharModel, ids: list[int], t: int) -> np.ndarray:
     """
     if not 0 <= t < len(ids) - 1:
         raise ConfigError(
-            f"Position {t} has no next character in a text of {len(ids)}.",
-            zh=f"第 {t} 个位置后面没有下一个字（文字共 {len(ids)} 个字）。",
+            "error.bptt.no_next_char",
+            position=t,
+            length=len(ids),
         )
     with torch.enable_grad():
         xs = _one_hot(ids[: t + 1], model).unsqueeze(1).requires_grad_()  # (t+1, 1, V)
@@ -190,8 +191,8 @@ def corpus_minibatch(
     """
     if len(ids) < 2:
         raise ConfigError(
-            f"The text has {len(ids)} characters: at least 2 are needed for one prediction.",
-            zh=f"文字只有 {len(ids)} 个字符，至少需要 2 个才能做一次预测。",
+            "error.bptt.too_few_chars",
+            length=len(ids),
         )
     num_steps = min(num_steps, len(ids) - 1)
     batch_size = min(batch_size, (len(ids) - 1) // num_steps)
@@ -232,8 +233,7 @@ def recurrent_weight(model: CharModel) -> torch.Tensor:
     if hasattr(model, "rnn") and not model.gate_names:
         return model.rnn.weight_hh_l0
     raise ConfigError(
-        "Only a plain RNN has a single recurrent matrix W_hh to rescale.",
-        zh="只有普通 RNN 才有单一的循环权重矩阵 W_hh 可以缩放。",
+        "error.bptt.not_plain_rnn",
     )
 
 
@@ -247,7 +247,7 @@ def set_spectral_radius(model: CharModel, rho: float, current: float | None = No
     W = recurrent_weight(model)
     before = spectral_radius(W) if current is None else current
     if not before > 0:
-        raise ConfigError("W_hh is zero: it has no spectral radius to rescale.", zh="W_hh 全为零，无法缩放谱半径。")
+        raise ConfigError("error.bptt.zero_w_hh")
     W.mul_(rho / before)
     return before
 

@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, LabError, detached, localized
+from .errors import Cause, CheckpointError, LabError, detached
 from .files import write_atomically
 from .limits import MAX_CHECKPOINT_BYTES, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
+from .messages import Message
 from .models import CharModel, build_model, check_size, expected_shapes
 from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
 from .training import EpochEvent, TrainConfig, Trainer
@@ -62,8 +63,9 @@ class Checkpoint:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
             raise CheckpointError(
-                f"The weights do not fit a {self.config.model} model: {_first_line(exc)}",
-                zh=f"权重与 {self.config.model} 模型不匹配：{_first_line(exc)}",
+                "error.checkpoint.weights_do_not_fit",
+                model=self.config.model,
+                cause=Cause(exc),
             ) from exc
         return model
 
@@ -71,11 +73,6 @@ class Checkpoint:
         last = self.history[-1] if self.history else None
         ppl = f", perplexity {last.perplexity:.2f} after {last.epoch} epochs" if last else ", untrained"
         return f"{self.config.model}, {self.config.hidden} hidden units, vocabulary {len(self.vocab):,}{ppl}"
-
-
-def _first_line(exc: BaseException, lang: str = "en") -> str:
-    text = localized(exc, lang).strip()  # a wrapped LabError keeps its Chinese text for lang="zh"
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def from_trainer(trainer: Trainer, note: str = "", best: bool = False) -> Checkpoint:
@@ -121,8 +118,7 @@ def to_bytes(ckpt: Checkpoint, half: bool = False) -> bytes:
         weights = {k: v.half() for k, v in weights.items()}
         if not all(bool(torch.isfinite(v).all()) for v in weights.values()):
             raise CheckpointError(
-                "Some weights are too large for float16 (beyond ±65,504): save without half precision.",
-                zh="部分权重超出 float16 的范围（±65,504）：请不用半精度保存。",
+                "error.checkpoint.float16_range",
             )
     payload = {
         "format": FORMAT,
@@ -165,15 +161,15 @@ def save(ckpt: Checkpoint, path: str | Path, half: bool = False) -> Path:
 
 def _too_big(name: str, size: int, max_bytes: int) -> CheckpointError:
     return CheckpointError(
-        f"{name} is {size / 2**20:.1f} MB; checkpoints are limited to {max_bytes // 2**20} MB.",
-        zh=f"{name} 大小为 {size / 2**20:.1f} MB，检查点上限为 {max_bytes // 2**20} MB。",
+        "error.checkpoint.too_big",
+        name=name,
+        mb=size / 2**20,
+        limit_mb=max_bytes // 2**20,
     )
 
 
 def _not_torch(name: str) -> CheckpointError:
-    return CheckpointError(
-        f"{name} is not a checkpoint file (not a torch archive).", zh=f"{name} 不是检查点文件（不是 torch 存档）。"
-    )
+    return CheckpointError("error.checkpoint.not_torch", name=name)
 
 
 def _check_archive(data: bytes, name: str, max_bytes: int) -> list[zipfile.ZipInfo]:
@@ -191,13 +187,13 @@ def _check_archive(data: bytes, name: str, max_bytes: int) -> list[zipfile.ZipIn
             members = archive.infolist()
     except (zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(
-            f"{name} is damaged or truncated and cannot be read (not a complete archive).",
-            zh=f"{name} 已损坏或被截断，无法读取（不是完整的存档）。",
+            "error.checkpoint.truncated_archive",
+            name=name,
         ) from exc
     if any(m.compress_type != zipfile.ZIP_STORED or m.compress_size != m.file_size for m in members):
         raise CheckpointError(
-            f"{name} is not a checkpoint of this app (its archive is compressed).",
-            zh=f"{name} 不是本应用的检查点（其存档经过压缩）。",
+            "error.checkpoint.compressed",
+            name=name,
         )
     total = sum(m.file_size for m in members)
     if total > max_bytes:
@@ -217,26 +213,29 @@ def _check_tensors(data: bytes, members: list[zipfile.ZipInfo], name: str) -> No
         layout = tensor_layout(data, members, MAX_TENSORS)
     except TooManyTensors as exc:
         raise CheckpointError(
-            f"{name} has more than {MAX_TENSORS:,} tensors; a checkpoint of this app has at most {MAX_TENSORS:,}.",
-            zh=f"{name} 含有超过 {MAX_TENSORS:,} 个张量；本应用的检查点最多 {MAX_TENSORS:,} 个。",
+            "error.checkpoint.too_many_tensors",
+            name=name,
+            limit=MAX_TENSORS,
         ) from exc
     except ForeignObject as exc:
         raise CheckpointError(
-            f"{name} is not a checkpoint of this app (it contains {exc}, which this app never writes).",
-            zh=f"{name} 不是本应用的检查点（其中含有本应用从不写入的 {exc}）。",
+            "error.checkpoint.foreign_object",
+            name=name,
+            cause=Cause(exc),
         ) from exc
     except Exception as exc:  # a broken pickle raises many types
         raise CheckpointError(
-            f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).",
-            zh=f"{name} 已损坏或被截断，无法读取（{_first_line(exc, 'zh')}）。",
+            "error.checkpoint.damaged",
+            name=name,
+            cause=Cause(exc),
         ) from exc
     declared = layout.declared_bytes
     if declared > len(data):
         raise CheckpointError(
-            f"{name} declares {declared / 2**20:.1f} MB of tensor data but the file has {len(data) / 2**20:.1f} MB: "
-            "it is not a checkpoint of this app.",
-            zh=f"{name} 声明了 {declared / 2**20:.1f} MB 的张量数据，但文件只有 {len(data) / 2**20:.1f} MB："
-            "它不是本应用的检查点。",
+            "error.checkpoint.declared_too_much",
+            name=name,
+            declared_mb=declared / 2**20,
+            file_mb=len(data) / 2**20,
         )
     if not layout.honest():
         raise _not_stored_once(name)
@@ -244,9 +243,8 @@ def _check_tensors(data: bytes, members: list[zipfile.ZipInfo], name: str) -> No
 
 def _not_stored_once(name: str) -> CheckpointError:
     return CheckpointError(
-        f"{name} is not a checkpoint of this app: a tensor does not store each of its values once "
-        "(it is a strided, offset or shared view, or its data is missing).",
-        zh=f"{name} 不是本应用的检查点：某个张量没有把每个值各存一次（它是跨步、偏移或共享的视图，或者数据缺失）。",
+        "error.checkpoint.not_stored_once",
+        name=name,
     )
 
 
@@ -263,8 +261,8 @@ def _finite_number(value: Any) -> bool:
 def _history(raw: Any, name: str) -> list[EpochEvent]:
     """Epoch records, each field a finite number of its type (the pages format and plot them)."""
     bad = CheckpointError(
-        f"{name} has a malformed training history (its entries must be numbers).",
-        zh=f"{name} 的训练历史格式有误（其中的记录必须是数字）。",
+        "error.checkpoint.bad_history",
+        name=name,
     )
     if raw is None:
         return []
@@ -305,23 +303,28 @@ def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> d
     expected = expected_shapes(config.model, vocab_size, config.hidden, config.num_layers, config.embed)
     if not isinstance(raw, dict) or set(raw) != set(expected):
         raise CheckpointError(
-            f"{name}: the weights do not fit a {config.model} model (the parameter names differ).",
-            zh=f"{name}：权重与 {config.model} 模型不匹配（参数名称不同）。",
+            "error.checkpoint.param_names",
+            name=name,
+            model=config.model,
         )
     for key, shape in expected.items():
         tensor = raw[key]
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() or tuple(tensor.shape) != shape:
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise CheckpointError(
-                f"{name}: the weights do not fit a {config.model} model ({key} is {got}, expected {shape}).",
-                zh=f"{name}：权重与 {config.model} 模型不匹配（{key} 为 {got}，应为 {shape}）。",
+                "error.checkpoint.param_shape",
+                name=name,
+                model=config.model,
+                key=key,
+                got=got,
+                shape=shape,
             )
         if not _owns_storage(tensor):
             raise _not_stored_once(name)
     if not all(bool(torch.isfinite(raw[key]).all()) for key in expected):
         raise CheckpointError(
-            f"{name}: the model's weights are not finite (NaN or infinity): it diverged and cannot be used.",
-            zh=f"{name}：模型的权重不是有限数（NaN 或无穷大）：训练已发散，无法使用。",
+            "error.checkpoint.not_finite",
+            name=name,
         )
     # float16 files (saved with `half=True` to fit the shipped budget) come back as float32
     return {key: raw[key].float() for key in expected}
@@ -371,7 +374,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
     huge model is refused without allocating it (see the module docstring).
     """
     if not data:
-        raise CheckpointError(f"{name} is empty.", zh=f"{name} 是空的。")
+        raise CheckpointError("error.checkpoint.empty", name=name)
     if len(data) > max_bytes:
         raise _too_big(name, len(data), max_bytes)
     _check_tensors(data, _check_archive(data, name, max_bytes), name)
@@ -379,28 +382,30 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(
-            f"{name} is damaged or truncated and cannot be read ({_first_line(exc)}).",
-            zh=f"{name} 已损坏或被截断，无法读取（{_first_line(exc, 'zh')}）。",
+            "error.checkpoint.damaged",
+            name=name,
+            cause=Cause(exc),
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{name} is a torch file but not an RNN Lyrics Lab checkpoint.",
-            zh=f"{name} 是 torch 文件，但不是 RNN 歌词实验室的检查点。",
+            "error.checkpoint.not_this_app",
+            name=name,
         )
     try:
         if not isinstance(payload.get("config"), dict):
-            raise CheckpointError(f"{name} is incomplete (it has no settings).", zh=f"{name} 不完整（没有训练设置）。")
+            raise CheckpointError("error.checkpoint.no_settings", name=name)
         config = TrainConfig.from_dict(payload["config"])
         config.validate()
         raw_vocab = payload.get("vocab")
         if not isinstance(raw_vocab, list) or len(raw_vocab) > MAX_VOCAB:
             raise CheckpointError(
-                f"{name} has a malformed vocabulary, or more than {MAX_VOCAB:,} characters.",
-                zh=f"{name} 的词典格式有误，或超过 {MAX_VOCAB:,} 个字符。",
+                "error.checkpoint.vocab_too_big",
+                name=name,
+                limit=MAX_VOCAB,
             )
         vocab = list(raw_vocab)
         if not vocab or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
-            raise CheckpointError(f"{name} has a malformed vocabulary.", zh=f"{name} 的词典格式有误。")
+            raise CheckpointError("error.checkpoint.bad_vocab", name=name)
         # limits, before any weight is looked at
         check_size(config.model, len(vocab), config.hidden, config.num_layers, config.dropout, config.embed)
         model_state = _model_state(payload.get("model_state"), config, len(vocab), name)
@@ -423,8 +428,9 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
         raise
     except Exception as exc:
         raise CheckpointError(
-            f"{name} is incomplete or from an incompatible version ({_first_line(exc)}).",
-            zh=f"{name} 不完整，或来自不兼容的版本（{_first_line(exc, 'zh')}）。",
+            "error.checkpoint.incompatible",
+            name=name,
+            cause=Cause(exc),
         ) from exc
     ckpt.build_model()  # proves the weights fit the declared model
     return ckpt
@@ -449,7 +455,7 @@ def load(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
     """A checkpoint file on disk (the CLI, shipped checkpoints); its size is checked before it is read."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}.", zh=f"找不到检查点 {path}。")
+        raise CheckpointError("error.checkpoint.missing_path", path=path)
     size = path.stat().st_size
     if size > max_bytes:
         raise _too_big(path.name, size, max_bytes)
@@ -463,7 +469,7 @@ Read = tuple[Checkpoint | None, LabError | None]
 
 def _unreadable(name: str, exc: Exception) -> CheckpointError:
     what = type(exc).__name__
-    return CheckpointError(f"{name} cannot be read ({what}).", zh=f"无法读取 {name}（{what}）。")
+    return CheckpointError("error.checkpoint.unreadable", name=name, what=what)
 
 
 def read_bytes(data: bytes, name: str) -> Read:
@@ -490,7 +496,7 @@ def read_file(path: str | Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Read:
     """
     if not Path(path).expanduser().is_file():
         name = Path(path).name
-        return None, CheckpointError(f"No checkpoint named {name}.", zh=f"找不到检查点 {name}。")
+        return None, CheckpointError("error.checkpoint.missing_name", name=name)
     try:
         return load(path, max_bytes), None
     except LabError as exc:
@@ -506,25 +512,27 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
     """
     if (ckpt.config.model, ckpt.config.hidden) != (trainer.config.model, trainer.config.hidden):
         raise CheckpointError(
-            f"The checkpoint is a {ckpt.config.model} with {ckpt.config.hidden} hidden units; "
-            f"the run is set to {trainer.config.model} with {trainer.config.hidden}: pick the checkpoint's model and size.",
-            zh=f"检查点是 {ckpt.config.hidden} 个隐藏单元的 {ckpt.config.model}，本次训练设为 "
-            f"{trainer.config.hidden} 个隐藏单元的 {trainer.config.model}：请选择与检查点相同的模型和大小。",
+            "error.checkpoint.other_model",
+            ckpt_model=ckpt.config.model,
+            ckpt_hidden=ckpt.config.hidden,
+            run_model=trainer.config.model,
+            run_hidden=trainer.config.hidden,
         )
     if list(trainer.corpus.idx_to_char) != ckpt.vocab:
         raise CheckpointError(
-            f"The checkpoint's vocabulary ({len(ckpt.vocab):,} characters) differs from this corpus's "
-            f"({trainer.corpus.vocab_size:,}): continue it on the corpus it was trained on ({ckpt.corpus_name or 'unknown'}).",
-            zh=f"检查点的词典（{len(ckpt.vocab):,} 个字符）与当前语料的词典（{trainer.corpus.vocab_size:,} 个）不同："
-            f"请在训练它的语料（{ckpt.corpus_name or '未知'}）上继续训练。",
+            "error.checkpoint.other_vocab",
+            ckpt_vocab=len(ckpt.vocab),
+            run_vocab=trainer.corpus.vocab_size,
+            corpus=ckpt.corpus_name or Message("error.checkpoint.unknown_corpus"),
         )
     arch = ("num_layers", "embed")
     if any(getattr(ckpt.config, a) != getattr(trainer.config, a) for a in arch):
         raise CheckpointError(
-            f"The checkpoint has {ckpt.config.num_layers} layer(s) and embedding {ckpt.config.embed}; the run is set "
-            f"to {trainer.config.num_layers} and {trainer.config.embed}: pick the checkpoint's layers and embedding.",
-            zh=f"检查点为 {ckpt.config.num_layers} 层、嵌入维度 {ckpt.config.embed}；本次训练设为 "
-            f"{trainer.config.num_layers} 层、嵌入维度 {trainer.config.embed}：请选择与检查点相同的层数和嵌入维度。",
+            "error.checkpoint.other_layers",
+            ckpt_layers=ckpt.config.num_layers,
+            ckpt_embed=ckpt.config.embed,
+            run_layers=trainer.config.num_layers,
+            run_embed=trainer.config.embed,
         )
     trainer.model.load_state_dict(ckpt.model_state)
     if ckpt.optimizer_state and ckpt.config.optimizer == trainer.config.optimizer:

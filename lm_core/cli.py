@@ -203,26 +203,21 @@ def _check_output(path: Path, flag: str, make_parents: bool) -> None:
     path = path.expanduser()
     if path.is_dir():
         raise ConfigError(
-            f"{flag} {path} is a folder: give the name of a file to write in it.",
-            zh=f"{flag} {path} 是文件夹：请给出要在其中写入的文件名。",
+            "error.cli.output_is_folder",
+            flag=flag,
+            path=path,
         )
     folder = path.parent
     if not make_parents and not folder.is_dir():
-        raise ConfigError(
-            f"{flag} {path}: the folder {folder} does not exist.", zh=f"{flag} {path}：文件夹 {folder} 不存在。"
-        )
+        raise ConfigError("error.cli.no_folder", flag=flag, path=path, folder=folder)
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
-        raise ConfigError(
-            f"{flag} {path}: {existing} is a file, not a folder.", zh=f"{flag} {path}：{existing} 是文件，不是文件夹。"
-        )
+        raise ConfigError("error.cli.not_a_folder", flag=flag, path=path, existing=existing)
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(
-            f"{flag} {path} cannot be written ({reason}).", zh=f"{flag} {path} 无法写入（{reason}）。"
-        ) from exc
+        raise ConfigError("error.cli.not_writable", flag=flag, path=path, reason=reason) from exc
     os.close(fd)
     os.unlink(probe)
 
@@ -382,9 +377,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .training import TrainConfig
 
     if args.epochs < 2:
-        raise ConfigError(
-            "bench needs at least 2 epochs (the first is a warm-up).", zh="bench 至少需要 2 个周期（第一个用于预热）。"
-        )
+        raise ConfigError("error.cli.bench_epochs")
     TrainConfig(seed=args.seed).validate()  # before the corpus is read
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)

@@ -16,8 +16,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorpusError
+from .errors import Cause, CorpusError
 from .limits import MAX_CORPUS_BYTES, MAX_VOCAB
+from .messages import N_, Message
 
 BOOK_MAX_CHARS = 10_000
 # The book's corpus file, recognised by content wherever it comes from (an upload, the operator's data/ folder,
@@ -27,15 +28,15 @@ BOOK_SHA256 = "3cfedd7d174111cdad5a27eaffaa6a2432a2842cf2590a03dd8a97610ea07043"
 MAX_FILE_BYTES = MAX_CORPUS_BYTES  # a corpus larger than this is not a classroom corpus
 _CHUNK = 256 * 1024  # bytes inflated at a time from a zip member
 
-_MAGIC = {  # magic bytes -> (English, 中文) name of the format
-    b"\x89PNG": ("a PNG image", "PNG 图片"),
-    b"\xff\xd8\xff": ("a JPEG image", "JPEG 图片"),
-    b"GIF8": ("a GIF image", "GIF 图片"),
-    b"%PDF": ("a PDF document", "PDF 文档"),
-    b"PK\x03\x04": ("a zip archive", "zip 压缩包"),
-    b"\x7fELF": ("a program (ELF binary)", "程序（ELF 二进制文件）"),
-    b"RIFF": ("a RIFF media file", "RIFF 媒体文件"),
-    b"\x1f\x8b": ("a gzip archive", "gzip 压缩包"),
+_MAGIC = {  # magic bytes -> the catalogue key naming the format
+    b"\x89PNG": N_("error.corpus.format_png"),
+    b"\xff\xd8\xff": N_("error.corpus.format_jpeg"),
+    b"GIF8": N_("error.corpus.format_gif"),
+    b"%PDF": N_("error.corpus.format_pdf"),
+    b"PK\x03\x04": N_("error.corpus.format_zip"),
+    b"\x7fELF": N_("error.corpus.format_elf"),
+    b"RIFF": N_("error.corpus.format_riff"),
+    b"\x1f\x8b": N_("error.corpus.format_gzip"),
 }
 
 
@@ -50,9 +51,7 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
     decodes GBK bytes by accident); then GB18030, a superset of GBK/GB2312.
     """
     if not data:
-        raise CorpusError(
-            f"{name} is empty: there is no text to learn from.", zh=f"{name} 是空的：没有可供学习的文本。"
-        )
+        raise CorpusError("error.corpus.empty", name=name)
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -60,19 +59,20 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise CorpusError(
-                f"{name} starts like UTF-16 but is not valid UTF-16 text.",
-                zh=f"{name} 开头像 UTF-16，但不是有效的 UTF-16 文本。",
+                "error.corpus.bad_utf16",
+                name=name,
             ) from exc
-    for magic, (what, what_zh) in _MAGIC.items():
+    for magic, what in _MAGIC.items():
         if data.startswith(magic):
             raise CorpusError(
-                f"{name} is {what}, not a text file: upload a .txt file or a .zip with one.",
-                zh=f"{name} 是{what_zh}，不是文本文件：请上传 .txt 文件，或内含一个文本文件的 .zip。",
+                "error.corpus.not_text",
+                name=name,
+                what=Message(what),
             )
     if b"\x00" in data[:4096]:
         raise CorpusError(
-            f"{name} looks binary (it contains NUL bytes), not like a text file.",
-            zh=f"{name} 看起来是二进制文件（含有 NUL 字节），不是文本文件。",
+            "error.corpus.nul_bytes",
+            name=name,
         )
     for encoding in ("utf-8", "gb18030"):
         try:
@@ -84,13 +84,13 @@ def decode_bytes(data: bytes, name: str = "the file") -> str:
         # A text file with a few colour codes is still text; a quarter controls is not.
         if controls > max(64, len(sample) // 4):
             raise CorpusError(
-                f"{name} looks binary (most of it is control characters), not like a text file.",
-                zh=f"{name} 看起来是二进制文件（大部分是控制字符），不是文本文件。",
+                "error.corpus.control_chars",
+                name=name,
             )
         return text
     raise CorpusError(
-        f"{name} is neither UTF-8, UTF-16 nor GB18030/GBK text: save it as UTF-8 and try again.",
-        zh=f"{name} 既不是 UTF-8、UTF-16，也不是 GB18030/GBK 文本：请另存为 UTF-8 后重试。",
+        "error.corpus.encoding",
+        name=name,
     )
 
 
@@ -98,7 +98,7 @@ def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise CorpusError(f"{name} is not a valid zip archive.", zh=f"{name} 不是有效的 zip 压缩包。") from exc
+        raise CorpusError("error.corpus.bad_zip", name=name) from exc
     with archive:
         members = [
             info
@@ -109,30 +109,36 @@ def _read_zip(data: bytes, name: str, max_bytes: int) -> tuple[str, bytes]:
         ]
         if not members:
             raise CorpusError(
-                f"{name} holds no file: put one text file in the zip.",
-                zh=f"{name} 里没有文件：请在 zip 中放入一个文本文件。",
+                "error.corpus.zip_empty",
+                name=name,
             )
         if len(members) > 1:
             listed = ", ".join(m.filename for m in members[:5])
             more = "…" if len(members) > 5 else ""
             raise CorpusError(
-                f"{name} holds {len(members)} files ({listed}{more}): put exactly one text file in the zip.",
-                zh=f"{name} 里有 {len(members)} 个文件（{listed}{more}）：zip 中只能放一个文本文件。",
+                "error.corpus.zip_many",
+                name=name,
+                count=len(members),
+                listed=listed,
+                more=more,
             )
         info = members[0]
         if info.file_size > max_bytes:
             raise CorpusError(
-                f"{info.filename} in {name} is {_human_size(info.file_size)} unpacked; "
-                f"the limit is {_human_size(max_bytes)}: use a shorter excerpt.",
-                zh=f"{name} 中的 {info.filename} 解压后为 {_human_size(info.file_size)}，"
-                f"上限为 {_human_size(max_bytes)}：请改用较短的节选。",
+                "error.corpus.zip_member_too_big",
+                member=info.filename,
+                name=name,
+                size=_human_size(info.file_size),
+                limit=_human_size(max_bytes),
             )
         try:
             return info.filename, _inflate(archive, info, name, max_bytes)
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
             raise CorpusError(
-                f"{info.filename} in {name} cannot be unpacked ({exc}).",
-                zh=f"{name} 中的 {info.filename} 无法解压（{exc}）。",
+                "error.corpus.zip_unpack",
+                member=info.filename,
+                name=name,
+                cause=Cause(exc),
             ) from exc
 
 
@@ -150,8 +156,10 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, max_byt
             total += len(chunk)
             if total > max_bytes:
                 raise CorpusError(
-                    f"{info.filename} in {name} is larger than {_human_size(max_bytes)} unpacked: use a shorter excerpt.",
-                    zh=f"{name} 中的 {info.filename} 解压后超过 {_human_size(max_bytes)}：请改用较短的节选。",
+                    "error.corpus.zip_member_larger",
+                    member=info.filename,
+                    name=name,
+                    limit=_human_size(max_bytes),
                 )
             chunks.append(chunk)
     return b"".join(chunks)
@@ -161,10 +169,10 @@ def read_corpus_bytes(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -
     """Text of an uploaded or read file (`.zip` or plain text), with clear errors."""
     if len(data) > max_bytes:
         raise CorpusError(
-            f"{name} is {_human_size(len(data))}; the limit is {_human_size(max_bytes)}: "
-            "use a shorter excerpt (a few hundred KB is plenty for a character RNN).",
-            zh=f"{name} 大小为 {_human_size(len(data))}，上限为 {_human_size(max_bytes)}："
-            "请改用较短的节选（字符级 RNN 有几百 KB 就足够了）。",
+            "error.corpus.too_big",
+            name=name,
+            size=_human_size(len(data)),
+            limit=_human_size(max_bytes),
         )
     if name.lower().endswith(".zip") or data.startswith(b"PK\x03\x04"):
         inner, data = _read_zip(data, name, max_bytes)
@@ -176,22 +184,22 @@ def read_corpus_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     """Text of a `.txt` or single-file `.zip` on disk."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise CorpusError(f"No file at {path}.", zh=f"找不到文件 {path}。")
+        raise CorpusError("error.corpus.no_file", path=path)
     if path.is_dir():
-        raise CorpusError(f"{path} is a folder, not a corpus file.", zh=f"{path} 是文件夹，不是语料文件。")
+        raise CorpusError("error.corpus.folder", path=path)
     size = path.stat().st_size
     if size > max_bytes:
         raise CorpusError(
-            f"{path.name} is {_human_size(size)}; the limit is {_human_size(max_bytes)}: use a shorter excerpt.",
-            zh=f"{path.name} 大小为 {_human_size(size)}，上限为 {_human_size(max_bytes)}：请改用较短的节选。",
+            "error.corpus.file_too_big",
+            name=path.name,
+            size=_human_size(size),
+            limit=_human_size(max_bytes),
         )
     try:
         with path.open("rb") as f:  # read at most one byte past the cap: a file may grow, or report size 0
             data = f.read(max_bytes + 1)
     except OSError as exc:
-        raise CorpusError(
-            f"{path} cannot be read ({exc.strerror}).", zh=f"无法读取 {path}（{exc.strerror}）。"
-        ) from exc
+        raise CorpusError("error.corpus.unreadable", path=path, reason=exc.strerror) from exc
     return read_corpus_bytes(data, path.name, max_bytes)
 
 
@@ -274,20 +282,20 @@ class Corpus:
         max_vocab: int = MAX_VOCAB,
     ) -> Corpus:
         if max_chars is not None and max_chars < 2:
-            raise CorpusError("Keep at least 2 characters of the corpus.", zh="语料至少要保留 2 个字符。")
+            raise CorpusError("error.corpus.keep_two")
         text, removed = strip_controls(text)
         text = normalize_line_ends(text)  # so that document starts hold in the preprocessed text
         doc_starts = document_starts(text, max_chars)
         text = book_preprocess(text, max_chars)
         if not text.strip():
-            raise CorpusError(f"{name} has no text (only white space).", zh=f"{name} 没有文字（只有空白字符）。")
+            raise CorpusError("error.corpus.blank", name=name)
         idx_to_char = sorted(set(text))
         if len(idx_to_char) > max_vocab:
             raise CorpusError(
-                f"{name} has {len(idx_to_char):,} distinct characters; the limit is {max_vocab:,}: "
-                "keep fewer characters or use a more uniform text.",
-                zh=f"{name} 有 {len(idx_to_char):,} 个不同的字符，上限为 {max_vocab:,}："
-                "请保留更少的字符，或换用用字更集中的文本。",
+                "error.corpus.vocab_too_big",
+                name=name,
+                distinct=len(idx_to_char),
+                limit=max_vocab,
             )
         char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
         indices = [char_to_idx[ch] for ch in text]
@@ -318,7 +326,7 @@ class Corpus:
         whole and unseen; a single-document text is cut at the plain position.
         """
         if not 0.0 <= val_fraction < 0.5:
-            raise CorpusError("The validation share must be between 0 and 0.5.", zh="验证集比例必须在 0 到 0.5 之间。")
+            raise CorpusError("error.training.val_fraction")
         n = len(self.indices)
         if val_fraction == 0:
             return n

@@ -53,8 +53,7 @@ def evaluate_lyrics(ckpt: Checkpoint, corpus: Corpus, val_fraction: float | None
     """Measure `ckpt` on `corpus` (the corpus it was trained on; its split is recomputed the same way)."""
     if list(corpus.idx_to_char) != ckpt.vocab:
         raise CheckpointError(
-            "The corpus's vocabulary differs from the checkpoint's: evaluate on the corpus it was trained on.",
-            zh="语料的词典与检查点的不同：请在训练它的语料上评估。",
+            "error.evaluate.other_vocab",
         )
     cfg = ckpt.config
     fraction = cfg.val_fraction if val_fraction is None else val_fraction

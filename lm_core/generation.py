@@ -16,7 +16,7 @@ import torch
 from .corpus import Corpus
 from .errors import ConfigError, VocabularyError
 from .models import CharModel
-from .vocab import format_chars, unknown_chars
+from .vocab import Chars, unknown_chars
 
 STRATEGIES = ("greedy", "sample")
 MAX_LENGTH = 2_000
@@ -56,19 +56,17 @@ def default_prefixes(vocab: dict[str, int] | Corpus, text: str = "") -> tuple[st
 def check_prefix(prefix: str, vocab: dict[str, int]) -> None:
     """Raise a `VocabularyError` naming every character the model does not know."""
     if not prefix:
-        raise VocabularyError("Type a prefix of at least one character.", zh="请至少输入一个字符。")
+        raise VocabularyError("error.generation.empty_prefix")
     unknown = unknown_chars(prefix, vocab)
     if unknown:
-        shown, shown_zh = format_chars(unknown), format_chars(unknown, "zh")
         if len(unknown) == len(set(prefix)):
             raise VocabularyError(
-                f"None of the prefix's characters are in the model's vocabulary: {shown}. "
-                "Use characters from the training corpus.",
-                zh=f"这些字都不在模型的词典中：{shown_zh}。请使用训练语料中的字。",
+                "error.generation.no_known_chars",
+                chars=Chars(unknown),
             )
         raise VocabularyError(
-            f"Not in the model's vocabulary: {shown}. Remove or replace them.",
-            zh=f"不在模型词典中的字：{shown_zh}。请删除或替换它们。",
+            "error.generation.unknown_chars",
+            chars=Chars(unknown),
         )
 
 
@@ -89,20 +87,19 @@ def generate(
     char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
     check_prefix(prefix, char_to_idx)
     if not 0 <= length <= MAX_LENGTH:
-        raise ConfigError(f"Length must be between 0 and {MAX_LENGTH}.", zh=f"长度必须在 0 到 {MAX_LENGTH} 之间。")
+        raise ConfigError("error.generation.length", limit=MAX_LENGTH)
     if strategy not in STRATEGIES:
         raise ConfigError(
-            f"Unknown strategy {strategy!r}: use greedy or sample.",
-            zh=f"未知的生成策略 {strategy!r}：请使用 greedy 或 sample。",
+            "error.generation.strategy",
+            strategy=strategy,
         )
     if strategy == "sample" and not (math.isfinite(temperature) and 0.01 <= temperature <= 10):
-        raise ConfigError("Temperature must be between 0.01 and 10.", zh="温度必须在 0.01 到 10 之间。")
+        raise ConfigError("error.generation.temperature")
     if top_k is not None and top_k < 1:
-        raise ConfigError("top-k must be at least 1 (or off).", zh="top-k 至少为 1（或关闭）。")
+        raise ConfigError("error.generation.top_k")
     if not 0 <= seed < 2**63:  # torch.Generator takes 64 bits; beyond that it raises a bare RuntimeError
         raise ConfigError(
-            "The seed must be between 0 and 9,223,372,036,854,775,807.",
-            zh="随机种子必须在 0 到 9,223,372,036,854,775,807 之间。",
+            "error.generation.seed",
         )
 
     was_training = model.training

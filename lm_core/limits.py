@@ -3,7 +3,7 @@
 The server is shared by a classroom, so everything a visitor can send is
 bounded, and each bound is checked *before* the expensive step it protects
 (reading, inflating, allocating a model). The UI states these numbers where
-the user meets them (uploader help, error messages) and the README's Security
+the user meets them (uploader help, error messages) and SECURITY.md's Limits
 section repeats them. `server.maxUploadSize` in `.streamlit/config.toml` must
 equal `MAX_UPLOAD_MB` (a test checks it).
 """

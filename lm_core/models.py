@@ -31,6 +31,7 @@ from torch import nn
 from . import recurrences as rec
 from .errors import ConfigError
 from .limits import MAX_DROPOUT, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETERS, MAX_VOCAB
+from .messages import Listed
 
 State = tuple[torch.Tensor, ...]
 
@@ -451,30 +452,29 @@ def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, emb
     """Raise `ConfigError` for layers / dropout / embedding settings the model cannot take."""
     if not _whole(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
         raise ConfigError(
-            f"Layers must be a whole number between 1 and {MAX_LAYERS} (got {num_layers!r}).",
-            zh=f"层数必须是 1 到 {MAX_LAYERS} 之间的整数（当前为 {num_layers!r}）。",
+            "error.models.layers",
+            limit=MAX_LAYERS,
+            value=num_layers,
         )
     if not _whole(embed) or not 0 <= embed <= MAX_EMBED:
         raise ConfigError(
-            f"The embedding size must be 0 (one-hot input) or a whole number up to {MAX_EMBED:,} (got {embed!r}).",
-            zh=f"嵌入维度必须是 0（独热输入）或不超过 {MAX_EMBED:,} 的整数（当前为 {embed!r}）。",
+            "error.models.embed",
+            limit=MAX_EMBED,
+            value=embed,
         )
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= MAX_DROPOUT:
         raise ConfigError(
-            f"Dropout must be between 0 and {MAX_DROPOUT} (got {dropout!r}).",
-            zh=f"丢弃率（dropout）必须在 0 到 {MAX_DROPOUT} 之间（当前为 {dropout!r}）。",
+            "error.models.dropout",
+            limit=MAX_DROPOUT,
+            value=dropout,
         )
     if kind.startswith("scratch-") and (num_layers != 1 or embed or dropout):
         raise ConfigError(
-            "The from-scratch models are the book's: one layer, one-hot input, no dropout. "
-            "Choose rnn, gru or lstm (torch.nn) for layers, dropout or an embedding.",
-            zh="从零实现的模型与书中一致：单层、独热输入、无丢弃。需要多层、丢弃或嵌入时，请选择 rnn、gru 或 lstm（torch.nn）。",
+            "error.models.scratch_is_book",
         )
     if dropout > 0 and num_layers == 1:
         raise ConfigError(
-            "Dropout acts between layers: with 1 layer there is none to apply it to. "
-            "Use 2 or 3 layers, or set dropout to 0.",
-            zh="丢弃（dropout）作用于层与层之间：只有 1 层时无处可用。请使用 2 或 3 层，或把丢弃率设为 0。",
+            "error.models.dropout_one_layer",
         )
 
 
@@ -484,26 +484,29 @@ def check_size(
     """Raise `ConfigError` unless the model is within the limits (checked before anything is allocated)."""
     if kind not in _CLASSES:
         raise ConfigError(
-            f"Unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}.",
-            zh=f"未知的模型 {kind!r}：请从 {'、'.join(MODEL_KINDS)} 中选择。",
+            "error.models.unknown_model",
+            value=kind,
+            kinds=Listed(MODEL_KINDS),
         )
     if isinstance(num_hiddens, bool) or not isinstance(num_hiddens, int) or not 1 <= num_hiddens <= MAX_HIDDEN:
         raise ConfigError(
-            f"Hidden units must be between 1 and {MAX_HIDDEN:,} (got {num_hiddens}).",
-            zh=f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间（当前为 {num_hiddens}）。",
+            "error.models.hidden",
+            limit=MAX_HIDDEN,
+            value=num_hiddens,
         )
     if not 1 <= vocab_size <= MAX_VOCAB:
         raise ConfigError(
-            f"The vocabulary must have between 1 and {MAX_VOCAB:,} characters (got {vocab_size:,}).",
-            zh=f"词典必须有 1 到 {MAX_VOCAB:,} 个字符（当前为 {vocab_size:,}）。",
+            "error.models.vocab_size",
+            limit=MAX_VOCAB,
+            value=vocab_size,
         )
     check_architecture(kind, num_layers, dropout, embed)
     n = parameter_count(kind, vocab_size, num_hiddens, num_layers, embed)
     if n > MAX_PARAMETERS:
         raise ConfigError(
-            f"This model would have {n:,} weights; the limit is {MAX_PARAMETERS:,}: "
-            "use fewer hidden units or layers, or a smaller vocabulary.",
-            zh=f"这个模型将有 {n:,} 个权重，上限为 {MAX_PARAMETERS:,}：请减少隐藏单元数或层数，或使用更小的词典。",
+            "error.models.too_many_weights",
+            n=n,
+            limit=MAX_PARAMETERS,
         )
 
 

@@ -40,7 +40,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import LabError
+from .errors import Cause, LabError
 from .process_backend import _apply, spec_from_trainers, worker_main
 from .training import Control
 
@@ -80,16 +80,17 @@ def _probe(address: str) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise RayUnavailable(
-            f"RNN_LAB_RAY_ADDRESS={address!r} is not auto, host:port or ray://host:port.",
-            zh=f"RNN_LAB_RAY_ADDRESS={address!r} 不是 auto、host:port 或 ray://host:port。",
+            "error.ray.bad_address",
+            address=address,
         )
     try:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT):
             pass
     except OSError as exc:
         raise RayUnavailable(
-            f"the Ray cluster at {address} does not answer ({exc.strerror or exc}).",
-            zh=f"位于 {address} 的 Ray 集群没有响应（{exc.strerror or exc}）。",
+            "error.ray.no_answer",
+            address=address,
+            reason=str(exc.strerror or exc),
         ) from exc
 
 
@@ -104,8 +105,7 @@ def connect(address: str) -> None:
             import ray
         except ImportError as exc:
             raise RayUnavailable(
-                "Ray is not installed (pip install -r requirements-ray.txt).",
-                zh="没有安装 Ray（pip install -r requirements-ray.txt）。",
+                "error.ray.not_installed",
             ) from exc
         _probe(address)
         try:
@@ -119,8 +119,10 @@ def connect(address: str) -> None:
             )
         except Exception as exc:  # any failure to join means: train locally, and say why
             raise RayUnavailable(
-                f"the Ray cluster at {address} cannot be joined ({type(exc).__name__}: {exc}).",
-                zh=f"无法加入位于 {address} 的 Ray 集群（{type(exc).__name__}: {exc}）。",
+                "error.ray.cannot_join",
+                address=address,
+                kind=type(exc).__name__,
+                cause=Cause(exc),
             ) from exc
         _connected = address
 

@@ -15,7 +15,7 @@ import time
 from . import checkpoint
 from .checkpoint import Checkpoint
 from .corpus import Corpus
-from .errors import CheckpointError, LabError
+from .errors import Cause, CheckpointError, LabError
 from .runstore import RunRecord, RunStore
 from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
@@ -116,8 +116,8 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
     text = store.corpus_text(record.corpus_hash)
     if text is None:
         raise LabError(
-            f"The training text of “{record.label}” is missing from the data folder, so it cannot be continued.",
-            zh=f"数据文件夹里缺少「{record.label}」的训练文本，无法继续训练。",
+            "error.runs.text_missing",
+            label=record.label,
         )
     corpus = Corpus.from_text(text, record.corpus_name, max_chars=None)
     config = TrainConfig.from_dict(record.config)
@@ -128,8 +128,9 @@ def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
             ckpt = checkpoint.load_own(path)
         except CheckpointError as exc:
             raise LabError(
-                f"The saved checkpoint of “{record.label}” cannot be read ({exc}).",
-                zh=f"「{record.label}」保存的检查点无法读取（{getattr(exc, 'zh', None) or exc}）。",
+                "error.runs.checkpoint_unreadable",
+                label=record.label,
+                cause=Cause(exc),
             ) from exc
     done = len(ckpt.history) if ckpt else 0
     config.epochs = max(record.planned, done + extra_epochs)

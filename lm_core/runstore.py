@@ -127,8 +127,8 @@ class RunStore:
             (self.folder / "corpora").mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(
-                f"The data folder cannot be created ({exc.strerror}); runs will not be saved.",
-                zh=f"无法创建数据文件夹（{exc.strerror}）；训练记录不会被保存。",
+                "error.runs.folder_failed",
+                reason=exc.strerror,
             ) from exc
         if exclusive or shared:
             self._take_server_lock(shared=shared and not exclusive)
@@ -147,9 +147,7 @@ class RunStore:
         except OSError as exc:
             handle.close()
             raise StoreError(
-                "Another server is already using this data folder, so this one does not save runs. "
-                "Give each server its own RNN_LAB_DATA folder.",
-                zh="另一个服务器正在使用这个数据文件夹，因此本服务器不保存训练记录。请为每个服务器设置各自的 RNN_LAB_DATA 文件夹。",
+                "error.runs.folder_taken",
             ) from exc
         self._lock_file = handle
 

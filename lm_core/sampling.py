@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import torch
 
 from .errors import CorpusError
+from .messages import N_, Message
 
 MODES = ("random", "adjacent")
-_MODE_ZH = {"random": "随机", "adjacent": "相邻"}  # for the Chinese error text
+MODE_KEYS = {"random": N_("error.sampling.mode_random"), "adjacent": N_("error.sampling.mode_adjacent")}
 
 
 def minibatches_per_epoch(n_chars: int, batch_size: int, num_steps: int, mode: str) -> int:
@@ -50,11 +51,12 @@ def check_enough(n_chars: int, batch_size: int, num_steps: int, mode: str) -> No
     if minibatches_per_epoch(n_chars, batch_size, num_steps, mode) == 0:
         need = min_chars_needed(batch_size, num_steps, mode)
         raise CorpusError(
-            f"The corpus has {n_chars:,} characters, too short for one minibatch of {mode} sampling "
-            f"with batch size {batch_size} and num_steps {num_steps} (needs {need:,}): "
-            "use a longer text or smaller batch size / num_steps.",
-            zh=f"语料只有 {n_chars:,} 个字符，不够在批量大小 {batch_size}、num_steps {num_steps} 下"
-            f"做一个{_MODE_ZH.get(mode, mode)}采样的小批量（需要 {need:,} 个）：请换更长的文本，或减小批量大小 / num_steps。",
+            "error.sampling.too_short",
+            n_chars=n_chars,
+            mode=Message(MODE_KEYS.get(mode, mode)),
+            batch_size=batch_size,
+            num_steps=num_steps,
+            need=need,
         )
 
 

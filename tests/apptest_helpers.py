@@ -36,7 +36,7 @@ TINY_CHARS = 3000
 
 
 @contextmanager
-def app_page(page: str, backend: str = "thread") -> Iterator[AppTest]:
+def app_page(page: str, backend: str = "thread", lang: str = "zh") -> Iterator[AppTest]:
     """The app switched to `page` (e.g. "pages/sampling.py"), torn down cleanly afterwards.
 
     Runs train in threads of the test process by default, so tests can watch
@@ -44,11 +44,15 @@ def app_page(page: str, backend: str = "thread") -> Iterator[AppTest]:
 
     In Chinese, the default: AppTest calls a selectbox's `format_func` again in
     the test's own thread, where there is no session and `current_lang()` falls
-    back to Chinese, so in English the options would not match their labels.
+    back to Chinese, so in another language the options would not match their
+    labels when a test sets them (reading them is fine). Another `lang` is
+    chosen with the sidebar's language switch before the page is opened.
     """
     with _clean_runtime(backend):
         at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         at.run()
+        if lang != "zh":
+            at.radio(key="_lang_widget").set_value(lang)
         at.switch_page(page).run()
         yield at
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lm_core import bptt
-from lm_core.errors import ConfigError, VocabularyError
+from lm_core.errors import ConfigError, VocabularyError, localized
 from lm_core.models import MODEL_KINDS, build_model
 from lm_core.training import evaluate_perplexity
 from lm_core.vocab import SHOWN_CHARS
@@ -245,12 +245,12 @@ def test_bad_text_and_diverged_models_raise_clear_errors() -> None:
         bptt.check_text("", vocab)
     with pytest.raises(VocabularyError, match="vocabulary: x\\.") as exc:
         bptt.check_text("分开x要", vocab)
-    assert "词典中：x。" in exc.value.zh
+    assert "词典中：x。" in localized(exc.value, "zh")
     many = "".join(chr(0x4F00 + i) for i in range(SHOWN_CHARS + 3))
     assert not set(many) & set(vocab)
     with pytest.raises(VocabularyError, match=r"\(and 3 more\)") as exc:  # the engine's one list format
         bptt.check_text(many, vocab)
-    zh = exc.value.zh
+    zh = localized(exc.value, "zh")
     assert f"{many[SHOWN_CHARS - 1]}（另有 3 个）" in zh and many[SHOWN_CHARS] not in zh  # 20 named, then the count
     with pytest.raises(ConfigError, match="at most 200"):
         bptt.check_text("分" * 201, vocab)

@@ -14,13 +14,13 @@ import pytest
 from test_browser import ARTIFACTS, _main, _require_browser, _shot, _wait_ready, expect
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
-from lab_ui.i18n import COMMON, LANGS
+from lab_ui.i18n import PAGE_TITLES as PAGE_KEYS
+from lm_core.messages import text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-EN = LANGS.index("en")
 # The page titles the entrypoint gives `st.navigation`; a legacy sidebar lists file names instead.
-PAGE_TITLES = {pair[EN] for key, pair in COMMON.items() if key.startswith("page_")}
+PAGE_TITLES = {text(key, "en") for key in PAGE_KEYS.values()}
 # Streamlit's labels for the files in legacy mode: the entrypoint and a page named after its file.
 RAW_NAMES = ("streamlit app", "clipping", "hidden states", "my runs")
 # Each nav link's text without its icon (a Material Symbols ligature such as "content_cut").
@@ -36,7 +36,7 @@ def test_deep_link_as_a_fresh_servers_first_request(tmp_path) -> None:
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    title = COMMON["page_clipping"][EN]  # also the page's own title (pages/clipping.py runs when imported)
+    title = text(PAGE_KEYS["clipping"], "en")  # also the page's own title (pages/clipping.py runs when imported)
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "server_fresh.log"
     with log_path.open("w") as log, streamlit_server(str(tmp_path), log) as running, sync_playwright() as p:

@@ -7,8 +7,8 @@ from dataclasses import fields, replace
 
 import pytest
 
-from lm_core import limits
-from lm_core.errors import ConfigError
+from lm_core import limits, messages
+from lm_core.errors import ConfigError, localized
 from lm_core.training import BOUNDS, CHOICES, Bound, TrainConfig
 
 # Patience needs a validation share, so the base config has one; every bound's edge is then valid on its own.
@@ -22,10 +22,16 @@ def _next(bound: Bound, value: float, direction: float) -> float:
     return math.nextafter(float(value), direction)
 
 
+def _messages(bound: Bound) -> list[str]:
+    """The bound's sentence in every language of the catalogues."""
+    return [messages.text(bound.key, lang, **bound.params) for lang in messages.LANGS]
+
+
 def _assert_refused(bound: Bound, value: float) -> None:
     with pytest.raises(ConfigError) as info:
         replace(BASE, **{bound.field: value}).validate()
-    assert (str(info.value), info.value.zh) == (bound.message, bound.zh)
+    assert [localized(info.value, lang) for lang in messages.LANGS] == _messages(bound)
+    assert str(info.value) == messages.text(bound.key, "en", **bound.params)
 
 
 @pytest.mark.parametrize("bound", BOUNDS, ids=lambda b: b.field)
@@ -64,7 +70,7 @@ def test_each_message_names_the_bounds_it_enforces(bound: Bound) -> None:
         last_int = bound.high_open and isinstance(getattr(BASE, bound.field), int)
         ends.append(bound.high - 1 if last_int else bound.high)
     for end in ends:
-        for text in (bound.message, bound.zh):
+        for text in _messages(bound):
             assert any(spelling in text for spelling in _spellings(bound, end)), (end, text)
 
 
@@ -75,7 +81,7 @@ def test_bounds_cover_distinct_fields_and_hidden_uses_the_limit() -> None:
     assert set(names) <= {f.name for f in fields(TrainConfig)}
     hidden = next(b for b in BOUNDS if b.field == "hidden")
     assert hidden.high == limits.MAX_HIDDEN
-    assert f"{limits.MAX_HIDDEN:,}" in hidden.message and f"{limits.MAX_HIDDEN:,}" in hidden.zh
+    assert all(f"{limits.MAX_HIDDEN:,}" in text for text in _messages(hidden))
     assert [b.field for b in BOUNDS if b.optional] == ["clip"]
 
 
@@ -92,11 +98,13 @@ def test_unknown_choices_name_the_value_in_both_languages() -> None:
     with pytest.raises(ConfigError) as info:
         replace(BASE, sampling="sideways").validate()
     assert str(info.value) == "Unknown sampling mode 'sideways': use random or adjacent."
-    assert info.value.zh == "未知的采样方式 'sideways'：请使用 random 或 adjacent。"
+    assert localized(info.value, "zh") == "未知的采样方式 'sideways'：请使用 random 或 adjacent。"
+    assert localized(info.value, "zh-Hant") == "未知的取樣方式 'sideways'：請使用 random 或 adjacent。"
     with pytest.raises(ConfigError) as info:
         replace(BASE, optimizer="rmsprop").validate()
     assert str(info.value) == "Unknown optimiser 'rmsprop': use sgd or adam."
     with pytest.raises(ConfigError) as info:
         replace(BASE, model="transformer").validate()
     assert str(info.value).startswith("Unknown model 'transformer': choose one of scratch-rnn, ")
-    assert str(info.value).endswith(".") and "{" not in str(info.value) and "{" not in info.value.zh
+    assert str(info.value).endswith(".") and "{" not in str(info.value) and "{" not in localized(info.value, "zh")
+    assert localized(info.value, "zh").endswith("、rnn、gru、lstm 中选择。")  # the list joined the Chinese way

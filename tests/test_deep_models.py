@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lm_core import checkpoint
-from lm_core.errors import CheckpointError, ConfigError
+from lm_core.errors import CheckpointError, ConfigError, localized
 from lm_core.models import build_model, detach_state, expected_shapes, parameter_count
 from lm_core.training import TrainConfig
 
@@ -113,7 +113,7 @@ def test_dropout_acts_only_in_training_mode_and_follows_the_seed() -> None:
 def test_bad_architectures_are_clear_errors_in_both_languages() -> None:
     with pytest.raises(ConfigError, match="Dropout acts between layers") as info:
         build_model("gru", V, H, num_layers=1, dropout=0.2)
-    assert "丢弃" in info.value.zh
+    assert "丢弃" in localized(info.value, "zh")
     with pytest.raises(ConfigError, match="from-scratch"):
         build_model("scratch-rnn", V, H, num_layers=2)
     with pytest.raises(ConfigError, match="Layers"):

@@ -10,7 +10,7 @@ import torch
 from lm_core import checkpoint
 from lm_core.baselines import ngram_baselines
 from lm_core.corpus import Corpus
-from lm_core.errors import CorpusError
+from lm_core.errors import CorpusError, localized
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.training import EndEvent, EpochEvent, TrainConfig, Trainer
 
@@ -97,7 +97,7 @@ def test_patience_stops_early_and_says_so(tiny_corpus: Corpus, monkeypatch: pyte
 def test_validation_smaller_than_a_minibatch_is_a_clear_error(tiny_corpus: Corpus) -> None:
     with pytest.raises(CorpusError, match="fewer than one minibatch") as info:
         Trainer(tiny_corpus, replace(CFG, val_fraction=0.05, batch_size=32, num_steps=8))
-    assert "验证集" in info.value.zh
+    assert "验证集" in localized(info.value, "zh")
     one_line = Corpus.from_text("春风吹过小河边" * 100, max_chars=None)
     with pytest.raises(CorpusError, match="fewer than one minibatch"):
         Trainer(one_line, replace(CFG, val_fraction=0.01))

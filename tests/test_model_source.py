@@ -230,10 +230,10 @@ def test_a_stored_corpus_id_is_shown_as_the_name_it_had_before_the_ids(stored: s
 
 
 def test_the_books_id_and_its_old_labels_are_shown_in_the_pages_language() -> None:
-    label = corpus_ui.t("src_book")
+    label = corpus_ui.t("corpus.src_book")
     for stored in ("book", "书中语料（周杰伦歌词）", "The book's corpus (Jay Chou lyrics)"):
         assert model_source.display_corpus_name(stored) == label
-    assert corpus_ui.corpus_display_name("pasted text") == corpus_ui.t("pasted_name")
+    assert corpus_ui.corpus_display_name("pasted text") == corpus_ui.t("corpus.pasted_name")
 
 
 # -- a typed text the model reads only in part (Hidden states, Gradients through time) ---------------------------

@@ -73,7 +73,7 @@ def test_greedy_and_sampled_texts_are_side_by_side_and_reproducible(shipped) -> 
     _generate(at)
     result = _result(at)
     labels = [w.label_key for w in result.variants]
-    assert labels == ["v_greedy", "v_temp", "v_temp", "v_temp", "v_yours"]
+    assert labels == ["generate.v_greedy", "generate.v_temp", "generate.v_temp", "generate.v_temp", "generate.v_yours"]
     assert all(w.generation.text.startswith("分开") for w in result.variants)
     assert result.variants[-1].generation.text == result.main.generation.text  # "your settings" column
     page = helpers.texts(at)

@@ -7,9 +7,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import charts, presets, session, settings
+from lm_core.messages import text
 from lm_core.sampling import describe_minibatches
 
 PAGE = "sampling"
+
+# The picture's words when a test draws it without a page: English, from the catalogue.
+CARRIED = text("sampling.mb_carried", "en")
 
 
 def test_page_shows_settings_without_a_sampling_choice(at: AppTest) -> None:
@@ -95,9 +99,9 @@ def test_minibatch_figure_shows_adjacent_rows_continuing() -> None:
         for i in range(3):
             assert cells[(i + 1, y)][0] == cells[(i, y)][1] + 1  # the next minibatch picks up where this one ended
     assert cells[(0, 7)][0] == 31 * (10_000 // 32)  # the last row is the corpus's last slice
-    carried = next(tr for tr in fig["data"] if tr["name"] == "state carried")
+    carried = next(tr for tr in fig["data"] if tr["name"] == CARRIED)
     assert sum(x is not None for x in carried["x"]) == 2 * 3 * 8  # one arrow per row between 4 minibatches
-    reset = next(tr for tr in fig["data"] if tr["name"] == "state reset to zeros")
+    reset = next(tr for tr in fig["data"] if tr["name"] == text("sampling.mb_reset", "en"))
     assert list(reset["x"]) == pytest.approx([1 - 0.36] * 8)  # only the epoch's first minibatch starts from zeros
 
 
@@ -105,8 +109,8 @@ def test_minibatch_figure_random_resets_every_minibatch() -> None:
     spans = describe_minibatches(10_000, 4, 35, "random", k=3, seed=7)
     fig = charts.minibatch_figure(spans, 10_000, "random").to_plotly_json()
     names = [tr["name"] for tr in fig["data"]]
-    assert "state carried" not in names
-    reset = next(tr for tr in fig["data"] if tr["name"] == "state reset to zeros")
+    assert CARRIED not in names and CARRIED == "state carried (detached)"
+    reset = next(tr for tr in fig["data"] if tr["name"] == text("sampling.mb_reset", "en"))
     assert len(reset["x"]) == 3 * 4
     assert all(s.start % 35 == 0 for s in spans)  # windows start at multiples of T
     assert fig["layout"]["xaxis"]["range"] == [0, 10_000]

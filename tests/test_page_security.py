@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from lab_ui import corpus_ui, model_source, session
 from lab_ui.settings import widget_key
+from lm_core import messages
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.limits import MAX_UPLOAD_MB
 
@@ -55,7 +56,7 @@ def test_book_source_uses_the_operators_file_when_it_is_the_book(
     monkeypatch.setattr(corpus_ui, "DATA_DIR", tmp_path)
     at.selectbox(key="corpus:source").set_value("book").run()
     assert not at.exception
-    assert corpus_ui.t.strings["recognised_book"][0] in all_text(at)
+    assert messages.text("corpus.recognised_book", "zh") in all_text(at)
     assert str(book_zip.parent) not in all_text(at)
 
 

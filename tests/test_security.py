@@ -368,8 +368,9 @@ def test_escape_markdown_leaves_no_live_markdown() -> None:
 
 
 def test_translator_md_escapes_arguments_but_not_the_template() -> None:
-    from lab_ui.i18n import Translator
+    from lab_ui.i18n import t
     from lab_ui.text import escape_markdown
 
-    t = Translator({"k": ("**{name}** {n:,}", "**{name}** {n:,}")})
-    assert t.md("k", name=EVIL, n=12345) == f"**{escape_markdown(EVIL)}** 12,345"
+    # "**{name}** · {n:,} 个字符 · 词典 {v:,} 个字" (outside a session the language is the default, 中文)
+    shown = t.md("corpus.corpus_stats", name=EVIL, n=12345, v=7)
+    assert shown.startswith(f"**{escape_markdown(EVIL)}** · 12,345 ") and shown.endswith(" 7 个字")

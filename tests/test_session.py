@@ -132,3 +132,38 @@ def test_a_deep_link_runs_the_page_once_through_the_entrypoint() -> None:
         assert at.session_state["lang"] == "en"
         assert [r.key for r in at.sidebar.radio].count("_lang_widget") == 1
         assert len(at.title) == 1  # drawn once, not once per route
+
+
+@pytest.mark.parametrize("lang", ["zh-Hant", "en"])
+def test_the_language_of_a_link_is_kept_across_pages(lang: str) -> None:
+    """`?lang=zh-Hant` (like `en`) opens the page in it, the switch shows it chosen, and the next page keeps it."""
+    from apptest_helpers import _clean_runtime
+    from streamlit.testing.v1 import AppTest
+
+    from lm_core.messages import text
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60)
+        at.query_params["lang"] = lang
+        at.switch_page("pages/clipping.py").run()
+        assert not at.exception
+        switch = at.sidebar.radio(key="_lang_widget")
+        assert switch.value == lang and list(switch.options) == ["中文", "English", "繁體中文"]
+        assert at.title[0].value == text("clipping.title", lang)
+        at.switch_page("pages/generalise.py").run()
+        assert not at.exception
+        assert at.session_state["lang"] == lang and at.query_params["lang"] in (lang, [lang])
+        assert at.title[0].value == text("generalise.title", lang)
+
+
+def test_switching_to_traditional_chinese_relabels_the_page() -> None:
+    from apptest_helpers import _clean_runtime
+    from streamlit.testing.v1 import AppTest
+
+    with _clean_runtime():
+        at = AppTest.from_file(str(session.ENTRYPOINT), default_timeout=60).run()
+        assert at.title[0].value == "训练一个字符级循环神经网络"
+        at.sidebar.radio(key="_lang_widget").set_value("zh-Hant").run()
+        assert not at.exception
+        assert at.title[0].value == "訓練一個字元層級循環神經網路"
+        assert at.query_params["lang"] in ("zh-Hant", ["zh-Hant"])

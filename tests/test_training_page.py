@@ -17,8 +17,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_ui.settings import widget_key
+from lm_core.messages import text
 
 PAGE = "demo"
+
+
+def zh(key: str) -> str:
+    return text(key, "zh")
+
+
 # The fields the start section needs (batch and steps: the corpus summary), and a default not among them.
 FIELDS = ("hidden", "epochs", "batch_size", "num_steps")
 
@@ -26,34 +33,26 @@ FIELDS = ("hidden", "epochs", "batch_size", "num_steps")
 def _script(plan_kw: dict, page_kw: dict) -> None:
     """The AppTest script: a page drawn only by the scaffold; Train and the button beside it count their clicks.
 
+    Its words are the Train page's (any catalogue keys would do).
+
     Run as a script of its own (no `from __future__` there), so its annotations name only what it imports.
     """
     import streamlit as st
 
     from lab_ui import training_page
-    from lab_ui.i18n import Translator
     from lm_core.errors import LabError
 
     def start() -> None:
         st.session_state["started"] = st.session_state.get("started", 0) + 1
         if plan_kw.get("fail"):
-            raise LabError("Cannot start this run.", zh="无法开始这次训练。")
+            raise LabError("error.bptt.empty_text")  # any catalogue sentence
 
     def beside() -> object:
         if not st.button("Other", key="demo:other"):
             return None
         return lambda: st.session_state.__setitem__("other", st.session_state.get("other", 0) + 1)
 
-    texts = Translator(
-        {
-            "title": ("Demo title", "Demo title"),
-            "intro": ("Demo intro", "Demo intro"),
-            "book_preset_help": ("Demo book help", "Demo book help"),
-            "no_job": ("Demo: no run yet", "Demo: no run yet"),
-            "book_30": ("书 30", "Book (30 epochs)"),
-            "preset_note": ("只用一部分", "Only in part"),
-        }
-    )
+    texts = training_page.PageTexts("train.title", "train.intro", "train.book_preset_help", "train.no_job")
     page = training_page.TrainingPage(
         "demo",
         ("hidden", "epochs", "batch_size", "num_steps"),
@@ -91,11 +90,11 @@ def demo() -> Iterator[Any]:
 def test_frame_shows_the_page_texts_and_shared_parts(demo: Any) -> None:
     at = demo()
     assert not at.exception
-    assert at.title[0].value == "Demo title"
-    assert at.caption[0].value == "Demo intro"
+    assert at.title[0].value == zh("train.title")
+    assert at.caption[0].value == zh("train.intro")
     book = at.button(key=f"{PAGE}:book")
     assert book.label == "恢复书中设置"  # the shared label when the page has none of its own
-    assert book.help == "Demo book help"
+    assert book.help == zh("train.book_preset_help")
     assert f"{PAGE}:preset" in [s.key for s in at.selectbox]  # the preset menu, on by default
     assert not at.button(key=f"{PAGE}:apply").help  # no note on what the page leaves out of a preset
     settings = next(e for e in at.expander if e.label == "设置")
@@ -103,22 +102,22 @@ def test_frame_shows_the_page_texts_and_shared_parts(demo: Any) -> None:
     assert "under 256" in [c.value for c in settings.caption]  # the page's note inside the settings
     assert at.button(key=f"{PAGE}:start").label == "开始训练"
     assert not at.button(key=f"{PAGE}:start").disabled  # the default corpus is there
-    assert "Demo: no run yet" in [i.value for i in at.info]
+    assert zh("train.no_job") in [i.value for i in at.info]
     assert at.session_state["plan_saw"] == (30, True)
     assert not any(e.label == "分享这节课" for e in at.expander)  # the lesson link only where asked for
 
 
 def test_page_options_book_label_no_presets_and_lesson_link(demo: Any) -> None:
-    at = demo(page_kw={"book_label_key": "book_30", "presets_menu": False, "lesson_link": True})
+    at = demo(page_kw={"book_label_key": "clipping.book_preset_30", "presets_menu": False, "lesson_link": True})
     assert not at.exception
-    assert at.button(key=f"{PAGE}:book").label == "书 30"
+    assert at.button(key=f"{PAGE}:book").label == "恢复书中设置（30 个周期）"
     assert f"{PAGE}:preset" not in [s.key for s in at.selectbox]
     assert any(e.label == "分享这节课" for e in at.expander)
 
 
 def test_preset_note_from_the_page_texts(demo: Any) -> None:
-    at = demo(page_kw={"preset_help_key": "preset_note"})
-    assert at.button(key=f"{PAGE}:apply").help == "只用一部分"
+    at = demo(page_kw={"preset_help_key": "sampling.preset_sampling_note"})
+    assert at.button(key=f"{PAGE}:apply").help == zh("sampling.preset_sampling_note")
 
 
 def test_book_button_restores_only_the_page_fields(demo: Any) -> None:
@@ -160,7 +159,7 @@ def test_a_refused_start_is_said_in_the_page_language(demo: Any) -> None:
     at = demo(plan_kw={"fail": True})
     at.button(key=f"{PAGE}:start").click().run()
     assert not at.exception
-    assert any("无法开始这次训练。" in e.value for e in at.error)
+    assert any("请先输入一段文字。" in e.value for e in at.error)
 
 
 def test_replace_note_only_with_a_run(demo: Any) -> None:
