@@ -19,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import FAILED, Job
+from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
 from .charts import Curve, perplexity_figure
@@ -30,7 +31,7 @@ from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 from .text import escape_markdown
 
-# A job's status (lm_core.jobs) in words; "queued" takes the place in line and the cap (see `status_text`).
+# A job's status (lm_core.serve) in words; "queued" takes the place in line and the cap (see `status_text`).
 STATUS_LABELS = {
     "queued": N_("common.status_queued"),
     "running": N_("common.status_running"),
@@ -179,13 +180,13 @@ def run_labels(view: JobView) -> list[str]:
     return [run_label(run.label, run.config.get("clip")) for run in view.runs]
 
 
-def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
+def ended_text(status: str, epoch: int, planned: int, message: str = "", early: bool = False) -> str:
     """How a run ended, in the UI's language, as Markdown, from its status and epoch counts.
 
-    lm_core's own end messages are English only, so they are shown only where no status says more;
-    an error's text is escaped (it may quote a file name).
+    `early`: early stopping ended it. lm_core's own end messages are English only, so they are shown
+    only where no status says more; an error's text is escaped (it may quote a file name).
     """
-    if status == "finished" and message.startswith("Stopped early"):  # lm_core.jobs' early-stopping end
+    if status == "finished" and early:
         return t("jobs.job_finished_early", e=epoch)
     if status == "finished":
         return t("jobs.job_finished", n=planned)
@@ -198,7 +199,7 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "") -> str:
     if status == "diverged":
         return t("jobs.job_diverged", e=epoch)
     if status == "error":
-        return t.md("jobs.job_error", msg=message.removeprefix("Training failed: "))
+        return t.md("jobs.job_error", msg=message.removeprefix(FAILED))
     return escape_markdown(message)
 
 
@@ -210,7 +211,7 @@ def end_message(view: JobView) -> str:
 
 
 def best_weights_ui(view: JobView, labels: list[str]) -> None:
-    """Which epoch's weights each run keeps when early stopping chose them (issue 11: say where they came from)."""
+    """Which epoch's weights each run keeps when early stopping chose them: the weights say where they came from."""
     for run, label in zip(view.runs, labels, strict=True):
         if not run.config.get("patience") or not run.history:
             continue
@@ -341,7 +342,7 @@ def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text:
 
 def _ngram_lines(job: Job) -> list[tuple[float, str]]:
     """Unigram / bigram validation perplexities of the first run's split (runs in lockstep share the corpus)."""
-    b = job.trainers[0].baselines if job.trainers else None
+    b = job.baselines(0)
     return [(b.unigram, f"unigram {b.unigram:.0f}"), (b.bigram, f"bigram {b.bigram:.0f}")] if b else []
 
 

@@ -1,99 +1,57 @@
-"""Which trained model a page uses: this session's run, a shipped checkpoint, or an upload.
+"""Which trained model a page uses: this session's run, a stored run, a shipped checkpoint, or an upload.
 
 The Hidden states, Generate and Gradients through time pages start with
-`model_source_ui(page)`. The choice is shared by the pages and kept outside widget keys (so it
-survives page switches); the torch model is built once per checkpoint version
-and cached process-wide, never kept in `st.session_state`; and the training
-text is found again where possible, for the memorisation meter.
-
-Shipped checkpoints are the `*.pt` files in the repository's `checkpoints/`
-folder. The environment variable `RNN_LAB_CHECKPOINTS` points the app at
-another folder instead: the tests and the screenshot runs use a temporary one.
+`model_page_ui(page, ...)`. The choice is shared by the pages and kept outside
+widget keys (so it survives page switches); the torch model comes from
+`model_cache` (built once per checkpoint version, never kept in
+`st.session_state`); and the training text is found again where possible, for
+the memorisation meter.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
-from lm_core import provenance, vocab
-from lm_core.checkpoint import Checkpoint, read_bytes, read_file
-from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
-from lm_core.errors import CheckpointError, CorpusError, LabError, VocabularyError, localized
+from lm_core import vocab
+from lm_core.checkpoint import Checkpoint
+from lm_core.corpus import book_preprocess
+from lm_core.errors import CheckpointError, VocabularyError, localized
 from lm_core.generation import check_prefix, default_prefixes, generate
-from lm_core.jobs import Job
-from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES, MAX_UPLOAD_MB
-from lm_core.models import MODEL_KINDS, CharModel, build_model
-from lm_core.provenance import TrainingText
+from lm_core.limits import MAX_UPLOAD_MB
+from lm_core.models import CharModel
+from lm_core.serve.job import Job
 
 from . import corpus_ui, jobs_ui, persist
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, t
+from .model_cache import (
+    cached_model,
+    cached_training_text,
+    file_weights_key,
+    job_weights_key,
+    load_shipped,
+    shipped_files,
+    upload_weights_key,
+    uploaded_checkpoint,
+)
 from .poll import job_poll_element
 from .session import manager, owner_id
 
-CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SESSION_PAGES = ("train", "sampling", "clipping", "generalise")  # pages whose training job can lend its model
 MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them are on My runs)
-CHOICE_KEY = "model_source:choice"  # shared by both pages, not bound to a widget
+CHOICE_KEY = "model_source:choice"  # shared by the model pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
-# The shipped model that writes new ci (all of Song ci, issue 11): opened by default when present, because the
+# The shipped model that writes new ci (all of Song ci): opened by default when present, because the
 # small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
 PREFERRED_SHIPPED = "songci-all-lstm.pt"
 
 
 # -- pure helpers (no widgets; tested directly) -------------------------------------------------------------
-
-
-def checkpoint_dir() -> Path:
-    """Folder of shipped checkpoints: `$RNN_LAB_CHECKPOINTS` if set, else the repository's `checkpoints/`."""
-    override = os.environ.get(CHECKPOINT_ENV, "").strip()
-    return Path(override).expanduser() if override else REPO_CHECKPOINTS
-
-
-def shipped_files() -> list[Path]:
-    """The `*.pt` files of the checkpoint folder, by name (an absent folder has none)."""
-    folder = checkpoint_dir()
-    try:
-        return sorted(p for p in folder.glob("*.pt") if p.is_file())
-    except OSError:
-        return []
-
-
-def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoint | None, str | None]:
-    """`(checkpoint, None)` or `(None, user-facing reason in lang)`; never raises for bad bytes."""
-    ckpt, error = read_bytes(data, name)
-    return ckpt, (localized(error, lang) if error is not None else None)
-
-
-def parse_upload(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
-    """`parse_checkpoint` for an uploaded file, cached by content: a refused file is not parsed again on rerun."""
-    ckpt, error = _uploaded(hashlib.sha256(data).hexdigest(), name, data)
-    return ckpt, (localized(error, current_lang()) if error is not None else None)
-
-
-def _book_full_text() -> str | None:
-    """The book's corpus as the server's operator provided it (verified by hash), preprocessed, untruncated."""
-    data = corpus_ui.operator_book_bytes()
-    if data is None:
-        return None
-    try:
-        return book_preprocess(read_corpus_bytes(data, BOOK_FILE), None)
-    except CorpusError:
-        return None
-
-
-def find_training_text(corpus_name: str, vocab: list[str]) -> TrainingText:
-    """`lm_core.provenance.find_training_text`, with the book's text where this server's operator provides it."""
-    return provenance.find_training_text(corpus_name, vocab, _book_full_text)
 
 
 def describe(ckpt: Checkpoint) -> str:
@@ -120,7 +78,7 @@ class ModelChoice:
 
     key: str  # stable cache key of these weights: job + run + epoch, file + mtime, or upload hash
     option: str  # the picker option it came from (the same across epochs of one run)
-    source: str  # "session" | "shipped" | "upload"
+    source: str  # "session" | "stored" | "shipped" | "upload"
     label: str  # what the picker shows
     checkpoint: Checkpoint
     model: CharModel
@@ -211,37 +169,11 @@ def sample_text(choice: ModelChoice, n: int = 40) -> str:
 # -- caches (process-wide; keyed by content, so sessions share them safely) ---------------------------------
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _model(key: str, _ckpt: Checkpoint) -> CharModel:
-    """Built once per weights version; only read afterwards (trace and generate run under no_grad)."""
-    model = _ckpt.build_model()
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, LabError | None]:
-    """A shipped file parsed once per version (mtime and size in the key); the error, not its text, is cached."""
-    return read_file(path, MAX_CLI_CHECKPOINT_BYTES)  # the operator's own files, like the CLI's
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _uploaded(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, LabError | None]:
-    return read_bytes(_data, name)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _training_text(corpus_name: str, vocab_key: str, _vocab: tuple[str, ...]) -> tuple[str | None, str, dict]:
-    return find_training_text(corpus_name, list(_vocab))
-
-
 # -- the picker ---------------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Option:
+class Option:
     label: str
     source: str
     job: Job | None = None
@@ -267,18 +199,18 @@ def _session_job(page: str) -> Job | None:
     return job
 
 
-def _options() -> dict[str, _Option]:
+def picker_options() -> dict[str, Option]:
     """Every model this browser can use now, the default first."""
-    opts: dict[str, _Option] = {}
+    opts: dict[str, Option] = {}
     for page in SESSION_PAGES:
         job = _session_job(page)
         if job is None:
             continue
         for run, label in enumerate(job.labels):
-            epochs = len(job.checkpoint(run).history)
-            name = run_label(label, job.trainers[run].config.clip)
+            epochs = job.epochs_done(run)
+            name = run_label(label, job.config(run).clip)
             text = t("model_source.opt_session", page=t(PAGE_TITLES[page]), label=name, e=epochs)
-            opts[f"session:{page}:{job.id}:{run}"] = _Option(text, "session", job=job, run=run)
+            opts[f"session:{page}:{job.id}:{run}"] = Option(text, "session", job=job, run=run)
     store = manager().store
     if store is not None:
         live = {o.job.id for o in opts.values() if o.job is not None}
@@ -288,7 +220,7 @@ def _options() -> dict[str, _Option]:
             if path.is_file():
                 date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
                 text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date)
-                opts[f"stored:{record.id}"] = _Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
+                opts[f"stored:{record.id}"] = Option(text, "stored", path=path, corpus_hash=record.corpus_hash)
     for path in shipped_files():
         ckpt, _ = load_shipped(path)
         text = (
@@ -296,15 +228,15 @@ def _options() -> dict[str, _Option]:
             if ckpt
             else t("model_source.opt_shipped_bad", name=path.name)
         )
-        opts[f"shipped:{path.name}"] = _Option(text, "shipped", path=path, ok=ckpt is not None)
+        opts[f"shipped:{path.name}"] = Option(text, "shipped", path=path, ok=ckpt is not None)
     held = st.session_state.get(UPLOAD_KEY)
-    opts["upload"] = _Option(
+    opts["upload"] = Option(
         t("model_source.opt_uploaded", name=held[0]) if held else t("model_source.opt_upload"), "upload"
     )
     return opts
 
 
-def default_option(opts: dict[str, _Option]) -> str:
+def default_option(opts: dict[str, Option]) -> str:
     """The picker's default: this session's run, else `PREFERRED_SHIPPED`, else the first readable shipped file.
 
     A session run comes first because a student who just trained wants to see it; otherwise the model that
@@ -317,16 +249,6 @@ def default_option(opts: dict[str, _Option]) -> str:
     if preferred in opts and opts[preferred].ok:
         return preferred
     return next((i for i, o in opts.items() if o.source == "shipped" and o.ok), "upload")
-
-
-def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
-    """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        return None, f"{path.name}: {exc.strerror}"
-    ckpt, error = _shipped(str(path), stat.st_mtime_ns, stat.st_size)
-    return ckpt, (localized(error, current_lang()) if error is not None else None)
 
 
 def _picked(widget_key: str) -> None:
@@ -350,7 +272,7 @@ def _ingest_upload(page: str) -> str | None:
     held = st.session_state.get(UPLOAD_KEY)
     if held is not None and held[1] == digest:
         return None
-    ckpt, error = _uploaded(digest, up.name, data)
+    ckpt, error = uploaded_checkpoint(digest, up.name, data)
     if ckpt is None:
         return localized(error, current_lang()) if error is not None else None
     st.session_state[UPLOAD_KEY] = (up.name, digest, data)
@@ -375,8 +297,8 @@ def _upload_ui(page: str, error: str | None) -> tuple[str, Checkpoint] | None:
         if not error:
             st.info(t("model_source.upload_first"))
         return None
-    ckpt, _ = _uploaded(held[1], held[0], held[2])
-    return (f"upload:{held[1][:16]}", ckpt) if ckpt else None
+    ckpt, _ = uploaded_checkpoint(held[1], held[0], held[2])
+    return (upload_weights_key(held[1]), ckpt) if ckpt else None
 
 
 def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") -> tuple[str | None, str]:
@@ -386,10 +308,10 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
     store = manager().store
     if corpus_hash and store is not None:
         text = store.corpus_text(corpus_hash)
-        if text is not None:
-            return text, ""
+        if text is not None:  # stored with line ends between documents; the model read them as spaces
+            return book_preprocess(text, None), ""
     vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
-    text, status, details = _training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
+    text, status, details = cached_training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
     name = display_corpus_name(ckpt.corpus_name)
     notes = {
         "songci": lambda: t.md("model_source.meter_rebuilt", name=name, n=details.get("n", 0)),
@@ -420,7 +342,7 @@ def model_source_ui(page: str) -> ModelChoice | None:
     started runs; after that their choice stands while it exists.
     """
     upload_error = _ingest_upload(page)
-    opts = _options()
+    opts = picker_options()
     ids = list(opts)
     default = default_option(opts)
     chosen = st.session_state.get(CHOICE_KEY)
@@ -451,7 +373,7 @@ def model_source_ui(page: str) -> ModelChoice | None:
             return None
         key, ckpt = picked
         try:
-            model = _model(key, ckpt)
+            model = cached_model(key, ckpt)
         except CheckpointError as exc:  # validated on load, so only a changed torch could get here
             st.error(t.md("model_source.upload_error", msg=localized(exc, current_lang())))
             return None
@@ -472,7 +394,7 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
     Any other model of the picker but an upload (its uploader belongs to the main picker); vocabularies may
     differ, so the caller checks the prefix against each. The choice survives page switches.
     """
-    opts = {i: o for i, o in _options().items() if i != choice.option and o.source != "upload" and o.ok}
+    opts = {i: o for i, o in picker_options().items() if i != choice.option and o.source != "upload" and o.ok}
     ids = ["none", *opts]
     key = f"{page}:compare_with"
     persist.restore(key, "none")
@@ -491,7 +413,7 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
         return None
     cache_key, ckpt = picked
     try:
-        model = _model(cache_key, ckpt)
+        model = cached_model(cache_key, ckpt)
     except CheckpointError as exc:
         st.error(t.md("model_source.upload_error", msg=localized(exc, current_lang())))
         return None
@@ -499,19 +421,26 @@ def compare_ui(page: str, choice: ModelChoice) -> ModelChoice | None:
     return ModelChoice(cache_key, pick, option.source, option.label, ckpt, model, text, note, option.job, option.run)
 
 
-def _resolve(page: str, option: _Option, upload_error: str | None) -> tuple[str, Checkpoint] | None:
-    """The cache key and checkpoint of an option, or None after saying what is wrong."""
-    if option.source == "session" and option.job is not None:
+def option_weights(option: Option) -> tuple[str, Checkpoint | None, str | None]:
+    """The cache key and checkpoint of a session, stored or shipped option, or ("", None, why it cannot be read)."""
+    if option.job is not None:
         ckpt = option.job.checkpoint(option.run)
-        return f"job:{option.job.id}:{option.run}:{len(ckpt.history)}", ckpt
-    if option.source in ("shipped", "stored") and option.path is not None:
-        ckpt, error = load_shipped(option.path)
-        if ckpt is None:
-            st.error(t.md("model_source.shipped_error", name=option.path.name, msg=error))
-            return None
-        stat = option.path.stat()
-        return f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}", ckpt
-    return _upload_ui(page, upload_error)
+        return job_weights_key(option.job.id, option.run, len(ckpt.history)), ckpt, None
+    if option.path is None:
+        return "", None, None
+    ckpt, error = load_shipped(option.path)
+    return (file_weights_key(option.path) if ckpt is not None else ""), ckpt, error
+
+
+def _resolve(page: str, option: Option, upload_error: str | None) -> tuple[str, Checkpoint] | None:
+    """The cache key and checkpoint of an option, or None after saying what is wrong."""
+    if option.source == "upload":
+        return _upload_ui(page, upload_error)
+    key, ckpt, error = option_weights(option)
+    if ckpt is None:
+        st.error(t.md("model_source.shipped_error", name=option.path.name if option.path else "", msg=error))
+        return None
+    return key, ckpt
 
 
 def display_corpus_name(name: str) -> str:
@@ -567,66 +496,3 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
             st.rerun()
 
     _watch()
-
-
-# -- a second model on the same text (Gradients through time) -----------------------------------------------
-
-
-@st.cache_resource(max_entries=12, show_spinner=False)
-def _fresh(kind: str, vocab_size: int, hidden: int) -> CharModel:
-    """An untrained model (seed 0), read-only like the checkpoint models."""
-    model = build_model(kind, vocab_size, hidden, seed=0)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-@dataclass
-class Companion:
-    """A model that reads the same characters as the chosen one, to draw beside it (built only when used)."""
-
-    key: str  # cache key of its weights
-    label: str
-    load: Callable[[], CharModel]
-
-
-def companions(choice: ModelChoice) -> dict[str, Companion]:
-    """Other picker models with the same vocabulary, then a fresh untrained model of each kind.
-
-    The others are this session's runs, shipped files and the held upload. Fresh models take the chosen model's vocabulary and hidden size, so any
-    text the chosen model reads they read too. Nothing is built here: with
-    2,048 hidden units six fresh models would take seconds and gigabytes.
-    """
-    out: dict[str, Companion] = {}
-    for oid, option in _options().items():
-        if oid == choice.option or option.source == "upload":
-            continue
-        if option.source == "session" and option.job is not None:
-            ckpt = option.job.checkpoint(option.run)
-            key = f"job:{option.job.id}:{option.run}:{len(ckpt.history)}"
-        elif option.source == "shipped" and option.path is not None and option.ok:
-            ckpt, _ = load_shipped(option.path)
-            if ckpt is None:
-                continue
-            stat = option.path.stat()
-            key = f"file:{option.path}:{stat.st_mtime_ns}:{stat.st_size}"
-        else:
-            continue
-        if ckpt.vocab == choice.vocab:
-            out[oid] = Companion(key, option.label, functools.partial(_model, key, ckpt))
-    held = st.session_state.get(UPLOAD_KEY)
-    if held is not None and choice.source != "upload":
-        ckpt, _ = _uploaded(held[1], held[0], held[2])
-        if ckpt is not None and ckpt.vocab == choice.vocab:
-            key = f"upload:{held[1][:16]}"
-            out["upload"] = Companion(
-                key, t("model_source.opt_uploaded", name=held[0]), functools.partial(_model, key, ckpt)
-            )
-    V, h = len(choice.vocab), choice.model.num_hiddens
-    for kind in MODEL_KINDS:
-        key = f"fresh:{kind}:{V}:{h}"
-        out[key] = Companion(
-            key, t("model_source.opt_fresh", label=model_label(kind)), functools.partial(_fresh, kind, V, h)
-        )
-    return out

@@ -34,11 +34,13 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import BaseRoute
 
-    from lm_core.jobs import Job, JobManager, JobView
+    from lm_core.serve.job import Job
+    from lm_core.serve.manager import JobManager
+    from lm_core.serve.views import JobView
 
 ROUTE = "/_lab/poll"
 COMPONENT = "rnnlab_poll"  # tests/st_client.py plays this component's part for the load benchmark
-JOB_ID = re.compile(r"[0-9a-f]{12}")  # what `lm_core.jobs.Job` ids look like: anything else is not looked up
+JOB_ID = re.compile(r"[0-9a-f]{12}")  # what `lm_core.serve.job.Job` ids look like: anything else is not looked up
 # Seconds between two questions, by the run's state, while the web process is not busy.
 BASE_SECONDS = {"running": 0.5, "paused": 2.0, "queued": 3.0}  # queued: its place changes only when a run ends
 OTHER_SECONDS = 1.0  # a state not listed (a run just starting)
@@ -53,7 +55,7 @@ def poll_interval(status: str, web_cores: float) -> float | None:
     `web_cores`: how much CPU the web process used lately (`CpuGauge`). Above `WEB_CORES_AT_EASE` the
     interval grows in proportion, up to `MAX_SLOWDOWN` times: a busy server gets fewer questions.
     """
-    from lm_core.jobs import DONE_STATUSES  # here: the app imports this module before torch, for its route
+    from lm_core.serve.views import DONE_STATUSES  # here: the app imports this module before torch, for its route
 
     if status in DONE_STATUSES:
         return None

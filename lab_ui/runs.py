@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lm_core.jobs import JobView
+from lm_core.serve.views import JobView
 
 from .charts import Curve
 

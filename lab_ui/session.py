@@ -21,20 +21,19 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from lm_core.errors import LabError, localized
-from lm_core.jobs import BACKENDS, JobManager
-from lm_core.runstore import RunStore, StoreError
-from lm_core.warmup import warm_up_in_background
+from lm_core.serve import ray_cluster
+from lm_core.serve.manager import BACKEND_ENV, BACKENDS, JobManager
+from lm_core.serve.store import RunStore, StoreError
+from lm_core.serve.warmup import warm_up_in_background
 
 from . import web
 from .i18n import DEFAULT_LANG, LANG_NAMES, LANGS, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
-BACKEND_ENV = "RNN_LAB_BACKEND"  # "process" (default): worker processes; "thread": in the server, as before
 # Worker processes are the default: they keep training off the server's interpreter, so pages stay
 # responsive and each run gets a core. A warm spare worker (torch imported and exercised) draws a run's first
 # point in about the time of one epoch.
 DEFAULT_BACKEND = "process"
-RAY_ADDRESS_ENV = "RNN_LAB_RAY_ADDRESS"  # set: runs train on that Ray cluster (lm_core.ray_backend)
 RAY_MAX_RUNNING = 256  # with Ray the cluster queues actors for free CPUs; this only bounds one server's drivers
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def default_workers(cores: int) -> int:
     core fewer on a machine with few cores, at least one.
 
     Why: the web process draws every page, answers every click and poll; with a worker on every core it has
-    only what the workers' lower priority leaves it (they run niced, see `lm_core.process_backend`). On many
+    only what the workers' lower priority leaves it (they run niced, see `lm_core.serve.niceness`). On many
     cores one worker more or less changes little; on 2 cores a class of 40 needs the web process to have a
     core's share when it needs it (see the README's serving section for the arithmetic).
     """
@@ -112,14 +111,12 @@ def choose_ray() -> tuple[LabError | None, int]:
     Ray is imported only when the variable is set. Any failure (Ray missing, cluster unreachable) is
     logged and returned for the sidebar; the caller then trains locally.
     """
-    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    address = ray_cluster.configured_address()
     if not address:
         return None, 0
-    from lm_core import ray_backend
-
     try:
-        ray_backend.connect(address)
-        cpus = ray_backend.cluster_cpus()
+        ray_cluster.connect(address)
+        cpus = ray_cluster.cluster_cpus()
     except LabError as exc:
         log.warning("Ray backend off, training locally: %s", exc)
         return exc, 0

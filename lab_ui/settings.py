@@ -29,7 +29,7 @@ HIDDEN_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024
 BATCH_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 CLIP_OPTIONS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
-# Issue 11's settings. Dropout stops at 0.5 here (the engine allows up to 0.9; above 0.5 a small model learns
+# The deep-model settings. Dropout stops at 0.5 here (the engine allows up to 0.9; above 0.5 a small model learns
 # little), validation at 0.4 (the engine: below 0.5), patience at 50 epochs; the help texts say so.
 DROPOUT_OPTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 EMBED_OPTIONS = tuple(e for e in (0, 16, 32, 64, 96, 128, 192, 256, 384, 512) if e <= MAX_EMBED)

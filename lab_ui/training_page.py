@@ -1,13 +1,13 @@
-"""The frame every training page (Train, Sampling, Clipping) is drawn in.
+"""The frame every training page (Train, Sampling, Clipping, Memorise or generalise) is drawn in.
 
-The three pages differ in what they train and what they show beside the
+The four pages differ in what they train and what they show beside the
 perplexity chart, not in how a visitor gets there: title and intro, corpus
-picker in the sidebar, presets and the "Book settings" button, the settings
-expander, the Train button (with its replace question) and the run below it.
-`training_page_ui` draws that frame once, in that order, so a change to it (a
-key, a string, the order) happens on all three pages or on none; a page
-passes its own words and fills the few places it differs (`StartPlan`, the
-hooks) and keeps only what is really its own.
+picker in the sidebar (a lesson brings its own corpora), presets and the
+"Book settings" button, the settings expander, the Train button (with its
+replace question) and the run below it. `training_page_ui` draws that frame
+once, in that order, so a change to it (a key, a string, the order) happens on
+every training page or on none; a page passes its own words and fills the few
+places it differs (`StartPlan`, the hooks) and keeps only what is really its own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 
 from . import corpus_ui, jobs_ui, lesson, presets, settings
 from .corpus_ui import CorpusChoice
@@ -53,6 +54,8 @@ class TrainingPage:
     defaults: Mapping[str, Any]  # their first values; the Book button restores them
     texts: PageTexts
     book_label_key: str = ""  # key of the page's own label for the Book button; empty: the shared "Book settings"
+    start_label_key: str = ""  # key of the page's own label for Train; empty: the shared one
+    corpus_picker: bool = True  # the sidebar's corpus picker; False: the page trains on corpora of its own
     presets_menu: bool = True  # the preset picker above the Book button
     preset_help_key: str = ""  # key of why a preset applies only in part here; empty: no such note
     lesson_link: bool = False  # "Share this lesson" between the Train button and the run
@@ -78,6 +81,7 @@ class StartPlan:
 
 
 Plan = Callable[[dict[str, Any], CorpusChoice], StartPlan]  # the settings and corpus -> what Train does
+NO_CORPUS = CorpusChoice(None, None, "")  # what a page without the corpus picker gets as its choice
 
 
 def training_page_ui(
@@ -94,8 +98,10 @@ def training_page_ui(
     """
     st.title(t(page.texts.title))
     st.caption(t(page.texts.intro))
-    with st.sidebar:
-        choice = corpus_ui.corpus_ui()
+    choice = NO_CORPUS
+    if page.corpus_picker:
+        with st.sidebar:
+            choice = corpus_ui.corpus_ui()
     if page.presets_menu:
         note = t(page.preset_help_key) if page.preset_help_key else None
         presets.preset_ui(page.key, only=page.page_values, help_=note)
@@ -104,7 +110,7 @@ def training_page_ui(
         values = settings.settings_ui(page.key, page.fields, page.defaults, columns=3)
         if under_settings is not None:
             under_settings(values)
-    start_section_ui(page.key, choice, values, plan(values, choice))
+    start_section_ui(page, choice, values, plan(values, choice))
     if page.lesson_link:
         lesson.lesson_link_ui()
     jobs_ui.run_section_ui(page.key, draw, t(page.texts.no_job))
@@ -127,21 +133,24 @@ def book_preset_button(page: TrainingPage) -> None:
     )
 
 
-def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], plan: StartPlan) -> None:
+def start_section_ui(frame: TrainingPage, choice: CorpusChoice, values: dict[str, Any], plan: StartPlan) -> None:
     """Corpus status, the Train button (and what the page puts beside it); a `LabError` becomes a message.
 
     Train asks first when the page's run is still alive (`jobs_ui.confirm_start`);
     a click beside it (Continue) runs only when Train did not start a run.
     """
-    jobs_ui.corpus_status_ui(choice, values)
-    disabled = choice.corpus is None or bool(plan.blocked)
+    page = frame.key
+    if frame.corpus_picker:
+        jobs_ui.corpus_status_ui(choice, values)
+    disabled = (frame.corpus_picker and choice.corpus is None) or bool(plan.blocked)
+    label = t(frame.start_label_key) if frame.start_label_key else t("common.start")
     if plan.beside is None:
-        pressed = st.button(t("common.start"), key=f"{page}:start", type="primary", disabled=disabled)
+        pressed = st.button(label, key=f"{page}:start", type="primary", disabled=disabled)
         other = None
     else:
         start_col, beside_col = st.columns([1, 2])
         with start_col:
-            pressed = st.button(t("common.start"), key=f"{page}:start", type="primary", disabled=disabled)
+            pressed = st.button(label, key=f"{page}:start", type="primary", disabled=disabled)
         with beside_col:
             other = plan.beside()
     if plan.blocked:
@@ -156,6 +165,13 @@ def start_section_ui(page: str, choice: CorpusChoice, values: dict[str, Any], pl
             other()
     except LabError as exc:
         st.error(t.md("common.bad_setting", msg=localized(exc, current_lang())))
+
+
+def setting_problem_ui(values: dict[str, Any]) -> None:
+    """What is invalid in the settings (e.g. dropout with one layer), said as soon as it is chosen, not at Train."""
+    problem = settings.config_problem(values)
+    if problem:
+        st.warning(t.md("common.bad_setting", msg=problem))
 
 
 def metrics_ui(view: JobView, labels: list[str]) -> None:

@@ -40,8 +40,6 @@ LOOKUPS = {"t", "t.md", "N_", "Message", "messages.text"}  # calls whose first a
 NOT_SENTENCES = {
     "top center": "Plotly's text position",
     "middle center": "Plotly's text position",
-    "Training failed: ": "the prefix lm_core.jobs puts on an error's text, removed before it is shown",
-    "Stopped early": "how lm_core.jobs starts an early-stopping end message, matched, never shown",
 }
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 FIELD = re.compile(r"%?\{[^{}]*\}")  # str.format fields and Plotly's %{...} templates

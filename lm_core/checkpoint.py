@@ -19,6 +19,7 @@ fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import zipfile
@@ -28,16 +29,16 @@ from typing import Any
 
 import torch
 
+from .corpus import Corpus
 from .errors import Cause, CheckpointError, LabError, detached
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_TEXT, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
 from .messages import Message
 from .models import CharModel, build_model, check_size, expected_shapes
 from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
 from .training import EpochEvent, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
-MAX_TEXT = 500  # corpus name and note: shown on the page, so a file cannot fill it
 # Tensors in one file. This app writes a few dozen at most (3 layers of 4 weights, embedding and dense layer,
 # and with Adam two moments and a step per weight); each one read costs work whatever its size.
 MAX_TENSORS = 1_000
@@ -364,7 +365,7 @@ def _best_epoch(value: Any) -> int | None:
 
 
 def _text(value: Any) -> str:
-    return value[:MAX_TEXT] if isinstance(value, str) else ""
+    return value[:MAX_CHECKPOINT_TEXT] if isinstance(value, str) else ""
 
 
 def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
@@ -546,3 +547,21 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             trainer.rng.setstate(_rng_from_list(ckpt.rng_state))
         except (TypeError, ValueError):
             pass
+
+
+def resume(ckpt: Checkpoint | None, corpus: Corpus, config: TrainConfig, more_epochs: int = 0) -> Trainer:
+    """A trainer that carries on from `ckpt` exactly where it stopped (None: a fresh one from `config`).
+
+    The one way every caller continues a run (the CLI's `--resume`, the Train page's Continue and
+    start-from, a stored run, a worker given its starting point), so all of them restore the same
+    things: weights, optimiser state, history and the sampler's RNG. `config` says how to train on
+    (it must describe the checkpoint's model: `restore_trainer` says so otherwise); the run is planned
+    to `config.epochs` in all, or `more_epochs` beyond what the checkpoint has done if that is later.
+    `corpus` must be the run's own, document starts included, or its validation split would move.
+    """
+    config = dataclasses.replace(config)
+    config.epochs = max(config.epochs, (len(ckpt.history) if ckpt else 0) + more_epochs)
+    trainer = Trainer(corpus, config)
+    if ckpt is not None:
+        restore_trainer(ckpt, trainer)
+    return trainer

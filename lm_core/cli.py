@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
     t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
 
-    e = sub.add_parser("evaluate-lyrics", help="issue 11's measurements: validation vs bigram, copied and CJK share")
+    e = sub.add_parser("evaluate-lyrics", help="does a model write new ci? validation vs bigram, copied and CJK share")
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--corpus", default="songci:all", help="the corpus it was trained on (default songci:all)")
     e.add_argument("--max-chars", type=_max_chars, default=None, help="as in training (default: all)")
@@ -334,7 +334,6 @@ def _save(trainer: Trainer, args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .training import Trainer
 
     # Every flag before anything slow: the settings, where the results go, the checkpoint to resume.
     config = config_from_args(args)
@@ -345,11 +344,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     resumed = checkpoint.load(args.resume, MAX_CLI_CHECKPOINT_BYTES) if args.resume else None
     _set_threads(args.threads)
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
-    trainer = Trainer(corpus, config)
-    if resumed is not None:
-        if resumed.optimizer_dropped:
-            print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
-        checkpoint.restore_trainer(resumed, trainer)
+    if resumed is not None and resumed.optimizer_dropped:
+        print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
+    trainer = checkpoint.resume(resumed, corpus, config)
     _print_setup(trainer)
     end = _run(trainer, args)
     if args.save:
@@ -372,7 +369,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench import training_paths
     from .corpus import Corpus
     from .training import TrainConfig
 
@@ -381,23 +378,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     TrainConfig(seed=args.seed).validate()  # before the corpus is read
     corpus = Corpus.from_file(args.corpus)
     print(f"bench on {args.corpus.name}: {len(corpus):,} characters, vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench.main(corpus, args.epochs, args.seed))
+    print(training_paths.main(corpus, args.epochs, args.seed))
     return 0
 
 
 def cmd_bench_bptt(args: argparse.Namespace) -> int:
-    from . import bench_bptt
+    from .bench import gradient_figures
     from .corpus import Corpus
 
     corpus = Corpus.from_file(args.corpus)
     print(f"bench-bptt on {args.corpus.name}: vocabulary {corpus.vocab_size:,}", file=sys.stderr)
-    print(bench_bptt.main(corpus, max(1, args.repeats)))
+    print(gradient_figures.main(corpus, max(1, args.repeats)))
     return 0
 
 
 def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
+    from .analysis.evaluate import LENGTH, MIN_COPIED, PREFIXES, SEEDS, TEMPERATURE, evaluate_lyrics
 
     _set_threads(args.threads)
     ckpt = checkpoint.load(args.checkpoint, MAX_CLI_CHECKPOINT_BYTES)
@@ -425,11 +422,11 @@ def cmd_evaluate_lyrics(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_large(args: argparse.Namespace) -> int:
-    from . import bench_large
+    from .bench import large_model
     from .training import TrainConfig
 
     if args.lesson:
-        print(bench_large.lesson(args.threads))
+        print(large_model.lesson(args.threads))
         return 0
     cfg = TrainConfig(
         model=args.model,
@@ -447,7 +444,7 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch,
     )
     cfg.validate()  # before all of Song ci is loaded
-    print(bench_large.main(cfg, args.steps_per_epoch, args.threads))
+    print(large_model.main(cfg, args.steps_per_epoch, args.threads))
     return 0
 
 

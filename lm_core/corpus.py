@@ -301,6 +301,19 @@ class Corpus:
         indices = [char_to_idx[ch] for ch in text]
         return cls(name, text, idx_to_char, char_to_idx, indices, controls_removed=removed, doc_starts=doc_starts)
 
+    def document_text(self) -> str:
+        """The text with a line end before every document but the first: what to store or send of this corpus.
+
+        `text` alone has lost where documents start (the book's step made line ends spaces), so a corpus
+        rebuilt from it would cut its validation split elsewhere. `Corpus.from_text(document_text(),
+        name, max_chars=None)` gives back this very corpus: text, vocabulary and document starts.
+        """
+        chars = list(self.text)
+        for start in self.doc_starts:
+            if 0 < start < len(chars) and chars[start - 1] == " ":  # where a line end became a space
+                chars[start - 1] = "\n"
+        return "".join(chars)
+
     @classmethod
     def from_file(cls, path: str | Path, max_chars: int | None = BOOK_MAX_CHARS) -> Corpus:
         return cls.from_text(read_corpus_file(path), Path(path).name, max_chars)

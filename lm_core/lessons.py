@@ -1,4 +1,4 @@
-"""The "memorise or generalise" lesson (issue 11): one model, trained on 10,000 characters and on all of Song ci.
+"""The "memorise or generalise" lesson: one model, trained on 10,000 characters and on all of Song ci.
 
 Both runs start from the same settings and seed and train in lockstep with the same fixed number of minibatches
 per epoch, each with a validation split of whole ci. On 10,000 characters the model soon knows the training

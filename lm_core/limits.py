@@ -1,4 +1,4 @@
-"""Every resource limit of the app and the CLI, in one place.
+"""The resource limits of the app and the CLI: what a visitor, a run or an owner may take.
 
 The server is shared by a classroom, so everything a visitor can send is
 bounded, and each bound is checked *before* the expensive step it protects
@@ -42,3 +42,16 @@ RELEASE_UNWATCHED_AFTER = 10 * 60.0
 
 # torch threads a CLI command may ask for: more than any machine here has cores; a huge count (10^8) crashes torch.
 MAX_THREADS = 256
+
+# Per-step gradient norms a job keeps of each run (the Gradient clipping page's chart).
+MAX_STEP_TRACE = 20_000
+# The run store, per owner: finished runs beyond either bound are evicted, oldest first.
+MAX_RUNS_PER_OWNER = 50
+MAX_BYTES_PER_OWNER = 200 * 1024 * 1024  # checkpoint bytes
+
+# Text that reaches a page. A checkpoint's corpus name and note (a file could carry megabytes); what a visitor
+# types to trace through time on the Gradients page (every figure stays under a second at h = 256) and on the
+# Hidden states page (the heatmap stays readable and the trace fast).
+MAX_CHECKPOINT_TEXT = 500
+MAX_GRADIENT_TEXT = 200
+MAX_HIDDEN_TEXT = 300

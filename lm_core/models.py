@@ -246,7 +246,11 @@ class TorchRecurrentLM(CharModel):
     """
 
     layer_cls: ClassVar[type[nn.RNNBase]]
-    per_layer_state: ClassVar[int] = 1
+    per_layer_state: ClassVar[int] = 1  # H, or for an LSTM H and C
+
+    @property
+    def n_state(self) -> int:  # type: ignore[override] -- per model: it grows with the layers
+        return self.per_layer_state * self.num_layers
 
     def __init__(
         self,
@@ -259,7 +263,6 @@ class TorchRecurrentLM(CharModel):
     ) -> None:
         super().__init__(vocab_size, num_hiddens)
         self.num_layers, self.dropout, self.embed = num_layers, float(dropout), embed
-        self.n_state = self.per_layer_state * num_layers
         self.rnn = self.layer_cls(embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout)
         self.dense = nn.Linear(num_hiddens, vocab_size)
         # torch.nn's default U(-1/√h, 1/√h), but drawn from our generator (thread-safe, seeded).
@@ -384,7 +387,6 @@ class TorchLSTM(TorchRecurrentLM):
     kind = "lstm"
     layer_cls = nn.LSTM
     per_layer_state = 2
-    n_state = 2
     gate_names = ("I", "F", "O", "C")
 
     def _run_layer(self, layer, gi, state):

@@ -213,6 +213,7 @@ class EndEvent:
     step: int = 0  # step of the failing or interrupted epoch
     loss: float | None = None  # the loss that diverged
     best_epoch: int | None = None  # whose weights `Trainer.best_state` holds (validation on)
+    early_stop: bool = False  # "finished" by patience before the planned epochs: the best weights are the run's
 
 
 Event = StepEvent | EpochEvent | EndEvent
@@ -236,6 +237,24 @@ class Control:
 
     def pause(self) -> None:
         self._go.clear()
+
+    @property
+    def stepping(self) -> bool:
+        """Step was pressed: the run pauses at the end of this epoch."""
+        return self._pause_after_epoch
+
+    def press(self, stepping: bool, paused: bool, stopped: bool) -> None:
+        """Press what was pressed elsewhere (another control's state), in an order that reproduces it."""
+        if stepping:
+            self.step_epoch()
+        if paused:
+            self.pause()
+        if stopped:
+            self.stop()
+
+    def adopt(self, other: Control) -> None:
+        """Take over what was pressed on `other` (the control a queued job had, before its worker's)."""
+        self.press(other.stepping, other.paused, other.stopped)
 
     def resume(self) -> None:
         self._pause_after_epoch = False
@@ -490,6 +509,16 @@ class Trainer:
         p = self.config.patience
         return p > 0 and self.best_epoch is not None and self.epoch - self.best_epoch >= p
 
+    def stop_early(self) -> EndEvent:
+        """End the run because its patience ran out (the one way early stopping is said, and flagged)."""
+        p, best = self.config.patience, self.best_epoch
+        self.status = "finished"
+        self.message = (
+            f"Stopped early: no better validation perplexity for {p} epochs; best from epoch {best} "
+            f"(perplexity {self.best_val:.2f}), whose weights are kept."
+        )
+        return EndEvent("finished", self.message, self.epoch, best_epoch=best, early_stop=True)
+
     def train(self) -> Iterator[Event]:
         """Epochs until `config.epochs` are done, the run is stopped, or it diverges."""
         self.status = "running"
@@ -500,10 +529,6 @@ class Trainer:
                     return
             self.control.epoch_done()
             if self.patience_ran_out():
-                yield self._end(
-                    "finished",
-                    f"Stopped early after {self.epoch} epochs: validation perplexity did not improve "
-                    f"for {self.config.patience} epochs.",
-                )
+                yield self.stop_early()
                 return
         yield self._end("finished", f"Finished {self.epoch} epochs.")

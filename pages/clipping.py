@@ -9,8 +9,9 @@ import streamlit as st
 from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings, training_page
 from lab_ui.i18n import N_, t
 from lab_ui.runs import curves_from_view
-from lm_core.jobs import Job, JobView, RunView
 from lm_core.sampling import minibatches_per_epoch
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView, RunView
 from lm_core.training import Trainer
 
 PAGE = "clipping"

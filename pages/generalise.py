@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_ui import charts, jobs_ui, session, settings, training_page
-from lab_ui.i18n import current_lang, run_label, t
+from lab_ui.i18n import N_, current_lang, run_label, t
 from lm_core import lessons
 from lm_core.errors import LabError, localized
-from lm_core.jobs import Job, JobView
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 
 PAGE = "generalise"
 FIELDS = (
@@ -72,7 +73,7 @@ def _draw(job: Job, view: JobView) -> None:
     jobs_ui.controls_ui(PAGE, job, view)
     lines = []
     for i, label in enumerate(labels):
-        b = job.trainers[i].baselines
+        b = job.baselines(i)
         if b is not None:
             lines.append((b.bigram, t("generalise.bigram", run=label, v=b.bigram)))
     fig = charts.perplexity_figure(
@@ -91,13 +92,12 @@ def _draw(job: Job, view: JobView) -> None:
     training_page.metrics_ui(view, labels)
 
 
-def _about_ui(values: dict) -> bool:
-    """The two corpora and what the budget means for each; False when the bundled Song ci is missing."""
+def _about_ui(values: dict) -> str:
+    """The two corpora and what the budget means for each; why not, when the bundled Song ci is missing."""
     try:
         small, large = lessons.corpora()
     except LabError as exc:
-        st.error(t.md("generalise.no_songci", msg=localized(exc, current_lang())))
-        return False
+        return t.md("generalise.no_songci", msg=localized(exc, current_lang()))
     n_large_val = len(large) - large.split_point(lessons.LARGE_VAL)
     st.caption(
         t.md(
@@ -123,34 +123,33 @@ def _about_ui(values: dict) -> bool:
             p=len(large) / chars,
         )
     )
-    return True
+    return ""
+
+
+def _plan(values: dict, choice: object) -> training_page.StartPlan:
+    """What the lesson's corpora make of the budget, then Train: both models, unless Song ci is missing."""
+    return training_page.StartPlan(lambda: _start(values), blocked=_about_ui(values))
+
+
+TEXTS = training_page.PageTexts(
+    N_("generalise.title"), N_("generalise.intro"), N_("generalise.preset_help"), N_("generalise.no_job")
+)
+FRAME = training_page.TrainingPage(
+    PAGE,
+    FIELDS,
+    DEFAULTS,
+    TEXTS,
+    book_label_key=N_("generalise.preset"),
+    start_label_key=N_("generalise.start"),
+    presets_menu=False,
+    corpus_picker=False,
+)
 
 
 def main() -> None:
     if session.entrypoint_ran_instead():
         return  # the entrypoint ran and drew this page
-    st.title(t("generalise.title"))
-    st.caption(t("generalise.intro"))
-    st.button(
-        t("generalise.preset"),
-        key=f"{PAGE}:preset",
-        help=t("generalise.preset_help"),
-        on_click=settings.apply_values,
-        args=(PAGE, {k: DEFAULTS[k] for k in FIELDS}),
-    )
-    with st.expander(t("common.settings"), expanded=True):
-        values = settings.settings_ui(PAGE, FIELDS, DEFAULTS, columns=3)
-        problem = settings.config_problem(values)
-        if problem:
-            st.warning(t.md("common.bad_setting", msg=problem))
-    usable = _about_ui(values)
-    pressed = st.button(t("generalise.start"), key=f"{PAGE}:start", type="primary", disabled=not usable)
-    if jobs_ui.confirm_start(PAGE, pressed):
-        try:
-            _start(values)
-        except LabError as exc:
-            st.error(t.md("common.bad_setting", msg=localized(exc, current_lang())))
-    jobs_ui.run_section_ui(PAGE, _draw, t("generalise.no_job"))
+    training_page.training_page_ui(FRAME, _plan, _draw, under_settings=training_page.setting_problem_ui)
 
 
 main()

@@ -229,7 +229,7 @@ def _compare_ui(result: Result) -> None:
 def _versus_ui(choice: ModelChoice, settings: dict, result: Result) -> None:
     """The chosen model's lines beside a second model's, from the same prefix and settings, each with its copied share.
 
-    Shows a model that recites next to one that composes (issue 11). The second text is written once per
+    Shows a model that recites next to one that composes. The second text is written once per
     settings and model version, not on every rerun.
     """
     other = model_source.compare_ui(PAGE, choice)

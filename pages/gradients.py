@@ -8,13 +8,15 @@ import numpy as np
 import streamlit as st
 
 from lab_ui import charts, model_source, session
+from lab_ui.companions import Companion, companions
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import current_lang, t
-from lab_ui.model_source import Companion, ModelChoice
+from lab_ui.model_source import ModelChoice
 from lab_ui.persist import clamp, restore, save
 from lab_ui.text import escape_markdown, visible_char
-from lm_core import bptt
+from lm_core.analysis import bptt
 from lm_core.errors import LabError, detached, localized
+from lm_core.limits import MAX_GRADIENT_TEXT
 from lm_core.models import CharModel, build_model
 
 PAGE = "gradients"
@@ -111,7 +113,7 @@ def _message(exc: LabError) -> str:
 
 def _second_ui(choice: ModelChoice) -> Companion:
     """The model drawn beside the chosen one: a trained one with the same vocabulary if any, else a fresh GRU."""
-    options = model_source.companions(choice)
+    options = companions(choice)
     ids = list(options)
     trained = [i for i in ids if not i.startswith("fresh:")]
     wanted = "scratch-gru" if choice.checkpoint.config.model != "scratch-gru" else "scratch-rnn"
@@ -133,13 +135,13 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     if not st.session_state.get(key) and f"{PAGE}:text_set" not in st.session_state:
         st.session_state[key] = model_source.sample_text(choice, 60)
     st.session_state[f"{PAGE}:text_set"] = True
-    text = st.text_area(t("gradients.text"), key=key, height=80, help=t("gradients.text_help", n=bptt.MAX_TEXT))
+    text = st.text_area(t("gradients.text"), key=key, height=80, help=t("gradients.text_help", n=MAX_GRADIENT_TEXT))
     save(key)
     if not text:
         st.info(t("gradients.type_text"))
         return None
-    if len(text) > bptt.MAX_TEXT:
-        st.error(t("gradients.too_long", n=len(text), m=bptt.MAX_TEXT))
+    if len(text) > MAX_GRADIENT_TEXT:
+        st.error(t("gradients.too_long", n=len(text), m=MAX_GRADIENT_TEXT))
         return None
     kept = model_source.known_text_ui(choice, text)
     if kept is None:

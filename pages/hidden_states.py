@@ -12,11 +12,11 @@ from lab_ui.i18n import N_, t
 from lab_ui.model_source import ModelChoice
 from lab_ui.persist import follow_default, keep_valid, restore, save
 from lab_ui.text import escape_html
-from lm_core import bptt
+from lm_core.analysis import bptt
+from lm_core.limits import MAX_HIDDEN_TEXT
 
 PAGE = "hidden"
 SORTS = ("variance", "activity", "index")  # variance first: units that change along the text tell the most
-MAX_TEXT = 300  # characters traced; the heatmap stays readable and the trace fast
 DEFAULT_TOP = 32
 # What the heatmap shows: H, or a gate of a GRU (Z, R) or an LSTM (I, F, O, and its cell C).
 SOURCE_LABELS = {
@@ -87,7 +87,11 @@ def _text_ui(choice: ModelChoice) -> str | None:
     text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
     with text_col:
         text = st.text_area(
-            t("hidden.text"), key=key, max_chars=MAX_TEXT, height=80, help=t("hidden.text_help", n=MAX_TEXT)
+            t("hidden.text"),
+            key=key,
+            max_chars=MAX_HIDDEN_TEXT,
+            height=80,
+            help=t("hidden.text_help", n=MAX_HIDDEN_TEXT),
         )
     with button_col:
         st.button(t("hidden.reset_text"), key=f"{PAGE}:reset", on_click=_reset_text, args=(default,), width="stretch")

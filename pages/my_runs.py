@@ -11,8 +11,9 @@ from lab_ui import charts, corpus_ui, jobs_ui, session
 from lab_ui.i18n import N_, current_lang, model_label, run_label, t
 from lab_ui.session import manager, owner_id
 from lm_core.errors import LabError, localized
+from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from lm_core.messages import Listed
-from lm_core.runstore import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER, RunRecord
+from lm_core.serve.store import RunRecord
 
 PAGE = "my_runs"
 KIND_PAGES = {"train": "pages/train.py", "sampling": "pages/sampling.py", "clipping": "pages/clipping.py"}
@@ -89,7 +90,8 @@ def _run_ui(record: RunRecord) -> None:
     )
     if record.message:
         planned = record.epoch if record.status == "finished" else record.planned
-        st.caption(t("my_runs.message", msg=jobs_ui.ended_text(record.status, record.epoch, planned, record.message)))
+        ended = jobs_ui.ended_text(record.status, record.epoch, planned, record.message, record.stopped_early)
+        st.caption(t("my_runs.message", msg=ended))
     live = manager().get(record.job_id, owner_id())
     if live is not None and not live.done:
         st.info(t("my_runs.live"))

@@ -7,8 +7,9 @@ import streamlit as st
 from lab_ui import charts, corpus_ui, jobs_ui, presets, session, settings, training_page
 from lab_ui.i18n import N_, current_lang, run_label, t
 from lab_ui.runs import curves_from_view
-from lm_core.jobs import Job, JobView
 from lm_core.sampling import describe_minibatches
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 from lm_core.training import Trainer
 
 PAGE = "sampling"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from lab_ui import corpus_ui, jobs_ui, model_source, persist, presets, session, settings, training_page
+from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, persist, presets, session, settings, training_page
 from lab_ui.highlight import copied_html
 from lab_ui.i18n import N_, t
 from lab_ui.runs import epochs_table
@@ -16,8 +16,9 @@ from lm_core import checkpoint
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
 from lm_core.generation import default_prefixes
-from lm_core.jobs import Job, JobView
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from lm_core.serve.job import Job
+from lm_core.serve.views import JobView
 from lm_core.training import Trainer
 
 PAGE = "train"
@@ -62,7 +63,7 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
     a checkpoint that was picked but is missing or refused must not quietly
     become a new random model, so the page turns Train off until it is fixed.
     """
-    files = model_source.shipped_files()
+    files = model_cache.shipped_files()
     options = ["new", *[f.name for f in files], "upload"]
     labels = {"new": t("train.from_new"), "upload": t("train.from_upload")}
     persist.restore(f"{PAGE}:from")
@@ -86,11 +87,11 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
             max_upload_size=MAX_UPLOAD_MB,
         )
         if up is not None:
-            ckpt, error = model_source.parse_upload(up.getvalue(), up.name)
+            ckpt, error = model_cache.parse_upload(up.getvalue(), up.name)
         else:
             st.info(t("train.from_upload_first"))
     elif pick != "new":
-        ckpt, error = model_source.load_shipped(next(f for f in files if f.name == pick))
+        ckpt, error = model_cache.load_shipped(next(f for f in files if f.name == pick))
     if error:
         st.error(escape_markdown(error))
     if ckpt is not None:
@@ -105,10 +106,7 @@ def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
     `values["epochs"]` more epochs with the other settings as they are now."""
     arch = ("model", "hidden", "num_layers", "dropout", "embed")  # the checkpoint's shape, not the widgets'
     cfg = settings.to_config({**values, **{k: getattr(ckpt.config, k) for k in arch}})
-    cfg.epochs = len(ckpt.history) + values["epochs"]
-    trainer = Trainer(corpus, cfg)
-    checkpoint.restore_trainer(ckpt, trainer)
-    return trainer
+    return checkpoint.resume(ckpt, corpus, cfg, more_epochs=values["epochs"])
 
 
 def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
@@ -212,9 +210,9 @@ def _continue(job: Job, values: dict) -> None:
 
 def _continue_corpus_note(job: Job, choice: corpus_ui.CorpusChoice) -> None:
     """Say which corpus Continue trains on, loudly when the sidebar now shows another one."""
-    name = corpus_ui.corpus_display_name(job.trainers[0].corpus.name)
+    name = corpus_ui.corpus_display_name(job.corpus(0).name)
     now = choice.corpus
-    if now is not None and now.text != job.trainers[0].corpus.text:
+    if now is not None and now.text != job.corpus_text(0):
         st.warning(t("train.continue_other_corpus", name=name, now=corpus_ui.corpus_display_name(now.name)))
     else:
         st.caption(t("train.continue_corpus", name=name))
@@ -251,9 +249,7 @@ def _settings_notes(values: dict) -> None:
     """What is risky or invalid in the settings, said as soon as it is chosen, not only when Train is pressed."""
     if not values["clip_on"]:
         st.caption(t("train.clip_note_off"))
-    problem = settings.config_problem(values)
-    if problem:  # e.g. dropout with 1 layer
-        st.warning(t.md("common.bad_setting", msg=problem))
+    training_page.setting_problem_ui(values)
 
 
 def main() -> None:

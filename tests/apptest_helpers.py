@@ -25,7 +25,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lab_ui import jobs_ui, session, settings
-from lm_core.jobs import Job
+from lm_core.serve.job import Job
+from lm_core.serve.manager import BACKEND_ENV
 
 TIMEOUT = 60  # seconds per script run; a loaded 2-core machine can be slow to import torch
 
@@ -74,15 +75,15 @@ def english_page(page: str) -> Iterator[AppTest]:
 def _clean_runtime(backend: str = "thread") -> Iterator[None]:
     """Fresh cached resources; afterwards every training thread stopped and joined."""
     st.cache_resource.clear()
-    before = os.environ.get(session.BACKEND_ENV)
-    os.environ[session.BACKEND_ENV] = backend
+    before = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = backend
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(session.BACKEND_ENV, None)
+            os.environ.pop(BACKEND_ENV, None)
         else:
-            os.environ[session.BACKEND_ENV] = before
+            os.environ[BACKEND_ENV] = before
         session.manager().shutdown()
         st.cache_resource.clear()
 

@@ -1,6 +1,6 @@
 """Shared helpers for the model pages' tests (Hidden states, Generate, the model picker).
 
-A plain module imported by the test files; the fixtures built on it (`trained`,
+A plain module imported by the test files; the fixtures built on it (`trained_checkpoints`,
 `shipped`, `clean_streamlit`) are in `conftest.py`. Models are tiny (16 hidden
 units, 2 epochs on ~1,500 synthetic characters) and trained once per test
 session; each test writes the checkpoints it needs into its own temporary
@@ -31,7 +31,7 @@ from streamlit.testing.v1 import AppTest
 from testkit import tiny_text
 
 from lab_ui import jobs_ui, session
-from lab_ui.model_source import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
+from lab_ui.model_cache import CHECKPOINT_ENV  # noqa: F401  (tests read it as helpers.CHECKPOINT_ENV)
 from lm_core.checkpoint import from_trainer, to_bytes
 from lm_core.corpus import Corpus
 from lm_core.training import TrainConfig, Trainer

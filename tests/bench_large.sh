@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11's speed and memory benchmark (prints numbers, asserts nothing; not part of run.sh).
+# The large-model speed and memory benchmark (prints numbers, asserts nothing; not part of run.sh).
 # A 2-layer 512-unit LSTM with embedding on all of Song ci at 1 and 2 threads (each in its own process:
 # torch's thread pool is fixed per process), then one lockstep epoch of the memorise-or-generalise preset.
 # Each run also prints the corpus load + vocabulary time (target ≤ 2 s). Takes a few minutes.

@@ -21,12 +21,22 @@ if str(REPO) not in sys.path:  # so that plain `pytest` (not only `python -m pyt
 from testkit import tiny_text
 
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.jobs import JobManager
+from lm_core.serve.manager import BACKEND_ENV, JobManager
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 BOOK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / BOOK_FILE
+
+
+@pytest.fixture(autouse=True)
+def _thread_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's runs train in threads of the test process unless a test asks for another backend.
+
+    The app's default, a worker process per run, costs every page test that trains a spawn or a
+    warm worker's epochs on a loaded machine; the process and Ray backends have their own tests.
+    """
+    monkeypatch.setenv(BACKEND_ENV, "thread")
 
 
 @pytest.fixture(autouse=True)
@@ -75,9 +85,9 @@ def job_manager() -> Iterator[Callable[..., JobManager]]:
     finally:
         for mgr in made:
             mgr.shutdown()
-            for job in list(mgr._jobs.values()):
-                worker = job.process if hasattr(job, "process") else job.thread
-                assert worker is None or not worker.is_alive(), f"job {job.id} outlived its test"
+            for job in mgr.jobs():
+                for worker in (job.thread, job.worker):  # the driver thread; a worker process
+                    assert not getattr(worker, "is_alive", lambda: False)(), f"job {job.id} outlived its test"
 
 
 @pytest.fixture()
@@ -117,7 +127,7 @@ def clean_streamlit() -> Iterator[None]:
 
 
 @pytest.fixture()
-def trained() -> dict[str, bytes]:
+def trained_checkpoints() -> dict[str, bytes]:
     """Checkpoint bytes of tiny trained models: "gru", "rnn", "scratch-lstm" (16 units) and "gru-h8".
 
     Trained once per process, whichever test module asks first.
@@ -128,9 +138,11 @@ def trained() -> dict[str, bytes]:
 
 
 @pytest.fixture()
-def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, bytes]) -> Callable[..., Path]:
+def shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_checkpoints: dict[str, bytes]
+) -> Callable[..., Path]:
     """`shipped("gru", "rnn")` writes those checkpoints (in that order) as the app's shipped models."""
-    from lab_ui.model_source import CHECKPOINT_ENV
+    from lab_ui.model_cache import CHECKPOINT_ENV
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -138,7 +150,7 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, 
 
     def make(*kinds: str) -> Path:
         for i, kind in enumerate(kinds):
-            (folder / f"{i}_{kind}.pt").write_bytes(trained[kind])
+            (folder / f"{i}_{kind}.pt").write_bytes(trained_checkpoints[kind])
         return folder
 
     return make

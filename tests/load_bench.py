@@ -601,13 +601,18 @@ def rss():
     return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
 from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
-from lm_core import process_backend
+try:
+    from lm_core.serve.manager import JobManager
+    from lm_core.serve.store import RunStore
+    from lm_core.serve import process_pool as pool
+except ImportError:  # a checkout from before the job server had its own package
+    from lm_core.jobs import JobManager
+    from lm_core.runstore import RunStore
+    from lm_core import process_backend as pool
 corpus = songci_corpus()
 config = dict(model="rnn", hidden=16, batch_size=8, num_steps=10, epochs=1, optimizer="adam", lr=0.01)
 manager = JobManager(max_running=2, store=RunStore(tempfile.mkdtemp()), backend="process")
-process_backend.wait_warm(120)
+pool.wait_warm(120)
 gc.collect()
 print("0", rss(), 0, flush=True)
 for i in range(int(sys.argv[1])):

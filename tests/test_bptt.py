@@ -1,4 +1,4 @@
-"""Gradients through time (`lm_core.bptt`) against autograd through independent paths and float64 finite differences."""
+"""Gradients through time (`lm_core.analysis.bptt`) against autograd through independent paths and float64 finite differences."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lm_core import bptt
+from lm_core.analysis import bptt
 from lm_core.errors import ConfigError, VocabularyError, localized
+from lm_core.limits import MAX_GRADIENT_TEXT
 from lm_core.models import MODEL_KINDS, build_model
 from lm_core.training import evaluate_perplexity
 from lm_core.vocab import SHOWN_CHARS
@@ -269,7 +270,7 @@ def test_work_is_capped_for_2048_hidden_units_and_not_for_256() -> None:
     big = build_model("gru", 2000, 2048)
     cap = bptt.cap_work(big, 32, 35)
     assert cap.capped and cap.rows * cap.steps * bptt.step_cost(big) <= bptt.WORK_BUDGET
-    assert bptt.text_limit(small) == bptt.MAX_TEXT
+    assert bptt.text_limit(small) == MAX_GRADIENT_TEXT
     assert 2 <= bptt.text_limit(big) < 60
     assert bptt.search_limit(small) == bptt.MAX_SEARCH_CHARS
     assert bptt.search_limit(big) * 3 * 2048**2 <= bptt.SEARCH_BUDGET < bptt.MAX_SEARCH_CHARS * 3 * 2048**2

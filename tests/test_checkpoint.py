@@ -25,7 +25,7 @@ def _config(**overrides: object) -> TrainConfig:
 
 
 @pytest.fixture()
-def trained(tiny_corpus: Corpus) -> Trainer:
+def two_epoch_trainer(tiny_corpus: Corpus) -> Trainer:
     """A trainer after 2 epochs (Adam, so the optimiser has state worth saving)."""
     trainer = Trainer(tiny_corpus, _config())
     list(trainer.train())
@@ -33,8 +33,8 @@ def trained(tiny_corpus: Corpus) -> Trainer:
 
 
 @pytest.fixture()
-def saved(trained: Trainer, tmp_path: Path) -> Path:
-    return checkpoint.save(checkpoint.from_trainer(trained, note="test"), tmp_path / "run.pt")
+def saved(two_epoch_trainer: Trainer, tmp_path: Path) -> Path:
+    return checkpoint.save(checkpoint.from_trainer(two_epoch_trainer, note="test"), tmp_path / "run.pt")
 
 
 def _equal_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -54,53 +54,53 @@ def _equal_nested(a: object, b: object) -> bool:
 # -- round trip ------------------------------------------------------------------------------------
 
 
-def test_round_trip_keeps_everything(trained: Trainer, saved: Path, tiny_corpus: Corpus) -> None:
+def test_round_trip_keeps_everything(two_epoch_trainer: Trainer, saved: Path, tiny_corpus: Corpus) -> None:
     """Weights, config, vocabulary, history, optimiser state and note survive save/load; generation is identical."""
     ckpt = checkpoint.load(saved)
-    assert ckpt.config == trained.config
+    assert ckpt.config == two_epoch_trainer.config
     assert ckpt.vocab == tiny_corpus.idx_to_char
     assert ckpt.corpus_name == "tiny" and ckpt.note == "test"
-    assert ckpt.history == trained.history and len(ckpt.history) == 2
+    assert ckpt.history == two_epoch_trainer.history and len(ckpt.history) == 2
     assert all(isinstance(e, EpochEvent) for e in ckpt.history)
-    assert _equal_state(ckpt.model_state, trained.model.state_dict())
+    assert _equal_state(ckpt.model_state, two_epoch_trainer.model.state_dict())
     assert ckpt.optimizer_state is not None
-    assert _equal_nested(ckpt.optimizer_state, trained.optimizer.state_dict())
-    assert len(ckpt.optimizer_state["state"]) == len(list(trained.model.parameters()))
+    assert _equal_nested(ckpt.optimizer_state, two_epoch_trainer.optimizer.state_dict())
+    assert len(ckpt.optimizer_state["state"]) == len(list(two_epoch_trainer.model.parameters()))
 
     model = ckpt.build_model()
-    assert _equal_state(model.state_dict(), trained.model.state_dict())
+    assert _equal_state(model.state_dict(), two_epoch_trainer.model.state_dict())
     for kwargs in ({}, {"strategy": "sample", "seed": 3}):
-        before = generate(trained.model, tiny_corpus, "春风", 30, **kwargs).text
+        before = generate(two_epoch_trainer.model, tiny_corpus, "春风", 30, **kwargs).text
         after = generate(model, ckpt.vocab, "春风", 30, **kwargs).text
         assert before == after
     assert "gru" in ckpt.describe() and "16 hidden" in ckpt.describe()
 
 
-def test_bytes_round_trip_without_a_file(trained: Trainer) -> None:
+def test_bytes_round_trip_without_a_file(two_epoch_trainer: Trainer) -> None:
     """to_bytes/from_bytes (the upload/download path) round-trip too."""
-    data = checkpoint.to_bytes(checkpoint.from_trainer(trained))
+    data = checkpoint.to_bytes(checkpoint.from_trainer(two_epoch_trainer))
     ckpt = checkpoint.from_bytes(data)
-    assert _equal_state(ckpt.model_state, trained.model.state_dict())
+    assert _equal_state(ckpt.model_state, two_epoch_trainer.model.state_dict())
 
 
-def test_checkpoint_is_a_snapshot_not_a_view(trained: Trainer) -> None:
+def test_checkpoint_is_a_snapshot_not_a_view(two_epoch_trainer: Trainer) -> None:
     """from_trainer copies the weights: training on afterwards does not change the checkpoint."""
-    ckpt = checkpoint.from_trainer(trained)
+    ckpt = checkpoint.from_trainer(two_epoch_trainer)
     before = {k: v.clone() for k, v in ckpt.model_state.items()}
-    trained.config.epochs = 3
-    list(trained.train())
+    two_epoch_trainer.config.epochs = 3
+    list(two_epoch_trainer.train())
     assert _equal_state(ckpt.model_state, before)
-    assert not _equal_state(ckpt.model_state, trained.model.state_dict())
+    assert not _equal_state(ckpt.model_state, two_epoch_trainer.model.state_dict())
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
 
 
-def test_save_leaves_no_temporary_files(trained: Trainer, tmp_path: Path) -> None:
+def test_save_leaves_no_temporary_files(two_epoch_trainer: Trainer, tmp_path: Path) -> None:
     """A successful save leaves exactly the target file in the folder (twice, overwriting)."""
     target = tmp_path / "sub" / "model.pt"
-    checkpoint.save(checkpoint.from_trainer(trained), target)
-    checkpoint.save(checkpoint.from_trainer(trained), target)
+    checkpoint.save(checkpoint.from_trainer(two_epoch_trainer), target)
+    checkpoint.save(checkpoint.from_trainer(two_epoch_trainer), target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.pt"]
 
 
@@ -112,7 +112,7 @@ def test_saved_checkpoint_is_an_ordinary_readable_file(saved: Path) -> None:
 
 @pytest.mark.parametrize("failing", ["os.replace", "torch.save"])
 def test_failed_save_keeps_the_old_file(
-    trained: Trainer, saved: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+    two_epoch_trainer: Trainer, saved: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     """If writing fails midway (rename or serialisation), the previous checkpoint is intact and no temp file remains."""
     old_bytes = saved.read_bytes()
@@ -124,10 +124,10 @@ def test_failed_save_keeps_the_old_file(
         monkeypatch.setattr(os, "replace", boom)
     else:
         monkeypatch.setattr(torch, "save", boom)
-    trained.config.epochs = 3
-    list(trained.train())  # different weights, so a partial overwrite would be visible
+    two_epoch_trainer.config.epochs = 3
+    list(two_epoch_trainer.train())  # different weights, so a partial overwrite would be visible
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.save(checkpoint.from_trainer(trained), saved)
+        checkpoint.save(checkpoint.from_trainer(two_epoch_trainer), saved)
     monkeypatch.undo()
     assert saved.read_bytes() == old_bytes
     assert sorted(p.name for p in saved.parent.iterdir()) == [saved.name]
@@ -180,9 +180,9 @@ def test_foreign_torch_file_is_refused(tmp_path: Path) -> None:
         checkpoint.load(path)
 
 
-def test_weights_that_do_not_fit_the_config_are_refused(trained: Trainer) -> None:
+def test_weights_that_do_not_fit_the_config_are_refused(two_epoch_trainer: Trainer) -> None:
     """A checkpoint whose config says 32 hidden units but whose weights have 16 is refused."""
-    ckpt = checkpoint.from_trainer(trained)
+    ckpt = checkpoint.from_trainer(two_epoch_trainer)
     lying = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, hidden=32))
     with pytest.raises(CheckpointError, match="do not fit"):
         checkpoint.from_bytes(checkpoint.to_bytes(lying))
@@ -191,9 +191,9 @@ def test_weights_that_do_not_fit_the_config_are_refused(trained: Trainer) -> Non
         checkpoint.from_bytes(checkpoint.to_bytes(wrong_kind))
 
 
-def test_malformed_payloads_are_checkpoint_errors(trained: Trainer) -> None:
+def test_malformed_payloads_are_checkpoint_errors(two_epoch_trainer: Trainer) -> None:
     """A bad vocabulary, an invalid config or missing keys are CheckpointErrors, never KeyError/TypeError."""
-    good = checkpoint.from_trainer(trained)
+    good = checkpoint.from_trainer(two_epoch_trainer)
     bad_vocab = dataclasses.replace(good, vocab=good.vocab[:-1] + [good.vocab[0]])
     with pytest.raises(CheckpointError, match="vocabulary"):
         checkpoint.from_bytes(checkpoint.to_bytes(bad_vocab))
@@ -207,9 +207,11 @@ def test_malformed_payloads_are_checkpoint_errors(trained: Trainer) -> None:
 
 
 @pytest.mark.parametrize("field, value", [("hidden", 16.0), ("seed", 1.5)])
-def test_config_with_non_integer_sizes_is_a_checkpoint_error(trained: Trainer, field: str, value: float) -> None:
+def test_config_with_non_integer_sizes_is_a_checkpoint_error(
+    two_epoch_trainer: Trainer, field: str, value: float
+) -> None:
     """A checkpoint whose config holds a non-integer size or seed is refused with a CheckpointError."""
-    ckpt = checkpoint.from_trainer(trained)
+    ckpt = checkpoint.from_trainer(two_epoch_trainer)
     odd = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, **{field: value}))
     with pytest.raises(CheckpointError):
         checkpoint.from_bytes(checkpoint.to_bytes(odd))
@@ -246,16 +248,16 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
 # -- restoring into a trainer ------------------------------------------------------------------------
 
 
-def test_restore_refuses_another_vocabulary_or_model(trained: Trainer) -> None:
+def test_restore_refuses_another_vocabulary_or_model(two_epoch_trainer: Trainer) -> None:
     """restore_trainer needs the same model kind, size and vocabulary."""
-    ckpt = checkpoint.from_trainer(trained)
+    ckpt = checkpoint.from_trainer(two_epoch_trainer)
     other_corpus = Corpus.from_text("月光照在老树上，山上的花开了。" * 30, max_chars=None)
     with pytest.raises(CheckpointError, match="vocabulary"):
         checkpoint.restore_trainer(ckpt, Trainer(other_corpus, _config()))
     with pytest.raises(CheckpointError, match="lstm"):
-        checkpoint.restore_trainer(ckpt, Trainer(trained.corpus, _config(model="lstm")))
+        checkpoint.restore_trainer(ckpt, Trainer(two_epoch_trainer.corpus, _config(model="lstm")))
     with pytest.raises(CheckpointError, match="hidden"):
-        checkpoint.restore_trainer(ckpt, Trainer(trained.corpus, _config(hidden=24)))
+        checkpoint.restore_trainer(ckpt, Trainer(two_epoch_trainer.corpus, _config(hidden=24)))
 
 
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 1e-2)])
@@ -271,14 +273,30 @@ def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
     list(first.train())
     path = checkpoint.save(checkpoint.from_trainer(first), tmp_path / "half.pt")
 
-    resumed = Trainer(tiny_corpus, dataclasses.replace(cfg, seed=cfg.seed))
-    checkpoint.restore_trainer(checkpoint.load(path), resumed)
-    assert resumed.epoch == 2
+    resumed = checkpoint.resume(checkpoint.load(path), tiny_corpus, dataclasses.replace(cfg, epochs=2), more_epochs=2)
+    assert resumed.epoch == 2 and resumed.config.epochs == 4
     later = [e for e in resumed.train() if isinstance(e, EpochEvent)]
     assert [e.epoch for e in later] == [3, 4]
     assert [e.epoch for e in resumed.history] == [1, 2, 3, 4]
     assert [e.perplexity for e in resumed.history] == pytest.approx(expected, rel=1e-5)
     assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_resuming_with_validation_on_the_stored_text_keeps_the_split_and_the_curve(tiny_corpus: Corpus) -> None:
+    """A run store keeps `document_text()`; the corpus rebuilt from it cuts validation where the run did."""
+    cfg = _config(epochs=4, val_fraction=0.2)
+    straight = Trainer(tiny_corpus, dataclasses.replace(cfg))
+    list(straight.train())
+    first = Trainer(tiny_corpus, dataclasses.replace(cfg, epochs=2))
+    list(first.train())
+    stored = Corpus.from_text(tiny_corpus.document_text(), tiny_corpus.name, max_chars=None)
+    ckpt = checkpoint.from_bytes(checkpoint.to_bytes(checkpoint.from_trainer(first)))
+    resumed = checkpoint.resume(ckpt, stored, dataclasses.replace(cfg, epochs=2), more_epochs=2)
+    assert (resumed.train_ids, resumed.val_ids) == (straight.train_ids, straight.val_ids)
+    list(resumed.train())
+    assert [(e.perplexity, e.val_perplexity) for e in resumed.history] == [
+        (e.perplexity, e.val_perplexity) for e in straight.history
+    ]
 
 
 def test_read_bytes_and_read_file_return_the_error_instead_of_raising(

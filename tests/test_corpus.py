@@ -314,3 +314,20 @@ def test_split_holds_out_the_tail() -> None:
     for bad in (-0.1, 0.5, 0.9):
         with pytest.raises(CorpusError):
             corpus.split(bad)
+
+
+@pytest.mark.parametrize(
+    "text, max_chars",
+    [
+        ("春风吹过小河边\n月光照在老树上\n\n我们一起唱着歌\r\n雨后的天空\r很蓝", None),
+        ("a b\nc d\n\n\ne f\n", None),
+        ("春风吹过\n月光照在\n我们一起唱着歌", 9),  # cut inside the third line
+        (" 开头是空格\n\n第二行", None),
+    ],
+)
+def test_document_text_rebuilds_the_same_corpus(text: str, max_chars: int | None) -> None:
+    """What a run store keeps and a worker gets: text, vocabulary and document starts come back alike."""
+    corpus = Corpus.from_text(text, "c", max_chars=max_chars)
+    again = Corpus.from_text(corpus.document_text(), "c", max_chars=None)
+    assert (again.text, again.idx_to_char, again.doc_starts) == (corpus.text, corpus.idx_to_char, corpus.doc_starts)
+    assert len(corpus.doc_starts) > 1

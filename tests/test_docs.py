@@ -39,9 +39,9 @@ OLD_COMMANDS = [
     "RNN_LAB_RAY_ADDRESS=auto RNN_LAB_DATA=/srv/lab-data streamlit run streamlit_app.py --server.port 8501",
     "pip install -r requirements.txt -r requirements-ray.txt",
     "sqlite3 lab-data/runs.sqlite \".backup 'backup/runs.sqlite'\"",
-    "python tests/ray_bench.py",
-    "python tests/load_bench.py",
-    "python tests/throughput_bench.py",
+    "python -m lm_core.bench.ray_vs_local",  # was tests/ray_bench.py
+    "python tests/load_bench.py",  # was tests/load_test.py --n 20 (Chromium tabs), now websocket clients
+    "python -m lm_core.bench.throughput",  # was tests/throughput_bench.py
     "bash tests/bench_large.sh",
     "python -m lm_core evaluate-lyrics --checkpoint checkpoints/songci-all-lstm.pt --corpus songci:all",
     "bash checkpoints/build.sh",

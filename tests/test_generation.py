@@ -15,7 +15,7 @@ PREFIX = "春风"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_corpus: Corpus) -> CharModel:
+def trained_gru(tiny_corpus: Corpus) -> CharModel:
     """A GRU trained a few epochs on the tiny corpus: confident, but not deterministic, predictions."""
     cfg = TrainConfig(model="gru", hidden=32, num_steps=8, batch_size=8, optimizer="adam", lr=1e-2, epochs=3)
     trainer = Trainer(tiny_corpus, cfg)
@@ -37,55 +37,55 @@ def _independent_greedy(model: CharModel, corpus: Corpus, prefix: str, length: i
     return corpus.decode(out)
 
 
-def test_greedy_is_the_books_argmax_decoding(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_greedy_is_the_books_argmax_decoding(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """Greedy output starts with the prefix, has len(prefix)+length chars, and equals an independent argmax loop."""
-    out = generate(trained, tiny_corpus, PREFIX, 40)
+    out = generate(trained_gru, tiny_corpus, PREFIX, 40)
     assert out.prefix == PREFIX and out.text.startswith(PREFIX)
     assert len(out.text) == len(PREFIX) + 40
     assert out.generated == out.text[len(PREFIX) :]
-    assert out.text == _independent_greedy(trained, tiny_corpus, PREFIX, 40)
-    assert generate(trained, tiny_corpus, PREFIX, 40).text == out.text
+    assert out.text == _independent_greedy(trained_gru, tiny_corpus, PREFIX, 40)
+    assert generate(trained_gru, tiny_corpus, PREFIX, 40).text == out.text
 
 
-def test_greedy_with_zero_length_returns_the_prefix(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_greedy_with_zero_length_returns_the_prefix(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """length=0 returns just the prefix (no candidates)."""
-    out = generate(trained, tiny_corpus, "月光照", 0)
+    out = generate(trained_gru, tiny_corpus, "月光照", 0)
     assert out.text == "月光照" and out.steps == []
 
 
-def test_sampling_is_reproducible_by_seed(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_sampling_is_reproducible_by_seed(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """The same seed reproduces a sample exactly; different seeds give different texts."""
-    a = generate(trained, tiny_corpus, PREFIX, 100, strategy="sample", seed=1)
-    b = generate(trained, tiny_corpus, PREFIX, 100, strategy="sample", seed=1)
-    c = generate(trained, tiny_corpus, PREFIX, 100, strategy="sample", seed=2)
+    a = generate(trained_gru, tiny_corpus, PREFIX, 100, strategy="sample", seed=1)
+    b = generate(trained_gru, tiny_corpus, PREFIX, 100, strategy="sample", seed=1)
+    c = generate(trained_gru, tiny_corpus, PREFIX, 100, strategy="sample", seed=2)
     assert a.text == b.text
     assert a.text != c.text
     assert a.text.startswith(PREFIX) and len(a.text) == len(PREFIX) + 100
     torch.manual_seed(0)  # the global generator must not matter
-    assert generate(trained, tiny_corpus, PREFIX, 100, strategy="sample", seed=1).text == a.text
+    assert generate(trained_gru, tiny_corpus, PREFIX, 100, strategy="sample", seed=1).text == a.text
 
 
-def test_top_k_one_equals_greedy(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_top_k_one_equals_greedy(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """Sampling from only the most likely character is greedy decoding, whatever the seed or temperature."""
-    greedy = generate(trained, tiny_corpus, PREFIX, 50).text
+    greedy = generate(trained_gru, tiny_corpus, PREFIX, 50).text
     for seed, temperature in ((0, 1.0), (5, 3.0)):
-        sampled = generate(trained, tiny_corpus, PREFIX, 50, "sample", temperature, top_k=1, seed=seed)
+        sampled = generate(trained_gru, tiny_corpus, PREFIX, 50, "sample", temperature, top_k=1, seed=seed)
         assert sampled.text == greedy
 
 
-def test_top_k_only_picks_among_the_k_best(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_top_k_only_picks_among_the_k_best(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """With top_k=3 the choice is among three candidates and every other candidate has probability 0."""
-    out = generate(trained, tiny_corpus, PREFIX, 60, "sample", temperature=2.0, top_k=3, seed=4, n_candidates=5)
+    out = generate(trained_gru, tiny_corpus, PREFIX, 60, "sample", temperature=2.0, top_k=3, seed=4, n_candidates=5)
     for char, step in zip(out.generated, out.steps, strict=True):
         assert char in [c.char for c in step[:3]]
         assert all(c.prob == 0 for c in step[3:])
         assert sum(c.prob for c in step[:3]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_steps_list_sorted_candidates(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_steps_list_sorted_candidates(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """Each generated char has n_candidates (char, prob) pairs, sorted by probability, summing to at most 1."""
     for strategy in ("greedy", "sample"):
-        out = generate(trained, tiny_corpus, PREFIX, 30, strategy=strategy, n_candidates=4)
+        out = generate(trained_gru, tiny_corpus, PREFIX, 30, strategy=strategy, n_candidates=4)
         assert len(out.steps) == 30
         for char, step in zip(out.generated, out.steps, strict=True):
             assert len(step) == 4
@@ -97,36 +97,38 @@ def test_steps_list_sorted_candidates(trained: CharModel, tiny_corpus: Corpus) -
                 assert char == step[0].char
 
 
-def test_generate_accepts_a_plain_vocabulary_list_and_keeps_train_mode(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_generate_accepts_a_plain_vocabulary_list_and_keeps_train_mode(
+    trained_gru: CharModel, tiny_corpus: Corpus
+) -> None:
     """A vocabulary list (as in a checkpoint) works like the Corpus; the model's train/eval mode is restored."""
-    trained.train()
-    from_list = generate(trained, list(tiny_corpus.idx_to_char), PREFIX, 20)
-    assert trained.training
-    assert from_list.text == generate(trained, tiny_corpus, PREFIX, 20).text
+    trained_gru.train()
+    from_list = generate(trained_gru, list(tiny_corpus.idx_to_char), PREFIX, 20)
+    assert trained_gru.training
+    assert from_list.text == generate(trained_gru, tiny_corpus, PREFIX, 20).text
 
 
 # -- bad prefixes and settings ---------------------------------------------------------------------
 
 
-def test_unknown_characters_are_named(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_unknown_characters_are_named(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """A prefix with characters outside the vocabulary raises VocabularyError naming each of them."""
     with pytest.raises(VocabularyError) as info:
-        generate(trained, tiny_corpus, "春Q风Z春", 10)
+        generate(trained_gru, tiny_corpus, "春Q风Z春", 10)
     message = str(info.value)
     assert "Q" in message and "Z" in message
     assert "春" not in message and "风" not in message
 
 
-def test_prefix_of_only_unknown_characters_says_none_are_known(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_prefix_of_only_unknown_characters_says_none_are_known(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """An emoji-only prefix says that none of its characters are in the vocabulary."""
     with pytest.raises(VocabularyError, match="None of the prefix"):
-        generate(trained, tiny_corpus, "😀🎵", 10)
+        generate(trained_gru, tiny_corpus, "😀🎵", 10)
 
 
-def test_empty_prefix_is_refused(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_empty_prefix_is_refused(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """Generation needs at least one character to start from."""
     with pytest.raises(VocabularyError):
-        generate(trained, tiny_corpus, "", 10)
+        generate(trained_gru, tiny_corpus, "", 10)
 
 
 @pytest.mark.parametrize(
@@ -141,11 +143,11 @@ def test_empty_prefix_is_refused(trained: CharModel, tiny_corpus: Corpus) -> Non
     ],
 )
 def test_bad_generation_settings_are_config_errors(
-    trained: CharModel, tiny_corpus: Corpus, kwargs: dict[str, object]
+    trained_gru: CharModel, tiny_corpus: Corpus, kwargs: dict[str, object]
 ) -> None:
     """Out-of-range length, strategy, temperature or top-k raise ConfigError."""
     with pytest.raises(ConfigError):
-        generate(trained, tiny_corpus, PREFIX, **kwargs)
+        generate(trained_gru, tiny_corpus, PREFIX, **kwargs)
 
 
 # -- default prefixes -------------------------------------------------------------------------------

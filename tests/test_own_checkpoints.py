@@ -17,8 +17,8 @@ from testkit import TIMEOUT
 
 from lm_core import checkpoint, limits
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager
-from lm_core.runstore import RunStore
+from lm_core.serve.manager import JobManager
+from lm_core.serve.store import RunStore
 from lm_core.training import TrainConfig, Trainer
 
 BIG = {"model": "gru", "hidden": 1024, "num_steps": 5, "batch_size": 4, "optimizer": "adam", "lr": 1e-3}

@@ -1,4 +1,4 @@
-"""Memorise or generalise (issue 11): one model on 10,000 characters and on all of Song ci, in lockstep."""
+"""Memorise or generalise: one model on 10,000 characters and on all of Song ci, in lockstep."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab_ui.model_source import UPLOAD_KEY
-from lm_core import bptt
+from lm_core.analysis import bptt
 from lm_core.checkpoint import from_bytes, to_bytes
 from lm_core.models import build_model
 
@@ -31,12 +31,12 @@ def _type(at: AppTest, text: str) -> AppTest:
     return at
 
 
-def _model_of(trained: dict[str, bytes], kind: str):
-    ckpt = from_bytes(trained[kind])
+def _model_of(trained_checkpoints: dict[str, bytes], kind: str):
+    ckpt = from_bytes(trained_checkpoints[kind])
     return ckpt, ckpt.build_model()
 
 
-def test_every_section_draws_with_two_models_side_by_side(shipped, trained) -> None:
+def test_every_section_draws_with_two_models_side_by_side(shipped, trained_checkpoints) -> None:
     at = _type(_page(shipped), TEXT)
     assert at.selectbox(key="gradients:second").value.startswith("shipped:")  # the other trained model
     conn = [b for b in helpers.html_bodies(at) if "influence" in b]
@@ -49,15 +49,15 @@ def test_every_section_draws_with_two_models_side_by_side(shipped, trained) -> N
     assert "Perplexity of this text" in [m.label for m in at.metric]
 
 
-def test_connectivity_follows_the_chosen_position_and_equals_lm_core(shipped, trained) -> None:
+def test_connectivity_follows_the_chosen_position_and_equals_lm_core(shipped, trained_checkpoints) -> None:
     at = _type(_page(shipped), TEXT)
     at.slider(key="gradients:pos").set_value(5).run()
     helpers.assert_ok(at)
     body = next(b for b in helpers.html_bodies(at) if "influence" in b)
     shown = [float(v) for v in re.findall(r"influence ([0-9.]+)", body)]
     assert len(shown) == 5  # characters 1 … 5 are read, the 6th is predicted
-    _, model = _model_of(trained, "rnn")
-    ckpt, _ = _model_of(trained, "rnn")
+    _, model = _model_of(trained_checkpoints, "rnn")
+    ckpt, _ = _model_of(trained_checkpoints, "rnn")
     ids = [ckpt.vocab.index(ch) for ch in TEXT]
     want = bptt.normalise(bptt.connectivity(model, ids, 4))
     np.testing.assert_allclose(shown, want, atol=6e-4)
@@ -80,7 +80,7 @@ def test_rho_slider_redraws_the_curve_and_clipping_triggers_by_theta(shipped) ->
     assert "no clipping" in helpers.texts(at)
 
 
-def test_step_through_moves_and_shows_the_traced_state(shipped, trained) -> None:
+def test_step_through_moves_and_shows_the_traced_state(shipped, trained_checkpoints) -> None:
     at = _type(_page(shipped), TEXT)
     assert "Step 1 of 18" in helpers.texts(at)
     at.button(key="gradients:next").click().run()
@@ -88,7 +88,7 @@ def test_step_through_moves_and_shows_the_traced_state(shipped, trained) -> None
     assert "Step 3 of 18" in helpers.texts(at)
     at.button(key="gradients:prev").click().run()
     assert "Step 2 of 18" in helpers.texts(at)
-    ckpt, model = _model_of(trained, "rnn")
+    ckpt, model = _model_of(trained_checkpoints, "rnn")
     traced = model.trace(torch.tensor([[ckpt.vocab.index(ch) for ch in TEXT]]))["H"][1, 0, :16].numpy()
     strip = helpers.figure(at, "gradients:strip")["data"][0]
     z = np.asarray(helpers.decode(strip["z"]))
@@ -110,10 +110,10 @@ def test_bad_text_gives_a_message_not_a_traceback(shipped, lang: str) -> None:
     assert "ⓧ" in helpers.texts(at)
 
 
-def test_a_checkpoint_with_non_finite_weights_is_refused_with_a_message(shipped, trained) -> None:
+def test_a_checkpoint_with_non_finite_weights_is_refused_with_a_message(shipped, trained_checkpoints) -> None:
     """A diverged (NaN) model never reaches the page's maths: loading names the weights as not finite."""
     folder = shipped("rnn")
-    ckpt = from_bytes(trained["gru"])
+    ckpt = from_bytes(trained_checkpoints["gru"])
     ckpt.model_state = {k: torch.full_like(v, float("nan")) for k, v in ckpt.model_state.items()}
     (folder / "0_aa_nan.pt").write_bytes(to_bytes(ckpt))
     at = helpers.open_page("gradients")
@@ -122,8 +122,8 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_with_a_message(shipped,
     assert any("not finite" in e.value for e in at.error)
 
 
-def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained, monkeypatch) -> None:
-    ckpt = from_bytes(trained["gru"])
+def test_2048_hidden_units_are_time_capped_with_a_message(shipped, trained_checkpoints, monkeypatch) -> None:
+    ckpt = from_bytes(trained_checkpoints["gru"])
     big = build_model("gru", len(ckpt.vocab), 2048)
     ckpt.model_state = big.state_dict()
     ckpt.config.hidden = 2048
@@ -159,11 +159,11 @@ def test_a_session_run_is_used_with_its_corpus_and_fresh_models_of_every_kind_ar
     assert len(dist["data"]) == 2
 
 
-def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, trained) -> None:
+def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, trained_checkpoints) -> None:
     import hashlib
 
     shipped("gru")
-    data = trained["gru"]  # the same vocabulary as the shipped model (same tiny corpus)
+    data = trained_checkpoints["gru"]  # the same vocabulary as the shipped model (same tiny corpus)
 
     def with_upload(at: AppTest) -> None:
         at.session_state[UPLOAD_KEY] = ("mine.pt", hashlib.sha256(data).hexdigest(), data)
@@ -177,10 +177,10 @@ def test_an_uploaded_checkpoint_can_be_drawn_beside_the_chosen_model(shipped, tr
 
 
 @pytest.mark.parametrize("text", [TEXT, TEXT[::-1]])
-def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained, text: str) -> None:
+def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained_checkpoints, text: str) -> None:
     """Millions on a new text puzzle a class: the page says so exactly when it is worse than a uniform guess."""
     at = _type(_page(shipped), text)
-    ckpt, model = _model_of(trained, "rnn")
+    ckpt, model = _model_of(trained_checkpoints, "rnn")
     ids = [ckpt.vocab.index(ch) for ch in text]
     ppl = bptt.surprisal(model, ids).perplexity
     worse = "Worse than a uniform guess" in helpers.texts(at)

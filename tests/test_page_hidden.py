@@ -166,17 +166,17 @@ def test_value_colors_match_the_heatmap_scale_and_text_stays_readable() -> None:
     assert "&lt;" in html and "color:#fff" in html and "color:#111" in html
 
 
-def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained, monkeypatch) -> None:
+def test_units_marking_a_span_are_found_again_in_the_corpus(shipped, trained_checkpoints, monkeypatch) -> None:
     """LSTMVis-style search: listed units are on over the span and off before it; each place has them all on."""
-    from lab_ui import model_source
+    from lab_ui import model_cache
     from lm_core.checkpoint import from_bytes
 
     corpus = helpers.tiny_corpus().text  # what the tiny models were trained on
-    monkeypatch.setattr(model_source, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
     at = _page(shipped)
     text = at.text_area(key="hidden:text").value
     assert corpus.startswith(text)  # the default text now comes from the (patched) training text
-    ckpt = from_bytes(trained["gru"])
+    ckpt = from_bytes(trained_checkpoints["gru"])
     model = ckpt.build_model()
     H = model.trace(torch.tensor([[ckpt.vocab.index(c) for c in text]]))["H"][:, 0].numpy()  # (T, h)
     thr = 0.2

@@ -1,4 +1,4 @@
-"""Issue 7 through the pages (AppTest): what a hostile visitor can reach with crafted URLs and files."""
+"""A hostile visitor through the pages (AppTest): what crafted URLs and files can reach."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _sidebar_text(at: AppTest) -> str:
     return "\n".join(str(el.value) for el in (*at.sidebar.error, *at.sidebar.warning, *at.sidebar.info))
 
 
-# -- 1: no visitor names a server path ------------------------------------------------------------------
+# -- no visitor names a server path ------------------------------------------------------------------
 
 
 def test_book_source_has_no_path_box_and_never_shows_a_server_file(
@@ -60,7 +60,7 @@ def test_book_source_uses_the_operators_file_when_it_is_the_book(
     assert str(book_zip.parent) not in all_text(at)
 
 
-# -- 6, 10: URL values are parsed strictly and named as text --------------------------------------------
+# -- URL values are parsed strictly and named as text --------------------------------------------
 
 EVIL = "**x** [SESSION EXPIRED — log in again](http://evil) ![i](http://evil/i.png)"
 
@@ -103,7 +103,7 @@ def test_link_in_a_url_value_is_shown_as_text() -> None:
             _no_live_markdown(w)
 
 
-# -- 7, 10: crafted checkpoints on Generate and Hidden states -------------------------------------------
+# -- crafted checkpoints on Generate and Hidden states -------------------------------------------
 
 
 def _checkpoint_bytes(**changes: object) -> bytes:
@@ -153,7 +153,7 @@ def test_refused_file_name_is_shown_as_text() -> None:
             _no_live_markdown(e)
 
 
-# -- 9: a refused start checkpoint never trains a random model -----------------------------------------
+# -- a refused start checkpoint never trains a random model -----------------------------------------
 
 
 def test_train_is_off_while_the_chosen_start_checkpoint_is_missing_or_refused(at: AppTest) -> None:
@@ -168,7 +168,7 @@ def test_train_is_off_while_the_chosen_start_checkpoint_is_missing_or_refused(at
     assert at.button(key="train:start").disabled is False
 
 
-# -- 5: one upload limit, stated where the user uploads ---------------------------------------------------
+# -- one upload limit, stated where the user uploads ---------------------------------------------------
 
 
 def test_every_uploader_states_the_servers_limit(at: AppTest) -> None:
@@ -201,7 +201,7 @@ def test_greedy_lines_of_an_english_corpus_with_asterisks_are_shown_literally(at
     assert not any("<a " in b or "<img" in b for b in bodies)
 
 
-# -- 3: a refused upload is remembered, not redone on every rerun -----------------------------------------
+# -- a refused upload is remembered, not redone on every rerun -----------------------------------------
 
 
 def test_refused_corpus_upload_is_not_read_again_on_rerun(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,7 +222,7 @@ def test_refused_corpus_upload_is_not_read_again_on_rerun(at: AppTest, monkeypat
     assert "photo.zip" in all_text(at)
 
 
-# -- 5: the download says when a checkpoint will not fit through the upload limit ---------------------------
+# -- the download says when a checkpoint will not fit through the upload limit ---------------------------
 
 
 def test_download_offers_a_file_that_fits_the_upload_limit(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:

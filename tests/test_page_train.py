@@ -9,6 +9,9 @@ from apptest_helpers import (
     _clean_runtime,
     all_text,
     plotly_specs,
+    set_settings,
+    setting_values,
+    setting_widget,
     shows_options,
     start_tiny_job,
     use_tiny_settings,
@@ -17,6 +20,12 @@ from apptest_helpers import (
 from streamlit.testing.v1 import AppTest
 
 from lab_ui import corpus_ui, jobs_ui, presets, session, settings
+from lab_ui.jobs_ui import job_key
+from lab_ui.settings import widget_key
+from lm_core.corpus import MAX_FILE_BYTES
+from lm_core.limits import MAX_LAYERS, MAX_VOCAB
+from lm_core.serve.job import Job
+from lm_core.training import TrainConfig
 
 PAGE = "train"
 
@@ -164,7 +173,7 @@ def test_two_sessions_never_see_each_others_jobs() -> None:
         job_a, job_b = wait_for_job(a, PAGE), wait_for_job(b, PAGE)
         assert job_a.id != job_b.id and job_a.owner != job_b.owner
         assert session.manager().get(job_a.id, b.session_state["owner"]) is None
-        assert job_a.trainers[0].model is not job_b.trainers[0].model
+        assert job_a.checkpoint(0) is not job_b.checkpoint(0)
         # A third browser opening a link that carries a's job id gets a notice, not a's job.
         c = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
         c.query_params["job"] = job_a.id
@@ -180,7 +189,7 @@ def test_stopped_run_keeps_its_model(at: AppTest) -> None:
     job = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
     job.step_epoch()  # run exactly to the end of an epoch, then pause
     for _ in range(600):
-        if job.trainers[0].epoch >= 1 and job.control.paused:
+        if job.epochs_done(0) >= 1 and job.control.paused:
             break
         job.thread.join(0.1)
     at.button(key="train:stop").click().run()
@@ -263,3 +272,148 @@ def test_a_lesson_link_picks_the_song_ci_subset_by_id_or_old_name(subset: str) -
         picker = at.selectbox(key="corpus:subset")
         assert picker.value == "su" and "苏轼" in picker.options  # shown by its author, stored by its id
         assert at.query_params["subset"] in ("su", ["su"])  # written back as the id
+
+
+# -- deeper models, validation and early stopping on the Train page ------------------------------------------------
+# Layers, dropout, embedding, minibatches per epoch, validation, patience:
+# widgets with the engine's defaults, values from a lesson link, bad combinations said before Train is pressed
+# (and refused, without a traceback, when it is), and a real short run that uses every one of them.
+
+
+NEW = ("num_layers", "dropout", "embed", "steps_per_epoch", "val_fraction", "patience")
+
+
+def test_the_new_settings_are_widgets_with_the_engines_defaults(at: AppTest) -> None:
+    assert not at.exception
+    engine = TrainConfig()
+    assert setting_values(at, PAGE, NEW) == {name: getattr(engine, name) for name in NEW}
+    layers = setting_widget(at, PAGE, "num_layers")
+    assert layers.max == MAX_LAYERS == 3  # the limit, where the user meets it
+    assert "1-3" in layers.help or "1–3" in layers.help
+
+
+def test_a_lesson_link_sets_them_and_a_bad_value_is_reset_and_named() -> None:
+    with _clean_runtime():
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+        at.query_params.update(
+            {"model": "lstm", "layers": "2", "dropout": "0.3", "embedding": "64", "epoch_steps": "50", "val": "0.12"}
+        )
+        at.query_params["patience"] = "999"
+        at.run()
+        assert not at.exception
+        got = setting_values(at, PAGE, NEW)
+        assert got == {
+            "num_layers": 2,
+            "dropout": 0.3,
+            "embed": 64,
+            "steps_per_epoch": 50,
+            "val_fraction": 0.12,
+            "patience": 0,
+        }
+        assert "patience=999" in all_text(at)
+        assert at.query_params["layers"] in ("2", ["2"]) and at.query_params["val"] in (
+            "0.12",
+            ["0.12"],
+        )  # written back
+
+
+def test_dropout_with_one_layer_is_explained_before_and_refused_at_train(at: AppTest) -> None:
+    use_tiny_settings(at, PAGE, model="gru", dropout=0.3)
+    assert "丢弃" in all_text(at) and "2 或 3 层" in all_text(at)  # said under the settings at once
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert job_key(PAGE) not in at.session_state or at.session_state[job_key(PAGE)] is None  # nothing started
+    assert any("丢弃" in e.value for e in at.error)
+    set_settings(at, PAGE, {"num_layers": 2})
+    assert "2 或 3 层" not in all_text(at)
+
+
+@pytest.mark.parametrize(
+    ("share", "said"),
+    [(0.1, "验证集只有"), (0.02, "验证集比例内放不下一整篇文本")],  # fewer than 32 × 36 characters; no whole ci
+)
+def test_a_validation_split_too_small_is_explained_before_and_at_train(at: AppTest, share: float, said: str) -> None:
+    use_tiny_settings(at, PAGE, model="gru", val_fraction=share, batch_size=32, num_steps=35)
+    assert any(said in w.value for w in at.warning)  # before Train is pressed
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert any(said in e.value for e in at.error)
+
+
+def test_a_run_uses_every_new_setting(at: AppTest) -> None:
+    use_tiny_settings(
+        at, PAGE, model="gru", num_layers=2, dropout=0.2, embed=16, steps_per_epoch=10, val_fraction=0.2, patience=5
+    )
+    assert "丢弃" not in "".join(w.value for w in at.warning)
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    job = wait_for_job(at, PAGE)
+    cfg = job.config(0)
+    assert (cfg.num_layers, cfg.dropout, cfg.embed, cfg.steps_per_epoch, cfg.val_fraction, cfg.patience) == (
+        2,
+        0.2,
+        16,
+        10,
+        0.2,
+        5,
+    )
+    view = session.manager().view(job)
+    assert [h["steps"] for h in view.runs[0].history] == [10, 10]
+    assert all(h["val_perplexity"] is not None for h in view.runs[0].history)
+    at.run()
+    assert "epoch" in all_text(at) or "周期" in all_text(at)
+    # patience on and the run used all its epochs: the page names the epoch whose weights are kept
+    best = view.runs[0].history[-1]["best_epoch"]
+    assert job.checkpoint(0).best_epoch == best
+    assert f"第 {best} 个周期的权重" in all_text(at)
+
+
+# -- bad input: a clear message, and the run already trained stays -------------------------------------------------
+# Each a clear message in both languages, never a traceback, and a run already trained is not lost. (The engine's
+# side — old checkpoints, dropout with 1 layer, a validation split under one minibatch — is in test_models.py and
+# test_training.py.)
+
+
+def _trained_job(at: AppTest) -> Job:
+    return start_tiny_job(at, PAGE, model="gru", epochs=1)
+
+
+def _still_there(at: AppTest, job: Job) -> None:
+    at.run()
+    assert not at.exception
+    assert at.session_state[job_key(PAGE)] == job.id
+    assert len(session.manager().view(job).runs[0].history) == 1  # the trained run is kept and still shown
+    assert any(b.key == f"{PAGE}:dl:0" for b in at.get("download_button"))
+
+
+def test_an_upload_over_the_size_limit_is_refused_and_the_trained_run_stays(at: AppTest) -> None:
+    job = _trained_job(at)
+    at.selectbox(key="corpus:source").set_value("upload").run()
+    big = "春".encode() * (MAX_FILE_BYTES // 3 + 1)
+    at.file_uploader(key="corpus:upload").set_value(("all.txt", big, "text/plain")).run()
+    assert not at.exception
+    text = all_text(at)
+    assert "all.txt" in text and "上限为" in text and "节选" in text  # the limit and what to do, in 中文
+    assert at.button(key=f"{PAGE}:start").disabled
+    _still_there(at, job)
+
+
+def test_a_vocabulary_over_the_limit_names_the_limit_and_the_trained_run_stays(at: AppTest) -> None:
+    job = _trained_job(at)
+    at.selectbox(key="corpus:source").set_value("paste").run()
+    at.number_input(key="corpus:max_chars").set_value(0).run()  # all of it
+    many = "".join(chr(0x4E00 + i) for i in range(MAX_VOCAB + 1))
+    at.text_area(key="corpus:paste").set_value(many * 2).run()
+    assert not at.exception
+    assert f"{MAX_VOCAB:,}" in all_text(at)
+    assert at.button(key=f"{PAGE}:start").disabled
+    _still_there(at, job)
+
+
+def test_dropout_with_one_layer_leaves_the_trained_run_alone(at: AppTest) -> None:
+    job = _trained_job(at)
+    next(w for w in at.select_slider if w.key == widget_key(PAGE, "dropout")).set_value(0.3).run()
+    at.button(key=f"{PAGE}:start").click().run()
+    assert not at.exception
+    assert any("丢弃" in e.value for e in at.error)
+    _still_there(at, job)

@@ -115,6 +115,23 @@ def test_page_options_book_label_no_presets_and_lesson_link(demo: Any) -> None:
     assert any(e.label == "分享这节课" for e in at.expander)
 
 
+def test_a_page_with_corpora_of_its_own_has_no_corpus_picker_and_its_own_words(demo: Any) -> None:
+    """A lesson (Memorise or generalise) trains on its own corpora: no sidebar picker, Train on without it."""
+    at = demo(page_kw={"corpus_picker": False, "start_label_key": "generalise.start"})
+    assert not at.exception
+    assert not _corpus_widgets(at) and _corpus_widgets(demo())  # the default page has the picker
+    assert at.session_state["plan_saw"] == (30, False)
+    start = at.button(key=f"{PAGE}:start")
+    assert start.label == zh("generalise.start") and not start.disabled
+    start.click().run()
+    assert at.session_state["started"] == 1
+
+
+def _corpus_widgets(at: AppTest) -> list[Any]:
+    kinds = ("radio", "selectbox", "number_input", "text_area")
+    return [w for kind in kinds for w in at.sidebar.get(kind) if (w.key or "").startswith("corpus:")]
+
+
 def test_preset_note_from_the_page_texts(demo: Any) -> None:
     at = demo(page_kw={"preset_help_key": "sampling.preset_sampling_note"})
     assert at.button(key=f"{PAGE}:apply").help == zh("sampling.preset_sampling_note")

@@ -1,7 +1,7 @@
 """Worker processes give way to the web process: a lower CPU priority, and reaped as soon as they exit.
 
 The niceness is read from /proc (Linux), where the class's server runs; the speed it buys is measured by
-tests/load_bench.py and what it costs a run by tests/throughput_bench.py, not here.
+tests/load_bench.py and what it costs a run by `python -m lm_core.bench.throughput`, not here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from testkit import TIMEOUT, wait_until
 
-from lm_core import process_backend
 from lm_core.corpus import Corpus
-from lm_core.jobs import JobManager
+from lm_core.serve import niceness, process_pool
+from lm_core.serve.manager import JobManager
 from lm_core.training import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -27,7 +27,7 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def niceness(pid: int) -> int:
+def nice_of(pid: int) -> int:
     return int(_stat(pid)[16])
 
 
@@ -49,27 +49,27 @@ def test_workers_train_at_a_lower_priority_than_the_web_process(
     job_manager: Callable[..., JobManager], tiny_corpus: Corpus
 ) -> None:
     manager = job_manager(backend="process", max_running=1)
-    mine = niceness(os.getpid())
+    mine = nice_of(os.getpid())
     job = manager.submit("alice", [Trainer(tiny_corpus, TrainConfig(**CONFIG, epochs=2))])
-    assert wait_until(lambda: job.process is not None and manager.view(job).epoch >= 1, TIMEOUT)
-    expected = min(19, mine + process_backend.WORKER_NICENESS)
-    assert niceness(job.process.pid) == expected
+    assert wait_until(lambda: job.worker is not None and manager.view(job).epoch >= 1, TIMEOUT)
+    expected = min(19, mine + niceness.WORKER_NICENESS)
+    assert nice_of(job.worker.pid) == expected
     job.thread.join(TIMEOUT)
-    assert niceness(os.getpid()) == mine  # the web process keeps its own priority
-    for spare in process_backend.idle_workers():  # the spare ones too, from their start (torch's import)
-        assert wait_until(lambda spare=spare: niceness(spare.pid) == expected, TIMEOUT)
+    assert nice_of(os.getpid()) == mine  # the web process keeps its own priority
+    for spare in process_pool.idle_workers():  # the spare ones too, from their start (torch's import)
+        assert wait_until(lambda spare=spare: nice_of(spare.pid) == expected, TIMEOUT)
 
 
 def test_a_worker_the_pool_does_not_keep_is_reaped_when_it_exits(
     job_manager: Callable[..., JobManager], tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_backend, "MAX_IDLE", 1)  # two runs at once: one worker is kept, one exits
+    monkeypatch.setattr(process_pool, "MAX_IDLE", 1)  # two runs at once: one worker is kept, one exits
     manager = job_manager(backend="process", max_running=2)
     jobs = [manager.submit("alice", [Trainer(tiny_corpus, TrainConfig(**CONFIG, epochs=2))]) for _ in range(2)]
     for job in jobs:
         job.thread.join(TIMEOUT)
         assert manager.view(job).status == "finished"
-    exited = {job.process.pid for job in jobs if job.process not in process_backend.idle_workers()}
+    exited = {job.worker.pid for job in jobs if job.worker not in process_pool.idle_workers()}
     assert exited, "both workers were kept: nothing exited"
     assert wait_until(lambda: not exited & set(zombie_children()), 30.0), f"zombie workers: {zombie_children()}"
 

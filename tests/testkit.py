@@ -73,15 +73,100 @@ def thread_curve(trainer: Trainer, timeout: float = TIMEOUT) -> list[float]:
 
     The reference that a worker process, a Ray actor or a resumed run must reproduce exactly.
     """
-    from lm_core.jobs import JobManager
+    return [h["perplexity"] for h in thread_history(trainer, timeout)]
+
+
+def thread_history(trainer: Trainer, timeout: float = TIMEOUT) -> list[dict]:
+    """Every epoch's record of `trainer` run to the end on the local thread backend (see `thread_curve`)."""
+    from lm_core.serve.manager import JobManager
 
     manager = JobManager()
     try:
         job = manager.submit("reference", [trainer])
         job.thread.join(timeout)
-        return [h["perplexity"] for h in manager.view(job).runs[0].history]
+        return manager.view(job).runs[0].history
     finally:
         manager.shutdown()
+
+
+def learned(history: list[dict]) -> list[tuple]:
+    """What a run learned per epoch (training and validation perplexity, gradient norms), without its timings."""
+    return [(h["perplexity"], h["val_perplexity"], h["grad_norm_mean"], h["best_epoch"]) for h in history]
+
+
+def reachable(root: object, kind: type, max_objects: int = 200_000) -> list[object]:
+    """Objects of `kind` that `root` holds, directly or through its attributes and containers.
+
+    Walks `gc.get_referents` but not into classes, modules or functions (their globals would reach the
+    whole interpreter): what an object owns, not what it could import.
+    """
+    import gc
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType, types.FrameType)
+    seen, todo, found = {id(root)}, [root], []
+    while todo and len(seen) < max_objects:
+        obj = todo.pop()
+        if isinstance(obj, kind):
+            found.append(obj)
+        for ref in gc.get_referents(obj):
+            if id(ref) not in seen and not isinstance(ref, skip):
+                seen.add(id(ref))
+                todo.append(ref)
+    return found
+
+
+def check_released_weights(
+    manager: object, trainer: Trainer, prefix: str, elsewhere: bool, timeout: float = TIMEOUT
+) -> None:
+    """Train `trainer` to the end as a job of `manager` (which has a run store), leave it unwatched until the
+    manager releases it, and check that the weights it then shows are the ones its worker trained last.
+
+    The run store's checkpoint is what the worker sent after its last epoch. After the release the job's
+    published checkpoint must equal it bit for bit; the job must hold no model of its own (one that could
+    stand in for the run's weights); and a greedy line written from the released job must equal the line
+    `python -m lm_core generate` writes from the stored checkpoint. A job trained `elsewhere` (a worker
+    process, a Ray actor) must hold no model at any time: its only weights are the ones its worker sent.
+    """
+    import torch
+
+    from lm_core import checkpoint
+    from lm_core.generation import generate
+
+    job = manager.submit("alice", [trainer], ["GRU"])
+    job.thread.join(timeout)
+    view = manager.view(job)
+    assert view.status == "finished", view.message
+    epochs = view.epoch
+    stored_path = manager.store.checkpoint_path(f"{job.id}-0")
+    stored = checkpoint.load(stored_path)
+    assert len(stored.history) == epochs
+    if elsewhere:
+        assert reachable(job, torch.nn.Module) == [], "a job trained elsewhere holds a model in the web process"
+
+    def same_weights(ckpt: checkpoint.Checkpoint) -> bool:
+        keys = stored.model_state.keys()
+        return ckpt.model_state.keys() == keys and all(
+            torch.equal(ckpt.model_state[k], stored.model_state[k]) for k in keys
+        )
+
+    assert same_weights(job.checkpoint(0))  # what its page showed while it was watched
+    manager.reap(now=time.time() + manager.retention.release_after + 1)  # nobody looked at it for that long
+    assert job.released
+    published = job.checkpoint(0)
+    assert len(published.history) == epochs and published.best_epoch == stored.best_epoch
+    assert same_weights(published)
+    assert published.optimizer_state is None  # what only Continue needs is given back
+    assert reachable(job, torch.nn.Module) == [], "the released job holds a model besides its published weights"
+
+    line = generate(published.build_model(), published.vocab, prefix, 30).text
+    cli = subprocess.run(
+        [sys.executable, "-m", "lm_core", "generate", "--checkpoint", str(stored_path), "--prefix", prefix,
+         "--length", "30"],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip() == line
 
 
 # Debian's Chromium, never a downloaded browser; the flags a headless run in a container needs.
@@ -118,14 +203,19 @@ def streamlit_server(
 
     Its runs go to `data` (RNN_LAB_DATA), never the repository's lab-data/; its output to `log`. Stopped on exit.
     `repo`: the checkout whose app is served (a benchmark compares two); `env`: extra environment variables.
-    Raises TimeoutError when the server is not healthy within `ready_within` seconds.
+    It trains on the app's own default backend (worker processes), as a real server does, whatever the test
+    process's backend (unless `env` names one). Raises TimeoutError when the server is not healthy within
+    `ready_within` seconds.
     """
+    from lm_core.serve.manager import BACKEND_ENV
+
+    server_env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | (env or {}) | {"RNN_LAB_DATA": data}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=repo, env={**os.environ, **(env or {}), "RNN_LAB_DATA": data}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=repo, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,145 @@
+"""The models the model pages use, built once: checkpoint files, uploads, their cache keys and caches.
+
+Process-wide `st.cache_resource` caches keyed by content (a job's run and
+epoch, a file's path, modification time and size, an upload's hash), so
+sessions share them safely and a torch model is never kept in
+`st.session_state`. Shipped checkpoints are the `*.pt` files in the
+repository's `checkpoints/` folder; `RNN_LAB_CHECKPOINTS` points the app at
+another folder instead (the tests and the screenshot runs use a temporary one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lm_core import provenance
+from lm_core.checkpoint import Checkpoint, read_bytes, read_file
+from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
+from lm_core.errors import CorpusError, LabError, localized
+from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES
+from lm_core.models import CharModel, build_model
+from lm_core.provenance import TrainingText
+
+from . import corpus_ui
+from .i18n import current_lang
+
+CHECKPOINT_ENV = "RNN_LAB_CHECKPOINTS"
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def checkpoint_dir() -> Path:
+    """Folder of shipped checkpoints: `$RNN_LAB_CHECKPOINTS` if set, else the repository's `checkpoints/`."""
+    override = os.environ.get(CHECKPOINT_ENV, "").strip()
+    return Path(override).expanduser() if override else REPO_CHECKPOINTS
+
+
+def shipped_files() -> list[Path]:
+    """The `*.pt` files of the checkpoint folder, by name (an absent folder has none)."""
+    folder = checkpoint_dir()
+    try:
+        return sorted(p for p in folder.glob("*.pt") if p.is_file())
+    except OSError:
+        return []
+
+
+def parse_checkpoint(data: bytes, name: str, lang: str = "en") -> tuple[Checkpoint | None, str | None]:
+    """`(checkpoint, None)` or `(None, user-facing reason in lang)`; never raises for bad bytes."""
+    ckpt, error = read_bytes(data, name)
+    return ckpt, (localized(error, lang) if error is not None else None)
+
+
+def parse_upload(data: bytes, name: str) -> tuple[Checkpoint | None, str | None]:
+    """`parse_checkpoint` for an uploaded file, cached by content: a refused file is not parsed again on rerun."""
+    ckpt, error = uploaded_checkpoint(hashlib.sha256(data).hexdigest(), name, data)
+    return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
+def _book_full_text() -> str | None:
+    """The book's corpus as the server's operator provided it (verified by hash), preprocessed, untruncated."""
+    data = corpus_ui.operator_book_bytes()
+    if data is None:
+        return None
+    try:
+        return book_preprocess(read_corpus_bytes(data, BOOK_FILE), None)
+    except CorpusError:
+        return None
+
+
+def find_training_text(corpus_name: str, vocab: list[str]) -> TrainingText:
+    """`lm_core.provenance.find_training_text`, with the book's text where this server's operator provides it."""
+    return provenance.find_training_text(corpus_name, vocab, _book_full_text)
+
+
+# -- cache keys: the same weights, the same key, whichever page or picker asks ---------------------------------
+
+
+def job_weights_key(job_id: str, run: int, epochs: int) -> str:
+    """A run of this server's job after `epochs` epochs (each new epoch is new weights)."""
+    return f"job:{job_id}:{run}:{epochs}"
+
+
+def file_weights_key(path: Path) -> str:
+    """A checkpoint file as it is now (rewritten in place, it is other weights)."""
+    stat = path.stat()
+    return f"file:{path}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def upload_weights_key(digest: str) -> str:
+    return f"upload:{digest[:16]}"
+
+
+def fresh_weights_key(kind: str, vocab_size: int, hidden: int) -> str:
+    return f"fresh:{kind}:{vocab_size}:{hidden}"
+
+
+# -- caches (process-wide; keyed by content, so sessions share them safely) ---------------------------------
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_model(key: str, _ckpt: Checkpoint) -> CharModel:
+    """Built once per weights version; only read afterwards (trace and generate run under no_grad)."""
+    model = _ckpt.build_model()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shipped(path: str, mtime_ns: int, size: int) -> tuple[Checkpoint | None, LabError | None]:
+    """A shipped file parsed once per version (mtime and size in the key); the error, not its text, is cached."""
+    return read_file(path, MAX_CLI_CHECKPOINT_BYTES)  # the operator's own files, like the CLI's
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[Checkpoint | None, LabError | None]:
+    return read_bytes(_data, name)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_training_text(corpus_name: str, vocab_key: str, _vocab: tuple[str, ...]) -> tuple[str | None, str, dict]:
+    return find_training_text(corpus_name, list(_vocab))
+
+
+def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
+    """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        return None, f"{path.name}: {exc.strerror}"
+    ckpt, error = _shipped(str(path), stat.st_mtime_ns, stat.st_size)
+    return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def fresh_model(kind: str, vocab_size: int, hidden: int) -> CharModel:
+    """An untrained model (seed 0), read-only like the checkpoint models."""
+    model = build_model(kind, vocab_size, hidden, seed=0)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
