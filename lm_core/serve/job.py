@@ -134,6 +134,11 @@ class Job:
             status = "paused"
         return job_view(self.id, status, message, version, runs, elapsed, queue_position)
 
+    def held_bytes(self) -> int:
+        """Bytes of the weights and optimiser states this job keeps for its runs: what `Retention` budgets."""
+        with self._lock:
+            return sum(run.held_bytes() for run in self._runs)
+
     @property
     def done(self) -> bool:
         return self.status in DONE_STATUSES
