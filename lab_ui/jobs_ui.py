@@ -18,11 +18,13 @@ from typing import Any
 
 import streamlit as st
 
+from lm_core import memory
 from lm_core.errors import LabError, localized
 from lm_core.serve.job import FAILED, Job
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
+from . import settings
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import N_, current_lang, run_label, t
@@ -91,7 +93,8 @@ def foreign_job_notice(page: str) -> None:
 def start_job(
     page: str, trainers: list[Trainer], labels: list[str], prefixes: tuple[str, ...] = (), sample_every: int = 10
 ) -> Job:
-    """Replace this page's job by a new one (the old one is stopped, not leaked)."""
+    """Replace this page's job by a new one (the old one is stopped, not leaked; kept if the new one cannot fit)."""
+    manager().check_fits(trainers)
     old = page_job(page)
     if old is not None and not old.done:
         old.stop()
@@ -314,6 +317,25 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
         problem = validation_problem(choice, values)
         if problem:
             st.warning(t.md("common.corpus_error", msg=problem))
+        memory_ui(choice, values)
+
+
+def memory_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
+    """The run's estimated memory against what one run may use, said before Train is pressed.
+
+    Over the budget: the trainer's own refusal (the setting to lower and the largest value that fits).
+    Without detaching, where memory is what the exercise is about: the estimate and the budget.
+    """
+    if choice.corpus is None or settings.config_problem(values):
+        return  # the settings' own problem is said above; there is no run to estimate
+    config = settings.to_config(values)
+    try:
+        memory.check_run_memory(config, choice.corpus.vocab_size, len(choice.corpus))
+    except LabError as exc:
+        st.warning(t.md("common.bad_setting", msg=localized(exc, current_lang())))
+        return
+    if not config.detach:
+        st.caption(memory.memory_note(config, choice.corpus.vocab_size, len(choice.corpus)).localize(current_lang()))
 
 
 def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ import streamlit as st
 
 from lm_core.errors import LabError, localized
 from lm_core.limits import MAX_EMBED, MAX_LAYERS
-from lm_core.models import MODEL_KINDS
+from lm_core.models import MODEL_KINDS, NONLINEARITIES
 from lm_core.training import TrainConfig
 
 from . import persist
@@ -70,6 +70,7 @@ def parse_decimal(raw: str, lo: float, hi: float) -> float:
 
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}  # as the book and PyTorch write them
+NONLINEARITY_NAMES = {"tanh": "tanh", "relu": "ReLU"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,15 @@ FIELDS: dict[str, Field] = {
             help_key=N_("common.clip_help"),
             fmt=_fmt_num,
         ),
+        Field(
+            "nonlinearity",
+            "radio",
+            NONLINEARITIES,
+            label_key=N_("common.nonlinearity"),
+            help_key=N_("common.nonlinearity_help"),
+            fmt=NONLINEARITY_NAMES.get,
+        ),
+        Field("detach", "toggle", label_key=N_("common.detach"), help_key=N_("common.detach_help")),
         Field("epochs", "slider", bounds=(1, 500), label_key=N_("common.epochs"), help_key=N_("common.epochs_help")),
         Field(
             "num_layers",
@@ -253,6 +263,8 @@ NEW_FIELD_DEFAULTS = {
     "steps_per_epoch": 0,
     "val_fraction": 0.0,
     "patience": 0,
+    "nonlinearity": "tanh",
+    "detach": True,
 }
 
 

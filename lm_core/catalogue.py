@@ -345,6 +345,7 @@ HANT_TERMS = (
     ("方差", "變異數"),
     ("鏈式法則", "連鎖律"),
     ("預啟用", "預活化"),  # pre-activation (活化函數)
+    ("啟用函式", "活化函數"),  # activation function (ReLU, tanh), not a program's "enable"
     ("連線性", "連接性"),
     ("個陣列成", "個數組成"),  # 个数组成 is "made of h numbers", not an array
     ("測驗證困惑度", "計算驗證困惑度"),

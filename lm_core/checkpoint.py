@@ -59,7 +59,9 @@ class Checkpoint:
 
     def build_model(self) -> CharModel:
         c = self.config
-        model = build_model(c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed)
+        model = build_model(
+            c.model, len(self.vocab), c.hidden, c.seed, c.num_layers, c.dropout, c.embed, c.nonlinearity
+        )
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
@@ -270,7 +272,7 @@ def _history(raw: Any, name: str) -> list[EpochEvent]:
     if not isinstance(raw, list) or len(raw) > 100_000:
         raise bad
     events = []
-    ints = {"epoch", "steps"}
+    ints = {"epoch", "steps", "peak_rss"}
     for entry in raw:
         if not isinstance(entry, dict):
             raise bad
@@ -279,7 +281,7 @@ def _history(raw: Any, name: str) -> list[EpochEvent]:
         except TypeError as exc:
             raise bad from exc
         for key, value in event.to_dict().items():
-            if key in ("val_perplexity", "best_epoch") and value is None:
+            if key in ("val_perplexity", "best_epoch", "peak_rss") and value is None:
                 continue
             if not _finite_number(value) or (key in ints and not isinstance(value, int)):
                 raise bad
@@ -535,6 +537,7 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             run_layers=trainer.config.num_layers,
             run_embed=trainer.config.embed,
         )
+    _check_same_nonlinearity(ckpt, trainer)
     trainer.model.load_state_dict(ckpt.model_state)
     if ckpt.optimizer_state and ckpt.config.optimizer == trainer.config.optimizer:
         try:
@@ -549,7 +552,20 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             pass
 
 
-def resume(ckpt: Checkpoint | None, corpus: Corpus, config: TrainConfig, more_epochs: int = 0) -> Trainer:
+def _check_same_nonlinearity(ckpt: Checkpoint, trainer: Trainer) -> None:
+    """A tanh and a ReLU RNN have the same weights' shapes, so only the config tells them apart: refuse a mix."""
+    ours, theirs = trainer.config.nonlinearity, ckpt.config.nonlinearity
+    if ours != theirs:
+        raise CheckpointError("error.checkpoint.other_nonlinearity", theirs=theirs, ours=ours)
+
+
+def resume(
+    ckpt: Checkpoint | None,
+    corpus: Corpus,
+    config: TrainConfig,
+    more_epochs: int = 0,
+    memory_budget: float | None = None,
+) -> Trainer:
     """A trainer that carries on from `ckpt` exactly where it stopped (None: a fresh one from `config`).
 
     The one way every caller continues a run (the CLI's `--resume`, the Train page's Continue and
@@ -558,10 +574,12 @@ def resume(ckpt: Checkpoint | None, corpus: Corpus, config: TrainConfig, more_ep
     (it must describe the checkpoint's model: `restore_trainer` says so otherwise); the run is planned
     to `config.epochs` in all, or `more_epochs` beyond what the checkpoint has done if that is later.
     `corpus` must be the run's own, document starts included, or its validation split would move.
+    The `Trainer` checks the run's estimated memory against `memory_budget` (None: the server's per-run
+    budget; `math.inf`: the operator's `--force`) before anything big is allocated.
     """
     config = dataclasses.replace(config)
     config.epochs = max(config.epochs, (len(ckpt.history) if ckpt else 0) + more_epochs)
-    trainer = Trainer(corpus, config)
+    trainer = Trainer(corpus, config, memory_budget=memory_budget)
     if ckpt is not None:
         restore_trainer(ckpt, trainer)
     return trainer

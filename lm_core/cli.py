@@ -1,4 +1,4 @@
-"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large}`.
+"""`python -m lm_core {train,generate,bench,bench-bptt,evaluate-lyrics,bench-large,bench-memory}`.
 
 Defaults are the book's settings. Bad arguments and bad files print one line
 (`error: ...`) and exit with code 2; no traceback reaches the user. Every flag
@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .corpus import BOOK_FILE
+from .corpus import BOOK_FILE, Corpus
 from .errors import ConfigError, LabError
 from .limits import MAX_CLI_CHECKPOINT_BYTES, MAX_THREADS
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and argument errors must not wait for torch
+    from .checkpoint import Checkpoint
     from .training import EndEvent, EpochEvent, TrainConfig, Trainer
 
 BOOK_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / BOOK_FILE
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=THREADS, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--slim", action="store_true", help="save without the optimiser state (smaller file)")
     t.add_argument("--half", action="store_true", help="save the weights in float16 (half the file; loads as float32)")
+    _add_exercise_flags(t)
 
     e = sub.add_parser("evaluate-lyrics", help="does a model write new ci? validation vs bigram, copied and CJK share")
     e.add_argument("--checkpoint", type=Path, required=True)
@@ -161,7 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
     gb = sub.add_parser("bench-bptt", help="seconds per figure of the Gradients through time page")
     gb.add_argument("--corpus", type=Path, default=BOOK_CORPUS, help=f"default: ../shared/data/{BOOK_FILE}")
     gb.add_argument("--repeats", type=_whole(1), default=3)
+
+    bm = sub.add_parser("bench-memory", help="the run-memory estimate against measured peak memory, per config")
+    bm.add_argument("--full", action="store_true", help="also the reported 6.85 GB run itself (needs ~7 GB)")
+    bm.add_argument("--only", default=None, help="only the configurations whose label contains this")
     return parser
+
+
+def _add_exercise_flags(t: argparse.ArgumentParser) -> None:
+    """The chapter's exercises the trainer can run, and the memory check's override."""
+    t.add_argument(
+        "--nonlinearity",
+        choices=("tanh", "relu"),
+        default="tanh",
+        help="the RNN's φ (scratch-rnn, rnn): the book's tanh or ReLU; GRU/LSTM refuse relu",
+    )
+    t.add_argument(
+        "--no-detach",
+        action="store_true",
+        help="adjacent sampling: do not detach the state between minibatches; each backward runs through the "
+        "epoch so far (time grows with the square of its minibatches, memory with their number)",
+    )
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="train even when the estimated peak memory is above the per-run budget (RNN_LAB_RUN_MEMORY)",
+    )
 
 
 def command_note(argv: list[str]) -> str:
@@ -250,6 +277,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "steps_per_epoch": args.steps_per_epoch,
         "patience": args.patience,
     }
+    overrides |= _exercise_settings(args)
     for key, value in (("epochs", args.epochs), ("lr", args.lr), ("optimizer", args.optimizer)):
         if value is not None:
             overrides[key] = value
@@ -258,6 +286,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = book_config(args.model, args.sampling, **overrides)
     cfg.validate()
     return cfg
+
+
+def _exercise_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {"nonlinearity": args.nonlinearity, "detach": not args.no_detach}
+
+
+def _new_trainer(corpus: Corpus, config: TrainConfig, force: bool, resumed: Checkpoint | None) -> Trainer:
+    """The run (continuing `resumed` if given), its estimated peak memory checked against the per-run budget
+    unless `--force`.
+
+    The CLI refuses like the app (the same sentence, naming the setting to lower): the machine is shared
+    with the app's workers, so an accidental 7 GB run should stop before it allocates. The operator, who
+    may know better (a machine of their own, a budget set for the server), can say `--force`.
+    """
+    from .checkpoint import resume
+    from .memory import run_memory_budget, size_text
+
+    trainer = resume(resumed, corpus, config, memory_budget=math.inf if force else None)
+    budget = run_memory_budget()
+    over = " (above it: --force)" if trainer.memory.total > budget else ""
+    print(
+        f"memory: estimated peak about {size_text(trainer.memory.total)}, per-run budget {size_text(budget)}{over}",
+        file=sys.stderr,
+    )
+    return trainer
 
 
 def _print_setup(trainer: Trainer) -> None:
@@ -346,7 +399,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus = _load_corpus(args.corpus, args.max_chars, args.songci_subset)
     if resumed is not None and resumed.optimizer_dropped:
         print(f"note: {args.resume.name} has a malformed optimiser state; it starts afresh", file=sys.stderr)
-    trainer = checkpoint.resume(resumed, corpus, config)
+    trainer = _new_trainer(corpus, config, args.force, resumed)
     _print_setup(trainer)
     end = _run(trainer, args)
     if args.save:
@@ -448,6 +501,13 @@ def cmd_bench_large(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_memory(args: argparse.Namespace) -> int:
+    from .bench import run_memory
+
+    run_memory.main(full=args.full, only=args.only)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -457,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench-bptt": cmd_bench_bptt,
         "evaluate-lyrics": cmd_evaluate_lyrics,
         "bench-large": cmd_bench_large,
+        "bench-memory": cmd_bench_memory,
     }
     try:
         return handlers[args.command](args)

@@ -212,6 +212,11 @@ def _is_control(ch: str) -> bool:
     return (code < 32 and ch not in "\n\r\t") or code == 127 or 0x80 <= code < 0xA0
 
 
+# The same set as `_is_control`, for removing them in one pass: a character-by-character join would hold a
+# Python object per character (76 bytes each for CJK), 0.5 GB for a 20 MB upload.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def normalize_line_ends(text: str) -> str:
     """CRLF and a lone CR become one `\\n`, so a Windows or old Mac file reads like a Unix one.
 
@@ -227,8 +232,7 @@ def strip_controls(text: str) -> tuple[str, int]:
     instead of silently training on (or rejecting) a log file pasted from a terminal.
     Tabs and line ends are kept.
     """
-    cleaned = _ANSI_ESCAPE.sub("", text)
-    cleaned = "".join(ch for ch in cleaned if not _is_control(ch) or ch in "\n\r\t")
+    cleaned = _CONTROL_CHARS.sub("", _ANSI_ESCAPE.sub("", text))
     return cleaned, len(text) - len(cleaned)
 
 

@@ -154,3 +154,73 @@ def copied_spans(text: str, corpus_text: str, min_len: int = 8, start: int = 0) 
         else:
             i += 1
     return spans
+
+
+@dataclass
+class PrefixInfluence:
+    """How much each character of a continuation still depends on the prefix it was written after.
+
+    `tv[j]` is the total-variation distance (0: identical, 1: disjoint) between the model's distributions for
+    continuation character `first + j` read after `prefix` and after `other` (another prefix, or nothing:
+    the continuation alone from a zero state, which has no distribution for its first character, so there
+    `first` is 1). `forgotten_after` is the first position from which every distance stays below
+    `threshold`: from there on the model writes as if the prefix had never been there, so two prefixes
+    sampled with the same seed (the same random draws) pick the same characters.
+    """
+
+    prefix: str
+    other: str  # "" when compared with no prefix at all
+    continuation: str
+    tv: list[float]
+    threshold: float
+    first: int = 0  # the continuation index of tv[0]
+
+    @property
+    def forgotten_after(self) -> int | None:
+        """Characters of the continuation after which the prefix no longer matters (None: it still does at the end)."""
+        for j in range(len(self.tv) - 1, -1, -1):
+            if self.tv[j] >= self.threshold:
+                return None if j == len(self.tv) - 1 else self.first + j + 1
+        return self.first
+
+
+def _next_char_probs(model: CharModel, ids: list[int]) -> torch.Tensor:
+    """(len(ids), V) probabilities of the character after each position, reading `ids` from a zero state."""
+    X = torch.tensor([ids], device=model.device)
+    logits, _ = model(X, model.begin_state(1))
+    return torch.softmax(logits.double(), dim=-1)
+
+
+@torch.no_grad()
+def prefix_influence(
+    model: CharModel,
+    vocab: Corpus | list[str],
+    prefix: str,
+    continuation: str,
+    other: str = "",
+    threshold: float = 0.01,
+) -> PrefixInfluence:
+    """Compare the distributions of `continuation`'s characters after `prefix` and after `other` (see the class).
+
+    With no `other`, the comparison starts at the continuation's second character: the first one has no
+    "before" without a prefix. One forward pass per prefix: cheap enough to run beside every generation.
+    """
+    idx_to_char = vocab.idx_to_char if isinstance(vocab, Corpus) else list(vocab)
+    char_to_idx = {ch: i for i, ch in enumerate(idx_to_char)}
+    for text in (prefix, continuation, other):
+        if text:
+            check_prefix(text, char_to_idx)
+    if len(continuation) < (1 if other else 2):
+        raise ConfigError("error.generation.continuation_too_short")
+    was_training = model.training
+    model.eval()
+    cont = [char_to_idx[ch] for ch in continuation]
+    mine = _next_char_probs(model, [char_to_idx[ch] for ch in prefix] + cont[:-1])[len(prefix) - 1 :]
+    if other:
+        theirs = _next_char_probs(model, [char_to_idx[ch] for ch in other] + cont[:-1])[len(other) - 1 :]
+    else:
+        theirs = _next_char_probs(model, cont[:-1])
+        mine = mine[1:]
+    model.train(was_training)
+    tv = (0.5 * (mine - theirs).abs().sum(dim=-1)).tolist()
+    return PrefixInfluence(prefix, other, continuation, tv, threshold, first=0 if other else 1)

@@ -10,6 +10,8 @@ Every model maps `(B, T)` character ids and a state to `(T*B, V)` logits
   `nn.Linear` output layer: the book's concise model, so its `state_dict` is
   plain torch.nn. Optionally 2–3 layers with dropout between them and an
   `nn.Embedding` input (see `TorchRecurrentLM`); the defaults are the book's.
+* Both RNNs take `nonlinearity="relu"` for the chapter's exercise "replace tanh
+  with ReLU" (`nn.RNN(nonlinearity="relu")`); GRU and LSTM refuse it.
 
 Speed without changing the maths: a one-hot row times a matrix is one row of
 that matrix, so inputs are gathered (`F.embedding`) instead of multiplied; the
@@ -34,6 +36,12 @@ from .limits import MAX_DROPOUT, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETE
 from .messages import Listed
 
 State = tuple[torch.Tensor, ...]
+
+# The plain RNN's nonlinearity φ in H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h): the book's tanh, or ReLU (one of
+# the chapter's exercises). GRU and LSTM keep their gates' sigmoid and tanh: there ReLU is no drop-in swap.
+NONLINEARITIES = ("tanh", "relu")
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+RELU_KINDS = ("scratch-rnn", "rnn")
 
 MODEL_KINDS = ("scratch-rnn", "scratch-gru", "scratch-lstm", "rnn", "gru", "lstm")
 MODEL_LABELS = {
@@ -84,6 +92,7 @@ class CharModel(nn.Module):
     kind: ClassVar[str]
     n_state: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ()
+    nonlinearity: str = "tanh"  # the plain RNNs may use "relu" instead; gated models' candidates are tanh
 
     def __init__(self, vocab_size: int, num_hiddens: int) -> None:
         super().__init__()
@@ -123,12 +132,13 @@ class CharModel(nn.Module):
 
 
 class ScratchRNN(CharModel):
-    """H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q."""
+    """H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q, with φ the book's tanh or ReLU."""
 
     kind = "scratch-rnn"
 
-    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator) -> None:
+    def __init__(self, vocab_size: int, num_hiddens: int, gen: torch.Generator, nonlinearity: str = "tanh") -> None:
         super().__init__(vocab_size, num_hiddens)
+        self.nonlinearity = nonlinearity
         V, h = vocab_size, num_hiddens
         self.W_xh = init_normal((V, h), gen)
         self.W_hh = init_normal((h, h), gen)
@@ -138,11 +148,11 @@ class ScratchRNN(CharModel):
 
     def forward(self, X, state):
         xw = F.embedding(X.t(), self.W_xh)  # (T, B, h) == one-hot(X_t) @ W_xh
-        hs = rec.TanhRNN.apply(xw, state[0], self.W_hh, self.b_h)
+        hs = rec.ELMAN[self.nonlinearity].apply(xw, state[0], self.W_hh, self.b_h)
         return _output_layer(hs, self.W_hq.t(), self.b_q), (hs[-1],)
 
     def step(self, x, state):
-        H = torch.tanh(input_rows(self.W_xh, x) + state[0] @ self.W_hh + self.b_h)
+        H = ACTIVATIONS[self.nonlinearity](input_rows(self.W_xh, x) + state[0] @ self.W_hh + self.b_h)
         return {"H": H}, (H,)
 
     def readout(self, H):
@@ -243,6 +253,9 @@ class TorchRecurrentLM(CharModel):
     State layout: per layer, `(H,)` or `(H, C)`, concatenated bottom to top, so
     a one-layer model keeps `(H,)` / `(H, C)`. `step()` and `trace()` report the
     **top** layer's H (and gates): the one the output layer reads.
+
+    `nonlinearity="relu"` (RNN only) is `nn.RNN(nonlinearity="relu")`: the same
+    parameters, so only the config says which one a checkpoint holds.
     """
 
     layer_cls: ClassVar[type[nn.RNNBase]]
@@ -260,10 +273,15 @@ class TorchRecurrentLM(CharModel):
         num_layers: int = 1,
         dropout: float = 0.0,
         embed: int = 0,
+        nonlinearity: str = "tanh",
     ) -> None:
         super().__init__(vocab_size, num_hiddens)
         self.num_layers, self.dropout, self.embed = num_layers, float(dropout), embed
-        self.rnn = self.layer_cls(embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout)
+        self.nonlinearity = nonlinearity
+        options = {"nonlinearity": nonlinearity} if self.layer_cls is nn.RNN else {}
+        self.rnn = self.layer_cls(
+            embed or vocab_size, num_hiddens, num_layers=num_layers, dropout=self.dropout, **options
+        )
         self.dense = nn.Linear(num_hiddens, vocab_size)
         # torch.nn's default U(-1/√h, 1/√h), but drawn from our generator (thread-safe, seeded).
         bound = 1.0 / math.sqrt(num_hiddens)
@@ -353,11 +371,12 @@ class TorchRNN(TorchRecurrentLM):
     layer_cls = nn.RNN
 
     def _run_layer(self, layer, gi, state):
-        hs = rec.TanhRNN.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
+        recurrence = rec.ELMAN[self.nonlinearity]
+        hs = recurrence.apply(gi, state[0], self._w("weight_hh", layer).t(), self._w("bias_hh", layer))
         return hs, (hs[-1],)
 
     def _cell(self, layer, gi, H):
-        H = torch.tanh(gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer))
+        H = ACTIVATIONS[self.nonlinearity](gi + H @ self._w("weight_hh", layer).t() + self._w("bias_hh", layer))
         return {"H": H}, (H,)
 
 
@@ -450,8 +469,18 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, embed: int = 0) -> None:
-    """Raise `ConfigError` for layers / dropout / embedding settings the model cannot take."""
+def check_architecture(
+    kind: str, num_layers: int = 1, dropout: float = 0.0, embed: int = 0, nonlinearity: str = "tanh"
+) -> None:
+    """Raise `ConfigError` for layers / dropout / embedding / nonlinearity settings the model cannot take.
+
+    ReLU is refused for GRU and LSTM rather than ignored: a student comparing "ReLU" runs
+    must not be shown a gated model that silently kept tanh.
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ConfigError("error.models.unknown_nonlinearity", value=nonlinearity, kinds=Listed(NONLINEARITIES))
+    if nonlinearity != "tanh" and kind not in RELU_KINDS:
+        raise ConfigError("error.models.relu_rnn_only")
     if not _whole(num_layers) or not 1 <= num_layers <= MAX_LAYERS:
         raise ConfigError(
             "error.models.layers",
@@ -481,7 +510,13 @@ def check_architecture(kind: str, num_layers: int = 1, dropout: float = 0.0, emb
 
 
 def check_size(
-    kind: str, vocab_size: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0, embed: int = 0
+    kind: str,
+    vocab_size: int,
+    num_hiddens: int,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    embed: int = 0,
+    nonlinearity: str = "tanh",
 ) -> None:
     """Raise `ConfigError` unless the model is within the limits (checked before anything is allocated)."""
     if kind not in _CLASSES:
@@ -502,7 +537,7 @@ def check_size(
             limit=MAX_VOCAB,
             value=vocab_size,
         )
-    check_architecture(kind, num_layers, dropout, embed)
+    check_architecture(kind, num_layers, dropout, embed, nonlinearity)
     n = parameter_count(kind, vocab_size, num_hiddens, num_layers, embed)
     if n > MAX_PARAMETERS:
         raise ConfigError(
@@ -520,17 +555,20 @@ def build_model(
     num_layers: int = 1,
     dropout: float = 0.0,
     embed: int = 0,
+    nonlinearity: str = "tanh",
 ) -> CharModel:
     """A freshly initialised model; the same `seed` gives the same weights.
 
     The size is checked first, so an absurd request fails before it allocates.
-    Layers, dropout and embedding apply to the torch.nn kinds only.
+    Layers, dropout and embedding apply to the torch.nn kinds only; ReLU to the RNNs only.
+    The nonlinearity changes no weight, so a tanh and a ReLU model of one seed start equal.
     """
-    check_size(kind, vocab_size, num_hiddens, num_layers, dropout, embed)
+    check_size(kind, vocab_size, num_hiddens, num_layers, dropout, embed, nonlinearity)
     gen = torch.Generator().manual_seed(seed)
+    options = {"nonlinearity": nonlinearity} if kind in RELU_KINDS else {}
     if kind in _SCRATCH_GATES:
-        return _CLASSES[kind](vocab_size, num_hiddens, gen)
-    return _CLASSES[kind](vocab_size, num_hiddens, gen, num_layers, dropout, embed)
+        return _CLASSES[kind](vocab_size, num_hiddens, gen, **options)
+    return _CLASSES[kind](vocab_size, num_hiddens, gen, num_layers, dropout, embed, **options)
 
 
 def detach_state(state: State) -> State:

@@ -36,6 +36,20 @@ def _weight_grads(h0: torch.Tensor, hs: torch.Tensor, dpre: torch.Tensor) -> tor
     return prev.reshape(-1, prev.shape[-1]).t() @ dpre.reshape(-1, dpre.shape[-1])
 
 
+def _elman_backward(dz: torch.Tensor, dhs: torch.Tensor, hs: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
+    """Backward of H_t = φ(XW_t + H_{t-1} W + b) given `dz` = φ'(pre-activation) for every step (overwritten).
+
+    Returns the gradients of (XW, h0, W, b). Nothing saved is modified, so a graph kept for another
+    backward (training without detaching the state) can run it again.
+    """
+    dh = torch.zeros_like(h0)
+    Wt = W.t()
+    for t in range(hs.shape[0] - 1, -1, -1):
+        dz[t].mul_(dh.add_(dhs[t]))
+        dh = dz[t] @ Wt
+    return dz, dh, _weight_grads(h0, hs, dz), dz.sum((0, 1))
+
+
 class TanhRNN(torch.autograd.Function):
     """H_t = tanh(XW_t + H_{t-1} W + b)."""
 
@@ -52,13 +66,35 @@ class TanhRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs):
         hs, h0, W = ctx.saved_tensors
-        dz = 1 - hs * hs  # tanh' for every step at once
-        dh = torch.zeros_like(h0)
-        Wt = W.t()
-        for t in range(hs.shape[0] - 1, -1, -1):
-            dz[t].mul_(dh.add_(dhs[t]))
-            dh = dz[t] @ Wt
-        return dz, dh, _weight_grads(h0, hs, dz), dz.sum((0, 1))
+        return _elman_backward(1 - hs * hs, dhs, hs, h0, W)  # tanh' = 1 − tanh², from the outputs
+
+
+class ReLURNN(torch.autograd.Function):
+    """H_t = max(0, XW_t + H_{t-1} W + b): the chapter's exercise of ReLU in place of tanh.
+
+    ReLU' is 1 where the output is positive and 0 elsewhere (0 at the kink, as torch.relu's
+    autograd), so like tanh' it is read from the saved outputs. Unlike tanh' it never shrinks a
+    gradient on its way back: only W decides whether it explodes, which is the exercise's question.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, h0, W, b):
+        hs = torch.empty_like(xw)
+        h = h0
+        for t in range(xw.shape[0]):
+            h = torch.addmm(xw[t], h, W).add_(b).relu_()
+            hs[t] = h
+        ctx.save_for_backward(hs, h0, W)
+        return hs
+
+    @staticmethod
+    def backward(ctx, dhs):
+        hs, h0, W = ctx.saved_tensors
+        return _elman_backward((hs > 0).to(hs.dtype), dhs, hs, h0, W)
+
+
+# The plain RNN's recurrence for each nonlinearity a model may use.
+ELMAN = {"tanh": TanhRNN, "relu": ReLURNN}
 
 
 class LSTM(torch.autograd.Function):

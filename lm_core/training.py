@@ -7,8 +7,12 @@ app's job manager stores them, the tests read them: nobody prints from here.
 
 Hidden state follows the book: random sampling starts every minibatch from
 zeros; adjacent sampling starts each epoch from zeros and carries the state
-across minibatches, detached from the graph. A `Control` lets another thread
-pause, resume, step one epoch or stop between minibatches.
+across minibatches, detached from the graph. `detach=False` is the chapter's
+exercise of not detaching it (see `forward_keeping_graph`). A `Control` lets
+another thread pause, resume, step one epoch or stop between minibatches.
+
+A `Trainer` checks its run's estimated peak memory (`memory.py`) before it
+builds anything; each `EpochEvent` carries the process's measured peak.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import memory, rss
 from .baselines import Baselines, ngram_baselines
 from .corpus import Corpus
 from .device import DEVICE
 from .errors import ConfigError, CorpusError
 from .limits import MAX_HIDDEN
 from .messages import N_, Listed
-from .models import MODEL_KINDS, CharModel, State, build_model, check_architecture, detach_state
+from .models import MODEL_KINDS, NONLINEARITIES, CharModel, State, build_model, check_architecture, detach_state
 from .sampling import MODES, adjacent_batches, batches, check_enough
 
 OPTIMIZERS = ("sgd", "adam")
@@ -88,9 +93,11 @@ CHOICES = (
     ("model", MODEL_KINDS, N_("error.models.unknown_model")),
     ("sampling", MODES, N_("error.training.unknown_sampling")),
     ("optimizer", OPTIMIZERS, N_("error.training.unknown_optimizer")),
+    ("nonlinearity", NONLINEARITIES, N_("error.models.unknown_nonlinearity")),
 )
 WHOLE_NUMBERS = ("hidden", "num_steps", "batch_size", "epochs", "seed", "steps_per_epoch", "patience")
 NUMBERS = ("lr", "clip", "val_fraction", "dropout")  # None passes this check; BOUNDS decides whether None is allowed
+FLAGS = ("detach",)  # True or False, nothing that merely compares equal to them (1, 0.0)
 
 
 @dataclass
@@ -115,6 +122,8 @@ class TrainConfig:
     embed: int = 0  # 0: one-hot input (the book); else an nn.Embedding of this size
     steps_per_epoch: int = 0  # 0: an epoch is a full pass (the book); else this many minibatches
     patience: int = 0  # stop after this many epochs without a better validation perplexity (0: off)
+    nonlinearity: str = "tanh"  # the RNNs' φ: the book's tanh, or relu (an exercise); GRU/LSTM refuse relu
+    detach: bool = True  # adjacent sampling: cut the carried state's graph between minibatches (the book)
 
     def validate(self) -> None:
         """Raise `ConfigError` with a user-facing message for the first bad value.
@@ -130,6 +139,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):  # 16.5 hidden units, 2.5 epochs: no
                 raise ConfigError("error.training.not_whole", name=name, value=value)
+        for name in FLAGS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError("error.training.not_flag", name=name, value=value)
         for name in NUMBERS:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -141,7 +154,9 @@ class TrainConfig:
             raise ConfigError(
                 "error.training.patience_needs_val",
             )
-        check_architecture(self.model, self.num_layers, self.dropout, self.embed)
+        if not self.detach and self.sampling != "adjacent":
+            raise ConfigError("error.training.detach_needs_adjacent")
+        check_architecture(self.model, self.num_layers, self.dropout, self.embed, self.nonlinearity)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,7 +190,14 @@ def book_config(model: str = "scratch-rnn", sampling: str | None = None, **overr
 def build_config_model(config: TrainConfig, vocab_size: int) -> CharModel:
     """The model `config` describes, freshly initialised from its seed."""
     return build_model(
-        config.model, vocab_size, config.hidden, config.seed, config.num_layers, config.dropout, config.embed
+        config.model,
+        vocab_size,
+        config.hidden,
+        config.seed,
+        config.num_layers,
+        config.dropout,
+        config.embed,
+        config.nonlinearity,
     )
 
 
@@ -200,6 +222,9 @@ class EpochEvent:
     steps: int
     val_perplexity: float | None = None
     best_epoch: int | None = None  # the epoch with the lowest validation perplexity so far
+    # The process's peak resident bytes during this epoch (see `rss`); None where it cannot be measured.
+    # In a worker process (one job) that is the run's memory, the number the run-memory estimate predicts.
+    peak_rss: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -320,6 +345,32 @@ def clip_gradients(params: list[torch.Tensor], theta: float | None) -> tuple[flo
     return norm, False
 
 
+def forward_keeping_graph(model: CharModel, X: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    """`model(X, state)` for training without detaching the carried state (a chapter exercise).
+
+    The book detaches the state before every minibatch of adjacent sampling. Without that, minibatch i's
+    loss depends on every earlier minibatch of the epoch, and its backward must run through all of them.
+    Two things stop the naive version in PyTorch: each backward frees the graph it ran through (so the next
+    one fails), and the optimiser changes the weights in place after each minibatch, while the old graph
+    pieces saved those very tensors (the recurrences save W_hh) to compute their backward.
+
+    So each minibatch runs on a *snapshot* of the parameters, `p.clone()`: the clone is differentiable
+    (its backward passes the gradient to `p` itself) but never changes afterwards, so every old piece
+    keeps the weights it really used, and `backward(retain_graph=True)` keeps the pieces for the next
+    minibatch's backward. The gradient of loss i is then Σ_j ∂ℓ_i/∂θ_j over the weights θ_j used by
+    minibatches j ≤ i, each Jacobian taken where it was computed: full backpropagation through the epoch
+    so far, the weights counted as one parameter. (Re-running the epoch with the current weights would
+    change the forward pass itself, and cost a whole epoch per minibatch.)
+
+    Costs: a minibatch's backward grows with its position in the epoch (the epoch's backward time grows
+    with the square of its minibatches), and the recurrences' saved activations and the recurrent-weight
+    snapshots of every minibatch stay in memory until the epoch ends (`memory.estimate_run_memory` counts them).
+    Each minibatch's output layer and loss are freed after its own backward; only the recurrent chain is kept.
+    """
+    snapshot = {name: p.clone() for name, p in model.named_parameters()}
+    return torch.func.functional_call(model, snapshot, (X, state))
+
+
 @torch.no_grad()
 def evaluate_perplexity(model: CharModel, ids: list[int], num_steps: int, batch_size: int) -> float | None:
     """Perplexity on `ids`, read in adjacent order with the state carried.
@@ -335,6 +386,7 @@ def evaluate_perplexity(model: CharModel, ids: list[int], num_steps: int, batch_
         logits, state = model(X, state)
         y = Y.t().reshape(-1)
         total += F.cross_entropy(logits, y, reduction="sum").item()
+        del logits  # before the next minibatch's logits exist: one (B·T) × V array less at the peak
         n += y.numel()
     if not n:
         return None
@@ -363,7 +415,13 @@ class Trainer:
         config: TrainConfig,
         model: CharModel | None = None,
         device: torch.device = DEVICE,
+        memory_budget: float | None = None,
     ) -> None:
+        """Check every setting, the corpus against them, and the run's estimated memory, then build the model.
+
+        `memory_budget`: bytes the run may take (None: `RNN_LAB_RUN_MEMORY` or the machine's default;
+        `math.inf`: no check, for the operator's `--force`). Checked before anything big is allocated.
+        """
         config.validate()
         self.corpus = corpus
         self.config = config
@@ -371,6 +429,9 @@ class Trainer:
         check_enough(len(self.train_ids), config.batch_size, config.num_steps, config.sampling)
         if config.val_fraction > 0:
             check_validation(len(self.val_ids), config.batch_size, config.num_steps)
+        self.memory = memory.estimate_run_memory(config, corpus.vocab_size, len(corpus))
+        if memory_budget != math.inf:
+            memory.check_run_memory(config, corpus.vocab_size, len(corpus), memory_budget)
         self.model = model or build_config_model(config, corpus.vocab_size)
         self.model.to(device)
         self.optimizer = make_optimizer(self.model, config)
@@ -403,6 +464,7 @@ class Trainer:
     def run_epoch(self) -> Iterator[StepEvent | EpochEvent | EndEvent]:
         """One epoch; ends with an EpochEvent, or an EndEvent if stopped or diverged."""
         cfg, model = self.config, self.model
+        measured = rss.reset_peak_rss()
         self._set_lr()
         params = list(model.parameters())
         epoch = self.epoch + 1
@@ -431,15 +493,22 @@ class Trainer:
                 return
             if cfg.sampling == "random":
                 state = model.begin_state(cfg.batch_size)
-            else:
+            elif cfg.detach:
                 state = detach_state(state)
-            logits, state = model(X, state)
+            if cfg.detach:
+                logits, state = model(X, state)
+            else:
+                logits, state = forward_keeping_graph(model, X, state)
             y = Y.t().reshape(-1)  # time-major, like the logits
             loss = F.cross_entropy(logits, y)
+            # The loss keeps what its backward needs (the log-softmax); the logits themselves would be one more
+            # (B·T) × V copy through the backward, the largest array of a big-vocabulary run.
+            del logits
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm, clipped = clip_gradients(params, cfg.clip)
+            loss.backward(retain_graph=not cfg.detach)
             loss_value = loss.item()
+            del loss  # without detaching, its graph (this minibatch's output layer) would live on otherwise
+            norm, clipped = clip_gradients(params, cfg.clip)
             if not (math.isfinite(loss_value) and math.isfinite(norm) and loss_value <= MAX_LOSS):
                 model.load_state_dict(good)
                 msg = f"Diverged at epoch {epoch}, step {step}: the loss became {loss_value:g}. "
@@ -454,6 +523,9 @@ class Trainer:
             yield StepEvent(epoch, step, loss_value, norm, clipped)
         seconds = clock() - start - (self.control.blocked_seconds - blocked_before)  # training time only
         self._carried = detach_state(state) if cfg.sampling == "adjacent" else None
+        # The epoch is done: the rollback copy and (without detaching) the state's graph of the whole epoch are
+        # not needed any more, and this generator stays suspended while the caller publishes a checkpoint.
+        state = good = None
         val = None
         if self.val_ids:
             model.eval()  # no dropout while measuring
@@ -473,6 +545,7 @@ class Trainer:
             steps=len(norms),
             val_perplexity=val,
             best_epoch=self.best_epoch,
+            peak_rss=rss.peak_rss() if measured else None,
         )
         self.history.append(event)
         yield event

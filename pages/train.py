@@ -17,6 +17,7 @@ from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
 from lm_core.generation import default_prefixes
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from lm_core.models import RELU_KINDS
 from lm_core.serve.job import Job
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer
@@ -32,6 +33,8 @@ FIELDS = (
     "optimizer",
     "clip_on",
     "clip",
+    "nonlinearity",
+    "detach",
     "epochs",
     "seed",
     "compare",
@@ -104,9 +107,15 @@ def _start_from_ui() -> tuple[Checkpoint | None, bool]:
 def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
     """A trainer that carries on from `ckpt`: its model, optimiser state and history, plus
     `values["epochs"]` more epochs with the other settings as they are now."""
-    arch = ("model", "hidden", "num_layers", "dropout", "embed")  # the checkpoint's shape, not the widgets'
+    arch = ("model", "hidden", "num_layers", "dropout", "embed", "nonlinearity")  # the checkpoint's, not the widgets'
     cfg = settings.to_config({**values, **{k: getattr(ckpt.config, k) for k in arch}})
     return checkpoint.resume(ckpt, corpus, cfg, more_epochs=values["epochs"])
+
+
+def _compared(values: dict) -> dict:
+    """The second model's settings: the same, except a GRU or LSTM keeps its gates' tanh when the RNN is set to ReLU."""
+    kind = values["compare"]
+    return {**values, "model": kind, "nonlinearity": values["nonlinearity"] if kind in RELU_KINDS else "tanh"}
 
 
 def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
@@ -117,7 +126,7 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
     else:
         trainers = [Trainer(choice.corpus, settings.to_config(values))]
         if values["compare"] != "none":
-            trainers.append(Trainer(choice.corpus, settings.to_config({**values, "model": values["compare"]})))
+            trainers.append(Trainer(choice.corpus, settings.to_config(_compared(values))))
         labels = _labels(values)
     epochs = trainers[0].config.epochs
     jobs_ui.start_job(

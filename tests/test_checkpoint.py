@@ -327,3 +327,49 @@ def test_read_bytes_and_read_file_return_the_error_instead_of_raising(
     )
     monkeypatch.setattr(checkpoint, "load", odd)
     assert str(checkpoint.read_file(saved)[1]) == f"{saved.name} cannot be read (KeyError)."
+
+
+# -- settings added later: ReLU RNNs and training without detaching -----------------------------------------
+
+
+def test_a_relu_rnn_round_trips_as_relu_and_is_not_continued_as_tanh(tiny_corpus: Corpus) -> None:
+    """The nonlinearity is stored: the rebuilt model is a ReLU RNN (same outputs), and a tanh run refuses it."""
+    trainer = Trainer(tiny_corpus, _config(model="rnn", nonlinearity="relu", sampling="adjacent", detach=False))
+    list(trainer.train())
+    ckpt = checkpoint.from_bytes(checkpoint.to_bytes(checkpoint.from_trainer(trainer)))
+    assert (ckpt.config.nonlinearity, ckpt.config.detach) == ("relu", False)
+    model = ckpt.build_model()
+    assert model.rnn.nonlinearity == "relu"
+    prefix = tiny_corpus.text[:2]
+    assert generate(model, ckpt.vocab, prefix, 20).text == generate(trainer.model, tiny_corpus, prefix, 20).text
+    with pytest.raises(CheckpointError, match="relu") as info:
+        checkpoint.restore_trainer(ckpt, Trainer(tiny_corpus, _config(model="rnn")))
+    assert "relu" in localized(info.value, "zh") and "激活函数" in localized(info.value, "zh")
+    checkpoint.restore_trainer(ckpt, Trainer(tiny_corpus, _config(model="rnn", nonlinearity="relu")))
+
+
+def test_a_checkpoint_from_before_these_settings_loads_as_tanh_and_detached(
+    trained: Trainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older file has no `nonlinearity` or `detach` key: it is what every run was then, tanh and detached."""
+    new_keys = ("nonlinearity", "detach")
+    full = TrainConfig.to_dict
+    monkeypatch.setattr(TrainConfig, "to_dict", lambda self: {k: v for k, v in full(self).items() if k not in new_keys})
+    data = checkpoint.to_bytes(checkpoint.from_trainer(trained))
+    monkeypatch.undo()
+    payload = torch.load(io.BytesIO(data), weights_only=True)
+    assert not set(new_keys) & set(payload["config"])
+    ckpt = checkpoint.from_bytes(data)
+    assert (ckpt.config.nonlinearity, ckpt.config.detach) == ("tanh", True)
+    assert ckpt.build_model().nonlinearity == "tanh"
+
+
+def test_history_with_and_without_peak_memory_loads(trained: Trainer) -> None:
+    """Epoch records carry the epoch's peak memory when measured (None otherwise, and in older files)."""
+    ckpt = checkpoint.from_trainer(trained)
+    assert all(e.peak_rss is None or e.peak_rss > 0 for e in ckpt.history)
+    unmeasured = [dataclasses.replace(e, peak_rss=None) for e in ckpt.history]
+    again = checkpoint.from_bytes(checkpoint.to_bytes(dataclasses.replace(ckpt, history=unmeasured)))
+    assert [e.peak_rss for e in again.history] == [None] * len(unmeasured)
+    measured = checkpoint.from_bytes(checkpoint.to_bytes(ckpt))
+    assert [e.peak_rss for e in measured.history] == [e.peak_rss for e in ckpt.history]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -244,6 +245,10 @@ def test_config_from_args_defaults_are_the_books(model: str, capsys: pytest.Capt
         (["--optimizer", "adam"], "lr", 1e-3),  # another optimiser without --lr: that optimiser's usual rate
         (["--model", "lstm", "--optimizer", "sgd"], "lr", 100.0),
         (["--optimizer", "adam", "--lr", "0.02"], "lr", 0.02),
+        (["--model", "rnn", "--nonlinearity", "relu"], "nonlinearity", "relu"),
+        (["--nonlinearity", "relu"], "nonlinearity", "relu"),
+        (["--sampling", "adjacent", "--no-detach"], "detach", False),
+        (["--sampling", "adjacent"], "detach", True),
     ],
 )
 def test_config_from_args_maps_each_flag(flags: list[str], field: str, expected: object) -> None:
@@ -257,6 +262,16 @@ def test_config_from_args_maps_each_flag(flags: list[str], field: str, expected:
         (["--hidden", "0"], "Hidden units must be between 1 and 2,048."),
         (["--patience", "3"], "Early stopping (patience) needs a validation share above 0."),
         (["--epochs", "0"], "Epochs must be between 1 and 100,000."),
+        (
+            ["--no-detach"],
+            "Not detaching the hidden state needs adjacent sampling: random sampling starts every minibatch from "
+            "zeros, so there is no state to carry.",
+        ),
+        (
+            ["--model", "lstm", "--nonlinearity", "relu"],
+            "ReLU replaces tanh in the plain RNN only (scratch-rnn or rnn): the gates of a GRU or LSTM need their "
+            "sigmoid and tanh. Choose an RNN, or set the nonlinearity to tanh.",
+        ),
     ],
 )
 def test_config_from_args_raises_the_trainers_config_error(flags: list[str], message: str) -> None:
@@ -266,6 +281,26 @@ def test_config_from_args_raises_the_trainers_config_error(flags: list[str], mes
     with pytest.raises(ConfigError) as info:
         _config(*flags)
     assert str(info.value) == message and localized(info.value, "zh") != message
+
+
+def test_a_run_above_the_memory_budget_is_refused_before_training_unless_forced(corpus_file: Path) -> None:
+    """Over `RNN_LAB_RUN_MEMORY`: one error line with both sizes, exit 2, nothing trained; `--force` trains,
+    and a run that fits says its estimate and the budget on stderr."""
+    args = [sys.executable, "-m", "lm_core", "train", "--corpus", str(corpus_file), "--epochs", "1", *SMALL, "--quiet"]
+    env = {**ENV, "RNN_LAB_RUN_MEMORY": "100M"}
+    procs = [
+        subprocess.Popen(a, cwd=REPO, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for a, e in ((args, env), ([*args, "--force"], env), (args, {**ENV, "RNN_LAB_RUN_MEMORY": "8G"}))
+    ]
+    refused, forced, fitting = (_finish(p) for p in procs)
+    assert refused.returncode == 2 and refused.stdout == "", refused
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: This run would need about ")
+    assert "one run may use about 100 MB" in lines[0]
+    assert forced.returncode == 0 and "epoch 1, perplexity" in forced.stdout, forced.stderr
+    assert "above it: --force" in forced.stderr
+    assert fitting.returncode == 0, fitting.stderr
+    assert re.search(r"memory: estimated peak about [\d.,]+ MB, per-run budget 8.0 GB\n", fitting.stderr)
 
 
 # -- deeper models and long corpora, through main() in this process -----------------------------------------------

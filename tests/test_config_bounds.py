@@ -94,7 +94,12 @@ def test_a_long_int_is_out_of_range_not_a_crash() -> None:
 
 def test_unknown_choices_name_the_value_in_both_languages() -> None:
     """The table of choices fills in the value given, exactly as the sentences read before they became a table."""
-    assert [name for name, *_ in CHOICES] == ["model", "sampling", "optimizer"]
+    assert [name for name, *_ in CHOICES] == ["model", "sampling", "optimizer", "nonlinearity"]
+    with pytest.raises(ConfigError) as info:
+        replace(BASE, nonlinearity="gelu").validate()
+    assert str(info.value) == "Unknown nonlinearity 'gelu': choose one of tanh, relu."
+    assert localized(info.value, "zh") == "未知的激活函数 'gelu'：请从 tanh、relu 中选择。"
+    assert localized(info.value, "zh-Hant") == "未知的活化函數 'gelu'：請從 tanh、relu 中選擇。"
     with pytest.raises(ConfigError) as info:
         replace(BASE, sampling="sideways").validate()
     assert str(info.value) == "Unknown sampling mode 'sideways': use random or adjacent."

@@ -316,6 +316,17 @@ def test_split_holds_out_the_tail() -> None:
             corpus.split(bad)
 
 
+def test_stripping_controls_removes_exactly_the_control_characters() -> None:
+    """Every code point is kept or removed as `_is_control` (tab and line ends kept) says, in one regex pass."""
+    from lm_core.corpus import _is_control, strip_controls
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    cleaned, removed = strip_controls(every)
+    assert cleaned == "".join(ch for ch in every if not _is_control(ch))
+    assert removed == 65 - 3  # C0 (32) + DEL + C1 (32), less tab, line feed and carriage return
+    assert "\t" in cleaned and "\n" in cleaned and "\r" in cleaned
+
+
 @pytest.mark.parametrize(
     "text, max_chars",
     [

@@ -203,3 +203,54 @@ def test_copied_spans_separate_stretches_and_start(tiny_corpus: Corpus) -> None:
     text = a + "xyz" + b
     assert copied_spans(text, corpus_text) == [(0, 9), (12, 22)]
     assert copied_spans(text, corpus_text, start=9) == [(12, 22)]
+
+
+# -- how much a continuation depends on its prefix ------------------------------------------------------------
+
+
+def _memoryless(corpus: Corpus) -> CharModel:
+    """A scratch RNN with W_hh = 0: its state depends on the last character only."""
+    from lm_core.models import build_model
+
+    model = build_model("scratch-rnn", corpus.vocab_size, 16, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(100)  # weights of order 1, so characters really differ
+        model.W_hh.zero_()
+    return model
+
+
+def test_a_memoryless_model_forgets_the_prefix_after_one_character(tiny_corpus: Corpus) -> None:
+    """Prefixes ending in different characters differ only for the first continuation character; the same
+    prefix never differs; a prefix sharing its last character with the other never matters."""
+    from lm_core.generation import prefix_influence
+
+    model = _memoryless(tiny_corpus)
+    text = tiny_corpus.text
+    a, b, continuation = text[0:2], text[5:7], text[10:30]
+    assert a[-1] != b[-1]
+    influence = prefix_influence(model, tiny_corpus, a, continuation, other=b)
+    assert len(influence.tv) == len(continuation) and influence.first == 0
+    assert influence.tv[0] > 0.1 and max(influence.tv[1:]) < 1e-9
+    assert influence.forgotten_after == 1
+    same = prefix_influence(model, tiny_corpus, a, continuation, other=a)
+    assert max(same.tv) == 0 and same.forgotten_after == 0
+    alone = prefix_influence(model, tiny_corpus, a, continuation)
+    assert alone.first == 1 and len(alone.tv) == len(continuation) - 1 and alone.forgotten_after == 1
+
+
+def test_a_model_with_memory_keeps_the_prefix_for_a_while(trained: CharModel, tiny_corpus: Corpus) -> None:
+    """The trained GRU: the prefix still moves later characters' distributions; `forgotten_after` is where the
+    distances stay below the threshold for good."""
+    from lm_core.generation import prefix_influence
+
+    text = tiny_corpus.text
+    influence = prefix_influence(trained, tiny_corpus, text[0:4], text[20:60], other=text[7:9])
+    assert max(influence.tv[2:]) > 0.01
+    k = influence.forgotten_after
+    if k is None:
+        assert influence.tv[-1] >= influence.threshold
+    else:
+        assert influence.tv[k - 1] >= influence.threshold and max(influence.tv[k:], default=0) < influence.threshold
+    with pytest.raises(VocabularyError):
+        prefix_influence(trained, tiny_corpus, "😀", text[20:60])

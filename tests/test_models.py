@@ -284,6 +284,14 @@ def _naive_tanh_rnn(xw: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, b: torc
     return torch.stack(hs)
 
 
+def _naive_relu_rnn(xw: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    H, hs = h0, []
+    for t in range(xw.shape[0]):
+        H = torch.clamp(xw[t] + H @ W + b, min=0)  # max(0, z), not the code's relu_
+        hs.append(H)
+    return torch.stack(hs)
+
+
 def _naive_lstm_cell_loop(xg: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W: torch.Tensor):
     H, C, hs = h0, c0, []
     for t in range(xg.shape[0]):
@@ -327,6 +335,7 @@ def _recurrence_cases(dtype: torch.dtype, t: int = 4, b: int = 3, h: int = 5):
 
     return [
         ("TanhRNN", rec.TanhRNN, _naive_tanh_rnn, [rand(t, b, h), rand(b, h), rand(h, h), rand(h)]),
+        ("ReLURNN", rec.ReLURNN, _naive_relu_rnn, [rand(t, b, h), rand(b, h), rand(h, h), rand(h)]),
         ("LSTM", rec.LSTM, _naive_lstm_cell_loop, [rand(t, b, 4 * h), rand(b, h), rand(b, h), rand(h, 4 * h)]),
         ("GRUTorch", rec.GRUTorch, _naive_gru_torch, [rand(t, b, 3 * h), rand(b, h), rand(h, 3 * h), rand(3 * h)]),
         (
@@ -338,7 +347,10 @@ def _recurrence_cases(dtype: torch.dtype, t: int = 4, b: int = 3, h: int = 5):
     ]
 
 
-@pytest.mark.parametrize("index", range(4), ids=["TanhRNN", "LSTM", "GRUTorch", "GRUBook"])
+RECURRENCES = ["TanhRNN", "ReLURNN", "LSTM", "GRUTorch", "GRUBook"]
+
+
+@pytest.mark.parametrize("index", range(len(RECURRENCES)), ids=RECURRENCES)
 def test_recurrence_backward_passes_gradcheck_in_float64(index: int) -> None:
     """Each hand-written backward agrees with finite differences for every input (float64)."""
     _, function, _, inputs = _recurrence_cases(torch.float64, t=3, b=2, h=3)[index]
@@ -346,7 +358,7 @@ def test_recurrence_backward_passes_gradcheck_in_float64(index: int) -> None:
     assert torch.autograd.gradcheck(function.apply, leaves, eps=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("index", range(4), ids=["TanhRNN", "LSTM", "GRUTorch", "GRUBook"])
+@pytest.mark.parametrize("index", range(len(RECURRENCES)), ids=RECURRENCES)
 def test_recurrence_matches_autograd_of_the_naive_loop(index: int) -> None:
     """Values and all gradients of each fast recurrence equal autograd through a plain loop of the cell."""
     _, function, naive_loop, inputs = _recurrence_cases(torch.float32)[index]
@@ -435,6 +447,71 @@ def test_scratch_step_matches_the_books_equations(kind: str) -> None:
     for t in range(T):
         _, naive_state = NAIVE[kind](model, X[:, : t + 1], state)
         assert torch.allclose(hs[t], naive_state[0], atol=1e-5)
+
+
+# -- ReLU instead of tanh (a chapter exercise) --------------------------------------------------------------
+
+
+def test_relu_recurrence_really_cuts_at_zero() -> None:
+    """The ReLU case of the recurrence tests is not vacuous: some units are off and pass no gradient back."""
+    _, function, _, inputs = _recurrence_cases(torch.float32)[1]
+    hs = function.apply(*inputs)
+    assert (hs == 0).any() and (hs > 0).any()
+
+
+@pytest.mark.parametrize("random_state", [False, True])
+def test_relu_scratch_rnn_equals_nn_rnn_relu_in_values_and_gradients(random_state: bool) -> None:
+    """scratch-rnn and rnn with nonlinearity="relu" are torch.nn.RNN(nonlinearity="relu"): logits, state, gradients."""
+    scratch = build_model("scratch-rnn", V, H, seed=0, nonlinearity="relu")
+    _scale_weights(scratch)
+    torch_rnn = build_model("rnn", V, H, seed=1, nonlinearity="relu")
+    assert torch_rnn.rnn.nonlinearity == "relu"
+    _copy_scratch_into_torch(scratch, torch_rnn)
+    X, y = _ids(0), _ids(1).t().reshape(-1)
+    state = _random_state(scratch) if random_state else scratch.begin_state(B)
+    runs = [
+        _loss_and_grads(scratch, scratch, X, y, state),
+        _loss_and_grads(torch_rnn, torch_rnn, X, y, state),
+        _loss_and_grads(torch_rnn, torch_rnn.reference_forward, X, y, state),
+    ]
+    (logits_s, (h_s,), grads_s), *torch_runs = runs
+    assert (h_s == 0).any(), "ReLU must switch some units off"
+    assert torch.equal(h_s.clamp(min=0), h_s)
+    for logits, (h,), grads in torch_runs:
+        assert torch.allclose(logits_s, logits, atol=1e-5)
+        assert torch.allclose(h_s, h, atol=1e-5)
+        assert torch.allclose(grads_s["W_hh"], grads["rnn.weight_hh_l0"].T, atol=1e-5)
+        assert torch.allclose(grads_s["W_xh"], grads["rnn.weight_ih_l0"].T, atol=1e-5)
+    tanh = build_model("scratch-rnn", V, H, seed=0)
+    tanh.load_state_dict(scratch.state_dict())
+    assert not torch.allclose(tanh(X, state)[0], logits_s, atol=1e-3), "the nonlinearity must change the model"
+
+
+@pytest.mark.parametrize("kind", ["scratch-rnn", "rnn"])
+def test_relu_step_and_trace_follow_the_forward(kind: str) -> None:
+    """The plain per-step equations (Hidden states, Gradients pages) use ReLU too and end in forward's state."""
+    model = build_model(kind, V, H, seed=0, nonlinearity="relu")
+    _scale_weights(model)
+    X = _ids()
+    _, (h,) = model(X, model.begin_state(B))
+    trace = model.trace(X)
+    assert torch.allclose(trace["H"][-1], h, atol=1e-5)
+    assert (trace["H"] == 0).any()
+
+
+@pytest.mark.parametrize("kind", ["scratch-gru", "scratch-lstm", "gru", "lstm"])
+def test_gated_models_refuse_relu_instead_of_ignoring_it(kind: str) -> None:
+    with pytest.raises(ConfigError, match="plain RNN only") as info:
+        build_model(kind, V, H, nonlinearity="relu")
+    assert "ReLU" in localized(info.value, "zh") and "sigmoid" in localized(info.value, "zh-Hant")
+    with pytest.raises(ConfigError, match="Unknown nonlinearity"):
+        build_model("rnn", V, H, nonlinearity="sigmoid")
+
+
+def test_relu_and_tanh_models_of_one_seed_start_from_the_same_weights() -> None:
+    for kind in ("scratch-rnn", "rnn"):
+        a, b = build_model(kind, V, H, seed=4), build_model(kind, V, H, seed=4, nonlinearity="relu")
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 # -- stacked torch.nn layers, dropout and embedding ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from apptest_helpers import (
     set_settings,
     setting_values,
     setting_widget,
+    shown,
     shows_options,
     start_tiny_job,
     use_tiny_settings,
@@ -417,3 +418,66 @@ def test_dropout_with_one_layer_leaves_the_trained_run_alone(at: AppTest) -> Non
     assert not at.exception
     assert any("丢弃" in e.value for e in at.error)
     _still_there(at, job)
+
+
+# -- the chapter's exercises: ReLU instead of tanh, not detaching the state, and the run's memory ---------------------
+
+
+def test_relu_and_not_detaching_are_settings_that_reach_the_run(at: AppTest) -> None:
+    """Both exercises are widgets with the book's defaults (tanh, detached); set, they are the run's config, and
+    without detaching the page says what the run will need against what one run may use."""
+    assert setting_values(at, PAGE, ("nonlinearity", "detach")) == {"nonlinearity": "tanh", "detach": True}
+    use_tiny_settings(at, PAGE, model="rnn", nonlinearity="relu", sampling="adjacent", detach=False)
+    assert any("预计需要约" in c.value for c in at.caption)
+    at.button(key="train:start").click().run()
+    assert not at.exception, at.exception
+    job = wait_for_job(at, PAGE)
+    (run,) = session.manager().view(job).runs
+    assert (run.config["nonlinearity"], run.config["detach"]) == ("relu", False)
+    assert [len(r.history) for r in session.manager().view(job).runs] == [2]
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ({"model": "gru", "nonlinearity": "relu"}, "ReLU 只能替换普通 RNN"),
+        ({"sampling": "random", "detach": False}, "不分离隐藏状态需要相邻采样"),
+    ],
+)
+def test_an_exercise_setting_the_model_cannot_take_is_explained_before_and_at_train(
+    at: AppTest, values: dict, said: str
+) -> None:
+    use_tiny_settings(at, PAGE, **values)
+    assert said in all_text(at)  # under the settings, at once
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert job_key(PAGE) not in at.session_state or at.session_state[job_key(PAGE)] is None
+    assert any(said in shown(e.value) for e in at.error)
+
+
+def test_a_run_over_the_memory_budget_is_refused_before_and_at_train_naming_what_to_lower(
+    at: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget just above the tiny run's estimate: the tiny run trains; a larger one is refused under the
+    settings and at Train with the engine's sentence (which names the setting to lower and what fits), and the
+    trained run stays."""
+    from lm_core import memory
+    from lm_core.errors import localized
+
+    job = start_tiny_job(at, PAGE, model="gru")
+    corpus = job.corpus(0)
+    tiny = memory.estimate_run_memory(job.config(0), corpus.vocab_size, len(corpus)).total
+    monkeypatch.setenv(memory.ENV, str(tiny + 2**20))
+    set_settings(at, PAGE, {"hidden": 512, "batch_size": 64})
+    with pytest.raises(memory.RunMemoryError) as refused:
+        memory.check_run_memory(
+            settings.to_config(setting_values(at, PAGE, list(settings.FIELDS))), corpus.vocab_size, len(corpus)
+        )
+    said = localized(refused.value, "zh")
+    assert "最多" in said  # the largest value that fits
+    assert any(said in shown(w.value) for w in at.warning)  # before Train
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert any(said in shown(e.value) for e in at.error)
+    assert at.session_state[job_key(PAGE)] == job.id  # nothing replaced it
+    assert job.done and job.checkpoint(0).history

@@ -202,3 +202,21 @@ def test_check_enough_for_the_books_settings_on_a_short_text() -> None:
         check_enough(1_000, 32, 35, "random")
     with pytest.raises(CorpusError, match="1,152"):
         check_enough(1_000, 32, 35, "adjacent")
+
+
+def test_the_sampling_lesson_is_the_books_setup_at_half_the_size() -> None:
+    """Half the default corpus with half the batch: the book's 8 minibatches per epoch in both modes and its
+    adjacent rows of 312 characters, so the lesson keeps the book's shape at half the cost."""
+    from lm_core.lessons import SAMPLING_CHARS, SAMPLING_PRESET
+    from lm_core.songci import songci_corpus
+    from lm_core.training import book_config
+
+    cfg = SAMPLING_PRESET
+    cfg.validate()
+    assert cfg == book_config("scratch-rnn", "random", batch_size=16, epochs=80, seed=0)
+    n = len(songci_corpus(max_chars=SAMPLING_CHARS))
+    book_n, book_b = 10_000, 32
+    for mode in ("random", "adjacent"):
+        ours = minibatches_per_epoch(n, cfg.batch_size, cfg.num_steps, mode)
+        assert ours == minibatches_per_epoch(book_n, book_b, cfg.num_steps, mode) == 8
+    assert n // cfg.batch_size == book_n // book_b == 312

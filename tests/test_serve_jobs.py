@@ -497,3 +497,22 @@ def test_finished_jobs_weights_fit_a_byte_budget_optimisers_released_first_then_
         assert [manager.get(j.id, j.owner) is j for j in jobs[1:]] == [True, True] and jobs[2].released
     finally:
         manager.shutdown()
+
+
+def test_a_comparison_that_fits_only_run_by_run_is_refused_before_it_starts(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run passed its own memory check, but one worker holds both: over the budget together, submit refuses
+    with the job's message and nothing is started or kept; within it, the same pair trains."""
+    from lm_core import memory
+
+    pair = [_trainer(tiny_corpus), _trainer(tiny_corpus, model="scratch-gru")]
+    alone = max(t.memory.total for t in pair)
+    together = memory.job_total([t.memory for t in pair])
+    assert together > alone
+    monkeypatch.setenv(memory.ENV, str(together - 1))
+    with pytest.raises(memory.RunMemoryError, match="side by side in one worker"):
+        manager.submit("alice", pair)
+    assert manager.jobs() == [] and manager.running_count() == 0
+    monkeypatch.setenv(memory.ENV, str(together))
+    join(manager.submit("alice", pair))

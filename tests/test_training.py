@@ -18,7 +18,7 @@ from lm_core.baselines import ngram_baselines
 from lm_core.bench.reference import train_reference
 from lm_core.corpus import Corpus
 from lm_core.errors import ConfigError, CorpusError, localized
-from lm_core.sampling import describe_minibatches, minibatches_per_epoch
+from lm_core.sampling import adjacent_batches, describe_minibatches, minibatches_per_epoch
 from lm_core.training import (
     MAX_LOSS,
     Control,
@@ -28,6 +28,8 @@ from lm_core.training import (
     TrainConfig,
     Trainer,
     book_config,
+    build_config_model,
+    clip_gradients,
     evaluate_perplexity,
 )
 
@@ -584,6 +586,149 @@ def test_epoch_seconds_exclude_time_paused(tiny_corpus: Corpus) -> None:
         assert e.seconds == 0.5 * e.steps
         chars = e.steps * 8 * 8  # batch 8 x num_steps 8 characters per minibatch
         assert e.tokens_per_s == pytest.approx(chars / e.seconds)
+
+
+# -- the chapter's exercise: do not detach the state under adjacent sampling ----------------------------------
+
+
+def _step_weights_and_grads(trainer: Trainer) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, torch.Tensor]]]:
+    """Run one epoch; the weights each minibatch used and the gradient each one's update applied."""
+    used = [_weights(trainer.model)]
+    grads = []
+    for event in trainer.run_epoch():
+        if isinstance(event, StepEvent):
+            grads.append({n: p.grad.detach().clone() for n, p in trainer.model.named_parameters()})
+            used.append(_weights(trainer.model))
+    return used[:-1], grads
+
+
+def _full_bptt_gradient(
+    trainer: Trainer, used: list[dict[str, torch.Tensor]], i: int, keep_graph: bool
+) -> dict[str, torch.Tensor]:
+    """Loss of minibatch i differentiated by hand: one copy of the model per minibatch j ≤ i holding the weights
+    minibatch j used, the cell's plain `step()` equations, the state carried from copy to copy (or detached
+    between minibatches when `keep_graph` is False); the gradient is the sum over the copies' parameters.
+    """
+    cfg = trainer.config
+    minibatches = list(adjacent_batches(trainer.train_ids, cfg.batch_size, cfg.num_steps))[: i + 1]
+    copies = []
+    state = trainer.model.begin_state(cfg.batch_size)
+    for j, (X, Y) in enumerate(minibatches):
+        copy = build_config_model(cfg, trainer.corpus.vocab_size)  # same architecture; weights replaced next
+        copy.load_state_dict(used[j])
+        copies.append(copy)
+        if not keep_graph:
+            state = tuple(s.detach() for s in state)
+        outputs = []
+        for t in range(cfg.num_steps):
+            values, state = copy.step(X[:, t], state)
+            outputs.append(copy.readout(values["H"]))
+        if j == i:
+            loss = F.cross_entropy(torch.cat(outputs), Y.t().reshape(-1))
+    loss.backward()
+    total: dict[str, torch.Tensor] = {}
+    for copy in copies:
+        for name, p in copy.named_parameters():
+            if p.grad is not None:
+                total[name] = total.get(name, torch.zeros_like(p)) + p.grad
+    return total
+
+
+@pytest.mark.parametrize("model", ["scratch-rnn", "scratch-lstm", "rnn"])
+def test_without_detach_each_gradient_is_full_bptt_through_the_epoch_so_far(tiny_corpus: Corpus, model: str) -> None:
+    """detach=False: minibatch i's update uses ∂ℓ_i/∂θ through every earlier minibatch of the epoch, each piece at the
+    weights it used (SGD moves them in between). The detached gradient differs, so the comparison can fail."""
+    extra = {"nonlinearity": "relu"} if model == "rnn" else {}
+    cfg = small_config(
+        model=model,
+        sampling="adjacent",
+        detach=False,
+        hidden=6,
+        batch_size=2,
+        num_steps=4,
+        lr=0.5,
+        clip=None,
+        steps_per_epoch=4,
+        **extra,
+    )
+    trainer = Trainer(tiny_corpus, cfg)
+    used, grads = _step_weights_and_grads(trainer)
+    assert len(grads) == 4
+    for i in range(4):
+        expected = _full_bptt_gradient(trainer, used, i, keep_graph=True)
+        assert expected.keys() == grads[i].keys()
+        for name in expected:
+            assert torch.allclose(grads[i][name], expected[name], atol=1e-6, rtol=1e-4), (i, name)
+        if i > 0:
+            truncated = _full_bptt_gradient(trainer, used, i, keep_graph=False)
+            assert any(not torch.allclose(truncated[n], expected[n], atol=1e-6, rtol=1e-4) for n in expected)
+
+
+def test_the_detached_path_is_the_books_loop_bit_for_bit(tiny_corpus: Corpus) -> None:
+    """detach=True (the default) trains exactly the book's loop written out here: same weights to the last bit."""
+    cfg = small_config(sampling="adjacent", optimizer="adam", lr=1e-2, epochs=2)
+    trainer = Trainer(tiny_corpus, cfg)
+    twin = Trainer(tiny_corpus, cfg).model
+    optimizer = torch.optim.Adam(twin.parameters(), lr=cfg.lr)
+    for _ in range(cfg.epochs):
+        state = twin.begin_state(cfg.batch_size)
+        for X, Y in adjacent_batches(trainer.train_ids, cfg.batch_size, cfg.num_steps):
+            state = tuple(s.detach() for s in state)
+            logits, state = twin(X, state)
+            loss = F.cross_entropy(logits, Y.t().reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients(list(twin.parameters()), cfg.clip)
+            optimizer.step()
+    list(trainer.train())
+    assert _same_weights(_weights(trainer.model), _weights(twin))
+
+
+def test_without_detach_the_graph_lives_one_epoch_and_training_goes_on(tiny_corpus: Corpus) -> None:
+    """Over several epochs (and a pass split across epochs) no backward fails, and the carried state that starts an
+    epoch holds no graph: memory is bounded by one epoch's minibatches, not the whole run."""
+    n = minibatches_per_epoch(len(tiny_corpus), 8, 8, "adjacent")
+    for steps_per_epoch in (0, max(1, n // 2)):
+        cfg = small_config(
+            model="lstm",
+            hidden=8,
+            sampling="adjacent",
+            detach=False,
+            optimizer="adam",
+            lr=1e-2,
+            epochs=2,
+            steps_per_epoch=steps_per_epoch,
+        )
+        trainer = Trainer(tiny_corpus, cfg)
+        events = list(trainer.train())
+        assert isinstance(events[-1], EndEvent) and events[-1].status == "finished"
+        assert trainer._carried is not None and all(s.grad_fn is None for s in trainer._carried)
+
+
+def test_detach_false_needs_adjacent_sampling() -> None:
+    with pytest.raises(ConfigError, match="adjacent sampling"):
+        small_config(sampling="random", detach=False).validate()
+    with pytest.raises(ConfigError, match="true or false"):
+        small_config(sampling="adjacent", detach=0).validate()
+
+
+def test_each_epoch_reports_its_own_peak_memory(tiny_corpus: Corpus) -> None:
+    """EpochEvent.peak_rss is the process's peak during that epoch: 200 MB held briefly in epoch 1 shows there and
+    not in epoch 2 (the mark is reset at each epoch's start)."""
+    from lm_core import rss
+
+    if rss.peak_rss() is None or not rss.reset_peak_rss():
+        pytest.skip("this system cannot measure a per-epoch peak")
+    trainer = Trainer(tiny_corpus, small_config(hidden=8, epochs=2))
+    peaks = []
+    for event in trainer.train():
+        if isinstance(event, StepEvent) and event.epoch == 1 and event.step == 1:
+            ballast = torch.ones(50 * 2**20)  # 200 MB, written, so resident
+            del ballast
+        elif isinstance(event, EpochEvent):
+            peaks.append(event.peak_rss)
+    assert all(isinstance(p, int) and p > 0 for p in peaks)
+    assert peaks[0] - peaks[1] > 150 * 2**20, peaks
 
 
 # -- epochs of N minibatches, validation and early stopping --------------------------------------------------------

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, VocabularyError
 from ..limits import MAX_GRADIENT_TEXT
 from ..messages import Listed
-from ..models import CharModel
+from ..models import ACTIVATIONS, CharModel
 from ..sampling import random_batches
 from ..training import clip_gradients
 from ..vocab import Chars, unknown_chars
@@ -361,7 +361,7 @@ def step_view(model: CharModel, ids: list[int], index: int, top_k: int = 5) -> S
     gates = {g: values[g] for g in model.gate_names if g != "C"}
     inp, rec, bias = _terms(model, x, state, gates)
     pre = inp + rec + bias
-    cand = torch.tanh(pre)
+    cand = ACTIVATIONS[model.nonlinearity](pre)  # tanh, or an RNN's ReLU
     H_prev = state[0][0]
     if model.gate_names == ("Z", "R"):  # both GRUs: H = Z ⊙ H_{t−1} + (1 − Z) ⊙ H̃
         Z = gates["Z"][0]

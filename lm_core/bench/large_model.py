@@ -10,19 +10,18 @@ per process. `--lesson` times the "memorise or generalise" page's default instea
 
 from __future__ import annotations
 
-import resource
 import time
 
 import torch
 
-from .. import lessons
+from .. import lessons, rss
 from ..songci import ALL_SUBSET, songci_corpus
 from ..training import TrainConfig, Trainer
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far (training resets the kernel's mark each epoch; this does not)."""
+    return (rss.lifetime_peak_rss() or 0) / 2**20
 
 
 def main(config: TrainConfig, steps: int, threads: int) -> str:

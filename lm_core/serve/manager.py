@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
+from ..memory import check_job_memory
 from ..training import Trainer
 from .backend import Backend
 from .job import Job
@@ -84,8 +85,10 @@ class JobManager:
         """Start a job training `trainers` (a copy of their starting point is taken; the backend may keep them).
 
         `prefixes` are sampled every `sample_every` epochs; `kind` is the page that started it; `job_id`
-        continues a stored job under its own id.
+        continues a stored job under its own id. A comparison's runs must fit one worker together
+        (`check_fits`); each alone was checked when its `Trainer` was built.
         """
+        self.check_fits(trainers)
         self.reap()
         labels = labels or [t.config.model for t in trainers]
         runs = [Run.starting_from(t, label) for t, label in zip(trainers, labels, strict=True)]
@@ -104,6 +107,16 @@ class JobManager:
         job.thread = threading.Thread(target=body, name=f"train-{job.id}", daemon=True)
         job.thread.start()
         return job
+
+    @staticmethod
+    def check_fits(trainers: list[Trainer]) -> None:
+        """Refuse (`RunMemoryError`, naming what to lower) runs whose worker would need more than one run may use.
+
+        One worker trains all of a job's runs in lockstep, so a comparison holds every run's corpus and weights
+        at once. A page calls this before it stops the run it replaces, so a refused start loses nothing.
+        """
+        if len(trainers) > 1:
+            check_job_memory([t.memory for t in trainers])
 
     def get(self, job_id: str | None, owner: str) -> Job | None:
         """The job if it exists and belongs to `owner`; else None (never another's job)."""
