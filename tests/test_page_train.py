@@ -44,7 +44,7 @@ def test_renders_with_every_control(at: AppTest) -> None:
     expected = {  # each picker's default and its options
         settings.widget_key(PAGE, "model"): (book["model"], settings.FIELDS["model"].options),
         settings.widget_key(PAGE, "compare"): (book["compare"], settings.FIELDS["compare"].options),
-        "train:preset": ("book_random", list(presets.PRESETS)),
+        "train:preset": ("book_random", [*presets.PRESETS, presets.CUSTOM_PRESET]),
         "corpus:source": (corpus_ui.SOURCES[0], corpus_ui.SOURCES),
     }
     for key, (value, options) in expected.items():
