@@ -7,25 +7,17 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, session
-from lab_ui.i18n import N_, current_lang, model_label, stored_run_label, t
+from lab_ui import charts, corpus_ui, jobs_ui, session, stored_runs
+from lab_ui.i18n import N_, model_label, stored_run_label, t
 from lab_ui.session import manager, owner_id
-from lm_core.errors import LabError, localized
 from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from lm_core.messages import Listed
 from lm_core.serve.store import RunRecord, short_ids
 
 PAGE = "my_runs"
-KIND_PAGES = {"train": "pages/train.py", "sampling": "pages/sampling.py", "clipping": "pages/clipping.py"}
 MAX_EXTRA_EPOCHS = 1000
 CONFIRM_KEY = f"{PAGE}:confirm_delete"  # the id of the run whose Delete waits for a yes or no
 REMOTE_BUTTONS = (N_("my_runs.r_pause"), N_("my_runs.r_resume"), N_("my_runs.r_stop"))  # pause, resume, stop
-
-
-def _status(record: RunRecord) -> str:
-    status = record.status
-    text = t(jobs_ui.STATUS_LABELS[status]) if status in jobs_ui.STATUS_LABELS else status
-    return t("my_runs.status_at_epoch", status=text, e=record.epoch) if status == "interrupted" else text
 
 
 def _date(ts: float) -> str:
@@ -43,7 +35,7 @@ def _table(records: list[RunRecord], tags: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             t("my_runs.col_run"): [stored_run_label(r) for r in records],
-            t("my_runs.col_status"): [_status(r) for r in records],
+            t("my_runs.col_status"): [stored_runs.status_text(r) for r in records],
             t("my_runs.col_model"): [model_label(r.config.get("model", "")) for r in records],
             t("my_runs.col_corpus"): [corpus_ui.corpus_display_name(r.corpus_name) for r in records],
             t("my_runs.col_epochs"): [f"{r.epoch} / {r.planned}" for r in records],
@@ -75,21 +67,6 @@ def _curve(record: RunRecord, tag: str) -> charts.Curve:
     )
 
 
-def _resume(record: RunRecord, extra: int) -> None:
-    """Continue the run's whole job from the store and show it on the page that started it."""
-    try:
-        job = manager().resume_stored(record.job_id, owner_id(), extra_epochs=extra)
-    except LabError as exc:
-        st.error(localized(exc, current_lang()))
-        return
-    if job is None:
-        return
-    st.session_state[jobs_ui.job_key(record.kind)] = job.id
-    st.query_params["job"] = job.id
-    if record.kind in KIND_PAGES:
-        st.switch_page(KIND_PAGES[record.kind])
-
-
 def _run_ui(record: RunRecord, tag: str) -> None:
     """The open run: its curve and its actions, each keyed by its run id, so a click acts on the run it was drawn for."""
     rid = record.id
@@ -111,9 +88,9 @@ def _run_ui(record: RunRecord, tag: str) -> None:
     live = manager().get(record.job_id, owner_id())
     if live is not None and not live.done:
         st.info(t("my_runs.live"))
-        if record.kind in KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go:{rid}"):
+        if record.kind in stored_runs.KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go:{rid}"):
             st.session_state[jobs_ui.job_key(record.kind)] = live.id
-            st.switch_page(KIND_PAGES[record.kind])
+            st.switch_page(stored_runs.KIND_PAGES[record.kind])
         return
     if live is None and record.live and manager().live_elsewhere(record.job_id):
         _elsewhere_ui(record)
@@ -122,11 +99,11 @@ def _run_ui(record: RunRecord, tag: str) -> None:
     with cols[0]:
         if record.epoch < record.planned:
             if st.button(t("my_runs.resume", e=record.epoch), key=f"{PAGE}:resume:{rid}", type="primary"):
-                _resume(record, 0)
+                stored_runs.resume(record, 0)
         else:
             extra = st.number_input(t("my_runs.extra"), 1, MAX_EXTRA_EPOCHS, 10, key=f"{PAGE}:extra:{rid}")
             if st.button(t("my_runs.continue", n=extra), key=f"{PAGE}:continue:{rid}"):
-                _resume(record, int(extra))
+                stored_runs.resume(record, int(extra))
     path = manager().store.checkpoint_path(record.id)
     with cols[1]:
         if path.is_file():
