@@ -1,7 +1,8 @@
 """RNN Lyrics Lab: the entrypoint sets up the session once and routes to a page in `pages/`.
 
 `streamlit run streamlit_app.py` finds `app` below and serves it (Streamlit's ASGI app with the lab's own
-middleware, see `lab_ui.web`); the app then runs this same file as its script, where `__name__` is "__main__".
+middleware, see `lab_ui.web`, and its poll route, see `lab_ui.poll`); the app then runs this same file as its
+script, where `__name__` is "__main__".
 """
 
 import streamlit as st
@@ -68,8 +69,8 @@ if __name__ == "__main__":
 else:  # imported by `streamlit run` (or an ASGI server) to serve the app
     from streamlit.starlette import App
 
-    from lab_ui import web
+    from lab_ui import poll, web
     from lm_core.classroom import teacher
 
     teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
-    app = App(__file__, middleware=web.middleware())
+    app = App(__file__, middleware=web.middleware(), routes=poll.routes())

@@ -47,9 +47,10 @@ from lm_core.serve.board_store import BoardStore
 from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
 
-from . import corpus_ui, jobs_ui, lesson, presets, session, settings
+from . import corpus_ui, identity, jobs_ui, lesson, presets, session, settings
 from .board_charts import Baseline, BoardLine, ValuePoint, by_value_figure, curves_figure, value_colors
 from .i18n import N_, current_lang, labels, model_label, t
+from .process_state import process_object
 from .text import escape_markdown
 
 PAGE = "board"
@@ -84,11 +85,16 @@ class Viewer:
 
 
 def current_viewer() -> Viewer:
-    """This browser as a board sees it (a student's class comes with classes; until then: none)."""
-    return Viewer(session.owner_id())
+    """This browser as a board sees it: its owner, a signed-in student's class, and the teacher's unlock."""
+    student = identity.current_student()
+    return Viewer(
+        session.owner_id(),
+        class_id=student.class_id if student is not None else None,
+        teacher=identity.teacher_unlocked(),
+    )
 
 
-@st.cache_resource
+@process_object
 def boards() -> Boards:
     """The server's boards, beside its job manager; kept in the run store's data folder (else in memory)."""
     mgr = session.manager()
@@ -128,7 +134,7 @@ def display_name(owner: str) -> str | None:
 
     Browsers alone have no names; a class's students get theirs from the class (`lab_ui.identity`).
     """
-    return None
+    return identity.display_name(owner)
 
 
 def people(snapshot: BoardSnapshot) -> dict[str, str]:

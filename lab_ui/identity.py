@@ -21,7 +21,6 @@ by the cookie, so a student cannot widen what they see with a query parameter or
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import secrets
@@ -38,6 +37,7 @@ from lm_core.classroom.lesson import LessonLock
 from lm_core.classroom.store import ClassInfo, ClassStore, Joined, StudentInfo
 
 from . import web
+from .process_state import process_object
 
 # Session-state keys this module keeps (once per script run, by `refresh`); "owner" is `session.owner_id`'s.
 BROWSER_KEY = "_identity:browser"
@@ -57,7 +57,7 @@ class Student(NamedTuple):
     display_name: str
 
 
-@st.cache_resource(show_spinner=False)
+@process_object
 def _class_store() -> tuple[ClassStore | None, ClassError | None]:
     """The data folder's class store, once per server process (or why it cannot be opened)."""
     try:
@@ -93,11 +93,24 @@ def browser_id() -> str:
         except Exception:  # noqa: BLE001 -- no request context (AppTest)
             token = None
         if web.valid_token(token):
-            browser = hashlib.sha256(f"rnnlab-owner:{token}".encode()).hexdigest()[:16]
+            browser = web.owner_of(token)
         else:
             browser = secrets.token_hex(8)
         st.session_state[BROWSER_KEY] = browser
     return st.session_state[BROWSER_KEY]
+
+
+def owner_of_browser(browser: str) -> str:
+    """The owner a browser's runs are filed under, outside any script run (the poll route): the student it is
+    signed in as, else the browser itself. A class store that fails answers for the browser alone."""
+    store, _ = _class_store()
+    if store is None:
+        return browser
+    try:
+        signed = store.signed_in(browser)
+    except ClassError:
+        return browser
+    return signed[0].owner if signed is not None else browser
 
 
 def refresh() -> None:

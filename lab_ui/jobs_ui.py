@@ -2,9 +2,11 @@
 
 The job itself lives in the process-wide `JobManager` (a background thread);
 the page keeps only its id, in `st.session_state` and in the URL (`job`), so
-switching pages or reloading the tab finds the same job. `live_ui` draws a
-fragment that polls the job every half second while it lives (paused too, so
-an open tab's job is never reaped) and not at all when it is done; the
+switching pages or reloading the tab finds the same job. `live_ui` draws the
+run in a fragment that is redrawn only when the run has news: its first
+element, the poll component (`lab_ui.poll`), asks an HTTP route about the run
+(no script run) and reruns the fragment when the answer differs from what it
+drew; the route also keeps an open tab's job from being reaped. The
 Pause/Resume/Step/Stop buttons only flip the trainer's events, so they answer
 at once even in the middle of an epoch.
 """
@@ -26,12 +28,11 @@ from . import settings
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import N_, current_lang, run_label, t
+from .poll import view_poll_element
 from .runs import curves_from_view
 from .session import MAX_RUNNING_JOBS, manager, owner_id
 from .text import escape_markdown
 
-POLL_SECONDS = 0.5  # also keeps an open tab's job from being reaped
-PAUSED_POLL_SECONDS = 2.0  # a paused run changes only when its owner acts; its tab polls this slowly
 # A job's status (lm_core.serve) in words; "queued" takes the place in line and the cap (see `status_text`).
 STATUS_LABELS = {
     "queued": N_("common.status_queued"),
@@ -161,23 +162,6 @@ def status_text(view: JobView) -> str:
     return t(STATUS_LABELS[view.status]) if view.status in STATUS_LABELS else view.status
 
 
-def _rate_key(page: str) -> str:
-    return f"{page}:poll_check"
-
-
-def _pressed(page: str, action: Callable[[], None]) -> None:
-    """A control's callback: flip the job's event, and let the live panel check its polling rate once."""
-    action()
-    st.session_state[_rate_key(page)] = True
-
-
-def poll_seconds(view: JobView) -> float | None:
-    """How often a page asks about its run: fast while it trains or queues, slowly when paused, never when done."""
-    if view.done:
-        return None
-    return PAUSED_POLL_SECONDS if view.status == "paused" else POLL_SECONDS
-
-
 def controls_ui(page: str, job: Job, view: JobView) -> None:
     """Pause/Resume, Step and Stop; callbacks only flip events, so they never block."""
     cols = st.columns(3)
@@ -187,19 +171,18 @@ def controls_ui(page: str, job: Job, view: JobView) -> None:
             action, label, key = job.resume, t("common.resume"), f"{page}:resume"
         else:
             action, label, key = job.pause, t("common.pause"), f"{page}:pause"
-        st.button(label, key=key, on_click=_pressed, args=(page, action), width="stretch", disabled=view.done)
+        st.button(label, key=key, on_click=action, width="stretch", disabled=view.done)
     with cols[1]:
         st.button(
             t("common.step"),
             key=f"{page}:step",
-            on_click=_pressed,
-            args=(page, job.step_epoch),
+            on_click=job.step_epoch,
             width="stretch",
             disabled=view.done or not paused,
         )
     with cols[2]:
         st.button(
-            t("common.stop_run"), key=f"{page}:stop", on_click=_pressed, args=(page, job.stop), width="stretch",
+            t("common.stop_run"), key=f"{page}:stop", on_click=job.stop, width="stretch",
             disabled=view.done,
         )  # fmt: skip
 
@@ -268,6 +251,14 @@ def progress_ui(view: JobView, labels: list[str] | None = None) -> None:
     if view.tokens_per_s:
         parts.append(t("common.tokens_s", v=view.tokens_per_s))
     st.progress(min(1.0, frac), text=" · ".join(parts))
+    # Notices come and go with the run's state; in one container they never move what follows (the buttons):
+    # a redraw cut short by the next one leaves no stale copy of a button beside the new one.
+    with st.container():
+        notices_ui(view, labels)
+
+
+def notices_ui(view: JobView, labels: list[str] | None = None) -> None:
+    """What the run's state calls for: its place in the queue, divergence, kept weights, how it ended."""
     if view.status == "queued":
         st.info(status_text(view))
     divergence_ui(view, labels)
@@ -302,30 +293,29 @@ def _fmt_seconds(s: float) -> str:
 
 
 def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
-    """Draw `draw(job, view)` in a fragment that polls while the job is alive.
+    """Draw `draw(job, view)` in a fragment that is redrawn when the job has news (see the module's docstring).
 
-    The rate (`poll_seconds`) is fixed when the page runs in full. It changes
-    only by a full rerun that the owner's own click asked for (Pause, Resume,
-    Step, Stop), never by one the timer starts: a timer-started full rerun
-    could swallow a click made in that instant. The other full rerun comes when
-    the job ends, to stop polling and refresh the page's other buttons
-    (Continue, downloads). A paused run's page thus costs the server one small
-    redraw every `PAUSED_POLL_SECONDS`, which also keeps its run from being reaped.
+    The fragment has no timer: its poll component reruns it when the run's
+    token changes (an epoch, a status, the queue moving) and a click on one
+    of its buttons reruns it too. The one full rerun comes when a job that was
+    alive when the page ran in full is seen done: the page's other buttons
+    (Continue, downloads) then change. A paused or queued run's tab asks
+    slowly, a finished one not at all, and a busy server is asked less often.
     """
     job = page_job(page)
     if job is None:
         return
-    rate = poll_seconds(manager().view(job))
+    alive = not job.done
 
-    @st.fragment(run_every=rate)
+    @st.fragment
     def _panel() -> None:
         job = page_job(page)
         if job is None:
             return
         view = manager().view(job)
+        view_poll_element(page, job, view)
         draw(job, view)
-        clicked = st.session_state.pop(_rate_key(page), False)
-        if rate is not None and (view.done or (clicked and poll_seconds(view) != rate)):
+        if alive and view.done:
             st.rerun()
 
     _panel()

@@ -39,6 +39,7 @@ from .model_cache import (
     upload_weights_key,
     uploaded_checkpoint,
 )
+from .poll import job_poll_element
 from .session import manager, owner_id
 
 SESSION_PAGES = ("train", "sampling", "clipping", "generalise")  # pages whose training job can lend its model
@@ -46,7 +47,6 @@ MAX_STORED_OPTIONS = 10  # newest stored runs offered in the picker (all of them
 CHOICE_KEY = "model_source:choice"  # shared by the model pages, not bound to a widget
 EXPLICIT_KEY = "model_source:explicit"  # True once the user picked; until then the default follows new runs
 UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload that parsed
-POLL_SECONDS = 2.0
 # The shipped model that writes new ci (all of Song ci): opened by default when present, because the
 # small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
 PREFERRED_SHIPPED = "songci-all-lstm.pt"
@@ -495,21 +495,23 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
 
     `follow=True` reruns the page whenever an epoch ends (the Hidden states
     page redraws from the newer weights); otherwise the note only says which
-    epoch is in use. Polling stops once the run is done.
+    epoch is in use. The note is redrawn only when the run has news (its poll
+    component asks the lab's route, `lab_ui.poll`); nothing is asked once the run is done.
     """
     job = choice.job
     if job is None or job.done:
         return
 
-    @st.fragment(run_every=POLL_SECONDS)
-    def _poll() -> None:
+    @st.fragment
+    def _watch() -> None:
         live = manager().get(job.id, owner_id())  # also marks the job as watched, so it is not reaped
         if live is None:
             return
+        job_poll_element("model-source", live, manager())
         epochs = live.epochs_done(choice.run)  # the published weights are those of the last finished epoch
         planned = live.planned_epochs(choice.run)
         st.caption(t("model_source.live", e=epochs, n=planned, m=choice.epochs))
         if live.done or (follow and epochs != choice.epochs):
             st.rerun()
 
-    _poll()
+    _watch()

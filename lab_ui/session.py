@@ -26,7 +26,7 @@ from lm_core.serve.manager import BACKEND_ENV, BACKENDS, JobManager
 from lm_core.serve.store import RunStore, StoreError
 from lm_core.serve.warmup import warm_up_in_background
 
-from . import class_ui, identity
+from . import class_ui, identity, process_state
 from .i18n import DEFAULT_LANG, LANG_NAMES, LANGS, current_lang, t
 
 WORKERS_ENV = "RNN_LAB_WORKERS"
@@ -38,13 +38,29 @@ RAY_MAX_RUNNING = 256  # with Ray the cluster queues actors for free CPUs; this 
 log = logging.getLogger(__name__)
 
 
+FEW_CORES = 4  # on a machine with at most this many cores the web process keeps a core's share for itself
+
+
+def default_workers(cores: int) -> int:
+    """Runs that train at once when `RNN_LAB_WORKERS` is not set: one per core (one torch thread each), but one
+    core fewer on a machine with few cores, at least one.
+
+    Why: the web process draws every page, answers every click and poll; with a worker on every core it has
+    only what the workers' lower priority leaves it (they run niced, see `lm_core.serve.niceness`). On many
+    cores one worker more or less changes little; on 2 cores a class of 40 needs the web process to have a
+    core's share when it needs it (see the README's serving section for the arithmetic).
+    """
+    cores = max(1, cores)
+    return max(1, cores - 1) if cores <= FEW_CORES else cores
+
+
 def _workers() -> int:
-    """Runs that train at once: `RNN_LAB_WORKERS`, else one per core (one torch thread each)."""
+    """Runs that train at once: `RNN_LAB_WORKERS` (1..256), else `default_workers`."""
     try:
         value = int(os.environ.get(WORKERS_ENV, ""))
     except ValueError:
         value = 0
-    return max(1, min(value, 256)) if value > 0 else max(1, os.cpu_count() or 1)
+    return max(1, min(value, 256)) if value > 0 else default_workers(os.cpu_count() or 1)
 
 
 MAX_RUNNING_JOBS = _workers()
@@ -78,6 +94,7 @@ def shutdown_manager(timeout: float = 10.0) -> None:
     global _manager
     with _manager_lock:
         current, _manager = _manager, None
+    process_state.reset()  # the boards and the class store sit on the manager's data folder: they go with it
     if current is not None:
         current.shutdown(timeout)
 
@@ -104,6 +121,12 @@ def _start_manager() -> JobManager:
     mgr.ray_cpus = ray_cpus
     warm_up_in_background()  # the first Train click builds its model and optimiser in this process
     return mgr
+
+
+def current_manager() -> JobManager | None:
+    """The server's job manager for the lab's HTTP routes (`lab_ui.poll`), which run outside any script run and
+    must not build one on the event loop: None until a page made it."""
+    return _manager
 
 
 def choose_ray() -> tuple[LabError | None, int]:

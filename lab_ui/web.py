@@ -17,6 +17,7 @@ Nothing here imports the pages or the engine: the script is still `streamlit_app
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 def valid_token(value: object) -> bool:
     """True for a token this layer could have issued (anything else is ignored, never trusted)."""
     return isinstance(value, str) and TOKEN_PATTERN.fullmatch(value) is not None
+
+
+def owner_of(token: str) -> str:
+    """The owner id of the browser holding identity `token` (a hash: the token itself is never stored).
+
+    The pages (`session.owner_id`, from the websocket's cookie) and the lab's HTTP routes (from the request's)
+    derive it here, so both name the same browser the same way.
+    """
+    return hashlib.sha256(f"rnnlab-owner:{token}".encode()).hexdigest()[:16]
 
 
 def request_cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:

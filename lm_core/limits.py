@@ -60,6 +60,10 @@ MAX_CLI_CHECKPOINT_BYTES = MAX_OWN_CHECKPOINT_BYTES
 # page) and in total (a class of 40). Superseded runs go first, then the oldest.
 MAX_FINISHED_PER_OWNER = 3
 MAX_FINISHED_TOTAL = 40
+# ... and the bytes their weights and optimiser states take, in total: by count alone, 40 of the largest models
+# (MAX_PARAMETERS, with Adam's two moments: 600 MB each) would hold 24 GB. Past this, the oldest release their
+# optimiser states first, then go (superseded and oldest first, as above).
+MAX_FINISHED_BYTES = 2 * 2**30
 # A finished job nobody has looked at for this long keeps its curves but drops its optimiser state
 # (the published weights stay, so Generate and Hidden states can still use it; only Continue restarts
 # the optimiser fresh, as for a checkpoint saved with --slim).

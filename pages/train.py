@@ -149,18 +149,20 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 def _draw(job: Job, view: JobView) -> None:
     jobs_ui.run_header_ui(PAGE, job, view, t("train.chart_title"))
     labels = jobs_ui.run_labels(view)
-    for run, label in zip(view.runs, labels, strict=True):
-        if not run.samples:
-            continue
-        last = max(run.samples)
-        st.markdown(f"**{escape_markdown(label)}** · " + t("train.samples", e=last))
-        for prefix, text in run.samples[last].items():
-            # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
-            # first characters) would leave bold markers unclosed and show stray asterisks.
-            st.html(copied_html(text, len(prefix), [], "", t("train.prefix_title")))
+    with st.container():  # samples appear after the first epoch: the elements below keep their places
+        for run, label in zip(view.runs, labels, strict=True):
+            if not run.samples:
+                continue
+            last = max(run.samples)
+            st.markdown(f"**{escape_markdown(label)}** · " + t("train.samples", e=last))
+            for prefix, text in run.samples[last].items():
+                # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
+                # first characters) would leave bold markers unclosed and show stray asterisks.
+                st.html(copied_html(text, len(prefix), [], "", t("train.prefix_title")))
     training_page.metrics_ui(view, labels)
-    if view.epoch > 0:
-        _downloads(job, view, labels)
+    with st.container():
+        if view.epoch > 0:
+            _downloads(job, view, labels)
 
 
 def _downloads(job: Job, view: JobView, labels: list[str]) -> None:

@@ -6,10 +6,13 @@ token as the second subprotocol, send `BackMsg`s (a rerun with the URL's query
 string and page name, widget values and button clicks, the reruns a
 `run_every` fragment's timer sends, `clear_cache`) and fold the `ForwardMsg`s
 it gets back into the page's element tree, so a test can read a page's title,
-texts, buttons, progress bars and alerts, and time each answer. Used by the
-real-server tests, the flood test, the raw-websocket probes and the load
-benchmark. One client is one browser tab, with one reader thread that
-receives, keeps the element tree and fires the fragment timers.
+texts, buttons, progress bars and alerts, and time each answer. It also plays
+the part of the lab's poll component (`lab_ui/poll.py`): what its JavaScript
+does in a browser (ask the lab's HTTP route, announce news to its fragment) the
+client does in a thread. Used by the real-server tests, the flood test, the
+raw-websocket probes and the load benchmark (tests/load_bench.py). One client
+is one browser tab, with one reader thread that receives, keeps the element
+tree and fires the fragment timers, and one for the poll component's questions.
 
 Bounded everywhere: every wait has a timeout, the connection has a lifetime
 after which the client closes itself, and it refuses any host but 127.0.0.1
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
+import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -45,6 +50,8 @@ XSRF_COOKIE = "_streamlit_xsrf"
 NO_TOKEN = "PLACEHOLDER_AUTH_TOKEN"  # what the frontend sends as the second subprotocol when it has no token
 MAX_CACHED = 500  # ForwardMsgs kept for `ref_hash` answers (the frontend keeps a similar, age-bounded cache)
 MAX_MESSAGE = 64 * 2**20  # one ForwardMsg; a chart of a long run is a few MB
+POLL_COMPONENT = "rnnlab_poll"  # the lab's live panel asks an HTTP route whether its run has news (lab_ui/poll.py)
+POLL_REDRAW_GRACE = 5.0  # seconds: news announced but no redraw yet -> announce again (as the component's JS)
 FINAL = {
     ForwardMsg.FINISHED_SUCCESSFULLY,
     ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
@@ -148,6 +155,19 @@ class _Node:
 
 
 @dataclass
+class _PollTarget:
+    """The poll component as mounted: its ids, its data (route URL, token drawn, rates), when it asks next."""
+
+    element_id: str
+    fragment_id: str
+    data: dict[str, Any]
+    page: str
+    due: float | None
+    announced: float | None = None
+    fallback: bool = False
+
+
+@dataclass
 class _Request:
     what: str
     fragment_id: str  # "" for the whole page
@@ -163,7 +183,9 @@ class StClient:
     browser's timer (off: only `rerun_fragment` sends them); `cookies`: another client's jar to be
     the same browser; `page_load=False`: a bare websocket (no HTTP page load, no cookie, no Origin); `keepalive`:
     seconds the server may take to answer a ping before the client calls it gone (a browser sends no pings: a
-    benchmark that floods the server with megabytes gives it longer).
+    benchmark that floods the server with megabytes gives it longer). `on_message(t)`: called with the time of
+    every message the server sent (a benchmark's timeline). `follow_timers` also switches the poll component's
+    questions on and off.
     """
 
     def __init__(
@@ -177,6 +199,7 @@ class StClient:
         follow_timers: bool = True,
         locale: str = "en-US",
         keepalive: float = 10.0,
+        on_message: Callable[[float], None] | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname != HOST or parts.port is None:
@@ -185,6 +208,7 @@ class StClient:
         self.cookies = cookies if cookies is not None else http.cookiejar.CookieJar()
         self.page_load, self.timeout, self.follow_timers, self.locale = page_load, timeout, follow_timers, locale
         self.keepalive = keepalive
+        self.on_message = on_message  # called (monotonic time) in the reader thread for every message received
         self._deadline = time.monotonic() + lifetime
         self._http = urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.cookies), _LocalRedirects()
@@ -201,6 +225,11 @@ class StClient:
         self._run_fragments: tuple[str, ...] = ()
         self.running = False
         self.finished_runs = 0
+        self.dropped_fragment_runs = 0  # fragment runs the server cut short for the next rerun (nothing shown)
+        self.fragment_redraws = 0  # fragment runs that finished and reached the tab
+        self._polls = {"sent": 0, "answered": 0, "fast": 0}  # timer reruns and poll requests, see poll_stats
+        self._poller: threading.Thread | None = None
+        self._poll_target: _PollTarget | None = None
         self.session_id = ""
         self.page_script_hash = ""
         self.path = ""
@@ -386,6 +415,8 @@ class StClient:
                     del self._cache[old]
             state.cached_message_hashes.extend(self._cache)
             request = _Request(what, fragment_id, time.monotonic())
+            if what == "timer":
+                self._polls["sent"] += 1
             self.requests.append(request)
             del self.requests[:-1000]  # reruns the server dropped (a timer's, during a full run) are never answered
         self._send(BackMsg(rerun_script=state))
@@ -400,6 +431,95 @@ class StClient:
         except ConnectionClosed as exc:
             self._gone(f"the server closed the connection ({exc})")
             raise ServerGone(self.closed_reason) from exc
+
+    def poll_stats(self) -> dict[str, int]:
+        """The tab's polls: `run_every` timer reruns, or the poll component's HTTP requests, and the redraws.
+
+        sent / answered / fast (answered within 1 s); redraws: fragment runs that reached the tab.
+        """
+        with self._cond:
+            return {**self._polls, "redraws": self.fragment_redraws}
+
+    def _count_poll(self, seconds: float) -> None:
+        self._polls["answered"] += 1
+        if seconds <= 1.0:
+            self._polls["fast"] += 1
+
+    # -- the lab's poll component: what its JavaScript does in a browser --------------------------------
+
+    def _mount_component(self, proto: Any, fragment_id: str) -> None:
+        """A `bidi_component` arrived: when it is the lab's poll component, (re)start its polling loop."""
+        if proto.component_name != POLL_COMPONENT:
+            return
+        try:
+            data = json.loads(proto.json) if proto.WhichOneof("data") == "json" else {}
+        except ValueError:
+            data = {}
+        old = self._poll_target
+        if old is not None and old.element_id == proto.id and old.data == data:
+            return  # the same element drawn again: the browser keeps its loop (nothing re-mounts)
+        first = float(data.get("first") or 0.0)
+        self._poll_target = _PollTarget(proto.id, fragment_id, data, self.page_script_hash, time.monotonic() + first)
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll_loop, name="st-client-poll", daemon=True)
+            self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set() and not self.closed:
+            with self._cond:
+                target = self._poll_target
+            now = time.monotonic()
+            if target is None or not self.follow_timers or target.due is None or target.due > now:
+                wait = 0.1 if target is None or target.due is None else min(0.1, max(0.0, target.due - now))
+                self._stop.wait(wait)
+                continue
+            try:
+                self._poll_once(target)
+            except ServerGone:
+                return
+
+    def _poll_once(self, target: _PollTarget) -> None:
+        data = target.data
+        every = max(0.1, float(data.get("every") or 1.0))
+        url = str(data.get("url") or "")
+        if not url:
+            target.due = None  # a panel whose run is over: nothing to ask
+            return
+        if target.fallback:  # the route refused this browser: redraw the panel on a timer, as before
+            target.due = time.monotonic() + every
+            self._announce(target, f"t{time.monotonic():.3f}")
+            return
+        with self._cond:
+            self._polls["sent"] += 1
+        sent = time.monotonic()
+        try:
+            with self._http.open(f"{self.base}/{url.lstrip('/')}", timeout=30) as response:
+                answer = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:  # refused (no cookie, not this browser's run): redraw on a timer
+            target.fallback = exc.code in (403, 404)
+            target.due = time.monotonic() + every
+            return
+        except (OSError, ValueError):  # busy or unreachable: ask again later
+            target.due = time.monotonic() + every
+            return
+        now = time.monotonic()
+        if self.on_message is not None:
+            self.on_message(now)
+        with self._cond:
+            self._count_poll(now - sent)
+        token, after = answer.get("token"), answer.get("next")
+        if token != data.get("token") and (target.announced is None or now - target.announced > POLL_REDRAW_GRACE):
+            target.announced = now
+            self._announce(target, str(token))
+        target.due = None if after is None else now + max(0.05, float(after))
+
+    def _announce(self, target: _PollTarget, value: str) -> None:
+        """The component's `setTriggerValue("news", value)`: a rerun of its fragment only."""
+        trigger = WidgetState(
+            id=f"$$STREAMLIT_INTERNAL_KEY_{target.element_id}__events",
+            json_trigger_value=json.dumps([{"event": "news", "value": value}]),
+        )
+        self._send_rerun("news", extra=[trigger], fragment_id=target.fragment_id)
 
     # -- waiting ----------------------------------------------------------------------------------------
 
@@ -455,6 +575,8 @@ class StClient:
                 except ConnectionClosed as exc:
                     self._gone(f"the server closed the connection ({exc.rcvd.code if exc.rcvd else 'no close frame'})")
                     break
+                if self.on_message is not None:
+                    self.on_message(time.monotonic())
                 if isinstance(data, bytes):
                     msg = ForwardMsg()
                     msg.ParseFromString(data)
@@ -540,6 +662,8 @@ class StClient:
         if not self._run_fragments:  # a full run: the browser drops every timer, the run sets them again
             self._timers.clear()
             self.page_not_found = False
+            if self._poll_target is not None and self._poll_target.page != self.page_script_hash:
+                self._poll_target = None  # another page: its panel (and poll) is gone
 
     def _delta(self, msg: ForwardMsg) -> None:
         path = tuple(msg.metadata.delta_path)
@@ -550,6 +674,8 @@ class StClient:
             self._tree[path] = _Node(
                 _element(path, delta.new_element, delta.fragment_id), self._run_id, delta.fragment_id
             )
+            if delta.new_element.WhichOneof("type") == "bidi_component":
+                self._mount_component(delta.new_element.bidi_component, delta.fragment_id)
         elif kind == "add_block":
             old = self._tree.get(path)
             if old is not None and old.element is not None:
@@ -563,6 +689,8 @@ class StClient:
     def _finished(self, status: int) -> None:
         """A run ended: drop what it did not redraw (as the frontend does), answer the requests it served."""
         if status not in FINAL:
+            if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN and self._run_fragments:
+                self.dropped_fragment_runs += 1
             return  # interrupted by a rerun: the next run answers
         full = status != ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
         stale = [
@@ -578,6 +706,8 @@ class StClient:
             self._values = {w: s for w, s in self._values.items() if w in live}
         self.running = False
         self.finished_runs += 1
+        if not full:
+            self.fragment_redraws += 1
         now = time.monotonic()
         for request in self.requests:
             # Answered by the first run that started after it was sent and covers it: a whole-page run
@@ -588,6 +718,8 @@ class StClient:
             ):
                 request.answered = now
                 self.answers.append((request.what, now - request.sent))
+                if request.what == "timer":
+                    self._count_poll(now - request.sent)
         self.requests = [r for r in self.requests if r.answered is None]
         del self.answers[:-10_000]
 

@@ -167,6 +167,27 @@ def test_train_three_epochs_draws_three_points(page, server: str) -> None:
     )
 
 
+def test_the_panel_asks_the_poll_route_and_follows_the_run_without_it(page, server: str) -> None:
+    """The live panel's component asks the lab's route (no timer reruns the page); refused, it redraws on a
+    timer instead, so the run is still followed to its end."""
+    asked: list[int] = []
+
+    def refuse(route) -> None:
+        asked.append(1)
+        route.fulfill(status=403, content_type="application/json", body='{"error": "no identity"}')
+
+    page.route("**/_lab/poll?*", refuse)
+    page.goto(f"{server}/?lang=en&model=rnn&hidden=32&batch=8&steps=10&epochs=3&opt=adam&lr=0.01")
+    _wait_ready(page)
+    _click_button(page, "Train")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=\"stProgress\"]'))"
+        ".some(e => /Epoch 3\\/3/.test(e.innerText) && /Finished/.test(e.innerText))",
+        timeout=90_000,
+    )
+    assert asked, "the panel never asked the poll route"
+
+
 def test_pause_resume_and_stop_respond(page, server: str) -> None:
     page.goto(f"{server}/?lang=en&model=scratch-rnn&hidden=64&batch=8&steps=10&epochs=500")
     _wait_ready(page)

@@ -40,7 +40,7 @@ OLD_COMMANDS = [
     "pip install -r requirements.txt -r requirements-ray.txt",
     "sqlite3 lab-data/runs.sqlite \".backup 'backup/runs.sqlite'\"",
     "python -m lm_core.bench.ray_vs_local",  # was tests/ray_bench.py
-    "python tests/load_test.py --n 20",
+    "python tests/load_bench.py",  # was tests/load_test.py --n 20 (Chromium tabs), now websocket clients
     "python -m lm_core.bench.throughput",  # was tests/throughput_bench.py
     "bash tests/bench_large.sh",
     "python -m lm_core evaluate-lyrics --checkpoint checkpoints/songci-all-lstm.pt --corpus songci:all",

@@ -1,38 +1,27 @@
-"""A page's training job (lab_ui.jobs_ui): polling stays cheap (a paused run's page polls slowly, a poll with
-nothing new reuses the chart, no full garbage collection after every fragment rerun), and a run's state and end
-are said in words, from its status, never parsed from English text."""
+"""A page's training job (lab_ui.jobs_ui): its panel stays cheap to redraw (a redraw with nothing new reuses the
+chart, no full garbage collection after every fragment rerun) and keeps its elements' places whatever the run's
+state; a run's state and end are said in words, from its status, never parsed from English text. How the panel
+asks for news is tests/test_poll.py."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from typing import Any
 
 import pytest
 from apptest_helpers import REPO, use_tiny_settings, wait_for_job
 from streamlit.testing.v1 import AppTest
 
-from lab_ui import jobs_ui, session
+from lab_ui import jobs_ui, poll, session
 from lm_core.serve.views import JobView
 
 PAGE = "train"
 
 
-def _view(status: str) -> JobView:
-    return JobView(job_id="j", status=status, message="", queue_position=0, epoch=1, planned_epochs=5, version=1,
-                   elapsed=0.0, eta_seconds=None, tokens_per_s=None, runs=[])  # fmt: skip
-
-
-def test_poll_rate_is_fast_while_training_slow_when_paused_and_off_when_done() -> None:
-    assert jobs_ui.poll_seconds(_view("running")) == jobs_ui.POLL_SECONDS
-    assert jobs_ui.poll_seconds(_view("queued")) == jobs_ui.POLL_SECONDS
-    assert jobs_ui.poll_seconds(_view("paused")) == jobs_ui.PAUSED_POLL_SECONDS > jobs_ui.POLL_SECONDS
-    for done in ("finished", "stopped", "diverged", "error", "failed"):
-        assert jobs_ui.poll_seconds(_view(done)) is None, done
-
-
-def test_server_skips_the_full_collection_after_each_rerun() -> None:
-    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
-    assert config["runner"]["postScriptGC"] is False
+def _components(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(e.proto.json) for e in at.get("bidi_component")]
 
 
 def test_a_redraw_without_new_data_reuses_the_chart(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +48,7 @@ def test_a_redraw_without_new_data_reuses_the_chart(at: AppTest, monkeypatch: py
     assert len(built) == before + 1
 
 
-def test_pause_asks_for_the_slow_rate_and_resume_for_the_fast_one(at: AppTest) -> None:
+def test_pause_and_resume_redraw_the_panel_and_its_poll_rate(at: AppTest) -> None:
     use_tiny_settings(at, PAGE, model="scratch-rnn", epochs=500)
     at.button(key="train:start").click().run()
     job = session.manager().get(at.session_state[jobs_ui.job_key(PAGE)], at.session_state["owner"])
@@ -67,14 +56,49 @@ def test_pause_asks_for_the_slow_rate_and_resume_for_the_fast_one(at: AppTest) -
         at.button(key="train:pause").click().run()
         assert not at.exception
         assert session.manager().view(job).status == "paused"
-        assert jobs_ui.poll_seconds(session.manager().view(job)) == jobs_ui.PAUSED_POLL_SECONDS
         assert at.button(key="train:resume").disabled is False  # the page shows Resume at once
+        (data,) = _components(at)
+        assert data["first"] == poll.poll_interval("paused", poll.GAUGE.cores())
+        assert data["url"] == f"{poll.ROUTE}?job={job.id}"
         at.button(key="train:resume").click().run()
         assert at.button(key="train:pause").disabled is False
-        assert "train:poll_check" not in at.session_state  # the click's rate check was consumed
+        (data,) = _components(at)
+        assert data["first"] < poll.BASE_SECONDS["paused"]
     finally:
         job.stop()
         job.thread.join(30)
+
+
+def _panel_script(status: str) -> None:
+    """The top of a live panel (progress, notices, buttons) for a run in `status`."""
+    from lab_ui import jobs_ui
+    from lm_core.serve.views import JobView
+
+    class _Controls:
+        def pause(self) -> None: ...
+        def resume(self) -> None: ...
+        def step_epoch(self) -> None: ...
+        def stop(self) -> None: ...
+
+    view = JobView(job_id="j", status=status, message="", queue_position=3 if status == "queued" else 0, epoch=1,
+                   planned_epochs=5, version=1, elapsed=0.0, eta_seconds=None, tokens_per_s=None, runs=[])  # fmt: skip
+    jobs_ui.progress_ui(view)
+    jobs_ui.controls_ui("panel", _Controls(), view)
+
+
+def test_the_panels_elements_keep_their_places_whatever_the_runs_state() -> None:
+    """A redraw cut short by the next one leaves stale elements; if the buttons moved, two Pause buttons show."""
+    layouts = {}
+    for status in ("queued", "running", "paused", "finished", "stopped", "error"):
+        at = AppTest.from_function(_panel_script, args=(status,), default_timeout=60).run()
+        assert not at.exception, status
+        layouts[status] = [type(node).__name__ for node in at.main.children.values()]
+    assert len({tuple(v) for v in layouts.values()}) == 1, layouts
+
+
+def test_server_skips_the_full_collection_after_each_rerun() -> None:
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["postScriptGC"] is False
 
 
 # -- how a run ended, and a queued run's place, in words -----------------------------------------------------------

@@ -33,9 +33,10 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """One fresh server per test: thread backend, a known teacher key; every run stopped afterwards."""
     monkeypatch.setenv(session.BACKEND_ENV, "thread")
     monkeypatch.setenv(teacher.TEACHER_KEY_ENV, KEY)
+    session.shutdown_manager()
     st.cache_resource.clear()
     yield
-    session.manager().shutdown()
+    session.shutdown_manager()
     st.cache_resource.clear()
 
 

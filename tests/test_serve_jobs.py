@@ -524,6 +524,35 @@ def test_a_sweep_without_room_for_all_its_runs_is_refused_whole(job_manager: Cal
     assert full.value.key == "error.jobs.lab_full"
 
 
+def test_finished_jobs_weights_fit_a_byte_budget_optimisers_released_first_then_the_oldest_dropped(
+    tiny_corpus: Corpus,
+) -> None:
+    """A count of finished jobs does not bound memory (one large model is 600 MB with Adam): bytes do."""
+    from lm_core.serve.run import tensor_bytes
+
+    manager = JobManager(retention=Retention(per_owner=10, total=10))  # counts never bind here
+    try:
+        jobs = [_finished_job(manager, owner, tiny_corpus) for owner in ("ann", "ben", "cy")]
+        for job in jobs:
+            job.checkpoint(0)  # parsed, as a page would: the bytes below are the same for all three
+        weights = tensor_bytes(jobs[0].checkpoint(0).model_state)
+        with_adam = jobs[0].held_bytes()
+        assert with_adam > 2.5 * weights and all(j.held_bytes() == with_adam for j in jobs)  # Adam: two moments
+
+        manager.retention.total_bytes = with_adam + 2.5 * weights  # room for one optimiser state, not two
+        manager.reap()  # (the reaper thread may sweep too: the state after is what counts)
+        assert [j.released for j in jobs] == [True, True, False]  # the oldest two gave theirs back
+        assert all(manager.get(j.id, j.owner) is j for j in jobs)  # ... and all three are still there
+        assert sum(j.held_bytes() for j in jobs) <= manager.retention.total_bytes
+
+        manager.retention.total_bytes = 2.5 * weights  # room for two models' weights only
+        manager.reap()
+        assert manager.get(jobs[0].id, "ann") is None  # every optimiser released was not enough: the oldest went
+        assert [manager.get(j.id, j.owner) is j for j in jobs[1:]] == [True, True] and jobs[2].released
+    finally:
+        manager.shutdown()
+
+
 def test_a_comparison_that_fits_only_run_by_run_is_refused_before_it_starts(
     manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:

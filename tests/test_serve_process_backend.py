@@ -13,7 +13,7 @@ import pytest
 from testkit import TIMEOUT, check_released_weights, seconds_until, thread_curve
 
 from lm_core.corpus import Corpus
-from lm_core.serve import process_pool
+from lm_core.serve import driver, process_pool
 from lm_core.serve.job import Job
 from lm_core.serve.manager import JobManager
 from lm_core.serve.run import Run
@@ -21,7 +21,7 @@ from lm_core.serve.store import RunStore
 from lm_core.serve.worker import spec_of
 from lm_core.training import Control, TrainConfig, Trainer
 
-CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_test.py prints the figure); this bound survives a starved box
+CONTROL_BOUND = 5.0  # seconds; the target is 0.5 s (load_bench.py prints the figure); this bound survives a starved box
 # Validation on, for early stopping: an overfitting run (a tiny corpus, a big step) stops well before 40 epochs.
 VALIDATED = TrainConfig(
     model="gru", hidden=16, num_steps=8, batch_size=4, lr=0.01, optimizer="adam", clip=1.0, epochs=8, val_fraction=0.2
@@ -153,8 +153,11 @@ def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path: Path, monkeyp
     assert sys.modules["__main__"] is fake_main  # the server's entry is put back
 
 
-def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_corpus: Corpus) -> None:
+def test_a_paused_worker_lends_its_slot_to_a_queued_run(
+    tmp_path: Path, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One slot: pausing A lets queued B train; resuming A queues it until B stops; then A trains on."""
+    monkeypatch.setattr(driver, "LEND_AFTER_SECONDS", 0.5)  # a pause that lasts: A lends its slot
     mgr = JobManager(max_running=1, store=RunStore(tmp_path), backend="process")
     try:
         a = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)])
@@ -176,6 +179,33 @@ def test_a_paused_worker_lends_its_slot_to_a_queued_run(tmp_path: Path, tiny_cor
         a.stop()
         a.thread.join(TIMEOUT)
         assert mgr.view(a).status == "stopped" and mgr.view(b).status == "stopped"
+    finally:
+        mgr.shutdown()
+
+
+def test_a_short_pause_keeps_the_slot_and_starts_no_worker_for_the_next_run(
+    tmp_path: Path, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pause and Resume before the grace ends: A trains on in its place, B waits, no second process starts."""
+    monkeypatch.setattr(driver, "LEND_AFTER_SECONDS", 3600.0)  # every pause here is short
+    mgr = JobManager(max_running=1, store=RunStore(tmp_path), backend="process")
+    try:
+        a = mgr.submit("alice", [_trainer(tiny_corpus, 100_000)])
+        seconds_until(lambda: a.status == "running" and mgr.view(a).epoch >= 1)
+        b = mgr.submit("bob", [_trainer(tiny_corpus, 100_000)])
+        seconds_until(lambda: mgr.queue_position(b) == 1)
+        for _ in range(2):
+            a.pause()
+            seconds_until(lambda: a.status == "paused")  # the worker's own word: it gave its slot back
+            epoch_a = mgr.view(a).epoch
+            a.resume()
+            seconds_until(lambda epoch_a=epoch_a: a.status == "running" and mgr.view(a).epoch > epoch_a)
+            assert b.status == "queued" and mgr.queue_position(b) == 1 and b.worker is None
+        a.stop()
+        seconds_until(lambda: b.status == "running")  # A's end gives B the slot as before
+        b.stop()
+        for job in (a, b):
+            job.thread.join(TIMEOUT)
     finally:
         mgr.shutdown()
 

@@ -177,10 +177,11 @@ def test_switching_to_traditional_chinese_relabels_the_page() -> None:
 
 def test_clearing_streamlit_caches_keeps_the_job_manager_its_store_and_running_jobs(tiny_corpus: Any) -> None:
     """What a `clear_cache` message does on the server (and a developer's "Clear cache"): empty every
-    `st.cache_resource`. The job manager is not in one, so the running job stays listed, controllable and
+    `st.cache_resource`. The job manager (and the boards and class store beside it) is not in one, so the running job stays listed, controllable and
     saved, and the run store keeps its lock instead of a second store being refused it."""
     import streamlit as st
 
+    from lab_ui import board_ui, identity
     from lm_core.training import TrainConfig, Trainer
 
     session.shutdown_manager()
@@ -189,10 +190,12 @@ def test_clearing_streamlit_caches_keeps_the_job_manager_its_store_and_running_j
         assert mgr.store is not None and mgr.store_error is None
         config = TrainConfig(model="rnn", hidden=16, batch_size=4, num_steps=5, epochs=500)
         job = mgr.submit("alice", [Trainer(tiny_corpus, config)], ["rnn"], kind="train")
+        boards_before, classes_before = board_ui.boards(), identity._class_store()
         st.cache_resource.clear()
         st.cache_data.clear()
         again = session.manager()
         assert again is mgr
+        assert board_ui.boards() is boards_before and identity._class_store() is classes_before
         assert again.get(job.id, "alice") is job and not job.done
         assert again.store is mgr.store and again.store_error is None and not again.store.problem
         job.stop()

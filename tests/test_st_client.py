@@ -73,8 +73,11 @@ def test_train_with_tiny_settings_reaches_finished_and_cookies_follow_the_browse
         tab.click("Train")
         tab.wait_for(lambda p: any("Epoch 3/3" in t and "Finished" in t for t in p.progress), WAIT, "Finished")
         job = re.search(r"job=(\w+)", tab.query_string).group(1)  # the page put its run in the URL
-        timers = [s for what, s in tab.answers if what == "timer"]
-        assert timers and all(0 < s < WAIT for s in timers)  # the polling fragment's reruns, each timed
+        # The full run that shows "Finished" may still be going: wait for it to answer the news that started it.
+        tab.wait_for(lambda _: any(what == "news" for what, _s in tab.answers), WAIT, "a redraw on news")
+        redraws = [s for what, s in tab.answers if what == "news"]
+        assert redraws and all(0 < s < WAIT for s in redraws)  # the panel's redraws on news, each timed
+        assert tab.poll_stats()["answered"] >= 1  # ... which the poll route announced
         cookies = tab.cookies
 
     link = f"lang=en&job={job}"
@@ -90,24 +93,68 @@ def test_train_with_tiny_settings_reaches_finished_and_cookies_follow_the_browse
         assert not list(bare.cookies) and bare.page.has_text(FOREIGN)
 
 
+def _panel_fragment(page: Page) -> str:
+    """The fragment id of the live panel: its poll component's (the panel's first element)."""
+    poller = next(
+        (e for e in page.of("bidi_component") if e.proto.bidi_component.component_name == "rnnlab_poll"), None
+    )
+    return poller.fragment_id if poller is not None else ""
+
+
 def test_fragment_reruns_are_answered_and_redraw_only_the_fragment(server: Server) -> None:
-    """Without its timer, the page changes only when the tab itself sends the fragment's reruns."""
+    """Without its polls, the page changes only when the tab itself sends the fragment's reruns."""
     with StClient(server.url, timeout=WAIT, follow_timers=False) as tab:
         tab.open("", f"lang=en&{TINY}&epochs={LONG}")
         tab.click("Train")
-        fragment = tab.wait_for(lambda p: next(iter(tab.fragments), None), WAIT, "a polling fragment")
-        assert tab.fragments[fragment] == pytest.approx(0.5)
+        fragment = tab.wait_for(_panel_fragment, WAIT, "the live panel")
+        assert tab.fragments == {}  # no `run_every` timer: the panel is not rerun on a clock
         first = _epoch(tab.page)
         answers = []
         deadline = time.monotonic() + WAIT
         while _epoch(tab.page) <= max(first, 1) and time.monotonic() < deadline:
-            answers.append(tab.rerun_fragment(fragment))
+            answers.append(tab.rerun_fragment(fragment, auto=False))
         assert _epoch(tab.page) > max(first, 1), "the fragment's reruns never showed a later epoch"
         assert all(0 < s < WAIT for s in answers) and len(tab.answers) >= len(answers)
         assert tab.page.title == TITLE and "Train" in tab.page.buttons  # outside the fragment: kept as drawn
-        tab.follow_timers = True  # the stop takes effect between minibatches: let the timer show it
+        tab.follow_timers = True  # the stop takes effect between minibatches: let the polls show it
         tab.click("Stop training")
         tab.wait_for(lambda p: any("Stopped" in t for t in p.progress), WAIT, "Stopped")
+
+
+def test_a_paused_run_is_polled_through_the_route_and_never_redrawn(server: Server) -> None:
+    """A poll that finds nothing new costs no script run: the route answers, the panel stays as drawn."""
+    with StClient(server.url, timeout=WAIT) as tab:
+        tab.open("", f"lang=en&{TINY}&epochs={LONG}")
+        tab.click("Train")
+        tab.wait_for(lambda p: _epoch(p) >= 1, WAIT, "a first epoch")
+        tab.click("Pause")
+        tab.wait_for(lambda p: any("Paused" in t for t in p.progress), WAIT, "Paused")
+        tab.wait_for(lambda p: p.widget("Resume", ("button",)), WAIT, "Resume")
+        for _ in range(3):  # the worker's own word that it paused may come after the click's redraw: news once
+            before, page, dropped = tab.poll_stats(), tab.page, tab.dropped_fragment_runs
+            asked = before["answered"]
+            assert wait_until(lambda asked=asked: tab.poll_stats()["answered"] >= asked + 3, WAIT)
+            after = tab.poll_stats()
+            if after["redraws"] == before["redraws"] and tab.dropped_fragment_runs == dropped:
+                break
+        # Three questions with nothing new: no redraw, none started and cut short either.
+        assert after["redraws"] == before["redraws"] and tab.dropped_fragment_runs == dropped
+        assert tab.page.elements == page.elements  # ... and nothing blanked either
+        tab.click("Resume")
+        tab.wait_for(lambda p: _epoch(p) > _epoch(page), WAIT, "the next epoch, after Resume")
+        assert tab.poll_stats()["redraws"] > after["redraws"]  # news again: redrawn
+        tab.click("Stop training")
+        tab.wait_for(lambda p: any("Stopped" in t for t in p.progress), WAIT, "Stopped")
+
+
+def test_a_tab_without_the_identity_cookie_still_follows_its_run(server: Server) -> None:
+    """The poll route refuses a browser without the lab's cookie (403); its panel is then redrawn on a timer."""
+    with StClient(server.url, page_load=False, timeout=WAIT) as bare:
+        bare.open("", f"lang=en&{TINY}&epochs=3")
+        bare.click("Train")
+        bare.wait_for(lambda p: any("Epoch 3/3" in t and "Finished" in t for t in p.progress), WAIT, "Finished")
+        polls = bare.poll_stats()
+        assert polls["sent"] >= 1 and polls["answered"] == 0  # every question refused, the run followed anyway
 
 
 def test_it_refuses_any_host_but_127_0_0_1() -> None:

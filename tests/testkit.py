@@ -210,24 +210,25 @@ class Server(NamedTuple):
 
 @contextmanager
 def streamlit_server(
-    data: str, log: IO[str], ready_within: float = 60.0, env: dict[str, str] | None = None
+    data: str, log: IO[str], ready_within: float = 60.0, repo: Path = REPO, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """`streamlit run streamlit_app.py` on a free 127.0.0.1 port, once it answers its health check.
 
     Its runs go to `data` (RNN_LAB_DATA), never the repository's lab-data/; its output to `log`. Stopped on exit.
+    `repo`: the checkout whose app is served (a benchmark compares two); `env`: extra environment variables.
     It trains on the app's own default backend (worker processes), as a real server does, whatever the test
-    process's backend. `env`: the operator's settings for this server (limits, workers). Raises TimeoutError when
-    the server is not healthy within `ready_within` seconds.
+    process's backend (unless `env` names one). `env`: the operator's settings for this server (limits, workers).
+    Raises TimeoutError when the server is not healthy within `ready_within` seconds.
     """
     from lm_core.serve.manager import BACKEND_ENV
 
-    env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | (env or {}) | {"RNN_LAB_DATA": data}
+    server_env = {k: v for k, v in os.environ.items() if k != BACKEND_ENV} | (env or {}) | {"RNN_LAB_DATA": data}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=repo, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

@@ -5,13 +5,16 @@
 Prints, for the book's settings (scratch RNN, 256 hidden, num_steps 35,
 batch 32): the CLI's loop in this process with one torch thread; one run in a
 worker process (the app's default backend) and one in a server thread; two
-runs at once in worker processes; and the seconds from submit to the first
-epoch's point. Numbers, not assertions: the machine's load decides them.
+runs at once in worker processes; the seconds from submit to the first
+epoch's point; and one run in a worker at nice 0 against one at the app's
+default niceness (the web process idle: what the lower priority costs a run).
+Numbers, not assertions: the machine's load decides them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 import torch
 
 from lm_core.corpus import BOOK_FILE, Corpus
-from lm_core.serve import process_pool
+from lm_core.serve import niceness, process_pool
 from lm_core.serve.manager import JobManager
 from lm_core.serve.store import RunStore
 from lm_core.training import Trainer, book_config
@@ -76,7 +79,12 @@ def main() -> int:
     corpus = _corpus(args.corpus)
     print(f"corpus: {corpus.name}, {len(corpus):,} characters; book settings, {args.epochs} epochs")
     cli, one, first, two = [], {"process": [], "thread": []}, {"process": [], "thread": []}, []
+    nice: dict[int, list[float]] = {0: [], niceness.DEFAULT_NICENESS: []}
     for _ in range(max(1, args.rounds)):
+        for level, rates in nice.items():  # interleaved: a change of the machine's load hits both alike
+            os.environ[niceness.NICE_ENV] = str(level)  # read by each worker as it starts
+            rates.append(app_rates(corpus, args.epochs, "process", 1)[0][0])
+        os.environ.pop(niceness.NICE_ENV, None)
         cli.append(cli_rate(corpus, args.epochs))
         for backend in ("process", "thread"):
             (rate,), seconds = app_rates(corpus, args.epochs, backend, 1)
@@ -90,6 +98,13 @@ def main() -> int:
         print(
             f"one run, {backend:7s} backend:          {rate:9,.0f} chars/s = {rate / base:5.0%} of the CLI; "
             f"first point after {statistics.median(first[backend]):.2f} s"
+        )
+    plain = statistics.median(nice[0])
+    for level, rates in nice.items():
+        rate = statistics.median(rates)
+        print(
+            f"one run, workers at nice {level:2d}:      {rate:9,.0f} chars/s = {rate / plain:5.0%} of nice 0 "
+            f"(rounds: {', '.join(f'{r:,.0f}' for r in rates)}; the web process idle)"
         )
     pairs = "; ".join(", ".join(f"{r:,.0f} ({r / base:.0%})" for r in pair) for pair in two)
     print(f"two runs at once, process backend:  {pairs}")

@@ -22,6 +22,11 @@ from .slots import Slots
 
 POLL_SECONDS = 0.1  # how long one `receive` waits for an event before the driver looks at the controls again
 STOP_GRACE_SECONDS = 10.0  # a stopped worker gets this long to end on its own before it is ended
+# A paused worker lends its CPU slot to the line only once the pause lasted this long. A student who pauses to
+# read the samples and resumes keeps the slot (and the place); lending at once started a worker process for
+# the next run in line at every such pause (a class of 40 pausing once each: 40 processes of ~300 MB), and
+# sent the resumed run to the back of the line.
+LEND_AFTER_SECONDS = 10.0
 
 
 class WorkerLost(Exception):
@@ -87,6 +92,7 @@ def run_remote(job: Job, open_channel: Open, slots: Slots) -> None:
 def _follow(job: Job, channel: Channel, slots: Slots) -> None:
     """Fold the worker's events into the job until its `JobEnded`, minding the slot and a Stop it ignores."""
     held = True  # this job holds a CPU slot; a paused worker may lend it to the line
+    paused_at: float | None = None  # when the worker said it paused, holding the slot
     stop_seen: float | None = None
     while True:
         for event in channel.receive(POLL_SECONDS):
@@ -94,9 +100,15 @@ def _follow(job: Job, channel: Channel, slots: Slots) -> None:
             if isinstance(event, JobEnded):
                 return
             if event == StatusChanged("paused") and held and channel.lends_slot:
-                slots.release(job)
-                held = False
+                paused_at = time.monotonic()
         control = job.control
+        if paused_at is not None and (not control.paused or control.stopped):
+            paused_at = None  # Resume, Step or Stop within the grace: the worker trains on with its slot
+            channel.grant_slot()  # (it gave the slot back as it blocked; it waits for it again)
+        elif paused_at is not None and time.monotonic() - paused_at > LEND_AFTER_SECONDS:
+            paused_at = None  # a long pause: the next run in line trains meanwhile
+            slots.release(job)
+            held = False
         if not held and not control.paused and not control.stopped:  # Resume or Step while it had no slot
             job.set_status("queued")
             slots.acquire(job)

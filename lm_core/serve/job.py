@@ -135,6 +135,11 @@ class Job:
             status = "paused"
         return job_view(self.id, status, message, version, runs, elapsed, queue_position)
 
+    def held_bytes(self) -> int:
+        """Bytes of the weights and optimiser states this job keeps for its runs: what `Retention` budgets."""
+        with self._lock:
+            return sum(run.held_bytes() for run in self._runs)
+
     @property
     def done(self) -> bool:
         return self.status in DONE_STATUSES
@@ -161,6 +166,14 @@ class Job:
     def touch(self, at: float | None = None) -> None:
         """Someone looked at the job (now, or at `at`: a page on another server): it must not be reaped."""
         self.last_seen = max(self.last_seen, time.time() if at is None else at)
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a page would draw the job differently (an epoch, a status, a control pressed).
+
+        The same number as `snapshot().version`, without copying the histories: a poll compares it.
+        """
+        return self._version
 
     # -- its driver's and its worker's news -----------------------------------------------------------
     def use_control(self, control: Control) -> None:

@@ -19,6 +19,8 @@ import types
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .driver import STOP_GRACE_SECONDS
+from .niceness import lower_priority
 from .process_control import SharedControl
 from .warmup import warm_up_torch
 from .worker import worker_main
@@ -130,7 +132,32 @@ def give_back(worker: Worker) -> None:
         if worker.process.is_alive() and len(_spares) < MAX_IDLE:
             _spares.insert(0, worker)  # a reused worker is ready at once: it goes first
             return
+    retire(worker)
+
+
+_retiring: list[Any] = []  # workers told to exit and not yet reaped (`shutdown` waits for them too)
+
+
+def retire(worker: Worker) -> None:
+    """Let a worker exit (its spec pipe closes) and reap it as it does, in a thread of its own.
+
+    A child process nobody waits for stays a zombie until the next worker starts (multiprocessing
+    reaps finished children only then); on a quiet server that is forever.
+    """
     worker.dismiss()
+    with _spares_lock:
+        _retiring.append(worker.process)
+    threading.Thread(target=_reap, args=(worker.process,), name="reap-worker", daemon=True).start()
+
+
+def _reap(process: Any) -> None:
+    process.join(STOP_GRACE_SECONDS)
+    if process.is_alive():
+        process.terminate()
+        process.join(STOP_GRACE_SECONDS)
+    with _spares_lock:
+        if process in _retiring:
+            _retiring.remove(process)
 
 
 def idle_workers() -> list[Any]:
@@ -140,15 +167,18 @@ def idle_workers() -> list[Any]:
 
 
 def shutdown(timeout: float = 10.0) -> None:
-    """Let every idle worker exit (a server that stops, or a test that ends, calls this)."""
+    """Let every idle worker exit and wait for them, and for those already exiting (a server that stops, or a
+    test that ends, calls this)."""
     with _spares_lock:
         idle, _spares[:] = list(_spares), []
+        retiring = list(_retiring)
     for worker in idle:
         worker.dismiss()
-    for worker in idle:
-        worker.process.join(timeout)
-        if worker.process.is_alive():
-            worker.process.terminate()
+    for process in [w.process for w in idle] + retiring:
+        process.join(timeout)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -161,6 +191,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def _worker_loop(spec_conn: Connection, control: SharedControl, conn: Connection, ready: Any) -> None:
     """The worker process: pay torch's first-use costs, then train one job after another until dismissed."""
+    lower_priority()  # before the warm-up: seconds of a core that the web process may need more
     import torch  # the slow import happens here, before anyone waits for this worker
 
     torch.set_num_threads(1)

@@ -1,14 +1,16 @@
 """How long a server keeps a job: a closed tab's run is stopped, an unwatched finished one slims down, then goes.
 
 The server is shared by a class and a new browser identity costs nothing, so
-finished jobs are bounded per owner and in all (superseded and oldest first).
+finished jobs are bounded per owner and in all (superseded and oldest first),
+and so are the bytes their weights and optimiser states hold in the web
+process: a count alone lets a few large models take the machine's memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..limits import MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
+from ..limits import MAX_FINISHED_BYTES, MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
 from .job import Job
 
 
@@ -19,6 +21,7 @@ class Retention:
     forget_after: float = 6 * 3600  # ... and after this long it is dropped
     per_owner: int = MAX_FINISHED_PER_OWNER
     total: int = MAX_FINISHED_TOTAL
+    total_bytes: int = MAX_FINISHED_BYTES  # weights and optimiser states of the finished jobs kept
 
     def sweep(self, jobs: list[Job], now: float) -> tuple[list[str], list[str]]:
         """Stop, release or drop what `now` calls for: (ids stopped or dropped, ids to drop)."""
@@ -34,28 +37,60 @@ class Retention:
             elif job.done and idle > self.release_after:
                 job.release()
         beyond = to_drop([j for j in jobs if j.id not in drop], self.per_owner, self.total)
-        return touched + beyond, drop + beyond
+        kept = [j for j in jobs if j.id not in drop and j.id not in beyond]
+        heavy = over_budget(kept, self.total_bytes)
+        return touched + beyond + heavy, drop + beyond + heavy
 
 
-def to_drop(jobs: list[Job], per_owner: int, total: int) -> list[str]:
-    """Ids of the done jobs beyond `per_owner` per owner and `total` in all.
-
-    Superseded runs go first (a page shows only its owner's latest run of that
-    kind), then the oldest. Running and queued jobs never count: a new Train
-    click is never refused, an old finished run makes room instead.
-    """
+def drop_order(jobs: list[Job]) -> list[Job]:
+    """The done jobs among `jobs`, the first to go first: superseded runs (a page shows only its owner's latest
+    run of that kind), then the oldest."""
     latest: dict[tuple[str, str], Job] = {}
     for job in jobs:
         key = (job.owner, job.kind)
         if key not in latest or job.created > latest[key].created:
             latest[key] = job
-    done = sorted((j for j in jobs if j.done), key=lambda j: (latest[(j.owner, j.kind)] is j, j.created), reverse=True)
+    return sorted((j for j in jobs if j.done), key=lambda j: (latest[(j.owner, j.kind)] is j, j.created))
+
+
+def to_drop(jobs: list[Job], per_owner: int, total: int) -> list[str]:
+    """Ids of the done jobs beyond `per_owner` per owner and `total` in all (see `drop_order`).
+
+    Running and queued jobs never count: a new Train click is never refused, an old finished run makes room
+    instead.
+    """
     kept: dict[str, int] = {}
     dropped = []
-    for job in done:
+    for job in reversed(drop_order(jobs)):
         mine = kept.get(job.owner, 0)
         if mine >= per_owner or sum(kept.values()) >= total:
             dropped.append(job.id)
         else:
             kept[job.owner] = mine + 1
+    return dropped
+
+
+def over_budget(jobs: list[Job], budget: int) -> list[str]:
+    """Ids of the done jobs to drop so that what the done jobs hold fits `budget` bytes.
+
+    First the jobs release their optimiser states, in `drop_order` (Continue then starts a fresh optimiser,
+    the weights stay); only if that is not enough do jobs go, in the same order.
+    """
+    order = drop_order(jobs)
+    held = {job.id: job.held_bytes() for job in order}
+    total = sum(held.values())
+    for job in order:
+        if total <= budget:
+            return []
+        if not job.released:
+            job.release()
+            slimmer = job.held_bytes()
+            total -= held[job.id] - slimmer
+            held[job.id] = slimmer
+    dropped = []
+    for job in order:
+        if total <= budget:
+            break
+        dropped.append(job.id)
+        total -= held[job.id]
     return dropped

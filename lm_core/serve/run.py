@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
 
 from ..baselines import Baselines
 from ..checkpoint import Checkpoint, from_trainer
@@ -45,3 +48,19 @@ class Run:
         room = max(0, MAX_STEP_TRACE - len(self.norms))
         self.norms.extend(norms[:room])
         self.clipped.extend(clipped[:room])
+
+    def held_bytes(self) -> int:
+        """Bytes of the weights and optimiser state this run keeps (and of a newer checkpoint not yet parsed)."""
+        ckpt = self.published
+        return tensor_bytes(ckpt.model_state) + tensor_bytes(ckpt.optimizer_state) + len(self.unparsed or b"")
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in `obj`, a tensor or dictionaries and lists of them (a state dict, an optimiser's)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0

@@ -18,6 +18,7 @@ from ..training import Control, TrainConfig
 from .events import Emit, JobEnded, StatusChanged
 from .job import Job, failure
 from .lockstep import train_lockstep
+from .niceness import lower_priority
 
 
 @dataclass
@@ -75,6 +76,7 @@ def worker_main(spec: JobSpec, control: WorkerControl, emit: Emit) -> None:
     """Build the runs of `spec`, train them in lockstep under `control`, and tell `emit` everything."""
     import torch
 
+    lower_priority()  # a Ray actor comes here directly; a pool's worker lowered it as it started
     torch.set_num_threads(1)
     try:
         trainers = [
