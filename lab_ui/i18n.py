@@ -12,7 +12,7 @@ How to add a string: docs/translating.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -20,6 +20,9 @@ from lm_core import messages
 from lm_core.messages import DEFAULT_LANG, LANGS, N_
 
 from .text import escape_markdown
+
+if TYPE_CHECKING:
+    from lm_core.serve.store import RunRecord
 
 __all__ = ["DEFAULT_LANG", "LANGS", "N_", "PAGE_TITLES", "current_lang", "labels", "model_label", "run_label", "t"]
 
@@ -108,3 +111,8 @@ def run_label(key: str, clip: float | None = None) -> str:
     if key == "clip":
         return t("common.run_clip", theta=f"{clip:g}" if clip is not None else "?")
     return model_label(key)
+
+
+def stored_run_label(record: RunRecord) -> str:
+    """A stored run's name (a `RunRecord`): its label key, with the θ its own settings clipped at."""
+    return run_label(record.label, record.config.get("clip"))

@@ -69,8 +69,10 @@ def page_job(page: str) -> Job | None:
                 st.session_state[job_key(page)] = job_id = url_id
             elif found is None:
                 store = manager().store
-                mine = store is not None and any(r.job_id == url_id for r in store.runs(owner_id()))
-                st.session_state[f"{page}:stored_job" if mine else f"{page}:foreign_job"] = True
+                if store is not None and any(r.job_id == url_id for r in store.runs(owner_id())):
+                    st.session_state[stored_job_key(page)] = url_id  # see `stored_runs.stored_job_ui`
+                else:
+                    st.session_state[f"{page}:foreign_job"] = True
         if job_id is None:  # a reload without the id in the URL: this browser's latest run of the page
             latest = manager().latest(owner_id(), page)
             if latest is not None:
@@ -85,9 +87,11 @@ def foreign_job_notice(page: str) -> None:
     """Say so when the URL names a job this browser cannot see."""
     if st.session_state.pop(f"{page}:foreign_job", False):
         st.info(t("common.foreign_job"))
-    if st.session_state.pop(f"{page}:stored_job", False):
-        st.info(t("common.stored_job"))
-        st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
+
+
+def stored_job_key(page: str) -> str:
+    """The session-state key holding the id of the saved, not running, job that `page`'s link named."""
+    return f"{page}:stored_job"
 
 
 def check_room(page: str) -> None:
@@ -366,7 +370,7 @@ def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | No
 def run_section_ui(page: str, draw: Callable[[Job, JobView], None], no_job_text: str) -> None:
     """The page's run: a notice for a foreign job id, a hint when there is none, else the live view."""
     foreign_job_notice(page)
-    if page_job(page) is None:
+    if page_job(page) is None and stored_job_key(page) not in st.session_state:  # a saved run says its own
         st.info(no_job_text)
     live_ui(page, draw)
 

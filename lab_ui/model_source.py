@@ -28,7 +28,7 @@ from lm_core.serve.job import Job
 from lm_core.serve.store import short_ids
 
 from . import corpus_ui, jobs_ui, persist
-from .i18n import PAGE_TITLES, current_lang, model_label, run_label, t
+from .i18n import PAGE_TITLES, current_lang, model_label, run_label, stored_run_label, t
 from .model_cache import (
     cached_model,
     cached_training_text,
@@ -222,9 +222,13 @@ def picker_options() -> dict[str, Option]:
             path = store.checkpoint_path(record.id)
             if path.is_file():
                 date = time.strftime("%m-%d %H:%M", time.localtime(record.created))
-                text = t("model_source.opt_stored", label=record.label, e=record.epoch, date=date, tag=tags[record.id])
+                name = stored_run_label(record)
+                corpus = corpus_ui.corpus_display_name(record.corpus_name)  # runs of one model read apart by it
+                text = t(
+                    "model_source.opt_stored", label=name, e=record.epoch, corpus=corpus, date=date, tag=tags[record.id]
+                )
                 opts[f"stored:{record.id}"] = Option(
-                    text, "stored", path=path, corpus_hash=record.corpus_hash, name=run_label(record.label)
+                    text, "stored", path=path, corpus_hash=record.corpus_hash, name=name
                 )
     for path in shipped_files():
         ckpt, _ = load_shipped(path)

@@ -15,7 +15,7 @@ from lm_core.training import book_config
 
 from . import persist
 from .i18n import N_, labels, t
-from .settings import apply_values, defaults_from
+from .settings import FIELDS, apply_values, defaults_from, first_visit, link_values
 
 Preset = dict[str, Any]
 
@@ -45,6 +45,7 @@ PRESET_LABELS = {
     "gru_vs_rnn": N_("presets.gru_vs_rnn"),
     "quick_demo": N_("presets.quick_demo"),
 }
+CUSTOM_PRESET = "custom"  # the box's entry for settings that are no preset's (a shared link's own)
 PRESET_NOTES = {
     "book_random": N_("presets.book_random_note"),
     "book_adjacent": N_("presets.book_adjacent_note"),
@@ -54,21 +55,51 @@ PRESET_NOTES = {
 }
 
 
+def _same(values: Preset, preset: Preset) -> bool:
+    """Whether every setting in `values` is the preset's (θ counts only where clipping is on)."""
+    clipping = values.get("clip_on", preset.get("clip_on"))
+    return all(preset.get(n) == v for n, v in values.items() if n != "clip" or clipping)
+
+
+def linked_preset(page: str, only: Callable[[Preset], Preset]) -> str | None:
+    """On a page's first visit by a link that carries settings: the preset they are, else `CUSTOM_PRESET`.
+
+    The box must name the settings shown beside it; a lesson link's own settings are no preset's, and naming
+    the first preset (with its note) would tell the class they are looking at another experiment.
+    """
+    if not first_visit(page):
+        return None
+    fields = set(only({name: None for name in FIELDS}))  # the settings this page shows
+    linked = link_values(fields)
+    if not linked:
+        return None
+    return next((name for name, p in PRESETS.items() if _same(linked, only(p))), CUSTOM_PRESET)
+
+
+def _label(name: str) -> str:
+    return t("presets.custom") if name == CUSTOM_PRESET else t(PRESET_LABELS[name])
+
+
 def preset_ui(page: str, only: Callable[[Preset], Preset] = lambda p: p, help_: str | None = None) -> str:
     """Preset selectbox, its Apply button and a note on what it reproduces; returns the preset name.
 
-    `only` keeps the values a page uses (e.g. the Sampling page drops `sampling`).
+    `only` keeps the values a page uses (e.g. the Sampling page drops `sampling`). Settings that are no preset's
+    (a shared link's) show as `CUSTOM_PRESET`, with nothing to apply.
     """
     preset_col, apply_col = st.columns([3, 1])
     key = f"{page}:preset"
+    linked = linked_preset(page, only)
+    if linked is not None:
+        st.session_state[key] = linked
     persist.restore(key)  # else a page switch shows the first preset beside the settings the user applied
+    options = [*PRESETS, CUSTOM_PRESET]
     with preset_col:
         name = st.selectbox(
             t("common.preset"),
-            list(PRESETS),
+            options,
             key=key,
             help=t("common.preset_help"),
-            format_func=labels(PRESETS, lambda k: t(PRESET_LABELS[k])),
+            format_func=labels(options, _label),
         )
     persist.save(key)
     with apply_col:
@@ -77,9 +108,10 @@ def preset_ui(page: str, only: Callable[[Preset], Preset] = lambda p: p, help_: 
             t("common.apply_preset"),
             key=f"{page}:apply",
             on_click=apply_values,
-            args=(page, only(PRESETS[name])),
+            args=(page, only(PRESETS.get(name, {}))),
             help=help_,
             width="stretch",
+            disabled=name == CUSTOM_PRESET,
         )
-    st.caption(t(PRESET_NOTES[name]))
+    st.caption(t("presets.custom_note") if name == CUSTOM_PRESET else t(PRESET_NOTES[name]))
     return name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,6 +320,26 @@ def apply_values(page: str, values: dict[str, Any]) -> None:
         persist.remember(widget_key(page, name), value)
 
 
+def first_visit(page: str) -> bool:
+    """Whether `page`'s settings have not been drawn yet in this session: only then does a link's URL set them."""
+    return f"{page}:visited" not in st.session_state
+
+
+def link_values(names: Iterable[str]) -> dict[str, Any]:
+    """The settings among `names` that the URL (a shared link) carries; unreadable ones are left out (the
+    settings say so when they are drawn)."""
+    found: dict[str, Any] = {}
+    for name in names:
+        raw = st.query_params.get(URL_KEYS.get(name, name))
+        if raw is None:
+            continue
+        try:
+            found[name] = FIELDS[name].parse(raw)
+        except (ValueError, TypeError):
+            continue
+    return found
+
+
 def settings_ui(
     page: str, names: Sequence[str], defaults: dict[str, Any], columns: int = 1, disabled: bool = False
 ) -> dict[str, Any]:
@@ -328,7 +348,7 @@ def settings_ui(
     A setting the lesson lock hides (`identity.setting_visible`) gets no widget and takes the lesson's value,
     whatever the session, a preset or the URL holds; it is left out of the URL too.
     """
-    first_visit = f"{page}:visited" not in st.session_state
+    first = first_visit(page)
     st.session_state[f"{page}:visited"] = True
     shown = [name for name in names if identity.setting_visible(page, name)]
     bad: list[str] = []
@@ -338,7 +358,7 @@ def settings_ui(
             continue
         value = st.session_state.get(persist.saved_key(wkey), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
         raw = st.query_params.get(URL_KEYS.get(name, name))
-        if first_visit and raw is not None:
+        if first and raw is not None:
             try:
                 value = FIELDS[name].parse(raw)
             except (ValueError, TypeError):

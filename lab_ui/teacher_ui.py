@@ -26,7 +26,7 @@ from lm_core.errors import LabError, localized
 from lm_core.serve.store import RunRecord
 
 from . import identity, jobs_ui
-from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, run_label, t
+from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, stored_run_label, t
 from .presets import PRESET_LABELS, PRESETS
 from .session import manager
 from .settings import FIELDS
@@ -195,7 +195,7 @@ def _runs_table(pairs: list[tuple[StudentInfo, RunRecord]]) -> pd.DataFrame:
 def _run_name(record: RunRecord) -> str:
     """The run's name (on the Train page, its model), and its model when the name is something else (a sampling
     mode, clipping on or off)."""
-    name = run_label(record.label, record.config.get("clip"))
+    name = stored_run_label(record)
     model = model_label(record.config.get("model", ""))
     return name if name == model else f"{name} · {model}"
 

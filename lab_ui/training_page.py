@@ -23,7 +23,7 @@ from lm_core.serve.job import Job
 from lm_core.serve.manager import LabFull
 from lm_core.serve.views import JobView
 
-from . import corpus_ui, identity, jobs_ui, lesson, presets, settings
+from . import corpus_ui, identity, jobs_ui, lesson, presets, settings, stored_runs
 from .corpus_ui import CorpusChoice
 from .i18n import current_lang, t
 from .runs import epochs_table
@@ -119,6 +119,7 @@ def training_page_ui(
     start_section_ui(page, choice, values, plan(values, choice))
     if page.lesson_link:
         lesson.lesson_link_ui()
+    stored_runs.stored_job_ui(page.key)
     jobs_ui.run_section_ui(page.key, draw, t(page.texts.no_job))
     return choice, values
 

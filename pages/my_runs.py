@@ -7,39 +7,39 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, session
-from lab_ui.i18n import N_, current_lang, model_label, run_label, t
+from lab_ui import charts, corpus_ui, jobs_ui, session, stored_runs
+from lab_ui.i18n import N_, model_label, stored_run_label, t
 from lab_ui.session import manager, owner_id
-from lm_core.errors import LabError, localized
 from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from lm_core.messages import Listed
 from lm_core.serve.store import RunRecord, short_ids
 
 PAGE = "my_runs"
-KIND_PAGES = {"train": "pages/train.py", "sampling": "pages/sampling.py", "clipping": "pages/clipping.py"}
 MAX_EXTRA_EPOCHS = 1000
+CONFIRM_KEY = f"{PAGE}:confirm_delete"  # the id of the run whose Delete waits for a yes or no
 REMOTE_BUTTONS = (N_("my_runs.r_pause"), N_("my_runs.r_resume"), N_("my_runs.r_stop"))  # pause, resume, stop
-
-
-def _status(record: RunRecord) -> str:
-    status = record.status
-    text = t(jobs_ui.STATUS_LABELS[status]) if status in jobs_ui.STATUS_LABELS else status
-    return t("my_runs.status_at_epoch", status=text, e=record.epoch) if status == "interrupted" else text
 
 
 def _date(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
+def _best(record: RunRecord) -> str:
+    """The best perplexity as text: a run with none says why (it diverged, or no epoch ended), never "None"."""
+    if record.best_perplexity is not None:
+        return f"{record.best_perplexity:,.2f}"
+    return t("my_runs.best_diverged") if record.status == "diverged" else "—"
+
+
 def _table(records: list[RunRecord], tags: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            t("my_runs.col_run"): [run_label(r.label) for r in records],
-            t("my_runs.col_status"): [_status(r) for r in records],
+            t("my_runs.col_run"): [stored_run_label(r) for r in records],
+            t("my_runs.col_status"): [stored_runs.status_text(r) for r in records],
             t("my_runs.col_model"): [model_label(r.config.get("model", "")) for r in records],
             t("my_runs.col_corpus"): [corpus_ui.corpus_display_name(r.corpus_name) for r in records],
             t("my_runs.col_epochs"): [f"{r.epoch} / {r.planned}" for r in records],
-            t("my_runs.col_best"): [round(r.best_perplexity, 2) if r.best_perplexity else None for r in records],
+            t("my_runs.col_best"): [_best(r) for r in records],
             t("my_runs.col_date"): [_date(r.created) for r in records],
             t("my_runs.col_id"): [f"#{tags[r.id]}" for r in records],
         }
@@ -47,37 +47,24 @@ def _table(records: list[RunRecord], tags: dict[str, str]) -> pd.DataFrame:
 
 
 def _option(record: RunRecord, tag: str) -> str:
-    """Language-free (a selectbox may format its options outside the session, where the language is unknown).
+    """A run's name in the pickers: its name, corpus and date, so runs of one model read apart at a glance.
 
-    Unique per run (`tag`): the browser sends back the name it shows, and the page acts on the run of that name.
+    Made during the script run (the caller binds it), so in the page's language. Unique per run (`tag`): the
+    browser sends back the name it shows, and the page acts on the run of that name.
     """
-    return f"{record.label} · {_date(record.created)} · {record.epoch}/{record.planned} · #{tag}"
+    corpus = corpus_ui.corpus_display_name(record.corpus_name)
+    return f"{stored_run_label(record)} · {corpus} · {_date(record.created)} · {record.epoch}/{record.planned} · #{tag}"
 
 
 def _curve(record: RunRecord, tag: str) -> charts.Curve:
     history = manager().store.history(record.id)
     diverged = (history[-1]["epoch"] if history else 0) + 1 if record.status == "diverged" else None
     return charts.Curve(
-        f"{record.label} · {_date(record.created)} · #{tag}",
+        f"{stored_run_label(record)} · {_date(record.created)} · #{tag}",
         [h["epoch"] for h in history],
         [h["perplexity"] for h in history],
         diverged_at=diverged,
     )
-
-
-def _resume(record: RunRecord, extra: int) -> None:
-    """Continue the run's whole job from the store and show it on the page that started it."""
-    try:
-        job = manager().resume_stored(record.job_id, owner_id(), extra_epochs=extra)
-    except LabError as exc:
-        st.error(localized(exc, current_lang()))
-        return
-    if job is None:
-        return
-    st.session_state[jobs_ui.job_key(record.kind)] = job.id
-    st.query_params["job"] = job.id
-    if record.kind in KIND_PAGES:
-        st.switch_page(KIND_PAGES[record.kind])
 
 
 def _run_ui(record: RunRecord, tag: str) -> None:
@@ -101,9 +88,9 @@ def _run_ui(record: RunRecord, tag: str) -> None:
     live = manager().get(record.job_id, owner_id())
     if live is not None and not live.done:
         st.info(t("my_runs.live"))
-        if record.kind in KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go:{rid}"):
+        if record.kind in stored_runs.KIND_PAGES and st.button(t("my_runs.go_page"), key=f"{PAGE}:go:{rid}"):
             st.session_state[jobs_ui.job_key(record.kind)] = live.id
-            st.switch_page(KIND_PAGES[record.kind])
+            st.switch_page(stored_runs.KIND_PAGES[record.kind])
         return
     if live is None and record.live and manager().live_elsewhere(record.job_id):
         _elsewhere_ui(record)
@@ -112,11 +99,11 @@ def _run_ui(record: RunRecord, tag: str) -> None:
     with cols[0]:
         if record.epoch < record.planned:
             if st.button(t("my_runs.resume", e=record.epoch), key=f"{PAGE}:resume:{rid}", type="primary"):
-                _resume(record, 0)
+                stored_runs.resume(record, 0)
         else:
             extra = st.number_input(t("my_runs.extra"), 1, MAX_EXTRA_EPOCHS, 10, key=f"{PAGE}:extra:{rid}")
             if st.button(t("my_runs.continue", n=extra), key=f"{PAGE}:continue:{rid}"):
-                _resume(record, int(extra))
+                stored_runs.resume(record, int(extra))
     path = manager().store.checkpoint_path(record.id)
     with cols[1]:
         if path.is_file():
@@ -141,10 +128,27 @@ def _run_ui(record: RunRecord, tag: str) -> None:
         )
     with cols[3]:
         if st.button(t("my_runs.delete"), key=f"{PAGE}:delete:{rid}"):
-            manager().store.delete(record.id, owner_id())
-            st.session_state.pop(f"{PAGE}:open", None)
-            st.rerun()
+            st.session_state[CONFIRM_KEY] = rid
+    if st.session_state.get(CONFIRM_KEY) == rid:
+        _confirm_delete_ui(record)
     st.caption(t("my_runs.use_note"))
+
+
+def _confirm_delete_ui(record: RunRecord) -> None:
+    """Delete removes the curve and the weights for good, so it asks first, naming the run."""
+    rid = record.id
+    st.warning(t.md("my_runs.delete_ask", label=stored_run_label(record), date=_date(record.created)))
+    yes_col, no_col, _ = st.columns([1, 1, 2])
+    with yes_col:
+        yes = st.button(t("my_runs.delete_yes"), key=f"{PAGE}:delete_yes:{rid}", type="primary")
+    with no_col:
+        no = st.button(t("my_runs.delete_no"), key=f"{PAGE}:delete_no:{rid}")
+    if yes:
+        manager().store.delete(rid, owner_id())
+        st.session_state.pop(f"{PAGE}:open", None)
+    if yes or no:
+        st.session_state.pop(CONFIRM_KEY, None)
+        st.rerun()
 
 
 def _elsewhere_ui(record: RunRecord) -> None:

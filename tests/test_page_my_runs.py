@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 
@@ -11,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from testkit import tiny_text
 
 from lm_core.corpus import Corpus
+from lm_core.serve.store import short_ids
 from lm_core.training import Trainer
 
 pytestmark = pytest.mark.usefixtures("clean_streamlit")  # fresh caches, no thread left behind
@@ -71,8 +73,54 @@ def test_delete_removes_the_run_and_its_checkpoint() -> None:
     assert store.checkpoint_path(f"{job_id}-0").is_file()
     at = helpers.open_page("my_runs", prepare=_as("tester"))
     _widget(at.button, "my_runs:delete").click().run()
+    assert [r.id for r in store.runs("tester")] == [f"{job_id}-0"]  # Delete asks first
+    assert any("Delete “GRU”" in w.value for w in at.warning), [w.value for w in at.warning]
+    _widget(at.button, "my_runs:delete_yes").click().run()
     assert store.runs("tester") == [] and not store.checkpoint_path(f"{job_id}-0").exists()
     assert "No runs yet" in helpers.texts(at)
+
+
+def test_delete_can_be_cancelled() -> None:
+    job_id = helpers.trained_job("tester")
+    store = helpers.session.manager().store
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    _widget(at.button, "my_runs:delete").click().run()
+    _widget(at.button, "my_runs:delete_no").click().run()
+    helpers.assert_ok(at)
+    assert not [b for b in at.button if b.key.startswith("my_runs:delete_yes")] and not at.warning
+    assert [r.id for r in store.runs("tester")] == [f"{job_id}-0"]
+    assert store.checkpoint_path(f"{job_id}-0").is_file()
+
+
+def test_a_clipped_run_is_named_with_its_theta() -> None:
+    helpers.trained_job("tester", label="clip")  # the tiny config clips at θ = 1
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    assert list(at.dataframe[0].value["Run"]) == ["clipped at θ = 1"]
+    assert at.selectbox(key="my_runs:open").options[0].startswith("clipped at θ = 1 · ")
+    zh = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")
+    assert list(zh.dataframe[0].value["训练"]) == ["裁剪（θ = 1）"]
+
+
+def test_a_diverged_run_has_no_none_for_best_perplexity() -> None:
+    job_id = helpers.trained_job("tester", label="noclip")
+    kept = helpers.trained_job("tester", label="GRU")
+    store = helpers.session.manager().store
+    store.set_status(f"{job_id}-0", "diverged", "Diverged in epoch 1.", planned=1)
+    with closing(sqlite3.connect(store.folder / "runs.sqlite")) as db, db:
+        db.execute("UPDATE runs SET best_perplexity = NULL WHERE owner = 'tester'")
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    table = at.dataframe[0].value
+    best = dict(zip(table["ID"], table["Best perplexity"], strict=True))
+    tags = short_ids(store.runs("tester"))
+    assert best[f"#{tags[f'{job_id}-0']}"] == "diverged" and best[f"#{tags[f'{kept}-0']}"] == "—", best
+
+
+def test_runs_of_one_name_say_their_corpus_and_date() -> None:
+    _twins()
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    options = at.selectbox(key="my_runs:open").options
+    assert all(f" · {helpers.CORPUS_NAME} · " in o for o in options), options
+    assert all(re.search(r" · \d{4}-\d\d-\d\d \d\d:\d\d · ", o) for o in options), options
 
 
 def test_two_runs_overlay_on_one_chart() -> None:
@@ -92,7 +140,7 @@ def test_a_stored_run_is_offered_on_generate_after_a_restart() -> None:
     at = helpers.open_page("generate", prepare=_as("tester"))
     picker = next(s for s in at.selectbox if s.key == "generate:model_source")
     option = f"stored:{job_id}-0"
-    assert any(o.startswith("My runs: stored one · epoch 2") for o in picker.options)
+    assert any(o.startswith(f"My runs: stored one · epoch 2 · {helpers.CORPUS_NAME} · ") for o in picker.options)
     picker.set_value(option).run()
     helpers.assert_ok(at)
     assert "epoch 2" in helpers.texts(at) or "2 epochs" in helpers.texts(at)
@@ -140,6 +188,7 @@ def test_twin_runs_have_distinct_names_and_delete_removes_the_one_shown() -> Non
     picker.set_value(f"{second}-0").run()
     assert at.selectbox(key="my_runs:open").value == f"{second}-0"
     _widget(at.button, "my_runs:delete").click().run()
+    _widget(at.button, "my_runs:delete_yes").click().run()
     helpers.assert_ok(at)
     assert [r.id for r in store.runs("tester")] == [f"{first}-0"]
     assert store.checkpoint_path(f"{first}-0").is_file() and not store.checkpoint_path(f"{second}-0").exists()

@@ -44,7 +44,7 @@ def test_renders_with_every_control(at: AppTest) -> None:
     expected = {  # each picker's default and its options
         settings.widget_key(PAGE, "model"): (book["model"], settings.FIELDS["model"].options),
         settings.widget_key(PAGE, "compare"): (book["compare"], settings.FIELDS["compare"].options),
-        "train:preset": ("book_random", list(presets.PRESETS)),
+        "train:preset": ("book_random", [*presets.PRESETS, presets.CUSTOM_PRESET]),
         "corpus:source": (corpus_ui.SOURCES[0], corpus_ui.SOURCES),
     }
     for key, (value, options) in expected.items():
@@ -496,3 +496,33 @@ def test_a_run_over_the_memory_budget_is_refused_before_and_at_train_naming_what
     assert any(said in shown(e.value) for e in at.error)
     assert at.session_state[job_key(PAGE)] == job.id  # nothing replaced it
     assert job.done and job.checkpoint(0).history
+
+
+def test_a_runs_own_link_after_a_restart_says_it_was_interrupted_and_resumes_it() -> None:
+    """After a restart the run's Train link (`?job=`) says where the run stopped and offers Resume, as My runs
+    does, instead of a Train page that shows nothing of it."""
+    import apptest_helpers_models as models
+    import streamlit as st
+
+    with _clean_runtime():
+        job_id = models.trained_job("tester", epochs=1)
+        store = session.manager().store
+        store.set_status(f"{job_id}-0", "interrupted", "Interrupted at epoch 1 (the server stopped).", planned=3)
+        session.shutdown_manager()  # the server goes away; the store keeps the run
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+        models.act_as(at, "tester")
+        at.query_params.update({"job": job_id, "lang": "en"})
+        at.run()
+        assert not at.exception, at.exception
+        assert any("This run was interrupted at epoch 1 of 3" in w.value for w in at.warning), all_text(at)
+        resume = [b for b in at.button if b.key.startswith(f"{PAGE}:stored_resume")]
+        assert len(resume) == 1, [b.key for b in at.button]
+        resume[0].click().run()
+        assert not at.exception, at.exception
+        job = session.manager().get(job_id, "tester")
+        assert job is not None and job.thread is not None and at.session_state[job_key(PAGE)] == job_id
+        job.thread.join(TIMEOUT)
+        store = session.manager().store  # the restarted server's
+        assert store.run(f"{job_id}-0", "tester").epoch == 3
+        assert [h["epoch"] for h in store.history(f"{job_id}-0")] == [1, 2, 3]

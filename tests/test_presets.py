@@ -62,3 +62,49 @@ def test_the_chosen_preset_survives_a_page_switch() -> None:
         assert not at.exception
         assert at.selectbox(key="train:preset").value == "quick_demo"
         assert at.selectbox(key=widget_key("train", "model")).value == PRESETS["quick_demo"]["model"]
+
+
+def _linked(params: dict[str, str]):
+    """The Train page opened by a shared link carrying `params` (one run, in Chinese, the default)."""
+    from apptest_helpers import REPO, TIMEOUT
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    return at
+
+
+def _captions(at) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_a_link_whose_settings_are_no_presets_says_custom_settings() -> None:
+    """A lesson link (GRU vs RNN, adjacent, 60 epochs) is no preset: the box must not name the first preset."""
+    from apptest_helpers import _clean_runtime
+
+    with _clean_runtime():
+        at = _linked({"model": "scratch-gru", "compare": "scratch-rnn", "sampling": "adjacent", "epochs": "60"})
+        at.run()
+        assert not at.exception
+        box = at.selectbox(key="train:preset")
+        assert box.value == "custom", box.value
+        assert text("presets.custom", "zh") in box.options
+        assert text("presets.custom_note", "zh") in _captions(at)
+        assert text(PRESET_NOTES["book_random"], "zh") not in _captions(at)
+        assert at.button(key="train:apply").disabled  # nothing to apply
+        assert at.selectbox(key=widget_key("train", "model")).value == "scratch-gru"  # the link's settings stay
+
+
+def test_a_link_with_a_presets_own_settings_names_that_preset() -> None:
+    from apptest_helpers import _clean_runtime
+
+    from lab_ui.settings import FIELDS, URL_KEYS
+
+    demo = PRESETS["quick_demo"]
+    params = {URL_KEYS.get(k, k): FIELDS[k].dump(v) for k, v in demo.items() if k in FIELDS}
+    with _clean_runtime():
+        at = _linked(params)
+        at.run()
+        assert not at.exception
+        assert at.selectbox(key="train:preset").value == "quick_demo"
+        assert text(PRESET_NOTES["quick_demo"], "zh") in _captions(at)
