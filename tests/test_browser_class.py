@@ -17,6 +17,7 @@ import pytest
 from test_browser import ARTIFACTS, _main, _require_browser, _shot, _wait_ready, expect
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_until
 
+from lm_core import messages
 from lm_core.classroom.lesson import make_lock
 from lm_core.classroom.store import ClassStore
 from lm_core.classroom.teacher import TEACHER_KEY_ENV
@@ -28,6 +29,8 @@ TRAINING = 90_000  # ms: an upper bound for a few epochs on a loaded 2-core mach
 WAIT = 60_000
 # Small runs through the URL (a lesson link): 2,000 characters, batch 8, num_steps 10.
 TINY = "lang=en&chars=2000&batch=8&steps=10&epochs=500"
+# My runs names a run by its model's label in the page's language (then corpus, date, epochs and its tag).
+GRU, SCRATCH_RNN = messages.text("common.model_gru", "en"), messages.text("common.model_scratch_rnn", "en")
 KEY_LINE = re.compile(r"Teacher key for this server \(" + TEACHER_KEY_ENV + r" is not set\): (\S+)")
 
 
@@ -168,7 +171,9 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     a.goto(f"{url}/my_runs?lang=en")
     _ready(a)
     _join(a, code, "Ada", "2468", new=False)
-    expect(_run_options(a)).to_have_text([re.compile(rf"^gru · .* · {stopped_at}/500$")], timeout=WAIT)
+    expect(_run_options(a)).to_have_text(
+        [re.compile(rf"^{re.escape(GRU)} · .* · {stopped_at}/500 · #[0-9a-f/]+$")], timeout=WAIT
+    )
     a.keyboard.press("Escape")
     _click_button(a, f"Resume (from epoch {stopped_at})")
     _epoch_at_least(a, stopped_at + 1)
@@ -178,7 +183,7 @@ def test_a_class_lesson_in_three_browsers(chromium, class_server: ClassServer) -
     # B sees only B's run, and A's run by its link is not B's to see.
     b.goto(f"{url}/my_runs?lang=en")
     _ready(b)
-    expect(_run_options(b)).to_have_text([re.compile(r"^scratch-rnn · ")], timeout=WAIT)
+    expect(_run_options(b)).to_have_text([re.compile(rf"^{re.escape(SCRATCH_RNN)} · ")], timeout=WAIT)
     b.keyboard.press("Escape")
     b.goto(f"{url}/?lang=en&job={a_job}")
     _ready(b)

@@ -349,13 +349,13 @@ def test_a_relu_rnn_round_trips_as_relu_and_is_not_continued_as_tanh(tiny_corpus
 
 
 def test_a_checkpoint_from_before_these_settings_loads_as_tanh_and_detached(
-    trained: Trainer, monkeypatch: pytest.MonkeyPatch
+    two_epoch_trainer: Trainer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An older file has no `nonlinearity` or `detach` key: it is what every run was then, tanh and detached."""
     new_keys = ("nonlinearity", "detach")
     full = TrainConfig.to_dict
     monkeypatch.setattr(TrainConfig, "to_dict", lambda self: {k: v for k, v in full(self).items() if k not in new_keys})
-    data = checkpoint.to_bytes(checkpoint.from_trainer(trained))
+    data = checkpoint.to_bytes(checkpoint.from_trainer(two_epoch_trainer))
     monkeypatch.undo()
     payload = torch.load(io.BytesIO(data), weights_only=True)
     assert not set(new_keys) & set(payload["config"])
@@ -364,9 +364,9 @@ def test_a_checkpoint_from_before_these_settings_loads_as_tanh_and_detached(
     assert ckpt.build_model().nonlinearity == "tanh"
 
 
-def test_history_with_and_without_peak_memory_loads(trained: Trainer) -> None:
+def test_history_with_and_without_peak_memory_loads(two_epoch_trainer: Trainer) -> None:
     """Epoch records carry the epoch's peak memory when measured (None otherwise, and in older files)."""
-    ckpt = checkpoint.from_trainer(trained)
+    ckpt = checkpoint.from_trainer(two_epoch_trainer)
     assert all(e.peak_rss is None or e.peak_rss > 0 for e in ckpt.history)
     unmeasured = [dataclasses.replace(e, peak_rss=None) for e in ckpt.history]
     again = checkpoint.from_bytes(checkpoint.to_bytes(dataclasses.replace(ckpt, history=unmeasured)))

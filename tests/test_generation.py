@@ -239,13 +239,13 @@ def test_a_memoryless_model_forgets_the_prefix_after_one_character(tiny_corpus: 
     assert alone.first == 1 and len(alone.tv) == len(continuation) - 1 and alone.forgotten_after == 1
 
 
-def test_a_model_with_memory_keeps_the_prefix_for_a_while(trained: CharModel, tiny_corpus: Corpus) -> None:
+def test_a_model_with_memory_keeps_the_prefix_for_a_while(trained_gru: CharModel, tiny_corpus: Corpus) -> None:
     """The trained GRU: the prefix still moves later characters' distributions; `forgotten_after` is where the
     distances stay below the threshold for good."""
     from lm_core.generation import prefix_influence
 
     text = tiny_corpus.text
-    influence = prefix_influence(trained, tiny_corpus, text[0:4], text[20:60], other=text[7:9])
+    influence = prefix_influence(trained_gru, tiny_corpus, text[0:4], text[20:60], other=text[7:9])
     assert max(influence.tv[2:]) > 0.01
     k = influence.forgotten_after
     if k is None:
@@ -253,4 +253,4 @@ def test_a_model_with_memory_keeps_the_prefix_for_a_while(trained: CharModel, ti
     else:
         assert influence.tv[k - 1] >= influence.threshold and max(influence.tv[k:], default=0) < influence.threshold
     with pytest.raises(VocabularyError):
-        prefix_influence(trained, tiny_corpus, "😀", text[20:60])
+        prefix_influence(trained_gru, tiny_corpus, "😀", text[20:60])

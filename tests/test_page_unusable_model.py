@@ -47,7 +47,7 @@ def test_a_run_that_cannot_be_loaded_is_one_sentence_and_other_runs_still_work(
     broken, good = _with_a_broken_and_a_good_run(monkeypatch)
 
     def prepare(at: AppTest) -> None:
-        at.session_state["owner"] = "tester"
+        helpers.act_as(at, "tester")
         at.session_state[jobs_ui.job_key("train")] = broken
 
     at = AppTest.from_file(str(helpers.APP), default_timeout=helpers.TIMEOUT)
@@ -73,7 +73,7 @@ def test_the_train_page_names_a_run_whose_weights_cannot_be_loaded(monkeypatch: 
     broken, _ = _with_a_broken_and_a_good_run(monkeypatch)
 
     def prepare(at: AppTest) -> None:
-        at.session_state["owner"] = "tester"
+        helpers.act_as(at, "tester")
         at.session_state[jobs_ui.job_key("train")] = broken
 
     at = helpers.open_page("train", prepare=prepare)  # asserts no exception
