@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 WAIT = 300.0  # seconds: a bound for four runs on a loaded 2-core machine, never a pass condition by itself
 VALUES = (0.001, 0.01, 0.1, 1.0)
-# Long enough that each run trains for several seconds (the board redraws every 2 s), short enough for a test.
-RUN = TrainConfig(model="gru", hidden=32, num_steps=10, batch_size=8, lr=0.01, optimizer="adam", epochs=15, seed=1)
+# Long enough that each run trains for several seconds even on a quiet machine with one worker (the board
+# redraws every 2 s, and each run must be seen part-trained), short enough for a test.
+RUN = TrainConfig(model="gru", hidden=32, num_steps=10, batch_size=8, lr=0.01, optimizer="adam", epochs=60, seed=1)
 CORPUS = {"source": "songci", "subset": "xin", "max_chars": 3000}
 
 
