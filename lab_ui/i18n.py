@@ -45,6 +45,7 @@ PAGE_TITLES = {
     "generalise": N_("common.page_generalise"),
     "generate": N_("common.page_generate"),
     "gradients": N_("common.page_gradients"),
+    "lessons": N_("common.page_lessons"),
     "my_runs": N_("common.page_my_runs"),
     "board": N_("common.page_board"),
     "teacher": N_("common.page_teacher"),

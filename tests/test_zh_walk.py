@@ -24,6 +24,7 @@ PAGES = (
     "pages/generalise.py",
     "pages/my_runs.py",
     "pages/board.py",
+    "pages/lessons.py",
 )
 TRAINING_PAGES = ("train", "sampling", "clipping")
 CHINESE = ("zh", "zh-Hant")
