@@ -121,3 +121,17 @@ def test_a_link_followed_within_the_session_sets_a_page_already_visited() -> Non
         at.switch_page("pages/train.py").run()
         assert not at.exception
         assert at.toggle(key=settings.widget_key("train", "detach")).value is False
+
+
+def test_a_page_a_lesson_lock_closed_gets_no_link_but_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed page is a stand-in without its file (`class_ui.closed_page`): a link to it would fail to draw."""
+    from lab_ui import identity
+
+    open_page = identity.page_visible
+    monkeypatch.setattr(identity, "page_visible", lambda page: page != "clipping" and open_page(page))
+    with app_page(f"pages/{PAGE}.py", lang="en") as at:
+        assert not at.exception, [e.value for e in at.exception]
+        to_clipping = [item for item in all_lessons() if item.page == "clipping"]
+        assert len(at.get("page_link")) == len(all_lessons()) - len(to_clipping)
+        closed = text("lessons.closed", "en").format(page=text("common.page_clipping", "en"))
+        assert [c.value for c in at.caption].count(closed) == len(to_clipping)
