@@ -68,6 +68,8 @@ RUN_LABELS = {
     "noclip": N_("common.run_noclip"),
     "small": N_("common.run_small"),  # the memorise-or-generalise lesson's two corpora
     "large": N_("common.run_large"),
+    "detach": N_("common.run_detach"),  # the Train page's "not detached" comparison
+    "no_detach": N_("common.run_no_detach"),
 }
 
 

@@ -336,19 +336,23 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
 def memory_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
     """The run's estimated memory against what one run may use, said before Train is pressed.
 
-    Over the budget: the trainer's own refusal (the setting to lower and the largest value that fits).
-    Without detaching, where memory is what the exercise is about: the estimate and the budget.
+    Over the budget: the engine's own refusal (the setting to lower and the largest value that fits), for the
+    run and, in a comparison, for both runs together as their one worker holds them. Without detaching, where
+    memory is what the exercise is about: the estimate and the budget.
     """
     if choice.corpus is None or settings.config_problem(values):
         return  # the settings' own problem is said above; there is no run to estimate
-    config = settings.to_config(values)
+    configs = settings.run_configs(values)
+    vocab, n_chars = choice.corpus.vocab_size, len(choice.corpus)
     try:
-        memory.check_run_memory(config, choice.corpus.vocab_size, len(choice.corpus))
+        memory.check_runs_memory(configs, vocab, n_chars)
     except LabError as exc:
         st.warning(t.md("common.bad_setting", msg=localized(exc, current_lang())))
         return
-    if not config.detach:
-        st.caption(memory.memory_note(config, choice.corpus.vocab_size, len(choice.corpus)).localize(current_lang()))
+    if all(c.detach for c in configs):
+        return
+    note = memory.memory_note(configs[0], vocab, n_chars) if len(configs) == 1 else None
+    st.caption((note or memory.runs_memory_note(configs, vocab, n_chars)).localize(current_lang()))
 
 
 def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:

@@ -29,7 +29,7 @@ class Lesson:
     question: str
     instead: str = ""  # what the link does where the lab cannot do the exercise as the book asks
     config: TrainConfig | None = None  # the run's settings; None: the page has no settings of its own (a model page)
-    compare: str = "none"  # the Train page's second model, in lockstep
+    compare: str = "none"  # the Train page's second run, in lockstep: a model kind or "no_detach"
     # The corpus picker's source, Song ci subset and size, where the lesson shows only on its own corpus.
     corpus: dict[str, str | int] = field(default_factory=dict)
 
@@ -74,8 +74,8 @@ EXERCISES: tuple[Lesson, ...] = (
         N_("lessons.no_detach_title"),
         N_("lessons.no_detach_look"),
         N_("lessons.no_detach_question"),
-        instead=N_("lessons.no_detach_instead"),
-        config=book_config("scratch-rnn", "adjacent", detach=False, epochs=30, seed=0),
+        config=book_config("scratch-rnn", "adjacent", epochs=30, seed=0),
+        compare="no_detach",  # the same run not detached, in lockstep (lab_ui.settings.NOT_DETACHED)
     ),
     Lesson(
         "relu",

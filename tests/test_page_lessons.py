@@ -104,8 +104,11 @@ def test_the_detach_and_relu_exercises_set_what_they_are_about() -> None:
     by_key = {item.key: item for item in EXERCISES}
     with _clean_runtime():
         at = _open(lesson.lesson_params(by_key["no_detach"], "en"), "train")
-        assert at.toggle(key=settings.widget_key("train", "detach")).value is False
+        # The run as the book trains it, and beside it, in lockstep, the same run not detached.
+        assert at.toggle(key=settings.widget_key("train", "detach")).value is True
         assert at.radio(key=settings.widget_key("train", "sampling")).value == "adjacent"
+        assert at.selectbox(key=settings.widget_key("train", "compare")).value == settings.NOT_DETACHED
+        assert not at.warning, [w.value for w in at.warning]  # a valid comparison that fits
     with _clean_runtime():
         at = _open(lesson.lesson_params(by_key["relu"], "en"), "clipping")
         assert at.radio(key=settings.widget_key("clipping", "nonlinearity")).value == "relu"
@@ -115,12 +118,12 @@ def test_a_link_followed_within_the_session_sets_a_page_already_visited() -> Non
     """The page's settings come from a link only on its first visit; the Lessons page lets its links set them again."""
     no_detach = next(item for item in EXERCISES if item.key == "no_detach")
     with app_page("pages/train.py") as at:
-        assert at.toggle(key=settings.widget_key("train", "detach")).value is True  # visited, the book's default
+        assert at.selectbox(key=settings.widget_key("train", "compare")).value == "none"  # visited, the default
         at.switch_page(f"pages/{PAGE}.py").run()
         at.query_params.update(lesson.lesson_params(no_detach, "zh"))  # what following the link sends
         at.switch_page("pages/train.py").run()
         assert not at.exception
-        assert at.toggle(key=settings.widget_key("train", "detach")).value is False
+        assert at.selectbox(key=settings.widget_key("train", "compare")).value == settings.NOT_DETACHED
 
 
 def test_a_page_a_lesson_lock_closed_gets_no_link_but_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
