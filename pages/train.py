@@ -125,6 +125,9 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 def _draw(job: Job, view: JobView) -> None:
     jobs_ui.run_header_ui(PAGE, job, view, t("train.chart_title"))
     labels = jobs_ui.run_labels(view)
+    if len(view.runs) > 1:  # right under the chart: what the "do not detach" lesson asks the student to compare
+        with st.container():
+            training_page.side_by_side_ui(job, view, labels)
     with st.container():  # samples appear after the first epoch: the elements below keep their places
         for run, label in zip(view.runs, labels, strict=True):
             if not run.samples:
@@ -135,8 +138,6 @@ def _draw(job: Job, view: JobView) -> None:
                 # HTML with every character escaped, not Markdown: a prefix such as "**" (an English corpus's
                 # first characters) would leave bold markers unclosed and show stray asterisks.
                 st.html(copied_html(text, len(prefix), [], "", t("train.prefix_title")))
-    if len(view.runs) > 1:
-        training_page.side_by_side_ui(job, view, labels)
     training_page.metrics_ui(view, labels)
     with st.container():
         if view.epoch > 0:
@@ -153,7 +154,8 @@ def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
             except LabError as exc:  # its weights cannot be loaded: say so, the other runs' buttons stay
                 st.caption(t("train.ckpt_unusable", m=labels[i], msg=localized(exc, current_lang())))
                 continue
-            name = f"{ckpt.config.model}-epoch{len(run.history)}"
+            undetached = "" if ckpt.config.detach else "-not-detached"  # the comparison's two files differ
+            name = f"{ckpt.config.model}{undetached}-epoch{len(run.history)}"
             st.download_button(
                 t("train.download_ckpt", m=labels[i]),
                 data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),
