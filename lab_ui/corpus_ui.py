@@ -169,6 +169,11 @@ def _from_url() -> None:
         remember(key, value)
 
 
+def forget_url_read() -> None:
+    """Let the next corpus picker take source, subset and size from the URL again (a lesson link in the session)."""
+    st.session_state.pop("corpus:url_read", None)
+
+
 def apply_values(values: Mapping[str, object]) -> None:
     """Set the corpus picker (e.g. from a page's lesson button); safe inside an `on_click` callback."""
     for key, value in values.items():

@@ -255,6 +255,61 @@ URL_KEYS = {
     "val_fraction": "val",
     "embed": "embedding",  # Streamlit reserves ?embed= (embedded apps)
 }
+# The settings each training page shows, by page key (a page's `FIELDS`): here, not in the page files, so a
+# lesson link (`lab_ui.lesson`) carries exactly the settings its page reads.
+PAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "model",
+        "sampling",
+        "hidden",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "clip_on",
+        "clip",
+        "nonlinearity",
+        "detach",
+        "epochs",
+        "seed",
+        "compare",
+        "num_layers",
+        "dropout",
+        "embed",
+        "steps_per_epoch",
+        "val_fraction",
+        "patience",
+    ),
+    # Every setting except `sampling`: the page trains both modes.
+    "sampling": ("model", "hidden", "num_steps", "batch_size", "lr", "optimizer", "clip_on", "clip", "epochs", "seed"),
+    # No clip_on toggle: the page always trains one run clipped at θ and one not clipped.
+    "clipping": (
+        "model",
+        "nonlinearity",
+        "sampling",
+        "hidden",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "clip",
+        "epochs",
+        "seed",
+    ),
+    "generalise": (
+        "model",
+        "hidden",
+        "embed",
+        "num_layers",
+        "dropout",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "steps_per_epoch",
+        "epochs",
+        "seed",
+    ),
+}
 # The engine's defaults, so a page or preset that predates these fields still has a value for each.
 NEW_FIELD_DEFAULTS = {
     "num_layers": 1,
@@ -323,6 +378,11 @@ def apply_values(page: str, values: dict[str, Any]) -> None:
 def first_visit(page: str) -> bool:
     """Whether `page`'s settings have not been drawn yet in this session: only then does a link's URL set them."""
     return f"{page}:visited" not in st.session_state
+
+
+def forget_visit(page: str) -> None:
+    """Let a link's settings apply on `page` again (see `first_visit`): a lesson link within the session."""
+    st.session_state.pop(f"{page}:visited", None)
 
 
 def link_values(names: Iterable[str]) -> dict[str, Any]:

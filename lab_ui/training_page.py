@@ -26,7 +26,7 @@ from lm_core.serve.views import JobView
 from . import corpus_ui, identity, jobs_ui, lesson, presets, settings, stored_runs
 from .corpus_ui import CorpusChoice
 from .i18n import current_lang, t
-from .runs import epochs_table
+from .runs import shown_epochs_table
 
 
 @dataclass(frozen=True)
@@ -194,4 +194,4 @@ def setting_problem_ui(values: dict[str, Any]) -> None:
 def metrics_ui(view: JobView, labels: list[str]) -> None:
     """Every run's numbers per epoch, folded away under the charts."""
     with st.expander(t("training_page.metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+        st.dataframe(shown_epochs_table(view, labels), hide_index=True, width="stretch")

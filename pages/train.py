@@ -35,28 +35,7 @@ from lm_core.serve.views import JobView
 from lm_core.training import Trainer
 
 PAGE = "train"
-FIELDS = (
-    "model",
-    "sampling",
-    "hidden",
-    "num_steps",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "clip_on",
-    "clip",
-    "nonlinearity",
-    "detach",
-    "epochs",
-    "seed",
-    "compare",
-    "num_layers",
-    "dropout",
-    "embed",
-    "steps_per_epoch",
-    "val_fraction",
-    "patience",
-)
+FIELDS = settings.PAGE_FIELDS[PAGE]
 
 
 TEXTS = training_page.PageTexts(N_("train.title"), N_("train.intro"), N_("train.book_preset_help"), N_("train.no_job"))
