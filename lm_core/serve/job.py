@@ -85,10 +85,35 @@ class Job:
 
     # -- what a page may read -----------------------------------------------------------------------
     def corpus(self, run: int = 0) -> Corpus:
-        return self._runs[run].corpus
+        """The run's corpus; read again from the run store if the job let go of it (`let_go_of_corpora`)."""
+        with self._lock:
+            corpus = self._runs[run].corpus
+        if corpus is not None:
+            return corpus
+        corpus = self.recorder.corpus(run) if self.recorder is not None else None
+        if corpus is None:
+            raise LabError("error.runs.text_missing", label=self.labels[run])
+        with self._lock:
+            self._runs[run].corpus = corpus
+        return corpus
 
     def corpus_text(self, run: int = 0) -> str:
-        return self._runs[run].corpus.text
+        return self.corpus(run).text
+
+    def let_go_of_corpora(self, min_chars: int = 0) -> bool:
+        """A done job nobody looks at: drop its corpora of at least `min_chars` characters (a class's pasted
+        texts, up to 20 MB each, and their ids), which the run store keeps; a page that asks again reads them
+        back. False if it keeps them (not done, or the store does not hold every text)."""
+        if not self.done or self.recorder is None:
+            return False
+        with self._lock:
+            held = [i for i, run in enumerate(self._runs) if run.corpus is not None and len(run.corpus) >= min_chars]
+        if not held or not all(self.recorder.has_corpus(i) for i in held):
+            return False
+        with self._lock:
+            for i in held:
+                self._runs[i].corpus = None
+        return True
 
     def config(self, run: int = 0) -> TrainConfig:
         return self._runs[run].config
