@@ -112,3 +112,21 @@ def test_a_run_that_ran_out_of_memory_after_epoch_k_resumes_from_epoch_k(
     resumed = [h["perplexity"] for h in manager.store.history(f"{job.id}-0")]
     expected = thread_curve(Trainer(wide_corpus, TrainConfig(**WIDE, epochs=len(resumed))))
     assert resumed == expected  # epochs 1..k kept, k+1.. trained on from the stored checkpoint
+
+
+def test_a_worker_that_exits_with_the_out_of_memory_code_ends_its_job_the_same_way() -> None:
+    """If even reporting fails (a refusal outside the job's own code), the worker's exit code says it."""
+    from types import SimpleNamespace
+
+    from lm_core.serve.driver import WorkerLost
+    from lm_core.serve.process_backend import ProcessChannel
+
+    def lost(code: int) -> WorkerLost:
+        process = SimpleNamespace(exitcode=code, join=lambda timeout=None: None)
+        return ProcessChannel(None, SimpleNamespace(process=process))._lost()  # type: ignore[arg-type]
+
+    assert (lost(memory_limit.OUT_OF_MEMORY_EXIT).status, lost(memory_limit.OUT_OF_MEMORY_EXIT).why) == (
+        "failed",
+        memory_limit.OUT_OF_MEMORY,
+    )
+    assert lost(-9).why == "exit code -9"
