@@ -20,7 +20,7 @@ import streamlit as st
 
 from lm_core import memory
 from lm_core.errors import LabError, localized
-from lm_core.serve.job import FAILED, Job
+from lm_core.serve.job import FAILED, Job, ran_out_of_memory
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
@@ -208,6 +208,8 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "", early: 
         return t("jobs.job_finished", n=planned)
     if status == "stopped":
         return t("jobs.job_stopped", e=epoch, n=planned)
+    if ran_out_of_memory(status, message):
+        return t("jobs.job_out_of_memory", e=epoch)
     if status == "failed":
         return t("jobs.job_failed", e=epoch)
     if status == "interrupted":
@@ -265,7 +267,7 @@ def notices_ui(view: JobView, labels: list[str] | None = None) -> None:
     best_weights_ui(view, labels or run_labels(view))
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
-        st.error(t("jobs.job_failed", e=view.epoch))
+        st.error(ended_text(view.status, view.epoch, view.planned_epochs, view.message))
         st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
     elif view.status == "interrupted":  # a Ray node or the cluster went away; the store has every finished epoch
         st.warning(t("jobs.job_interrupted", e=view.epoch))
