@@ -165,7 +165,7 @@ def test_the_corpus_column_shows_stored_ids_as_names_in_the_pages_language() -> 
         trainer = Trainer(corpus, helpers.tiny_config("gru", epochs=1))
         helpers.session.manager().submit("tester", [trainer], [name], kind="train").thread.join(TIMEOUT)
     at = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")
-    assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部 (all Song ci)", "粘贴的文本"]
+    assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部作者", "粘贴的文本"]
 
 
 def _twins() -> tuple[str, str]:
