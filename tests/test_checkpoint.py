@@ -284,13 +284,19 @@ def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
 
 
 def _interrupted(corpus: Corpus, cfg: TrainConfig) -> tuple[Trainer, Trainer]:
-    """An uninterrupted `cfg` run, and the same run cut in half: saved as bytes, read back, resumed."""
+    """An uninterrupted `cfg` run, and the same run cut in half: saved as bytes, read back, resumed.
+
+    Resumed twice, as a Continue on the web is: the web process resumes the stored checkpoint, publishes
+    the resumed trainer's own checkpoint as the job's start, and the worker resumes that one and trains.
+    """
     straight = Trainer(corpus, dataclasses.replace(cfg))
     list(straight.train())
     first = Trainer(corpus, dataclasses.replace(cfg, epochs=cfg.epochs // 2))
     list(first.train())
     data = checkpoint.to_bytes(checkpoint.from_trainer(first))
-    resumed = checkpoint.resume(checkpoint.from_own_bytes(data), corpus, dataclasses.replace(cfg))
+    web = checkpoint.resume(checkpoint.from_own_bytes(data), corpus, dataclasses.replace(cfg))
+    start = checkpoint.to_bytes(checkpoint.from_trainer(web))
+    resumed = checkpoint.resume(checkpoint.from_own_bytes(start), corpus, dataclasses.replace(cfg))
     list(resumed.train())
     return straight, resumed
 
