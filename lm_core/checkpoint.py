@@ -14,6 +14,10 @@ its values once, so the values a file declares are bounded by its size; see
 against `limits`, every tensor's shape against the declared model (computed
 arithmetically), finite weights, numeric history, and an optimiser state that
 fits the model (a malformed one is dropped, and `optimizer_dropped` says so).
+
+A run with epochs of k minibatches also keeps where its data stream stood (`training.StreamPoint`: the
+pass's shuffle, its position, the carried state), so it resumes mid-pass exactly; a file without it (older,
+or a malformed one, dropped on load) resumes as before, with a new pass from the sampler's RNG.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ import torch
 from .corpus import Corpus
 from .errors import Cause, CheckpointError, LabError, detached
 from .files import write_atomically
-from .limits import MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_TEXT, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
+from .limits import MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_TEXT, MAX_LAYERS, MAX_OWN_CHECKPOINT_BYTES, MAX_VOCAB
 from .messages import Message
 from .models import CharModel, build_model, check_size, expected_shapes
 from .tensor_archive import ForeignObject, TooManyTensors, tensor_layout
-from .training import EpochEvent, TrainConfig, Trainer
+from .training import EpochEvent, StreamPoint, TrainConfig, Trainer
 
 FORMAT = "rnn-lyrics-lab/1"
 # Tensors in one file. This app writes a few dozen at most (3 layers of 4 weights, embedding and dense layer,
@@ -56,6 +60,7 @@ class Checkpoint:
     note: str = ""
     best_epoch: int | None = None  # the epoch whose weights these are, when kept as best by validation
     optimizer_dropped: bool = False  # the file's optimiser state was malformed and left out on load
+    stream: StreamPoint | None = None  # where the minibatch stream stood (epochs of k minibatches only)
 
     def build_model(self) -> CharModel:
         c = self.config
@@ -81,8 +86,8 @@ class Checkpoint:
 def from_trainer(trainer: Trainer, note: str = "", best: bool = False) -> Checkpoint:
     """The trainer's current weights, or with `best=True` its best-by-validation weights when it has them.
 
-    Best weights come without the optimiser state: Adam's moments belong to the
-    last weights, and continuing from the best with them would be inconsistent.
+    Best weights come without the optimiser state and the stream point: Adam's moments and
+    the carried state belong to the last weights, and continuing the best with them would be inconsistent.
     """
     use_best = best and trainer.best_state is not None and trainer.best_epoch != trainer.epoch
     weights = trainer.best_state if use_best else trainer.model.state_dict()
@@ -96,6 +101,7 @@ def from_trainer(trainer: Trainer, note: str = "", best: bool = False) -> Checkp
         rng_state=_rng_to_list(trainer.rng.getstate()),
         note=note,
         best_epoch=trainer.best_epoch if best else None,
+        stream=None if use_best else trainer.stream_point,  # immutable: the trainer makes a new one each epoch
     )
 
 
@@ -134,6 +140,7 @@ def to_bytes(ckpt: Checkpoint, half: bool = False) -> bytes:
         "rng_state": ckpt.rng_state,
         "note": ckpt.note,
         "best_epoch": ckpt.best_epoch,
+        "stream": _stream_to_dict(ckpt.stream),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -150,6 +157,8 @@ def estimated_bytes(ckpt: Checkpoint, with_optimizer: bool = True) -> int:
     if with_optimizer and isinstance(ckpt.optimizer_state, dict):
         for entry in ckpt.optimizer_state.get("state", {}).values():
             tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+    if ckpt.stream is not None and ckpt.stream.carried is not None:
+        tensors += list(ckpt.stream.carried)
     rest = 64 * 1024 + 16 * (len(ckpt.vocab) + len(ckpt.history) * 10)
     return sum(t.numel() * t.element_size() + 64 for t in tensors) + rest
 
@@ -301,6 +310,37 @@ def _rng_state(raw: Any) -> list[Any] | None:
     return raw
 
 
+def _stream_to_dict(point: StreamPoint | None) -> dict[str, Any] | None:
+    if point is None:
+        return None
+    carried = None if point.carried is None else list(point.carried)
+    return {"pass_rng": _rng_to_list(point.pass_rng), "taken": point.taken, "carried": carried}
+
+
+def _stream_point(raw: Any, config: TrainConfig) -> StreamPoint | None:
+    """A stream point as `_stream_to_dict` writes it, or None: resuming then starts a new pass, as before points.
+
+    Each carried tensor must be one (batch_size, hidden) state of at most 2 per layer (LSTM's H and C),
+    finite and stored once; whether their number fits the model is `Trainer.continue_stream`'s to say.
+    """
+    if not isinstance(raw, dict) or set(raw) != {"pass_rng", "taken", "carried"}:
+        return None
+    rng, taken, carried = _rng_state(raw["pass_rng"]), raw["taken"], raw["carried"]
+    if rng is None or isinstance(taken, bool) or not isinstance(taken, int) or not 0 < taken < 2**31:
+        return None
+    if carried is not None:
+        if not (isinstance(carried, list) and 0 < len(carried) <= 2 * MAX_LAYERS):
+            return None
+        shape = (config.batch_size, config.hidden)
+        for tensor in carried:
+            if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tuple(tensor.shape) == shape):
+                return None
+            if not (_owns_storage(tensor) and bool(torch.isfinite(tensor).all())):
+                return None
+        carried = tuple(t.float() for t in carried)
+    return StreamPoint(_rng_from_list(rng), taken, carried)
+
+
 def _model_state(raw: Any, config: TrainConfig, vocab_size: int, name: str) -> dict[str, torch.Tensor]:
     """The weights, each checked against the shape the declared model needs, and finite."""
     expected = expected_shapes(config.model, vocab_size, config.hidden, config.num_layers, config.embed)
@@ -426,6 +466,7 @@ def from_bytes(data: bytes, name: str = "the checkpoint", max_bytes: int = MAX_C
             note=_text(payload.get("note")),
             best_epoch=_best_epoch(payload.get("best_epoch")),
             optimizer_dropped=dropped,
+            stream=_stream_point(payload.get("stream"), config),
         )
     except CheckpointError:
         raise
@@ -550,6 +591,10 @@ def restore_trainer(ckpt: Checkpoint, trainer: Trainer) -> None:
             trainer.rng.setstate(_rng_from_list(ckpt.rng_state))
         except (TypeError, ValueError):
             pass
+    # The pass goes on only if it is the same pass: same minibatches cut from the same training split.
+    same_pass = ("sampling", "batch_size", "num_steps", "val_fraction")
+    if ckpt.stream is not None and all(getattr(ckpt.config, a) == getattr(trainer.config, a) for a in same_pass):
+        trainer.continue_stream(ckpt.stream)  # it refuses a point that does not fit: the RNG above is the fallback
 
 
 def _check_same_nonlinearity(ckpt: Checkpoint, trainer: Trainer) -> None:
@@ -570,7 +615,8 @@ def resume(
 
     The one way every caller continues a run (the CLI's `--resume`, the Train page's Continue and
     start-from, a stored run, a worker given its starting point), so all of them restore the same
-    things: weights, optimiser state, history and the sampler's RNG. `config` says how to train on
+    things: weights, optimiser state, history, the sampler's RNG and (epochs of k minibatches) where the
+    pass stood. `config` says how to train on
     (it must describe the checkpoint's model: `restore_trainer` says so otherwise); the run is planned
     to `config.epochs` in all, or `more_epochs` beyond what the checkpoint has done if that is later.
     `corpus` must be the run's own, document starts included, or its validation split would move.

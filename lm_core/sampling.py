@@ -66,13 +66,25 @@ def random_batches(
     num_steps: int,
     rng: random.Random,
     device: torch.device | str = "cpu",
+    start: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Random sampling exactly as the book: shuffled windows at multiples of T."""
+    """Random sampling exactly as the book: shuffled windows at multiples of T.
+
+    `start` skips the pass's first minibatches (a resumed run continuing mid-pass); the whole
+    shuffle is still drawn from `rng`, so the pass and the RNG after it are the uninterrupted ones.
+    """
     data = torch.as_tensor(ids, dtype=torch.long)
     num_windows = (len(data) - 1) // num_steps
     order = list(range(num_windows))
-    rng.shuffle(order)
-    for b in range(num_windows // batch_size):
+    rng.shuffle(order)  # now, not at the first minibatch: after this call `rng` is where the pass leaves it
+    return _windows(data, order, batch_size, num_steps, device, start)
+
+
+def _windows(
+    data: torch.Tensor, order: list[int], batch_size: int, num_steps: int, device: torch.device | str, start: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The minibatches of one shuffled pass, B windows at a time, from minibatch `start`."""
+    for b in range(start, len(order) // batch_size):
         starts = torch.tensor(order[b * batch_size : (b + 1) * batch_size]) * num_steps
         cols = starts[:, None] + torch.arange(num_steps)  # (B, T)
         yield data[cols].to(device), data[cols + 1].to(device)
@@ -83,12 +95,13 @@ def adjacent_batches(
     batch_size: int,
     num_steps: int,
     device: torch.device | str = "cpu",
+    start: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Adjacent sampling exactly as the book: B rows, T columns at a time."""
+    """Adjacent sampling exactly as the book: B rows, T columns at a time (from minibatch `start`)."""
     data = torch.as_tensor(ids, dtype=torch.long)
     row_len = len(data) // batch_size
     rows = data[: batch_size * row_len].view(batch_size, row_len).to(device)
-    for b in range((row_len - 1) // num_steps):
+    for b in range(start, (row_len - 1) // num_steps):
         i = b * num_steps
         yield rows[:, i : i + num_steps], rows[:, i + 1 : i + num_steps + 1]
 
@@ -100,12 +113,13 @@ def batches(
     num_steps: int,
     rng: random.Random,
     device: torch.device | str = "cpu",
+    start: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of minibatches in either mode (`rng` is only used by random)."""
+    """One epoch of minibatches in either mode (`rng` is only used by random), from minibatch `start`."""
     if mode == "random":
-        return random_batches(ids, batch_size, num_steps, rng, device)
+        return random_batches(ids, batch_size, num_steps, rng, device, start)
     if mode == "adjacent":
-        return adjacent_batches(ids, batch_size, num_steps, device)
+        return adjacent_batches(ids, batch_size, num_steps, device, start)
     raise ValueError(f"unknown sampling mode {mode!r}")
 
 

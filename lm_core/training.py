@@ -36,7 +36,7 @@ from .errors import ConfigError, CorpusError
 from .limits import MAX_HIDDEN
 from .messages import N_, Listed
 from .models import MODEL_KINDS, NONLINEARITIES, CharModel, State, build_model, check_architecture, detach_state
-from .sampling import MODES, adjacent_batches, batches, check_enough
+from .sampling import MODES, adjacent_batches, batches, check_enough, minibatches_per_epoch
 
 OPTIMIZERS = ("sgd", "adam")
 # A mean loss above this makes exp(loss) overflow a float: no perplexity can be reported, so the
@@ -242,6 +242,27 @@ class EndEvent:
 
 
 Event = StepEvent | EpochEvent | EndEvent
+
+
+@dataclass(frozen=True)
+class StreamPoint:
+    """Where a run's minibatch stream stood at the end of its last completed epoch: what exact resume needs.
+
+    With `steps_per_epoch` > 0 an epoch is a slice of a longer pass, and the next epoch continues that pass
+    (its shuffle, its position) and, for adjacent sampling, the state carried out of its last minibatch.
+    The sampler's RNG alone (all older checkpoints keep) cannot say that: it has already drawn the pass's
+    shuffle, so a run resumed from it started a new pass and its curve left the uninterrupted one.
+    Taken at the end of each epoch, the point a published checkpoint's weights are from (Stop rolls back there).
+    """
+
+    pass_rng: tuple  # the sampler RNG's state just before the current pass drew its shuffle
+    taken: int  # minibatches of that pass trained on so far
+    carried: State | None  # adjacent sampling: the state carried into the next minibatch (detached, on the CPU)
+
+
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy owning its storage: a checkpoint refuses tensors that are views of more."""
+    return tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
 
 
 class Control:
@@ -452,6 +473,10 @@ class Trainer:
         # sampling) its carried state continue into the next epoch.
         self._stream: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._carried: State | None = None
+        self._pass_rng: tuple = self.rng.getstate()  # before the current pass's shuffle
+        self._taken = 0  # minibatches drawn from the current pass
+        # What a checkpoint saves to resume the pass exactly (None: no epoch of k minibatches done yet).
+        self.stream_point: StreamPoint | None = None
 
     @property
     def epoch(self) -> int:
@@ -523,6 +548,9 @@ class Trainer:
             yield StepEvent(epoch, step, loss_value, norm, clipped)
         seconds = clock() - start - (self.control.blocked_seconds - blocked_before)  # training time only
         self._carried = detach_state(state) if cfg.sampling == "adjacent" else None
+        if cfg.steps_per_epoch:
+            carried = None if self._carried is None else tuple(_cpu_copy(s) for s in self._carried)
+            self.stream_point = StreamPoint(self._pass_rng, self._taken, carried)
         # The epoch is done: the rollback copy and (without detaching) the state's graph of the whole epoch are
         # not needed any more, and this generator stays suspended while the caller publishes a checkpoint.
         state = good = None
@@ -560,12 +588,43 @@ class Trainer:
         for _ in range(n):
             batch = next(self._stream, None) if self._stream is not None else None
             if batch is None:
+                self._pass_rng, self._taken = self.rng.getstate(), 0
                 self._stream = batches(
                     cfg.sampling, self.train_ids, cfg.batch_size, cfg.num_steps, self.rng, self.model.device
                 )
+                self._taken += 1
                 yield None, next(self._stream)  # check_enough guarantees one minibatch per pass
             else:
+                self._taken += 1
                 yield batch
+
+    def continue_stream(self, point: StreamPoint) -> bool:
+        """Carry on from `point` (a checkpoint's): the same pass, shuffled alike, from its next minibatch.
+
+        Redraws the pass's shuffle from `point.pass_rng` (leaving `self.rng` exactly where the uninterrupted
+        run's is) and restores the carried state. Returns False, changing nothing, when the point does not
+        fit this run (another pass length or state shape): the run then starts a new pass, as before points.
+        """
+        cfg, model = self.config, self.model
+        per_pass = minibatches_per_epoch(len(self.train_ids), cfg.batch_size, cfg.num_steps, cfg.sampling)
+        if not (cfg.steps_per_epoch and 0 < point.taken <= per_pass):
+            return False
+        carried = None
+        if cfg.sampling == "adjacent":
+            fresh = model.begin_state(cfg.batch_size)
+            if point.carried is None or [s.shape for s in point.carried] != [s.shape for s in fresh]:
+                return False
+            carried = tuple(s.to(f.device, f.dtype, copy=True) for s, f in zip(point.carried, fresh, strict=True))
+        try:
+            random.Random().setstate(point.pass_rng)  # tried on a spare first: a bad state changes nothing
+        except (TypeError, ValueError):
+            return False
+        self.rng.setstate(point.pass_rng)
+        ids, device = self.train_ids, model.device
+        self._stream = batches(cfg.sampling, ids, cfg.batch_size, cfg.num_steps, self.rng, device, point.taken)
+        self._pass_rng, self._taken, self._carried = point.pass_rng, point.taken, carried
+        self.stream_point = point
+        return True
 
     def _end(self, status: str, message: str, step: int = 0, loss: float | None = None) -> EndEvent:
         self.status, self.message = status, message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import pickle
 import random
@@ -280,6 +281,110 @@ def test_resuming_continues_the_epoch_count_and_the_same_trajectory(
     assert [e.epoch for e in resumed.history] == [1, 2, 3, 4]
     assert [e.perplexity for e in resumed.history] == pytest.approx(expected, rel=1e-5)
     assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def _interrupted(corpus: Corpus, cfg: TrainConfig) -> tuple[Trainer, Trainer]:
+    """An uninterrupted `cfg` run, and the same run cut in half: saved as bytes, read back, resumed.
+
+    Resumed twice, as a Continue on the web is: the web process resumes the stored checkpoint, publishes
+    the resumed trainer's own checkpoint as the job's start, and the worker resumes that one and trains.
+    """
+    straight = Trainer(corpus, dataclasses.replace(cfg))
+    list(straight.train())
+    first = Trainer(corpus, dataclasses.replace(cfg, epochs=cfg.epochs // 2))
+    list(first.train())
+    data = checkpoint.to_bytes(checkpoint.from_trainer(first))
+    web = checkpoint.resume(checkpoint.from_own_bytes(data), corpus, dataclasses.replace(cfg))
+    start = checkpoint.to_bytes(checkpoint.from_trainer(web))
+    resumed = checkpoint.resume(checkpoint.from_own_bytes(start), corpus, dataclasses.replace(cfg))
+    list(resumed.train())
+    return straight, resumed
+
+
+@pytest.mark.parametrize("sampling", ["random", "adjacent"])
+@pytest.mark.parametrize("steps_per_epoch", [0, 5, 13])
+def test_resuming_short_epochs_is_exact(tiny_corpus: Corpus, sampling: str, steps_per_epoch: int) -> None:
+    """Epochs of k minibatches (a slice of a 21-minibatch pass) resume mid-pass as if never interrupted.
+
+    k = 5 stops inside the first pass; k = 13 inside the second (the first was crossed before the save).
+    Same per-epoch perplexities and same weights, bit for bit, as the run that never stopped.
+    """
+    cfg = _config(sampling=sampling, steps_per_epoch=steps_per_epoch, epochs=4)
+    straight, resumed = _interrupted(tiny_corpus, cfg)
+    assert [e.perplexity for e in resumed.history] == [e.perplexity for e in straight.history]
+    assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+@pytest.mark.parametrize("model, num_layers, tensors", [("lstm", 2, 4), ("scratch-lstm", 1, 2), ("scratch-rnn", 1, 1)])
+def test_resuming_short_epochs_carries_every_layers_state(
+    tiny_corpus: Corpus, model: str, num_layers: int, tensors: int
+) -> None:
+    """Adjacent sampling's carried state is every layer's H (and LSTM's C): all of it is restored exactly."""
+    cfg = _config(model=model, num_layers=num_layers, sampling="adjacent", steps_per_epoch=5, epochs=4)
+    straight, resumed = _interrupted(tiny_corpus, cfg)
+    assert len(resumed.stream_point.carried) == tensors
+    assert [e.perplexity for e in resumed.history] == [e.perplexity for e in straight.history]
+    assert _equal_state(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def _without_stream(data: bytes, drop_key: bool) -> bytes:
+    """The same file as an older version wrote it (no `stream` key), or with a null one."""
+    payload = torch.load(io.BytesIO(data), weights_only=True)
+    if drop_key:
+        del payload["stream"]
+    else:
+        payload["stream"] = None
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("drop_key", [True, False])
+@pytest.mark.parametrize("sampling", ["random", "adjacent"])
+def test_a_checkpoint_without_a_stream_point_resumes_as_before(
+    tiny_corpus: Corpus, sampling: str, drop_key: bool
+) -> None:
+    """An older file has only the sampler's RNG: it loads, and resumes with a new pass drawn from that RNG."""
+    cfg = _config(sampling=sampling, steps_per_epoch=5, epochs=4)
+    first = Trainer(tiny_corpus, dataclasses.replace(cfg, epochs=2))
+    list(first.train())
+    saved = checkpoint.from_trainer(first)
+    assert saved.stream is not None and saved.stream.taken == 10
+    ckpt = checkpoint.from_bytes(_without_stream(checkpoint.to_bytes(saved), drop_key))
+    assert ckpt.stream is None and ckpt.rng_state == saved.rng_state
+    resumed = checkpoint.resume(ckpt, tiny_corpus, cfg)
+    assert resumed.rng.getstate() == first.rng.getstate() and resumed.stream_point is None
+    list(resumed.train())
+    assert resumed.history[:2] == first.history
+    assert [e.steps for e in resumed.history[2:]] == [5, 5]
+    assert resumed.stream_point.taken == 10  # the new pass it began, 2 epochs in
+
+
+def test_a_malformed_stream_point_is_dropped_on_load(tiny_corpus: Corpus) -> None:
+    """A bad position or carried state (an edited file) is left out, like a bad RNG: the file still loads."""
+    cfg = _config(sampling="adjacent", steps_per_epoch=5, epochs=1)
+    trainer = Trainer(tiny_corpus, cfg)
+    list(trainer.train())
+    good = checkpoint.to_bytes(checkpoint.from_trainer(trainer))
+    loaded = checkpoint.from_bytes(good).stream
+    assert _equal_nested(dataclasses.astuple(loaded), dataclasses.astuple(trainer.stream_point))
+    carried = list(trainer.stream_point.carried)
+    bad = [
+        {"taken": 0},
+        {"taken": True},
+        {"taken": "5"},
+        {"pass_rng": [3, [1, 2], None]},
+        {"carried": [torch.zeros(cfg.batch_size + 1, cfg.hidden)]},
+        {"carried": [torch.full_like(carried[0], math.nan)]},
+        {"carried": carried * 7},
+        {"extra": 1},
+    ]
+    for change in bad:
+        payload = torch.load(io.BytesIO(good), weights_only=True)
+        payload["stream"].update(change)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        assert checkpoint.from_bytes(buffer.getvalue()).stream is None, change
 
 
 def test_resuming_with_validation_on_the_stored_text_keeps_the_split_and_the_curve(tiny_corpus: Corpus) -> None:

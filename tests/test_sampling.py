@@ -58,6 +58,19 @@ def test_random_uses_each_window_at_most_once_and_skips_leftovers() -> None:
     assert max(int(Y.max()) for _, Y in out) <= N - 1
 
 
+@pytest.mark.parametrize("mode", ["random", "adjacent"])
+def test_a_pass_started_at_minibatch_k_is_the_rest_of_the_same_pass(mode: str) -> None:
+    """`start=k` (a resumed run continuing mid-pass) gives the pass's minibatches from k on, and leaves the
+    RNG where the whole pass leaves it: the shuffle is drawn when the pass is made, before any minibatch."""
+    whole_rng, part_rng = random.Random(3), random.Random(3)
+    whole = list(batches(mode, _positions(), B, T, whole_rng))
+    part = batches(mode, _positions(), B, T, part_rng, start=5)
+    assert part_rng.getstate() == whole_rng.getstate()  # before any minibatch was taken
+    rest = list(part)
+    assert len(rest) == len(whole) - 5
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(rest, whole[5:], strict=True))
+
+
 def test_random_order_changes_between_epochs_and_is_shuffled() -> None:
     """The rng shuffles the windows (not in corpus order), and a second epoch uses a new order."""
     rng = random.Random(0)

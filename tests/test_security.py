@@ -306,6 +306,16 @@ def test_estimated_size_is_close_to_the_real_file(one_epoch_trainer: Trainer) ->
         assert real <= estimate <= real + 256 * 1024, (with_optimizer, real, estimate)
 
 
+def test_estimated_size_counts_the_carried_state_of_a_stream_point(tiny_corpus: Corpus) -> None:
+    """Epochs of k minibatches keep adjacent sampling's carried state (B x h per layer, H and C): 512 KB here."""
+    cfg = TrainConfig(model="lstm", num_layers=2, hidden=256, batch_size=128, num_steps=8, sampling="adjacent")
+    trainer = Trainer(tiny_corpus, dataclasses.replace(cfg, optimizer="adam", lr=1e-3, epochs=1, steps_per_epoch=1))
+    list(trainer.train())
+    ckpt = checkpoint.from_trainer(trainer)
+    real, estimate = len(checkpoint.to_bytes(ckpt)), checkpoint.estimated_bytes(ckpt)
+    assert real <= estimate <= real + 256 * 1024, (real, estimate)
+
+
 # -- one escape for every outside string ----------------------------------------------
 
 EVIL = "**x** [link](http://evil) ![i](http://evil/i.png) :red[y] <b>z</b> # h"

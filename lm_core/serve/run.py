@@ -52,7 +52,13 @@ class Run:
     def held_bytes(self) -> int:
         """Bytes of the weights and optimiser state this run keeps (and of a newer checkpoint not yet parsed)."""
         ckpt = self.published
-        return tensor_bytes(ckpt.model_state) + tensor_bytes(ckpt.optimizer_state) + len(self.unparsed or b"")
+        carried = ckpt.stream.carried if ckpt.stream else None
+        return (
+            tensor_bytes(ckpt.model_state)
+            + tensor_bytes(ckpt.optimizer_state)
+            + tensor_bytes(carried)
+            + len(self.unparsed or b"")
+        )
 
 
 def tensor_bytes(obj: Any) -> int:
