@@ -10,11 +10,12 @@ import streamlit as st
 
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
-    from lab_ui import class_ui, identity, session
+    from lab_ui import class_ui, identity, nav, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
     st.set_page_config(page_title=t("common.tab_title"), page_icon=app_icon(), layout="wide")
+    menu = nav.menu_slot()  # the sidebar's first place, before session.init() draws the language switch there
     session.init()
 
     # Each page's key is the `PAGE` its file uses for its widget keys; `st.session_state["page"]` names the page.
@@ -58,7 +59,9 @@ def main() -> None:
     shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
     first = next(iter(shown.values()), PAGES["my_runs"])
     routed = {key: shown.get(key) or class_ui.closed_page(key, candidate, first) for key, candidate in PAGES.items()}
-    page = st.navigation(list(routed.values()))
+    # Streamlit's own menu is off (client.showSidebarNavigation): it listed file names until this first ran.
+    page = st.navigation(list(routed.values()), position="hidden")
+    nav.menu_ui(menu, shown.values())
     st.session_state["page"] = next(key for key, candidate in routed.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
