@@ -70,10 +70,21 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:  # imported by `streamlit run` (or an ASGI server) to serve the app
+    import threading
+
     from streamlit.starlette import App
 
     from lab_ui import poll, web
     from lm_core.classroom import teacher
 
     teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
+
+    def _warm_models() -> None:
+        """Imported here, on its own thread: the server answers its health check before torch is imported."""
+        from lab_ui import model_source
+
+        model_source.warm_quietly()
+
+    # The shipped model the model pages open with, loaded and analysed before the first student asks for it.
+    threading.Thread(target=_warm_models, name="model-warm-up", daemon=True).start()
     app = App(__file__, middleware=web.middleware(), routes=poll.routes())

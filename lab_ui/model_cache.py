@@ -14,9 +14,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from lm_core import provenance
+from lm_core.analysis import bptt
 from lm_core.checkpoint import Checkpoint, read_bytes, read_file
 from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
 from lm_core.errors import CorpusError, LabError, localized
@@ -123,6 +125,36 @@ def uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[Checkpoin
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_training_text(corpus_name: str, vocab_key: str, _vocab: tuple[str, ...]) -> tuple[str | None, str, dict]:
     return find_training_text(corpus_name, list(_vocab))
+
+
+def training_text(ckpt: Checkpoint) -> tuple[str | None, str, dict]:
+    """`cached_training_text` of a checkpoint: its corpus found again, once per corpus and vocabulary."""
+    vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
+    return cached_training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
+
+
+def search_corpus(model: CharModel, char_to_idx: dict[str, int], corpus_text: str) -> str:
+    """The part of the training text the Hidden states page's unit search reads: the first
+    `bptt.search_limit(model)` characters, without those outside the vocabulary."""
+    return "".join(ch for ch in corpus_text[: bptt.search_limit(model)] if ch in char_to_idx)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def search_states(key: str, corpus: str, _model: CharModel, _char_to_idx: dict[str, int]) -> np.ndarray:
+    """H at every position of `corpus` (`search_corpus`), once per weights version `key`: read-only, shared.
+
+    Why a resource, not `st.cache_data`: the array is (30,000 x h) floats, 46 MB for the shipped LSTM, and
+    cache_data would unpickle a copy of it on every rerun of the page.
+    """
+    states = bptt.corpus_states(_model, [_char_to_idx[ch] for ch in corpus])
+    states.flags.writeable = False
+    return states
+
+
+def shipped_checkpoint(path: Path) -> Checkpoint | None:
+    """A shipped file's checkpoint (cached like `load_shipped`), None if it cannot be used: no language needed."""
+    stat = path.stat()
+    return _shipped(str(path), stat.st_mtime_ns, stat.st_size)[0]
 
 
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:

@@ -167,7 +167,9 @@ def _connectivity_html(text: str, pos: int, scores: np.ndarray) -> str:
     return activation_html(list(text), colors, titles)
 
 
+@st.fragment
 def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]) -> None:
+    """Section 1, a fragment: moving its slider reruns this section alone, not the page's other analyses."""
     st.subheader(t("gradients.s1"))
     st.caption(t("gradients.s1_help"))
     key = f"{PAGE}:pos"
@@ -177,8 +179,9 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
     for col, (mkey, label, model) in zip(st.columns(len(models)), models):
         with col:
             st.markdown(f"**{escape_markdown(label)}**")
-            scores = _connectivity(mkey, text, pos, model, ids)
-            p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
+            with st.spinner(t("gradients.computing")):
+                scores = _connectivity(mkey, text, pos, model, ids)
+                p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
             st.caption(escape_markdown(t("gradients.predicting", i=pos + 1, ch=visible_char(text[pos]), p=p)))
             st.html(_connectivity_html(text, pos, scores))
 
@@ -189,7 +192,8 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
     cfg = choice.checkpoint.config
     lines, last = [], None
     for mkey, label, model in models:
-        curve = _distance(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
+        with st.spinner(t("gradients.computing")):
+            curve = _distance(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
         lines.append(charts.DistanceLine(label, curve.mean.tolist()))
         last = curve
         if curve.capped:
@@ -205,7 +209,9 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
         st.markdown(t("gradients.explain_text"))
 
 
+@st.fragment
 def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
+    """Section 3, a fragment: a move of ρ or θ reruns this section alone (it took 2.7 s as a full page rerun)."""
     st.subheader(t("gradients.s3"))
     data_key, corpus_ids = corpus
     cfg = choice.checkpoint.config
@@ -224,7 +230,8 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
         )
     save(rkey)
     save(tkey)
-    curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
+    with st.spinner(t("gradients.computing")):
+        curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
     factor = min(1.0, theta / norm) if norm > 0 else 1.0
     left, right = st.columns([3, 2])
     with left:

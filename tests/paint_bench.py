@@ -40,7 +40,13 @@ from lab_ui.i18n import PAGE_TITLES
 from lm_core.messages import text
 
 TITLES = [text(key, "en") for key in PAGE_TITLES.values()]
-RAW_NAMES = ["streamlit app", "hidden states", "my runs", "clipping"]
+RAW_NAMES = [
+    "streamlit app",
+    "hidden states",
+    "clipping",
+    "generalise",
+    "my runs",
+]  # "My runs" is also a title: case counts
 WAIT = 120_000  # ms: an upper bound, never a figure
 
 # Installed before the page's own scripts: every 20 ms it notes the first time each thing is on screen.
@@ -53,13 +59,14 @@ RECORDER_JS = """
       '[data-testid="stSidebar"] [data-testid="stSidebarNavLink"], [data-testid="stSidebar"] [data-testid="stPageLink"] a'))
     .map(a => { const c = a.cloneNode(true);
                 c.querySelectorAll('[data-testid="stIconMaterial"]').forEach(i => i.remove());
-                return c.textContent.trim().toLowerCase(); });
+                return c.textContent.trim(); });
   const tick = () => {
     const main = document.querySelector('[data-testid="stMainBlockContainer"]');
     const h1 = main && main.querySelector('h1');
     note('title', h1 && h1.textContent.trim().length > 0);
     const shown = labels();
-    note('nav', titles.every(t => shown.includes(t.toLowerCase())));
+    note("nav", titles.every(t => shown.includes(t)));
+    marks.__labels = shown;
     note('raw_nav', shown.some(l => raw.includes(l)));
     note('slider', main && main.querySelector('[data-testid="stSlider"]'));
     note('figure', main && main.querySelector('.js-plotly-plot'));
@@ -90,6 +97,8 @@ def _visit(browser, url: str, wait_for: str = "done", shot: str = "") -> dict[st
         timeout=WAIT,
     )
     marks = page.evaluate("() => window.__marks")
+    if "nav" not in marks:
+        print("    (no full menu; last labels:", marks.get("__labels"), ")")
     if shot:
         page.screenshot(path=shot, full_page=True)
     context.close()
