@@ -55,13 +55,14 @@ def test_poll_rate_slows_with_the_web_process_load_up_to_a_cap() -> None:
 
 
 def test_a_run_without_its_first_point_is_asked_about_often_whatever_the_load() -> None:
-    """Until its first epoch arrives a starting or running run is asked about every `FIRST_POINT_SECONDS`, on a
-    busy server too (its student watches an empty chart); a queued or paused one, or a finished one, as before."""
+    """Until its first epoch arrives a run just submitted ("queued" but not waiting behind anyone), starting or
+    running is asked about every `FIRST_POINT_SECONDS`, on a busy server too (its student watches an empty
+    chart); one waiting in the queue, a paused or a finished one, as before."""
     for load in (0.0, 1.0, 2.0):
-        for status in ("starting", "running"):
+        for status in ("queued", "starting", "running"):
             assert poll.poll_interval(status, load, first_point_pending=True) == poll.FIRST_POINT_SECONDS
-        for status in ("queued", "paused"):
-            assert poll.poll_interval(status, load, first_point_pending=True) == poll.poll_interval(status, load)
+        assert poll.poll_interval("queued", load, True, queue_position=2) == poll.poll_interval("queued", load)
+        assert poll.poll_interval("paused", load, first_point_pending=True) == poll.poll_interval("paused", load)
         assert poll.poll_interval("finished", load, first_point_pending=True) is None
     assert poll.FIRST_POINT_SECONDS < poll.BASE_SECONDS["running"]
 
