@@ -110,6 +110,7 @@ def _visit(browser, url: str, wait_for: str = "done", shot: str = "") -> dict[st
     marks = page.evaluate("() => window.__marks")
     if "nav" not in marks:
         print("    (no full menu; last labels:", marks.get("__labels"), ")")
+        page.screenshot(path=str(ARTIFACTS / "bench_no_menu.png"))
     if shot:
         page.screenshot(path=shot, full_page=True)
     context.close()
