@@ -6,7 +6,7 @@ at its minimum. So a page keeps a copy of each value it cares about in a
 non-widget key and puts it back before drawing:
 
 - `restore(key)` before drawing and `save(key)` after: coming back finds the
-  value the user left; `remember(key, value)` sets the copy directly (a preset,
+  value the user left, and the browser is sent the value on every run (`resend`); `remember(key, value)` sets the copy directly (a preset,
   a lesson link) even while the widget is not drawn;
 - `follow_default(key, default)`: a value that follows a changing default
   (another model's prefix) until the user edits it, then stays the user's;
@@ -35,12 +35,30 @@ def default_key(key: str) -> str:
 
 
 def restore(key: str, default: Any = None) -> None:
-    """Before drawing widget `key`: put back the saved value (or `default`) if Streamlit forgot it."""
+    """Before drawing widget `key`: put back the saved value (or `default`) if Streamlit forgot it, and send it.
+
+    Either way the value ends up written by the script in this run (`resend`), so the browser is told it.
+    """
     if key not in st.session_state:
         if saved_key(key) in st.session_state:
             st.session_state[key] = st.session_state[saved_key(key)]
         elif default is not None:
             st.session_state[key] = default
+    else:
+        resend(key)
+
+
+def resend(key: str) -> None:
+    """Before drawing widget `key`: write its current value back, so this run sends the value to the browser.
+
+    Why: Streamlit sends a widget's value only in a run whose script wrote it; otherwise the browser keeps the
+    value it holds. A browser can lose what it holds while the page around a widget is redrawn (seen after a
+    class Join, which redraws the sidebar: every slider, toggle and number box on Train came back at its minimum
+    and was sent back so, and Train was refused as a bad setting). A value the script writes on every run is
+    drawn from the server's copy in every run. A value the user just changed is the one read and written back.
+    """
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
 
 
 def save(key: str) -> None:

@@ -355,6 +355,7 @@ def settings_ui(
     for name in shown:
         wkey = widget_key(page, name)
         if wkey in st.session_state:
+            persist.resend(wkey)  # the browser is sent every setting on every run: see `persist.resend`
             continue
         value = st.session_state.get(persist.saved_key(wkey), defaults.get(name, NEW_FIELD_DEFAULTS.get(name)))
         raw = st.query_params.get(URL_KEYS.get(name, name))

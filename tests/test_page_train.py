@@ -526,3 +526,19 @@ def test_a_runs_own_link_after_a_restart_says_it_was_interrupted_and_resumes_it(
         store = session.manager().store  # the restarted server's
         assert store.run(f"{job_id}-0", "tester").epoch == 3
         assert [h["epoch"] for h in store.history(f"{job_id}-0")] == [1, 2, 3]
+
+
+def test_every_setting_is_sent_with_its_value_on_every_run() -> None:
+    """A browser can lose the values it holds while the page around the widgets is redrawn (a class Join redraws
+    the sidebar): then only a value the server sends is drawn, and a slider it does not send comes back at its
+    minimum (hidden 1, num_steps 1, detach off: Train refused). So every run sends every setting's value."""
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.query_params["lang"] = "en"
+    at.run()
+    at.run()  # a rerun, as after any click: the values are already in the session
+    assert not at.exception, at.exception
+    widgets = [at.get(kind) for kind in ("slider", "select_slider", "toggle", "number_input", "selectbox", "radio")]
+    settings_keys = {widget_key("train", name) for name in settings.FIELDS} | set(corpus_ui.WIDGET_KEYS)
+    sent = {w.key: w.proto.set_value for group in widgets for w in group if w.key in settings_keys}
+    assert widget_key("train", "hidden") in sent and "corpus:max_chars" in sent, sorted(sent)
+    assert all(sent.values()), sorted(key for key, value in sent.items() if not value)
