@@ -25,6 +25,7 @@ from lm_core.errors import CorpusError, LabError, localized
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES
 from lm_core.models import CharModel, build_model
 from lm_core.provenance import TrainingText
+from lm_core.training import TrainConfig
 
 from . import corpus_ui
 from .i18n import current_lang
@@ -155,6 +156,28 @@ def shipped_checkpoint(path: Path) -> Checkpoint | None:
     """A shipped file's checkpoint (cached like `load_shipped`), None if it cannot be used: no language needed."""
     stat = path.stat()
     return _shipped(str(path), stat.st_mtime_ns, stat.st_size)[0]
+
+
+MAX_GRADIENT_CORPUS = 200_000  # training-text characters the Gradients page draws its minibatches from
+
+
+def corpus_ids(
+    key: str, char_to_idx: dict[str, int], corpus_text: str | None, config: TrainConfig
+) -> tuple[str, list[int]] | None:
+    """The Gradients page's corpus: the training text as ids, with the cache key naming it; None when there is
+    no text long enough for one minibatch row."""
+    if not corpus_text:
+        return None
+    known = [char_to_idx[ch] for ch in corpus_text[:MAX_GRADIENT_CORPUS] if ch in char_to_idx]
+    return (f"corpus:{key}", known) if len(known) > config.num_steps + 1 else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def distance_curve(
+    key: str, data_key: str, num_steps: int, batch: int, _model: CharModel, _ids: list[int]
+) -> bptt.DistanceCurve:
+    """The Gradients page's gradient-against-distance curve of the weights `key` over the corpus `data_key`."""
+    return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:

@@ -32,6 +32,8 @@ from . import corpus_ui, jobs_ui, persist
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, stored_run_label, t
 from .model_cache import (
     cached_model,
+    corpus_ids,
+    distance_curve,
     file_weights_key,
     job_weights_key,
     load_shipped,
@@ -340,7 +342,7 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
 def warm_default_model() -> None:
     """Load what the model pages open with, before a student asks: every shipped checkpoint (the picker
     describes them all), the default one's model and training text, and the Hidden states page's unit search
-    over that text.
+    over that text, and the Gradients page's gradient-against-distance curve.
 
     Why: these are once-per-server costs, shared by every session afterwards (process-wide caches), and the
     first visitor of Hidden states or Gradients through time paid all of them: 9.5-10.4 s to the first
@@ -360,6 +362,9 @@ def warm_default_model() -> None:
         if text:
             char_to_idx = {ch: i for i, ch in enumerate(ckpt.vocab)}
             search_states(key, search_corpus(model, char_to_idx, text), model, char_to_idx)
+            corpus = corpus_ids(key, char_to_idx, text, ckpt.config)
+            if corpus is not None:  # the Gradients page's curve of the same model
+                distance_curve(key, corpus[0], ckpt.config.num_steps, ckpt.config.batch_size, model, corpus[1])
 
 
 def warm_quietly() -> None:

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import streamlit as st
 
-from lab_ui import charts, model_source, session
+from lab_ui import charts, model_cache, model_source, session
 from lab_ui.companions import Companion, companions
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import current_lang, t
@@ -60,13 +60,6 @@ def _surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.
 @st.cache_data(max_entries=64, show_spinner=False)
 def _step(key: str, text: str, index: int, _model: CharModel, _ids: list[int]) -> bptt.StepView:
     return bptt.step_view(_model, _ids, index)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _distance(
-    key: str, data_key: str, num_steps: int, batch: int, _model: CharModel, _ids: list[int]
-) -> bptt.DistanceCurve:
-    return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -193,7 +186,7 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
     lines, last = [], None
     for mkey, label, model in models:
         with st.spinner(t("gradients.computing")):
-            curve = _distance(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
+            curve = model_cache.distance_curve(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
         lines.append(charts.DistanceLine(label, curve.mean.tolist()))
         last = curve
         if curve.capped:
@@ -347,11 +340,8 @@ def _step_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]
 
 def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, list[int]]:
     """The model's training text as ids (a cache key names it), or the typed text when it is unavailable."""
-    if choice.corpus_text:
-        known = [choice.char_to_idx[ch] for ch in choice.corpus_text[:200_000] if ch in choice.char_to_idx]
-        if len(known) > choice.checkpoint.config.num_steps + 1:
-            return f"corpus:{choice.key}", known
-    return f"text:{text}", ids
+    corpus = model_cache.corpus_ids(choice.key, choice.char_to_idx, choice.corpus_text, choice.checkpoint.config)
+    return corpus if corpus is not None else (f"text:{text}", ids)
 
 
 def main() -> None:
