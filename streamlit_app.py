@@ -44,6 +44,9 @@ def main() -> None:
         "gradients": st.Page(
             "pages/gradients.py", title=t(PAGE_TITLES["gradients"]), icon=":material/timeline:", url_path="gradients"
         ),
+        "lessons": st.Page(
+            "pages/lessons.py", title=t(PAGE_TITLES["lessons"]), icon=":material/menu_book:", url_path="lessons"
+        ),
         "board": st.Page(
             "pages/board.py", title=t(PAGE_TITLES["board"]), icon=":material/leaderboard:", url_path="board"
         ),

@@ -49,7 +49,7 @@ from lm_core.training import TrainConfig, Trainer
 
 from . import corpus_ui, identity, jobs_ui, lesson, presets, session, settings
 from .board_charts import Baseline, BoardLine, ValuePoint, by_value_figure, curves_figure, value_colors
-from .i18n import N_, current_lang, labels, model_label, t
+from .i18n import N_, current_lang, labels, model_label, multiselect_words, t
 from .process_state import process_object
 from .text import escape_markdown
 
@@ -232,6 +232,7 @@ def new_board_ui(viewer: Viewer) -> None:
             max_selections=MAX_BOARD_VALUES,
             format_func=labels(options, lambda v: value_label(setting, v)),
             help=t("board.values_help", n=MAX_BOARD_VALUES),
+            **multiselect_words(),
         )
         epochs = st.number_input(
             t("common.epochs"),

@@ -24,7 +24,7 @@ import streamlit as st
 from lm_core.bounded_cache import BoundedCache
 from lm_core.corpus import BOOK_FILE, BOOK_MAX_CHARS, BOOK_SHA256, MAX_FILE_BYTES, Corpus, read_corpus_bytes
 from lm_core.errors import CorpusError, LabError, detached, localized
-from lm_core.limits import MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES, MAX_UPLOAD_MB
+from lm_core.limits import KEPT_CORPUS_IDLE_SECONDS, MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES, MAX_UPLOAD_MB
 from lm_core.provenance import BOOK_NAME, PASTED_NAME, canonical_name, songci_subset
 from lm_core.sampling import minibatches_per_epoch
 from lm_core.songci import SUBSETS, songci_corpus, subset_id
@@ -73,7 +73,9 @@ def _songci(subset: str, max_chars: int | None) -> Corpus:
 # the files and pasted texts themselves, so a session keeps only a name and a hash (the uploader forgets its file
 # on a page switch; a text left in the text box would travel with every rerun the tab sends, and be kept by
 # Streamlit once per session). Not a Streamlit cache: a visitor's `clear_cache` must not empty it.
-_CORPORA: BoundedCache[tuple[Corpus | None, LabError | None]] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES)
+_CORPORA: BoundedCache[tuple[Corpus | None, LabError | None]] = BoundedCache(
+    MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES, max_idle=KEPT_CORPUS_IDLE_SECONDS
+)
 _RECEIVED: BoundedCache[bytes] = BoundedCache(MAX_KEPT_CORPORA, MAX_KEPT_CORPUS_BYTES // 4)
 
 
@@ -167,6 +169,11 @@ def _from_url() -> None:
     for key, value in values.items():
         st.session_state[key] = value
         remember(key, value)
+
+
+def forget_url_read() -> None:
+    """Let the next corpus picker take source, subset and size from the URL again (a lesson link in the session)."""
+    st.session_state.pop("corpus:url_read", None)
 
 
 def apply_values(values: Mapping[str, object]) -> None:

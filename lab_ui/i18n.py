@@ -24,7 +24,18 @@ from .text import escape_markdown
 if TYPE_CHECKING:
     from lm_core.serve.store import RunRecord
 
-__all__ = ["DEFAULT_LANG", "LANGS", "N_", "PAGE_TITLES", "current_lang", "labels", "model_label", "run_label", "t"]
+__all__ = [
+    "DEFAULT_LANG",
+    "LANGS",
+    "N_",
+    "PAGE_TITLES",
+    "current_lang",
+    "labels",
+    "model_label",
+    "multiselect_words",
+    "run_label",
+    "t",
+]
 
 # The name of each language in itself, as the language switch shows it.
 LANG_NAMES = {"zh": N_("common.lang_zh"), "en": N_("common.lang_en"), "zh-Hant": N_("common.lang_zh_hant")}
@@ -45,6 +56,7 @@ PAGE_TITLES = {
     "generalise": N_("common.page_generalise"),
     "generate": N_("common.page_generate"),
     "gradients": N_("common.page_gradients"),
+    "lessons": N_("common.page_lessons"),
     "my_runs": N_("common.page_my_runs"),
     "board": N_("common.page_board"),
     "teacher": N_("common.page_teacher"),
@@ -56,6 +68,8 @@ RUN_LABELS = {
     "noclip": N_("common.run_noclip"),
     "small": N_("common.run_small"),  # the memorise-or-generalise lesson's two corpora
     "large": N_("common.run_large"),
+    "detach": N_("common.run_detach"),  # the Train page's "not detached" comparison
+    "no_detach": N_("common.run_no_detach"),
 }
 
 
@@ -92,6 +106,12 @@ def labels(options: Iterable[Any], fmt: Callable[[Any], str]) -> Callable[[Any],
     """
     shown = {option: fmt(option) for option in options}
     return lambda option: shown[option] if option in shown else str(option)
+
+
+def multiselect_words() -> dict[str, Any]:
+    """A multiselect's own words in the page's language: its placeholder (Streamlit's is "Choose options"), and
+    no "Select all" entry outside English (the browser writes it in English, with no parameter to change it)."""
+    return {"placeholder": t("common.choose"), "select_all": current_lang() == "en"}
 
 
 def model_label(kind: str) -> str:

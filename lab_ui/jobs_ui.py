@@ -20,7 +20,7 @@ import streamlit as st
 
 from lm_core import memory
 from lm_core.errors import LabError, localized
-from lm_core.serve.job import FAILED, Job
+from lm_core.serve.job import FAILED, Job, ran_out_of_memory
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
@@ -208,6 +208,8 @@ def ended_text(status: str, epoch: int, planned: int, message: str = "", early: 
         return t("jobs.job_finished", n=planned)
     if status == "stopped":
         return t("jobs.job_stopped", e=epoch, n=planned)
+    if ran_out_of_memory(status, message):
+        return t("jobs.job_out_of_memory", e=epoch)
     if status == "failed":
         return t("jobs.job_failed", e=epoch)
     if status == "interrupted":
@@ -265,7 +267,7 @@ def notices_ui(view: JobView, labels: list[str] | None = None) -> None:
     best_weights_ui(view, labels or run_labels(view))
     covered = view.status in ("diverged", "finished") and any(r.status == "diverged" for r in view.runs)
     if view.status == "failed":
-        st.error(t("jobs.job_failed", e=view.epoch))
+        st.error(ended_text(view.status, view.epoch, view.planned_epochs, view.message))
         st.page_link("pages/my_runs.py", label=t("common.page_my_runs"), icon=":material/history:")
     elif view.status == "interrupted":  # a Ray node or the cluster went away; the store has every finished epoch
         st.warning(t("jobs.job_interrupted", e=view.epoch))
@@ -336,19 +338,23 @@ def corpus_status_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
 def memory_ui(choice: CorpusChoice, values: dict[str, Any]) -> None:
     """The run's estimated memory against what one run may use, said before Train is pressed.
 
-    Over the budget: the trainer's own refusal (the setting to lower and the largest value that fits).
-    Without detaching, where memory is what the exercise is about: the estimate and the budget.
+    Over the budget: the engine's own refusal (the setting to lower and the largest value that fits), for the
+    run and, in a comparison, for both runs together as their one worker holds them. Without detaching, where
+    memory is what the exercise is about: the estimate and the budget.
     """
     if choice.corpus is None or settings.config_problem(values):
         return  # the settings' own problem is said above; there is no run to estimate
-    config = settings.to_config(values)
+    configs = settings.run_configs(values)
+    vocab, n_chars = choice.corpus.vocab_size, len(choice.corpus)
     try:
-        memory.check_run_memory(config, choice.corpus.vocab_size, len(choice.corpus))
+        memory.check_runs_memory(configs, vocab, n_chars)
     except LabError as exc:
         st.warning(t.md("common.bad_setting", msg=localized(exc, current_lang())))
         return
-    if not config.detach:
-        st.caption(memory.memory_note(config, choice.corpus.vocab_size, len(choice.corpus)).localize(current_lang()))
+    if all(c.detach for c in configs):
+        return
+    note = memory.memory_note(configs[0], vocab, n_chars) if len(configs) == 1 else None
+    st.caption((note or memory.runs_memory_note(configs, vocab, n_chars)).localize(current_lang()))
 
 
 def validation_problem(choice: CorpusChoice, values: dict[str, Any]) -> str | None:

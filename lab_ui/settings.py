@@ -17,9 +17,9 @@ from typing import Any
 
 import streamlit as st
 
-from lm_core.errors import LabError, localized
+from lm_core.errors import ConfigError, LabError, localized
 from lm_core.limits import MAX_EMBED, MAX_LAYERS
-from lm_core.models import MODEL_KINDS, NONLINEARITIES
+from lm_core.models import MODEL_KINDS, NONLINEARITIES, RELU_KINDS
 from lm_core.training import TrainConfig
 
 from . import identity, persist
@@ -116,6 +116,12 @@ def _model_label(kind: str) -> str:
 
 
 SAMPLING_LABELS = {"random": N_("common.random"), "adjacent": N_("common.adjacent")}
+
+
+# The Train page's `compare` choice that is not a second model kind: the same run without detaching the state (the
+# chapter's exercise), trained in lockstep with the run as set.
+NOT_DETACHED = "no_detach"
+COMPARE_LABELS = {"none": N_("common.compare_none"), NOT_DETACHED: N_("common.compare_no_detach")}
 
 
 def _sampling_label(mode: str) -> str:
@@ -237,10 +243,10 @@ FIELDS: dict[str, Field] = {
         Field(
             "compare",
             "selectbox",
-            ("none", *MODEL_KINDS),
+            ("none", NOT_DETACHED, *MODEL_KINDS),
             label_key=N_("common.compare"),
             help_key=N_("common.compare_help"),
-            fmt=lambda k: t("common.compare_none") if k == "none" else _model_label(k),
+            fmt=lambda k: t(COMPARE_LABELS[k]) if k in COMPARE_LABELS else _model_label(k),
         ),
     )
 }
@@ -254,6 +260,61 @@ URL_KEYS = {
     "steps_per_epoch": "epoch_steps",
     "val_fraction": "val",
     "embed": "embedding",  # Streamlit reserves ?embed= (embedded apps)
+}
+# The settings each training page shows, by page key (a page's `FIELDS`): here, not in the page files, so a
+# lesson link (`lab_ui.lesson`) carries exactly the settings its page reads.
+PAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "model",
+        "sampling",
+        "hidden",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "clip_on",
+        "clip",
+        "nonlinearity",
+        "detach",
+        "epochs",
+        "seed",
+        "compare",
+        "num_layers",
+        "dropout",
+        "embed",
+        "steps_per_epoch",
+        "val_fraction",
+        "patience",
+    ),
+    # Every setting except `sampling`: the page trains both modes.
+    "sampling": ("model", "hidden", "num_steps", "batch_size", "lr", "optimizer", "clip_on", "clip", "epochs", "seed"),
+    # No clip_on toggle: the page always trains one run clipped at θ and one not clipped.
+    "clipping": (
+        "model",
+        "nonlinearity",
+        "sampling",
+        "hidden",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "clip",
+        "epochs",
+        "seed",
+    ),
+    "generalise": (
+        "model",
+        "hidden",
+        "embed",
+        "num_layers",
+        "dropout",
+        "num_steps",
+        "batch_size",
+        "lr",
+        "steps_per_epoch",
+        "epochs",
+        "seed",
+    ),
 }
 # The engine's defaults, so a page or preset that predates these fields still has a value for each.
 NEW_FIELD_DEFAULTS = {
@@ -284,13 +345,43 @@ def defaults_from(cfg: TrainConfig) -> dict[str, Any]:
     return values
 
 
+def compared_values(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The second run's settings when `compare` asks for one (None: no comparison).
+
+    Another model kind: the same settings, except a GRU or LSTM keeps its gates' tanh when the RNN is set to
+    ReLU. `NOT_DETACHED`: the same settings with the state not detached, which needs the run as set to detach
+    (else both runs would be the same) and adjacent sampling (the second run's own check says so).
+    """
+    kind = values.get("compare", "none")
+    if kind == "none":
+        return None
+    if kind == NOT_DETACHED:
+        if not values.get("detach", True):
+            raise ConfigError("error.training.compare_no_detach_detached")
+        return {**values, "detach": False}
+    return {**values, "model": kind, "nonlinearity": values["nonlinearity"] if kind in RELU_KINDS else "tanh"}
+
+
+def run_configs(values: dict[str, Any]) -> list[TrainConfig]:
+    """The configs of the runs Train starts from these settings: the run as set, and the compared one if any.
+
+    Each is validated, so a caller may estimate their memory before any model is built.
+    """
+    second = compared_values(values)
+    configs = [to_config(values)] + ([to_config(second)] if second is not None else [])
+    for config in configs:
+        config.validate()
+    return configs
+
+
 def config_problem(values: dict[str, Any]) -> str | None:
     """Why these widget values are not a valid run (e.g. dropout with 1 layer), in the UI's language; None if fine.
 
-    Shown under the settings as soon as the combination is chosen, not only when Train is pressed.
+    Shown under the settings as soon as the combination is chosen, not only when Train is pressed. The
+    compared run, if any, is checked too.
     """
     try:
-        to_config(values).validate()
+        run_configs(values)
     except LabError as exc:
         return localized(exc, current_lang())
     return None
@@ -323,6 +414,11 @@ def apply_values(page: str, values: dict[str, Any]) -> None:
 def first_visit(page: str) -> bool:
     """Whether `page`'s settings have not been drawn yet in this session: only then does a link's URL set them."""
     return f"{page}:visited" not in st.session_state
+
+
+def forget_visit(page: str) -> None:
+    """Let a link's settings apply on `page` again (see `first_visit`): a lesson link within the session."""
+    st.session_state.pop(f"{page}:visited", None)
 
 
 def link_values(names: Iterable[str]) -> dict[str, Any]:

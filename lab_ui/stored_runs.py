@@ -10,8 +10,9 @@ import streamlit as st
 
 from lm_core.errors import LabError, localized
 from lm_core.serve.store import RunRecord
+from lm_core.training import TrainConfig
 
-from . import jobs_ui
+from . import jobs_ui, settings
 from .i18n import current_lang, t
 from .session import manager, owner_id
 
@@ -37,7 +38,21 @@ def resume(record: RunRecord, extra: int) -> None:
     st.session_state[jobs_ui.job_key(record.kind)] = job.id
     st.query_params["job"] = job.id
     if record.kind in KIND_PAGES:
+        if st.session_state.get("page") != record.kind:  # on its own page the settings are drawn already
+            _show_settings_of(record)
         st.switch_page(KIND_PAGES[record.kind])
+
+
+def _show_settings_of(record: RunRecord) -> None:
+    """Set the run's page's settings to the run's own, so the page describes the run that trains (its settings box,
+    Continue, its lesson link), not the defaults or another run's settings. The comparison choice stays: a record
+    is one run of its job."""
+    try:
+        values = settings.defaults_from(TrainConfig.from_dict(record.config))
+    except (TypeError, ValueError):  # a record written by an older version: the page keeps what it shows
+        return
+    names = [name for name in settings.PAGE_FIELDS.get(record.kind, ()) if name != "compare" and name in values]
+    settings.apply_values(record.kind, {name: values[name] for name in names})
 
 
 def stored_job_ui(page: str) -> None:

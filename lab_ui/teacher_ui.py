@@ -26,7 +26,7 @@ from lm_core.errors import LabError, localized
 from lm_core.serve.store import RunRecord
 
 from . import identity, jobs_ui
-from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, stored_run_label, t
+from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, multiselect_words, stored_run_label, t
 from .presets import PRESET_LABELS, PRESETS
 from .session import manager
 from .settings import FIELDS
@@ -433,6 +433,7 @@ def _lesson_ui(store: ClassStore, klass: ClassInfo) -> None:
             default=["train"],
             key=f"{PAGE}:lock_pages",
             format_func=labels(page_names, page_names.get),
+            **multiselect_words(),
         )
         st.checkbox(t("teacher.lock_every"), key=f"{PAGE}:lock_every")
         st.multiselect(
@@ -442,6 +443,7 @@ def _lesson_ui(store: ClassStore, klass: ClassInfo) -> None:
             key=f"{PAGE}:lock_fields",
             format_func=labels(field_names, field_names.get),
             help=t("teacher.lock_fields_help"),
+            **multiselect_words(),
         )
         st.selectbox(
             t("teacher.lock_preset"),

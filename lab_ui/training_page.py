@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from lm_core import memory
 from lm_core.errors import LabError, localized
 from lm_core.serve.job import Job
 from lm_core.serve.manager import LabFull
@@ -26,7 +27,8 @@ from lm_core.serve.views import JobView
 from . import corpus_ui, identity, jobs_ui, lesson, presets, settings, stored_runs
 from .corpus_ui import CorpusChoice
 from .i18n import current_lang, t
-from .runs import epochs_table
+from .runs import shown_epochs_table
+from .text import escape_markdown
 
 
 @dataclass(frozen=True)
@@ -194,4 +196,37 @@ def setting_problem_ui(values: dict[str, Any]) -> None:
 def metrics_ui(view: JobView, labels: list[str]) -> None:
     """Every run's numbers per epoch, folded away under the charts."""
     with st.expander(t("training_page.metrics")):
-        st.dataframe(epochs_table(view, labels), hide_index=True, width="stretch")
+        st.dataframe(shown_epochs_table(view, labels), hide_index=True, width="stretch")
+
+
+def side_by_side_ui(job: Job, view: JobView, labels: list[str]) -> None:
+    """A comparison's runs in columns: seconds per epoch, gradient norm and peak memory, each run's own.
+
+    What the "do not detach" exercise asks about, and worth a glance in any comparison: the runs train in
+    lockstep in one worker, so their epochs are timed on the same machine at the same moment.
+    """
+    for col, (i, run), label in zip(st.columns(len(view.runs)), enumerate(view.runs), labels, strict=True):
+        with col:
+            st.markdown(f"**{escape_markdown(label)}**")
+            corpus = job.corpus(i)
+            estimate = memory.estimate_run_memory(job.config(i), corpus.vocab_size, len(corpus)).total
+            history = run.history
+            if history:
+                seconds = sum(h["seconds"] for h in history) / len(history)
+                last = history[-1]
+                st.metric(
+                    t("training_page.seconds_per_epoch"),
+                    t("training_page.seconds_value", s=seconds),
+                    help=t("training_page.seconds_help", n=len(history)),
+                )
+                st.metric(
+                    t("training_page.grad_norm"),
+                    f"{last['grad_norm_mean']:.3g}",
+                    help=t("training_page.grad_norm_help", e=last["epoch"], max=f"{last['grad_norm_max']:.3g}"),
+                )
+            st.metric(
+                t("training_page.peak_memory"), memory.size_text(estimate), help=t("training_page.peak_memory_help")
+            )
+            measured = [h["peak_rss"] for h in history if h.get("peak_rss")]
+            if measured:
+                st.caption(t("training_page.peak_measured", size=memory.size_text(max(measured))))

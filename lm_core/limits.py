@@ -82,6 +82,9 @@ MAX_LIVE_JOBS_PER_OWNER = operator_whole(MAX_LIVE_JOBS_PER_OWNER_ENV, 8)
 # many, and this many bytes (their text and character ids); the least recently used go first.
 MAX_KEPT_CORPORA = 16
 MAX_KEPT_CORPUS_BYTES = 512 * 2**20
+# ... and a built corpus (text and character ids, made again from the kept text when asked) that no page asked for
+# in this long goes: after a class leaves, the server's memory returns (a running job holds its own).
+KEPT_CORPUS_IDLE_SECONDS = 120.0
 
 # Experiment boards (lm_core/boards.py): one setting varied over a few values, every run a normal job.
 # A class's boards are made by its teacher and bounded per class; a board someone opens alone is bounded per

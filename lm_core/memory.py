@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -283,31 +283,34 @@ class RunMemoryError(ConfigError):
     budget: int = 0
 
 
-def _largest_fitting(
-    config: TrainConfig, field: str, low: int, high: int, fits: Callable[[TrainConfig], bool]
-) -> int | None:
-    """The largest value of the whole-number `field` in [low, high] whose run fits (the estimate grows with it)."""
-    if not fits(replace(config, **{field: low})):
+Fits = Callable[[str, int], bool]  # whether the run (or a job's runs) fits with one whole-number setting changed
+
+
+def _one_run_fits(config: TrainConfig, vocab_size: int, n_chars: int, budget: int) -> Fits:
+    return lambda field, value: (
+        estimate_run_memory(replace(config, **{field: value}), vocab_size, n_chars).total <= budget
+    )
+
+
+def _largest_fitting(field: str, low: int, high: int, fits: Fits) -> int | None:
+    """The largest value of the whole-number `field` in [low, high] that fits (the estimate grows with it)."""
+    if not fits(field, low):
         return None
     while low < high:
         mid = (low + high + 1) // 2
-        if fits(replace(config, **{field: mid})):
+        if fits(field, mid):
             low = mid
         else:
             high = mid - 1
     return low
 
 
-def _advice(config: TrainConfig, estimate: MemoryEstimate, vocab_size: int, n_chars: int, budget: int) -> Message:
-    """What to lower for the dominant term, with the largest value of that setting that fits."""
-
-    def fits(cfg: TrainConfig) -> bool:
-        return estimate_run_memory(cfg, vocab_size, n_chars).total <= budget
-
+def _advice(config: TrainConfig, estimate: MemoryEstimate, vocab_size: int, n_chars: int, fits: Fits) -> Message:
+    """What to lower for the dominant term of `config`'s run, with the largest value of that setting that `fits`."""
     term, B, T = estimate.dominant, config.batch_size, config.num_steps
     if term in ("output", "recurrent", "validation"):
-        b = _largest_fitting(config, "batch_size", 1, B, fits)
-        t = _largest_fitting(config, "num_steps", 1, T, fits)
+        b = _largest_fitting("batch_size", 1, B, fits)
+        t = _largest_fitting("num_steps", 1, T, fits)
         if b is not None and t is not None:
             facts = {"batch": B, "steps": T, "max_batch": b, "max_steps": t}
             if term == "recurrent":
@@ -315,11 +318,11 @@ def _advice(config: TrainConfig, estimate: MemoryEstimate, vocab_size: int, n_ch
             return Message("error.memory.advice_output", {**facts, "vocab": vocab_size})
     if term == "graph":
         kept = kept_minibatches(config, n_chars - int(n_chars * config.val_fraction))
-        k = _largest_fitting(config, "steps_per_epoch", 1, kept, fits)
+        k = _largest_fitting("steps_per_epoch", 1, kept, fits)
         if k is not None:
             return Message("error.memory.advice_graph", {"kept": kept, "max_minibatches": k})
     if term == "weights":
-        h = _largest_fitting(config, "hidden", 1, config.hidden, fits)
+        h = _largest_fitting("hidden", 1, config.hidden, fits)
         if h is not None:
             if config.optimizer == "adam":
                 return Message("error.memory.advice_weights_adam", {"max_hidden": h, "vocab": vocab_size})
@@ -342,7 +345,9 @@ def check_run_memory(config: TrainConfig, vocab_size: int, n_chars: int, budget:
             "error.memory.run_too_big",
             need=size_text(estimate.total),
             budget=size_text(int(budget)),
-            advice=_advice(config, estimate, vocab_size, n_chars, int(budget)),
+            advice=_advice(
+                config, estimate, vocab_size, n_chars, _one_run_fits(config, vocab_size, n_chars, int(budget))
+            ),
         )
         error.estimate, error.budget = estimate, int(budget)
         raise error
@@ -375,6 +380,47 @@ def check_job_memory(estimates: list[MemoryEstimate], budget: float | None = Non
     return total
 
 
+def check_runs_memory(
+    configs: Sequence[TrainConfig], vocab_size: int, n_chars: int, budget: float | None = None
+) -> int:
+    """Before any model is built: each run alone (`check_run_memory`), then all of them as the one worker that
+    trains them in lockstep holds them (`job_total`); returns that total, or raises a `RunMemoryError`.
+
+    Over the budget together, the message names the setting to lower and the largest value that fits, for the
+    run whose step is the largest (e.g. the run that does not detach): a comparison's runs share their settings,
+    so that value is tried in every run at once.
+    """
+    budget = run_memory_budget() if budget is None else budget
+    estimates = [check_run_memory(config, vocab_size, n_chars, budget) for config in configs]
+    total = job_total(estimates)
+    if total <= budget:
+        return total
+
+    def fits(field: str, value: int) -> bool:
+        changed = [estimate_run_memory(replace(c, **{field: value}), vocab_size, n_chars) for c in configs]
+        return job_total(changed) <= budget
+
+    largest = max(range(len(configs)), key=lambda i: estimates[i].step)
+    error = RunMemoryError(
+        "error.memory.runs_too_big",
+        runs=len(configs),
+        need=size_text(total),
+        budget=size_text(int(budget)),
+        advice=_advice(configs[largest], estimates[largest], vocab_size, n_chars, fits),
+    )
+    error.estimate, error.budget = estimates[largest], int(budget)
+    raise error
+
+
+def runs_memory_note(configs: Sequence[TrainConfig], vocab_size: int, n_chars: int) -> Message:
+    """The settings form's sentence for runs trained together: what their worker needs against the budget."""
+    need = job_total([estimate_run_memory(c, vocab_size, n_chars) for c in configs])
+    return Message(
+        "training_page.memory_note_runs",
+        {"runs": len(configs), "need": size_text(need), "budget": size_text(run_memory_budget())},
+    )
+
+
 def memory_note(config: TrainConfig, vocab_size: int, n_chars: int) -> Message:
     """The settings form's sentence: what this run needs against what one run may use ("about X GB")."""
     need, budget = estimate_run_memory(config, vocab_size, n_chars).total, run_memory_budget()
@@ -387,6 +433,7 @@ __all__ = [
     "RunMemoryError",
     "check_job_memory",
     "check_run_memory",
+    "check_runs_memory",
     "default_run_memory",
     "estimate_run_memory",
     "job_total",
@@ -394,5 +441,6 @@ __all__ = [
     "memory_note",
     "parse_size",
     "run_memory_budget",
+    "runs_memory_note",
     "size_text",
 ]

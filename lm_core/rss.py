@@ -66,3 +66,18 @@ def lifetime_peak_rss() -> int | None:
     now = peak_rss()
     with _lock:
         return None if now is None else max(now, _reset_peaks[0])
+
+
+def give_back_memory() -> bool:
+    """Hand memory that Python freed back to the operating system now (glibc's `malloc_trim`); False elsewhere.
+
+    Why: glibc keeps freed heap memory for the process's next allocations, so a server that let go of a class's
+    large texts still shows them in its resident size for a long time. Called after a cache drops what it held.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

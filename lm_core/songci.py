@@ -33,6 +33,9 @@ SUBSETS: dict[str, tuple[str, ...] | None] = {
     "li": ("李清照",),
     "all": None,
 }
+# The bundled corpus's names in pinyin: English writes each before its characters ("Xin Qiji 辛弃疾"), so a reader
+# who cannot read them still tells the authors apart and can say them.
+PINYIN = {"宋词": "Song ci", "辛弃疾": "Xin Qiji", "苏轼": "Su Shi", "柳永": "Liu Yong", "李清照": "Li Qingzhao"}
 DEFAULT_SUBSET = "xin"
 ALL_SUBSET = "all"
 # The subsets' names before they had ids: old checkpoints, runs and links hold them, and `--songci-subset` took them.

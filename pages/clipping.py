@@ -15,20 +15,7 @@ from lm_core.serve.views import JobView, RunView
 from lm_core.training import Trainer
 
 PAGE = "clipping"
-# No clip_on toggle: the page always trains one run clipped at θ and one not clipped.
-FIELDS = (
-    "model",
-    "nonlinearity",
-    "sampling",
-    "hidden",
-    "num_steps",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "clip",
-    "epochs",
-    "seed",
-)
+FIELDS = settings.PAGE_FIELDS[PAGE]
 DEFAULTS = {**presets.PRESETS["book_random"], "epochs": 30}  # the book's run, short enough to watch
 MAX_POINTS = 4000  # per trace in the gradient-norm chart
 

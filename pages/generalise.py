@@ -12,19 +12,7 @@ from lm_core.serve.job import Job
 from lm_core.serve.views import JobView
 
 PAGE = "generalise"
-FIELDS = (
-    "model",
-    "hidden",
-    "embed",
-    "num_layers",
-    "dropout",
-    "num_steps",
-    "batch_size",
-    "lr",
-    "steps_per_epoch",
-    "epochs",
-    "seed",
-)
+FIELDS = settings.PAGE_FIELDS[PAGE]
 DEFAULTS = settings.defaults_from(lessons.PRESET)
 
 

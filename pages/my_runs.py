@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from lab_ui import charts, corpus_ui, jobs_ui, session, stored_runs
-from lab_ui.i18n import N_, model_label, stored_run_label, t
+from lab_ui.i18n import N_, model_label, multiselect_words, stored_run_label, t
 from lab_ui.session import manager, owner_id
 from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
 from lm_core.messages import Listed
@@ -209,6 +209,7 @@ def main() -> None:
         key=f"{PAGE}:pair",
         format_func=name,
         help=t("my_runs.overlay_help"),
+        **multiselect_words(),
     )
     if len(pair) == 2:
         curves = [_curve(by_id[i], tags[i]) for i in pair]

@@ -15,8 +15,7 @@ from lm_core.songci import DEFAULT_SUBSET
 from lm_core.training import Trainer
 
 PAGE = "sampling"
-# Every setting except `sampling`: the page trains both modes.
-FIELDS = ("model", "hidden", "num_steps", "batch_size", "lr", "optimizer", "clip_on", "clip", "epochs", "seed")
+FIELDS = settings.PAGE_FIELDS[PAGE]  # every setting except `sampling`: the page trains both modes
 MODES = ("random", "adjacent")  # run 0 and run 1 of the job, in this order
 PICTURE_MINIBATCHES = 4
 PICTURE_ROWS = 8

@@ -23,40 +23,18 @@ from lab_ui.highlight import copied_html
 from lab_ui.i18n import N_, current_lang, t
 from lab_ui.runs import epochs_table
 from lab_ui.text import escape_markdown
-from lm_core import checkpoint
+from lm_core import checkpoint, memory
 from lm_core.checkpoint import Checkpoint
 from lm_core.corpus import Corpus
 from lm_core.errors import LabError, localized
 from lm_core.generation import default_prefixes
 from lm_core.limits import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
-from lm_core.models import RELU_KINDS
 from lm_core.serve.job import Job
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer
 
 PAGE = "train"
-FIELDS = (
-    "model",
-    "sampling",
-    "hidden",
-    "num_steps",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "clip_on",
-    "clip",
-    "nonlinearity",
-    "detach",
-    "epochs",
-    "seed",
-    "compare",
-    "num_layers",
-    "dropout",
-    "embed",
-    "steps_per_epoch",
-    "val_fraction",
-    "patience",
-)
+FIELDS = settings.PAGE_FIELDS[PAGE]
 
 
 TEXTS = training_page.PageTexts(N_("train.title"), N_("train.intro"), N_("train.book_preset_help"), N_("train.no_job"))
@@ -64,7 +42,10 @@ FRAME = training_page.TrainingPage(PAGE, FIELDS, presets.PRESETS["book_random"],
 
 
 def _labels(values: dict) -> list[str]:
-    """Model kinds, not names: the job keeps them and each drawing translates them (jobs_ui.run_labels)."""
+    """Model kinds (or "detach"/"no_detach"), not names: the job keeps them and each drawing translates them
+    (jobs_ui.run_labels)."""
+    if values["compare"] == settings.NOT_DETACHED:
+        return ["detach", "no_detach"]
     names = [values["model"]]
     if values["compare"] != "none":
         names.append(values["compare"])
@@ -124,21 +105,16 @@ def _resumed(ckpt: Checkpoint, corpus: Corpus, values: dict) -> Trainer:
     return checkpoint.resume(ckpt, corpus, cfg, more_epochs=values["epochs"])
 
 
-def _compared(values: dict) -> dict:
-    """The second model's settings: the same, except a GRU or LSTM keeps its gates' tanh when the RNN is set to ReLU."""
-    kind = values["compare"]
-    return {**values, "model": kind, "nonlinearity": values["nonlinearity"] if kind in RELU_KINDS else "tanh"}
-
-
 def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None = None) -> None:
     """Build trainers from the settings (or continue a checkpoint) and hand them to the job manager."""
     if base is not None:  # the checkpoint decides the model; the settings decide how to train it further
         trainers = [_resumed(base, choice.corpus, values)]
         labels = [base.config.model]
     else:
-        trainers = [Trainer(choice.corpus, settings.to_config(values))]
-        if values["compare"] != "none":
-            trainers.append(Trainer(choice.corpus, settings.to_config(_compared(values))))
+        configs = settings.run_configs(values)
+        # Both runs' memory, as the one worker that trains them holds it, before either model is built.
+        memory.check_runs_memory(configs, choice.corpus.vocab_size, len(choice.corpus))
+        trainers = [Trainer(choice.corpus, config) for config in configs]
         labels = _labels(values)
     epochs = trainers[0].config.epochs
     jobs_ui.start_job(
@@ -149,6 +125,9 @@ def _start(values: dict, choice: corpus_ui.CorpusChoice, base: Checkpoint | None
 def _draw(job: Job, view: JobView) -> None:
     jobs_ui.run_header_ui(PAGE, job, view, t("train.chart_title"))
     labels = jobs_ui.run_labels(view)
+    if len(view.runs) > 1:  # right under the chart: what the "do not detach" lesson asks the student to compare
+        with st.container():
+            training_page.side_by_side_ui(job, view, labels)
     with st.container():  # samples appear after the first epoch: the elements below keep their places
         for run, label in zip(view.runs, labels, strict=True):
             if not run.samples:
@@ -175,7 +154,8 @@ def _downloads(job: Job, view: JobView, labels: list[str]) -> None:
             except LabError as exc:  # its weights cannot be loaded: say so, the other runs' buttons stay
                 st.caption(t("train.ckpt_unusable", m=labels[i], msg=localized(exc, current_lang())))
                 continue
-            name = f"{ckpt.config.model}-epoch{len(run.history)}"
+            undetached = "" if ckpt.config.detach else "-not-detached"  # the comparison's two files differ
+            name = f"{ckpt.config.model}{undetached}-epoch{len(run.history)}"
             st.download_button(
                 t("train.download_ckpt", m=labels[i]),
                 data=lambda i=i: checkpoint.to_bytes(job.checkpoint(i)),

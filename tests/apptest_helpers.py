@@ -8,6 +8,7 @@ training thread outlives the test.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -176,3 +177,17 @@ def all_text(at: AppTest) -> str:
     """Every message a reader sees in the main area: errors, warnings, infos, successes, markdown, captions."""
     elements = (*at.error, *at.warning, *at.info, *at.success, *at.markdown, *at.caption)
     return "\n".join(shown(str(el.value)) for el in elements)
+
+
+def entrypoint_pages() -> dict[str, str]:
+    """The entrypoint's `PAGES`: page key -> page file, read from its source (running it needs Streamlit)."""
+    tree = ast.parse(session.ENTRYPOINT.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES":
+            assert isinstance(node.value, ast.Dict)
+            return {
+                ast.literal_eval(key): ast.literal_eval(call.args[0])
+                for key, call in zip(node.value.keys, node.value.values, strict=True)
+                if key is not None and isinstance(call, ast.Call)
+            }
+    raise AssertionError("the entrypoint has no PAGES")

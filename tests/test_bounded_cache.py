@@ -50,3 +50,22 @@ def test_the_same_pasted_text_is_one_corpus_for_every_session_and_corpora_stay_w
         assert corpus_ui._load_bytes(flood_text(session, 1.0).encode(), "pasted", None).corpus is not None
     kept = corpus_ui._CORPORA
     assert 0 < kept.bytes <= limit and len(kept) < 6
+
+
+def test_an_entry_nobody_asked_for_within_max_idle_goes() -> None:
+    """After a class leaves, what only its sessions used is dropped (by the cache's sweeper, here called directly)."""
+    import time
+
+    cache: BoundedCache[str] = BoundedCache(max_entries=4, max_bytes=100, max_idle=60.0)
+    cache.put("old", "o", 10)
+    cache.put("used", "u", 10)
+    now = time.monotonic()
+    assert cache.sweep(now + 30) == 0 and len(cache) == 2  # neither idle long enough
+    cache.get("used")  # someone asks: its clock starts again
+    assert cache.sweep(time.monotonic() + 61) == 2  # both idle past the bound by then
+    cache.put("new", "n", 10)
+    assert cache.sweep(time.monotonic() + 30) == 0
+    assert cache.get("old") is None and cache.get("new") == "n" and cache.bytes == 10
+    forever: BoundedCache[str] = BoundedCache(max_entries=4, max_bytes=100)  # no max_idle: kept by the bounds alone
+    forever.put("k", "v", 1)
+    assert forever.sweep(time.monotonic() + 10**6) == 0 and forever.get("k") == "v"

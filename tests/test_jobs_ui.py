@@ -124,3 +124,13 @@ def test_my_runs_says_a_run_stopped_early_not_that_it_finished_its_epochs() -> N
     assert "提前停止" in early and "3" in early
     assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Finished 8 epochs.")
     assert "提前停止" not in jobs_ui.ended_text("finished", 8, 8, "Stopped early (a text is not a status)")
+
+
+def test_a_run_its_memory_limit_stopped_says_so_not_that_the_process_stopped_unexpectedly() -> None:
+    """Both end "failed" and resume from My runs; only the memory limit's end tells what to lower."""
+    from lm_core.serve.job import MEMORY_LIMIT
+
+    limit = jobs_ui.ended_text("failed", 3, 10, f"The run {MEMORY_LIMIT} after epoch 3; resume it on My runs.")
+    crash = jobs_ui.ended_text("failed", 3, 10, "The worker process stopped unexpectedly (exit code -9) ...")
+    assert "内存上限" in limit and "3" in limit and "批量" in limit and "我的训练" in limit
+    assert "意外停止" in crash and "内存" not in crash

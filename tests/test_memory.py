@@ -261,3 +261,27 @@ def test_the_trainer_refuses_before_it_builds_anything(wide_corpus: Corpus, monk
     small = replace(cfg, batch_size=4)
     assert Trainer(wide_corpus, small).memory.total <= GB
     assert Trainer(wide_corpus, cfg, memory_budget=math.inf).memory.total > GB  # the operator's --force
+
+
+def test_a_run_and_its_not_detached_twin_are_checked_together_and_told_what_fits_them_both() -> None:
+    """The "do not detach" comparison: each run fits alone, the pair in one worker does not. The refusal names
+    minibatches per epoch with the largest number at which both runs fit together."""
+    detached = replace(BASE, model="scratch-rnn", hidden=512)
+    pair = [detached, replace(detached, detach=False)]
+    vocab, n_chars = 1000, 2_000_000
+    alone = max(_total(c, vocab, n_chars) for c in pair)
+    together = memory.job_total([estimate_run_memory(c, vocab, n_chars) for c in pair])
+    assert alone < together
+    assert memory.check_runs_memory(pair, vocab, n_chars, together) == together
+    budget = (alone + together) // 2
+    with pytest.raises(RunMemoryError, match="side by side") as info:
+        memory.check_runs_memory(pair, vocab, n_chars, budget)
+    said = str(info.value)
+    assert "minibatches per epoch" in said and "每个周期的小批量数" in localized(info.value, "zh")
+    k = int(re.search(r"at most ([\d,]+)\.", said).group(1).replace(",", ""))
+
+    def pair_fits(steps: int) -> bool:
+        cut = [estimate_run_memory(replace(c, steps_per_epoch=steps), vocab, n_chars) for c in pair]
+        return memory.job_total(cut) <= budget
+
+    assert pair_fits(k) and not pair_fits(k + 1)

@@ -226,8 +226,8 @@ def test_shipped_checkpoint_caption_shows_corpus_and_size_not_its_command_line(
     [
         ("songci:xin", "宋词 · 辛弃疾"),
         ("宋词 · 辛弃疾", "宋词 · 辛弃疾"),
-        ("songci:all", "宋词 · 全部 (all Song ci)"),
-        ("宋词 · 全部 (all Song ci)", "宋词 · 全部 (all Song ci)"),  # the shipped all-Song-ci model
+        ("songci:all", "宋词 · 全部作者"),
+        ("宋词 · 全部 (all Song ci)", "宋词 · 全部作者"),  # the shipped all-Song-ci model
         ("songci:su+xin", "宋词 · 苏轼 + 辛弃疾"),
         ("poems.txt", "poems.txt"),
     ],

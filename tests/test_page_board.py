@@ -194,8 +194,9 @@ def test_the_csv_keeps_names_as_text_for_spreadsheets() -> None:
     assert table["name"][0] == "'=HYPERLINK(1)" and table["value"][0] == "off"
 
 
-@pytest.mark.parametrize("lang", CHINESE)
-def test_a_board_with_runs_in_chinese_has_no_english_sentence(lang: str) -> None:
+@pytest.mark.parametrize("lang", [*CHINESE, "en"])
+def test_a_board_with_runs_reads_in_its_language(lang: str) -> None:
+    """In Chinese no English sentence or Streamlit English; in English no Chinese but corpus text and named authors."""
     with app_page("pages/board.py", lang=lang) as at:
         _check(at, lang, "form")
         board = _board(owner=at.session_state["owner"], values=(0.01, 0.1))

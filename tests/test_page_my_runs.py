@@ -165,7 +165,7 @@ def test_the_corpus_column_shows_stored_ids_as_names_in_the_pages_language() -> 
         trainer = Trainer(corpus, helpers.tiny_config("gru", epochs=1))
         helpers.session.manager().submit("tester", [trainer], [name], kind="train").thread.join(TIMEOUT)
     at = helpers.open_page("my_runs", prepare=_as("tester"), lang="zh")
-    assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部 (all Song ci)", "粘贴的文本"]
+    assert sorted(at.dataframe[0].value["语料"]) == ["宋词 · 全部作者", "粘贴的文本"]
 
 
 def _twins() -> tuple[str, str]:
@@ -235,3 +235,28 @@ def test_runs_the_store_did_not_take_are_announced_on_every_page() -> None:
         at = helpers.open_page(page, prepare=_as("tester"))
         warnings = [w.value for w in at.sidebar.warning]
         assert any("Runs could not all be saved" in w for w in warnings), (page, warnings)
+
+
+def test_resume_opens_the_runs_page_with_the_runs_own_settings() -> None:
+    """The page a resumed run goes back to shows that run's settings, not the defaults or what was set before: the
+    settings box, Continue and the page's lesson link then describe the run that is training."""
+    from lab_ui import settings
+    from lm_core.training import TrainConfig
+
+    job_id = helpers.trained_job("tester", epochs=1)
+    store = helpers.session.manager().store
+    store.set_status(f"{job_id}-0", "interrupted", "Interrupted at epoch 1 (the server stopped).", planned=3)
+    expected = settings.defaults_from(TrainConfig.from_dict(store.run(f"{job_id}-0", "tester").config))
+    at = helpers.open_page("my_runs", prepare=_as("tester"))
+    _widget(at.button, "my_runs:resume").click().run()
+    helpers.assert_ok(at)
+    job = helpers.session.manager().get(job_id, "tester")
+    assert job is not None and job.thread is not None
+    job.thread.join(TIMEOUT)
+    names = [name for name in settings.PAGE_FIELDS["train"] if name != "compare"]
+    shown = {name: at.session_state[settings.widget_key("train", name)] for name in names}
+    assert shown == {name: expected[name] for name in names}
+    assert (
+        shown["hidden"] != settings.defaults_from(TrainConfig())["hidden"]
+        or shown["lr"] != settings.defaults_from(TrainConfig())["lr"]
+    ), "the tiny run must differ from the page's defaults, or this test shows nothing"

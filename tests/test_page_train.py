@@ -542,3 +542,87 @@ def test_every_setting_is_sent_with_its_value_on_every_run() -> None:
     sent = {w.key: w.proto.set_value for group in widgets for w in group if w.key in settings_keys}
     assert widget_key("train", "hidden") in sent and "corpus:max_chars" in sent, sorted(sent)
     assert all(sent.values()), sorted(key for key, value in sent.items() if not value)
+
+
+# -- the "do not detach" exercise in lockstep: the same run detached and not -------------------------------------------
+
+
+def test_not_detached_comparison_trains_both_runs_in_lockstep_and_shows_each_runs_numbers(at: AppTest) -> None:
+    """compare = "the same model, not detached": one job, two runs whose configs differ only in `detach`, and under
+    the chart each run's seconds per epoch, gradient norm and peak-memory estimate, from its own history."""
+    from lm_core import memory
+
+    job = start_tiny_job(at, PAGE, model="scratch-rnn", sampling="adjacent", compare=settings.NOT_DETACHED)
+    at.run()
+    assert not at.exception, at.exception
+    view = session.manager().view(job)
+    first, second = (run.config for run in view.runs)
+    assert {k for k in first if first[k] != second[k]} == {"detach"}
+    assert (first["detach"], second["detach"]) == (True, False)
+    assert [r.label for r in view.runs] == ["detach", "no_detach"]
+    assert [len(r.history) for r in view.runs] == [2, 2]
+    names = {t.get("name") for spec in plotly_specs(at) for t in spec["data"]}
+    assert {"分离隐藏状态", "不分离隐藏状态"} <= names
+    by_label: dict[str, list[str]] = {}
+    for m in at.metric:
+        by_label.setdefault(m.label, []).append(m.value)
+    corpus = job.corpus(0)
+    assert by_label["每周期秒数"] == [
+        f"{sum(h['seconds'] for h in r.history) / len(r.history):.2f} 秒" for r in view.runs
+    ]
+    assert by_label["梯度范数"] == [f"{r.history[-1]['grad_norm_mean']:.3g}" for r in view.runs]
+    estimates = [memory.estimate_run_memory(job.config(i), corpus.vocab_size, len(corpus)).total for i in (0, 1)]
+    assert by_label["峰值内存（估计）"] == [memory.size_text(e) for e in estimates]
+    assert estimates[1] > estimates[0]  # the not-detached run keeps the epoch's graphs
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ({"sampling": "random"}, "不分离隐藏状态需要相邻采样"),
+        ({"sampling": "adjacent", "detach": False}, "请为第一个模型打开“分离隐藏状态”"),
+    ],
+)
+def test_not_detached_comparison_needs_adjacent_sampling_and_a_detached_first_run(
+    at: AppTest, values: dict, said: str
+) -> None:
+    use_tiny_settings(at, PAGE, compare=settings.NOT_DETACHED, **values)
+    assert said in all_text(at)  # under the settings, at once
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert at.session_state.get(job_key(PAGE)) is None
+    assert any(said in shown(e.value) for e in at.error)
+
+
+def test_a_not_detached_comparison_too_big_together_is_refused_before_any_model_is_built(
+    at: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget each run fits alone but the pair does not (one worker holds both): refused under the settings and at
+    Train with the engine's sentence, which names minibatches per epoch and the largest value that fits; no model is
+    built and no job starts."""
+    from lm_core import memory, training
+    from lm_core.errors import localized
+    from lm_core.songci import songci_corpus
+
+    use_tiny_settings(at, PAGE, model="scratch-rnn", sampling="adjacent", compare=settings.NOT_DETACHED)
+    configs = settings.run_configs(setting_values(at, PAGE, settings.PAGE_FIELDS[PAGE]))
+    corpus = songci_corpus(at.selectbox(key="corpus:subset").value, at.number_input(key="corpus:max_chars").value)
+    built: list[object] = []
+    real_build = training.build_config_model
+    monkeypatch.setattr(training, "build_config_model", lambda *a, **k: built.append(a) or real_build(*a, **k))
+    alone = max(memory.estimate_run_memory(c, corpus.vocab_size, len(corpus)).total for c in configs)
+    together = memory.job_total([memory.estimate_run_memory(c, corpus.vocab_size, len(corpus)) for c in configs])
+    assert alone < together
+    budget = (alone + together) // 2
+    monkeypatch.setenv(memory.ENV, str(budget))
+    with pytest.raises(memory.RunMemoryError) as refused:
+        memory.check_runs_memory(configs, corpus.vocab_size, len(corpus))
+    said = localized(refused.value, "zh")
+    assert "每个周期的小批量数设为不超过" in said  # the setting to lower, and the largest value that fits
+    at.run()
+    assert any(said in shown(w.value) for w in at.warning)  # before Train
+    at.button(key="train:start").click().run()
+    assert not at.exception
+    assert any(said in shown(e.value) for e in at.error)
+    assert built == []  # refused before either model was built
+    assert at.session_state.get(job_key(PAGE)) is None

@@ -88,20 +88,6 @@ def test_a_page_run_without_the_entrypoint_runs_the_entrypoint_instead(monkeypat
     assert calls == ["run streamlit_app.py"]
 
 
-def _entrypoint_pages() -> dict[str, str]:
-    """The entrypoint's `PAGES`: page key -> page file, read from its source (running it needs Streamlit)."""
-    tree = ast.parse(session.ENTRYPOINT.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES":
-            assert isinstance(node.value, ast.Dict)
-            return {
-                ast.literal_eval(key): ast.literal_eval(call.args[0])
-                for key, call in zip(node.value.keys, node.value.values, strict=True)
-                if key is not None and isinstance(call, ast.Call)
-            }
-    raise AssertionError("the entrypoint has no PAGES")
-
-
 def _page_constant(path: Path) -> str:
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGE":
@@ -111,7 +97,9 @@ def _page_constant(path: Path) -> str:
 
 def test_the_entrypoint_names_each_page_by_its_own_page_key() -> None:
     """`st.session_state["page"]` (set by the entrypoint) must equal the `PAGE` the page keys its widgets with."""
-    pages = _entrypoint_pages()
+    from apptest_helpers import entrypoint_pages
+
+    pages = entrypoint_pages()
     assert sorted(pages.values()) == sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
     for key, file in pages.items():
         assert _page_constant(REPO / file) == key, file

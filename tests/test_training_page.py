@@ -195,7 +195,7 @@ def test_metrics_expander_tables_every_run() -> None:
     assert not at.exception
     assert at.expander[0].label == "每个周期的数据"
     table = at.dataframe[0].value
-    assert list(table["run"]) == ["first", "second"] and list(table["perplexity"]) == [9.0, 7.0]
+    assert list(table["训练"]) == ["first", "second"] and list(table["困惑度"]) == [9.0, 7.0]  # headers in 中文
 
 
 def test_train_wins_over_the_button_beside_it(demo: Any) -> None:

@@ -26,6 +26,7 @@ from ..corpus import Corpus
 from ..errors import LabError
 from ..training import Control, TrainConfig
 from .events import EpochDone, JobEnded, RunEnded, StatusChanged, WorkerEvent
+from .memory_limit import OUT_OF_MEMORY
 from .run import Run
 from .views import DONE_STATUSES, JobView, RunView, job_view
 
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
 # How a job's own messages say things, once (the pages translate by status, and strip FAILED before a reason).
 NOT_STARTED = "Stopped before it started."
 FAILED = "Training failed: "
+MEMORY_LIMIT = "ran out of its memory limit"  # in the message of a failed job that its worker's limit stopped
+
+
+def ran_out_of_memory(status: str, message: str) -> bool:
+    """Whether a job (or a stored run) ended because its worker's memory limit stopped it."""
+    return status == "failed" and MEMORY_LIMIT in message
 
 
 def failure(exc: BaseException) -> str:
@@ -78,10 +85,35 @@ class Job:
 
     # -- what a page may read -----------------------------------------------------------------------
     def corpus(self, run: int = 0) -> Corpus:
-        return self._runs[run].corpus
+        """The run's corpus; read again from the run store if the job let go of it (`let_go_of_corpora`)."""
+        with self._lock:
+            corpus = self._runs[run].corpus
+        if corpus is not None:
+            return corpus
+        corpus = self.recorder.corpus(run) if self.recorder is not None else None
+        if corpus is None:
+            raise LabError("error.runs.text_missing", label=self.labels[run])
+        with self._lock:
+            self._runs[run].corpus = corpus
+        return corpus
 
     def corpus_text(self, run: int = 0) -> str:
-        return self._runs[run].corpus.text
+        return self.corpus(run).text
+
+    def let_go_of_corpora(self, min_chars: int = 0) -> bool:
+        """A done job nobody looks at: drop its corpora of at least `min_chars` characters (a class's pasted
+        texts, up to 20 MB each, and their ids), which the run store keeps; a page that asks again reads them
+        back. False if it keeps them (not done, or the store does not hold every text)."""
+        if not self.done or self.recorder is None:
+            return False
+        with self._lock:
+            held = [i for i, run in enumerate(self._runs) if run.corpus is not None and len(run.corpus) >= min_chars]
+        if not held or not all(self.recorder.has_corpus(i) for i in held):
+            return False
+        with self._lock:
+            for i in held:
+                self._runs[i].corpus = None
+        return True
 
     def config(self, run: int = 0) -> TrainConfig:
         return self._runs[run].config
@@ -209,6 +241,8 @@ class Job:
             self.set_status(event.status)
         elif isinstance(event, RunEnded):
             self._run_ended(event)
+        elif isinstance(event, JobEnded) and event == JobEnded("failed", OUT_OF_MEMORY):
+            self.worker_lost("failed", OUT_OF_MEMORY)
         elif isinstance(event, JobEnded):
             self.finish(event.status, event.message)
 
@@ -244,10 +278,17 @@ class Job:
             self.recorder.finish(status, message, ends)
 
     def worker_lost(self, status: str, why: str) -> None:
-        """Its worker is gone without a word: "failed" (a process died), "interrupted" (a Ray node or the
-        cluster went away) or "error"; the store has every finished epoch, so the first two can resume."""
+        """Its worker is gone without a word: "failed" (a process died, or its memory limit stopped it: `why` is
+        `OUT_OF_MEMORY`), "interrupted" (a Ray node or the cluster went away) or "error"; the store has every
+        finished epoch, so the first two can resume."""
         epochs = min(self.epochs_done(i) for i in range(len(self._runs)))
-        if status == "failed":
+        if status == "failed" and why == OUT_OF_MEMORY:
+            self.finish(
+                status,
+                f"The run {MEMORY_LIMIT} after epoch {epochs} (it needed more memory than estimated); "
+                "resume it from its last checkpoint on My runs.",
+            )
+        elif status == "failed":
             self.finish(
                 status,
                 f"The worker process stopped unexpectedly ({why}) after epoch {epochs}; "

@@ -16,6 +16,7 @@ import time
 from ..errors import LabError
 from ..limits import MAX_LIVE_JOBS, MAX_LIVE_JOBS_PER_OWNER
 from ..memory import check_job_memory
+from ..rss import give_back_memory
 from ..training import Trainer
 from .backend import Backend
 from .job import Job
@@ -258,6 +259,8 @@ class JobManager:
         with self._lock:
             for job_id in drop:
                 self._jobs.pop(job_id, None)
+        if self.retention.freed:
+            give_back_memory()  # glibc would keep what was freed for this process's next allocations
         return touched
 
     def shutdown(self, timeout: float = 10.0) -> None:

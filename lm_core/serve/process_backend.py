@@ -6,7 +6,8 @@ worker is a process of `process_pool` (torch already imported); the job's
 spec goes down one pipe, its events come back up another, and the page's
 buttons travel through a `SharedControl`. A worker that dies without a
 `JobEnded` makes the run "failed"; its last checkpoint (in the run store after
-every epoch) lets My runs resume it.
+every epoch) lets My runs resume it. So does one that its memory limit stopped
+(`memory_limit`): that worker is not reused, the pool starts a fresh one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .backend import Backend
 from .driver import STOP_GRACE_SECONDS, WorkerLost, run_remote
 from .events import EpochDone, JobEnded, WorkerEvent
 from .job import Job
+from .memory_limit import OUT_OF_MEMORY, OUT_OF_MEMORY_EXIT
 from .slots import Slots
 from .worker import spec_of
 
@@ -54,6 +56,7 @@ class ProcessChannel:
     def __init__(self, job: Job, worker: process_pool.Worker) -> None:
         self.job, self.worker = job, worker
         self.refilled = False
+        self.spent = False  # its memory limit stopped the job: the worker exits instead of waiting for another
 
     def receive(self, wait: float) -> list[WorkerEvent]:
         pipe, process = self.worker.events, self.worker.process
@@ -65,13 +68,16 @@ class ProcessChannel:
             event = pipe.recv()
         except (EOFError, OSError):
             raise self._lost() from None
+        if event == JobEnded("failed", OUT_OF_MEMORY):
+            self.spent = True
         if not self.refilled and isinstance(event, EpochDone | JobEnded):
             self._refill()  # its first point is drawn: now the next spare may take a core to warm up
         return [event]
 
     def _lost(self) -> WorkerLost:
         self.worker.process.join(STOP_GRACE_SECONDS)
-        return WorkerLost("failed", f"exit code {self.worker.process.exitcode}")
+        code = self.worker.process.exitcode
+        return WorkerLost("failed", OUT_OF_MEMORY if code == OUT_OF_MEMORY_EXIT else f"exit code {code}")
 
     def grant_slot(self) -> None:
         self.worker.control.grant_slot()
@@ -80,7 +86,7 @@ class ProcessChannel:
         self.worker.process.terminate()
 
     def close(self, finished: bool) -> None:
-        if finished and self.worker.process.is_alive():
+        if finished and not self.spent and self.worker.process.is_alive():
             self.job.let_go_of_worker()
             process_pool.give_back(self.worker)
         else:

@@ -19,6 +19,7 @@ import types
 from multiprocessing.connection import Connection
 from typing import Any
 
+from . import memory_limit
 from .driver import STOP_GRACE_SECONDS
 from .niceness import lower_priority
 from .process_control import SharedControl
@@ -190,7 +191,12 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _worker_loop(spec_conn: Connection, control: SharedControl, conn: Connection, ready: Any) -> None:
-    """The worker process: pay torch's first-use costs, then train one job after another until dismissed."""
+    """The worker process: pay torch's first-use costs, then train one job after another until dismissed.
+
+    Each job trains under its spec's memory limit (`memory_limit`). A job the limit stopped ends the process
+    (the pool starts a fresh one); a refusal outside the job's own code (receiving its spec, sending an
+    event) exits with `OUT_OF_MEMORY_EXIT`, which the web process reads as the same end.
+    """
     lower_priority()  # before the warm-up: seconds of a core that the web process may need more
     import torch  # the slow import happens here, before anyone waits for this worker
 
@@ -198,9 +204,14 @@ def _worker_loop(spec_conn: Connection, control: SharedControl, conn: Connection
     warm_up_torch()
     ready.set()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    while True:
-        try:
-            spec = spec_conn.recv()
-        except (EOFError, OSError):
-            return  # the server went away, or has enough idle workers
-        worker_main(spec, control, conn.send)
+    try:
+        while True:
+            try:
+                spec = spec_conn.recv()
+            except (EOFError, OSError):
+                return  # the server went away, or has enough idle workers
+            memory_limit.apply(spec.memory_limit)
+            if not worker_main(spec, control, conn.send):
+                return
+    except MemoryError:
+        os._exit(memory_limit.OUT_OF_MEMORY_EXIT)

@@ -23,6 +23,13 @@ from .store import RunRecord, RunStore, text_hash
 JOB_KEY = "_job"  # job-level settings kept inside each run's stored config (TrainConfig ignores the key)
 
 
+def stored_corpus(store: RunStore, job_id: str, owner: str, index: int) -> Corpus | None:
+    """The corpus of a stored run, as its worker trained on it (document starts included); None when missing."""
+    record = store.run(run_id(job_id, index), owner)
+    text = store.corpus_text(record.corpus_hash) if record is not None else None
+    return None if text is None else Corpus.from_text(text, record.corpus_name, max_chars=None)
+
+
 def run_id(job_id: str, index: int) -> str:
     return f"{job_id}-{index}"
 
@@ -32,6 +39,15 @@ class Recorder:
 
     def __init__(self, store: RunStore, job_id: str, owner: str, kind: str, labels: list[str]) -> None:
         self.store, self.job_id, self.owner, self.kind, self.labels = store, job_id, owner, kind, labels
+
+    def has_corpus(self, index: int) -> bool:
+        """Whether the store holds run `index`'s text (so the web process may let go of its own copy; reading it
+        back checks its hash)."""
+        record = self.store.run(run_id(self.job_id, index), self.owner)
+        return record is not None and self.store.corpus_path(record.corpus_hash).is_file()
+
+    def corpus(self, index: int) -> Corpus | None:
+        return stored_corpus(self.store, self.job_id, self.owner, index)
 
     def register(self, runs: list[Run], resumed: bool = False, **job_settings: object) -> list[str]:
         """Record the job's runs (or mark resumed ones queued again); returns labels the quota evicted."""
@@ -120,13 +136,12 @@ def rebuild_trainers(store: RunStore, job_id: str, owner: str, extra_epochs: int
 
 
 def _rebuild(store: RunStore, record: RunRecord, extra_epochs: int) -> Trainer:
-    text = store.corpus_text(record.corpus_hash)
-    if text is None:
+    corpus = stored_corpus(store, record.job_id, record.owner, record.run_index)
+    if corpus is None:
         raise LabError(
             "error.runs.text_missing",
             label=record.label,
         )
-    corpus = Corpus.from_text(text, record.corpus_name, max_chars=None)  # its document starts included
     config = TrainConfig.from_dict(record.config)
     config.epochs = record.planned
     path = store.checkpoint_path(record.id)

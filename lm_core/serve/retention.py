@@ -13,19 +13,25 @@ from dataclasses import dataclass
 from ..limits import MAX_FINISHED_BYTES, MAX_FINISHED_PER_OWNER, MAX_FINISHED_TOTAL, RELEASE_UNWATCHED_AFTER
 from .job import Job
 
+# A done job's corpus of at least this many characters is dropped once nobody looks at the job (the run store
+# keeps it; a page that asks reads it back): a pasted 19 MB text and its ids take ~80 MB of the web process.
+LET_GO_CHARS = 200_000
+
 
 @dataclass
 class Retention:
-    reap_after: float = 120.0  # a running job nobody polled for this long is stopped
+    reap_after: float = 120.0  # a running job nobody polled for this long is stopped; a done one lets go of its text
     release_after: float = RELEASE_UNWATCHED_AFTER  # a finished one nobody looked at keeps only weights and curves
     forget_after: float = 6 * 3600  # ... and after this long it is dropped
     per_owner: int = MAX_FINISHED_PER_OWNER
     total: int = MAX_FINISHED_TOTAL
     total_bytes: int = MAX_FINISHED_BYTES  # weights and optimiser states of the finished jobs kept
+    freed: bool = False  # the last sweep let go of something: its caller hands the memory back to the system
 
     def sweep(self, jobs: list[Job], now: float) -> tuple[list[str], list[str]]:
         """Stop, release or drop what `now` calls for: (ids stopped or dropped, ids to drop)."""
         touched, drop = [], []
+        let_go = False
         for job in jobs:
             idle = now - job.last_seen
             if not job.done and idle > self.reap_after:
@@ -36,9 +42,13 @@ class Retention:
                 drop.append(job.id)
             elif job.done and idle > self.release_after:
                 job.release()
+                job.let_go_of_corpora(LET_GO_CHARS)
+            elif job.done and idle > self.reap_after and job.let_go_of_corpora(LET_GO_CHARS):
+                let_go = True
         beyond = to_drop([j for j in jobs if j.id not in drop], self.per_owner, self.total)
         kept = [j for j in jobs if j.id not in drop and j.id not in beyond]
         heavy = over_budget(kept, self.total_bytes)
+        self.freed = let_go or bool(drop or beyond or heavy)
         return touched + beyond + heavy, drop + beyond + heavy
 
 

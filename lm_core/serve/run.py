@@ -20,7 +20,7 @@ class Run:
 
     label: str
     config: TrainConfig
-    corpus: Corpus
+    corpus: Corpus | None  # None once a done job let go of it (`Job.let_go_of_corpora`): the run store has it
     train_chars: int  # characters of the training split (fixed when the job was built)
     baselines: Baselines | None  # the n-gram lines of this run's split
     history: list[EpochEvent]

@@ -18,6 +18,7 @@ from ..training import Control, TrainConfig
 from .events import Emit, JobEnded, StatusChanged
 from .job import Job, failure
 from .lockstep import train_lockstep
+from .memory_limit import OUT_OF_MEMORY, is_out_of_memory, lift, worker_memory_limit
 from .niceness import lower_priority
 
 
@@ -39,6 +40,9 @@ class JobSpec:
     prefixes: tuple[str, ...]
     sample_every: int
     runs: list[RunSpec]
+    # Bytes of private memory the worker process may hold while it trains this job (`memory_limit`; None: no
+    # limit). Decided by the web process, so the operator's setting is read in one place.
+    memory_limit: int | None = None
 
 
 def spec_of(job: Job) -> JobSpec:
@@ -52,7 +56,7 @@ def spec_of(job: Job) -> JobSpec:
         )
         for i in range(len(job.labels))
     ]
-    return JobSpec(list(job.labels), tuple(job.prefixes), job.sample_every, runs)
+    return JobSpec(list(job.labels), tuple(job.prefixes), job.sample_every, runs, worker_memory_limit())
 
 
 class WorkerControl(Control):
@@ -72,8 +76,12 @@ class WorkerControl(Control):
         """On Resume or Step: block until the server grants a slot again, or the run stops."""
 
 
-def worker_main(spec: JobSpec, control: WorkerControl, emit: Emit) -> None:
-    """Build the runs of `spec`, train them in lockstep under `control`, and tell `emit` everything."""
+def worker_main(spec: JobSpec, control: WorkerControl, emit: Emit) -> bool:
+    """Build the runs of `spec`, train them in lockstep under `control`, and tell `emit` everything.
+
+    False when an allocation was refused (the memory limit stopped the job): the process is near its limit
+    with a fragmented heap, so it should exit rather than train another job.
+    """
     import torch
 
     lower_priority()  # a Ray actor comes here directly; a pool's worker lowered it as it started
@@ -94,8 +102,14 @@ def worker_main(spec: JobSpec, control: WorkerControl, emit: Emit) -> None:
         emit(StatusChanged("running"))
         train_lockstep(trainers, spec.labels, control, emit, spec.prefixes, spec.sample_every)
     except Exception as exc:  # noqa: BLE001 -- reported to the page instead of a silent exit
+        if is_out_of_memory(exc):
+            lift()  # room to say so: the job's end is a few bytes, its trainers are still referenced here
+            traceback.print_exc()  # the operator's log says where
+            emit(JobEnded("failed", OUT_OF_MEMORY))
+            return False
         traceback.print_exc()
         emit(JobEnded("error", failure(exc)))
+    return True
 
 
 def _take_slot(control: WorkerControl, emit: Emit) -> None:
