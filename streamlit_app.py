@@ -10,11 +10,12 @@ import streamlit as st
 
 def main() -> None:
     """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
-    from lab_ui import class_ui, identity, session
+    from lab_ui import class_ui, identity, nav, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
     st.set_page_config(page_title=t("common.tab_title"), page_icon=app_icon(), layout="wide")
+    menu = nav.menu_slot()  # the sidebar's first place, before session.init() draws the language switch there
     session.init()
 
     # Each page's key is the `PAGE` its file uses for its widget keys; `st.session_state["page"]` names the page.
@@ -61,7 +62,9 @@ def main() -> None:
     shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
     first = next(iter(shown.values()), PAGES["my_runs"])
     routed = {key: shown.get(key) or class_ui.closed_page(key, candidate, first) for key, candidate in PAGES.items()}
-    page = st.navigation(list(routed.values()))
+    # Streamlit's own menu is off (client.showSidebarNavigation): it listed file names until this first ran.
+    page = st.navigation(list(routed.values()), position="hidden")
+    nav.menu_ui(menu, shown.values())
     st.session_state["page"] = next(key for key, candidate in routed.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
@@ -70,10 +73,21 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:  # imported by `streamlit run` (or an ASGI server) to serve the app
+    import threading
+
     from streamlit.starlette import App
 
     from lab_ui import poll, web
     from lm_core.classroom import teacher
 
     teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
+
+    def _warm_models() -> None:
+        """Imported here, on its own thread: the server answers its health check before torch is imported."""
+        from lab_ui import model_source
+
+        model_source.warm_quietly()
+
+    # The shipped model the model pages open with, loaded and analysed before the first student asks for it.
+    threading.Thread(target=_warm_models, name="model-warm-up", daemon=True).start()
     app = App(__file__, middleware=web.middleware(), routes=poll.routes())

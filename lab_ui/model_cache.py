@@ -14,15 +14,18 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from lm_core import provenance
+from lm_core.analysis import bptt
 from lm_core.checkpoint import Checkpoint, read_bytes, read_file
 from lm_core.corpus import BOOK_FILE, book_preprocess, read_corpus_bytes
 from lm_core.errors import CorpusError, LabError, localized
 from lm_core.limits import MAX_CLI_CHECKPOINT_BYTES
 from lm_core.models import CharModel, build_model
 from lm_core.provenance import TrainingText
+from lm_core.training import TrainConfig
 
 from . import corpus_ui
 from .i18n import current_lang
@@ -123,6 +126,58 @@ def uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[Checkpoin
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_training_text(corpus_name: str, vocab_key: str, _vocab: tuple[str, ...]) -> tuple[str | None, str, dict]:
     return find_training_text(corpus_name, list(_vocab))
+
+
+def training_text(ckpt: Checkpoint) -> tuple[str | None, str, dict]:
+    """`cached_training_text` of a checkpoint: its corpus found again, once per corpus and vocabulary."""
+    vocab_key = hashlib.sha256("\x00".join(ckpt.vocab).encode()).hexdigest()
+    return cached_training_text(ckpt.corpus_name, vocab_key, tuple(ckpt.vocab))
+
+
+def search_corpus(model: CharModel, char_to_idx: dict[str, int], corpus_text: str) -> str:
+    """The part of the training text the Hidden states page's unit search reads: the first
+    `bptt.search_limit(model)` characters, without those outside the vocabulary."""
+    return "".join(ch for ch in corpus_text[: bptt.search_limit(model)] if ch in char_to_idx)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def search_states(key: str, corpus: str, _model: CharModel, _char_to_idx: dict[str, int]) -> np.ndarray:
+    """H at every position of `corpus` (`search_corpus`), once per weights version `key`: read-only, shared.
+
+    Why a resource, not `st.cache_data`: the array is (30,000 x h) floats, 46 MB for the shipped LSTM, and
+    cache_data would unpickle a copy of it on every rerun of the page.
+    """
+    states = bptt.corpus_states(_model, [_char_to_idx[ch] for ch in corpus])
+    states.flags.writeable = False
+    return states
+
+
+def shipped_checkpoint(path: Path) -> Checkpoint | None:
+    """A shipped file's checkpoint (cached like `load_shipped`), None if it cannot be used: no language needed."""
+    stat = path.stat()
+    return _shipped(str(path), stat.st_mtime_ns, stat.st_size)[0]
+
+
+MAX_GRADIENT_CORPUS = 200_000  # training-text characters the Gradients page draws its minibatches from
+
+
+def corpus_ids(
+    key: str, char_to_idx: dict[str, int], corpus_text: str | None, config: TrainConfig
+) -> tuple[str, list[int]] | None:
+    """The Gradients page's corpus: the training text as ids, with the cache key naming it; None when there is
+    no text long enough for one minibatch row."""
+    if not corpus_text:
+        return None
+    known = [char_to_idx[ch] for ch in corpus_text[:MAX_GRADIENT_CORPUS] if ch in char_to_idx]
+    return (f"corpus:{key}", known) if len(known) > config.num_steps + 1 else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def distance_curve(
+    key: str, data_key: str, num_steps: int, batch: int, _model: CharModel, _ids: list[int]
+) -> bptt.DistanceCurve:
+    """The Gradients page's gradient-against-distance curve of the weights `key` over the corpus `data_key`."""
+    return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:

@@ -46,19 +46,30 @@ BASE_SECONDS = {"running": 0.5, "paused": 2.0, "queued": 3.0}  # queued: its pla
 OTHER_SECONDS = 1.0  # a state not listed (a run just starting)
 WEB_CORES_AT_EASE = 0.25  # above this the web process is busy: everyone asks proportionally less often
 MAX_SLOWDOWN = 4.0  # ... but at most this much less often (a running run's news at most 2 s late)
+# A run that has not drawn its first point yet: its student is watching an empty chart, so the tab asks this
+# often whatever the load (a poll that finds nothing costs microseconds of the event loop, and only until then).
+FIRST_POINT_SECONDS = 0.25
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def poll_interval(status: str, web_cores: float) -> float | None:
+def poll_interval(
+    status: str, web_cores: float, first_point_pending: bool = False, queue_position: int = 0
+) -> float | None:
     """Seconds until a tab asks about its run again; None: never (the run is over, nothing will change).
 
     `web_cores`: how much CPU the web process used lately (`CpuGauge`). Above `WEB_CORES_AT_EASE` the
     interval grows in proportion, up to `MAX_SLOWDOWN` times: a busy server gets fewer questions.
+    `first_point_pending`: the run has no epoch yet. Its first point came 3.1-4.6 s after Train under load,
+    seconds of it the tab waiting to ask: a run just submitted is "queued" until its thread takes a slot, and
+    a queued run's tab asked after 3 s (up to 12 s on a busy server). Until the first point it asks every
+    `FIRST_POINT_SECONDS`, unless it waits behind other runs (`queue_position` > 0) or is paused.
     """
     from lm_core.serve.views import DONE_STATUSES  # here: the app imports this module before torch, for its route
 
     if status in DONE_STATUSES:
         return None
+    if first_point_pending and status != "paused" and not (status == "queued" and queue_position > 0):
+        return FIRST_POINT_SECONDS
     slowdown = min(MAX_SLOWDOWN, max(1.0, web_cores / WEB_CORES_AT_EASE))
     return round(BASE_SECONDS.get(status, OTHER_SECONDS) * slowdown, 2)
 
@@ -113,10 +124,10 @@ def answer(manager: JobManager | None, job_id: str, token: str | None, web_cores
     job = manager.get(job_id, owner) if manager is not None and JOB_ID.fullmatch(job_id) else None
     if job is None:  # `get` checks the owner, and touches the job: an open tab keeps its run from being reaped
         return 404, {"error": "run"}
-    status = job_status(job)
+    status, place = job_status(job), manager.queue_position(job)
     return 200, {
-        "token": news_token(job.version, manager.queue_position(job)),
-        "next": poll_interval(status, web_cores),
+        "token": news_token(job.version, place),
+        "next": poll_interval(status, web_cores, job.epochs_done() == 0, place),
     }
 
 
@@ -169,12 +180,12 @@ def element_key(name: str) -> str:
     return f"{name}-{KEY_SUFFIX}"
 
 
-def poll_element(name: str, job: Job, token: str, status: str) -> None:
+def poll_element(name: str, job: Job, token: str, status: str, queue_position: int = 0) -> None:
     """The poll component of a panel showing `job` as drawn at `token` with `status`, named `name` on its page.
 
     Put it first in its fragment: it draws nothing, and its place must not depend on the run's state.
     """
-    every = poll_interval(status, GAUGE.cores())
+    every = poll_interval(status, GAUGE.cores(), job.epochs_done() == 0, queue_position)
     data = {
         "url": f"{ROUTE}?job={job.id}" if every is not None else "",
         "token": token,
@@ -186,12 +197,13 @@ def poll_element(name: str, job: Job, token: str, status: str) -> None:
 
 def view_poll_element(name: str, job: Job, view: JobView) -> None:
     """`poll_element` for a panel that drew `view`."""
-    poll_element(name, job, news_token(view.version, view.queue_position), view.status)
+    poll_element(name, job, news_token(view.version, view.queue_position), view.status, view.queue_position)
 
 
 def job_poll_element(name: str, job: Job, manager: JobManager) -> None:
     """`poll_element` for a panel that reads `job` directly (no snapshot)."""
-    poll_element(name, job, news_token(job.version, manager.queue_position(job)), job_status(job))
+    place = manager.queue_position(job)
+    poll_element(name, job, news_token(job.version, place), job_status(job), place)
 
 
 def _no_callback() -> None:

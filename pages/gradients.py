@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import streamlit as st
 
-from lab_ui import charts, model_source, session
+from lab_ui import charts, model_cache, model_source, session
 from lab_ui.companions import Companion, companions
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import current_lang, t
@@ -60,13 +60,6 @@ def _surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.
 @st.cache_data(max_entries=64, show_spinner=False)
 def _step(key: str, text: str, index: int, _model: CharModel, _ids: list[int]) -> bptt.StepView:
     return bptt.step_view(_model, _ids, index)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _distance(
-    key: str, data_key: str, num_steps: int, batch: int, _model: CharModel, _ids: list[int]
-) -> bptt.DistanceCurve:
-    return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -167,7 +160,9 @@ def _connectivity_html(text: str, pos: int, scores: np.ndarray) -> str:
     return activation_html(list(text), colors, titles)
 
 
+@st.fragment
 def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]) -> None:
+    """Section 1, a fragment: moving its slider reruns this section alone, not the page's other analyses."""
     st.subheader(t("gradients.s1"))
     st.caption(t("gradients.s1_help"))
     key = f"{PAGE}:pos"
@@ -177,8 +172,9 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
     for col, (mkey, label, model) in zip(st.columns(len(models)), models):
         with col:
             st.markdown(f"**{escape_markdown(label)}**")
-            scores = _connectivity(mkey, text, pos, model, ids)
-            p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
+            with st.spinner(t("gradients.computing")):
+                scores = _connectivity(mkey, text, pos, model, ids)
+                p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
             st.caption(escape_markdown(t("gradients.predicting", i=pos + 1, ch=visible_char(text[pos]), p=p)))
             st.html(_connectivity_html(text, pos, scores))
 
@@ -189,7 +185,8 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
     cfg = choice.checkpoint.config
     lines, last = [], None
     for mkey, label, model in models:
-        curve = _distance(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
+        with st.spinner(t("gradients.computing")):
+            curve = model_cache.distance_curve(mkey, data_key, cfg.num_steps, cfg.batch_size, model, corpus_ids)
         lines.append(charts.DistanceLine(label, curve.mean.tolist()))
         last = curve
         if curve.capped:
@@ -205,7 +202,9 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
         st.markdown(t("gradients.explain_text"))
 
 
+@st.fragment
 def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
+    """Section 3, a fragment: a move of ρ or θ reruns this section alone (it took 2.7 s as a full page rerun)."""
     st.subheader(t("gradients.s3"))
     data_key, corpus_ids = corpus
     cfg = choice.checkpoint.config
@@ -224,7 +223,8 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
         )
     save(rkey)
     save(tkey)
-    curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
+    with st.spinner(t("gradients.computing")):
+        curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
     factor = min(1.0, theta / norm) if norm > 0 else 1.0
     left, right = st.columns([3, 2])
     with left:
@@ -340,11 +340,8 @@ def _step_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]
 
 def _corpus_ids(choice: ModelChoice, text: str, ids: list[int]) -> tuple[str, list[int]]:
     """The model's training text as ids (a cache key names it), or the typed text when it is unavailable."""
-    if choice.corpus_text:
-        known = [choice.char_to_idx[ch] for ch in choice.corpus_text[:200_000] if ch in choice.char_to_idx]
-        if len(known) > choice.checkpoint.config.num_steps + 1:
-            return f"corpus:{choice.key}", known
-    return f"text:{text}", ids
+    corpus = model_cache.corpus_ids(choice.key, choice.char_to_idx, choice.corpus_text, choice.checkpoint.config)
+    return corpus if corpus is not None else (f"text:{text}", ids)
 
 
 def main() -> None:

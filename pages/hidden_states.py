@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab_ui import charts, model_source, session
+from lab_ui import charts, model_cache, model_source, session
 from lab_ui.highlight import activation_html, copied_html
 from lab_ui.i18n import N_, t
 from lab_ui.model_source import ModelChoice
@@ -153,12 +153,6 @@ def _explain_ui(choice: ModelChoice) -> None:
             st.latex(RNN_LATEX)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _corpus_states(key: str, corpus: str, _choice: ModelChoice) -> np.ndarray:
-    """H at every position of the (searched part of the) training text, once per weights version."""
-    return bptt.corpus_states(_choice.model, _choice.encode(corpus))
-
-
 def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
     """LSTMVis-style search: units that switch on over a span, and where in the corpus they fire together."""
     st.subheader(t("hidden.pat_title"))
@@ -195,10 +189,12 @@ def _pattern_ui(choice: ModelChoice, text: str, H: np.ndarray) -> None:
         st.info(t("hidden.pat_no_corpus"))
         return
     limit = bptt.search_limit(choice.model)
-    corpus = choice.known(choice.corpus_text[:limit])
+    corpus = model_cache.search_corpus(choice.model, choice.char_to_idx, choice.corpus_text)
     if limit < bptt.MAX_SEARCH_CHARS and len(choice.corpus_text) > limit:
         st.caption(t("hidden.pat_capped", h=f"{choice.model.num_hiddens:,}", n=f"{limit:,}"))
-    matches = bptt.find_unit_pattern(_corpus_states(choice.key, corpus, choice), units, thr)
+    with st.spinner(t("hidden.pat_searching", n=len(corpus))):  # the page above is drawn meanwhile
+        states = model_cache.search_states(choice.key, corpus, choice.model, choice.char_to_idx)
+    matches = bptt.find_unit_pattern(states, units, thr)
     if not matches:
         st.info(t("hidden.pat_nowhere", n=len(corpus)))
         return

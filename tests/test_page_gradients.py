@@ -185,3 +185,23 @@ def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained_ch
     ppl = bptt.surprisal(model, ids).perplexity
     worse = "Worse than a uniform guess" in helpers.texts(at)
     assert worse == (ppl > len(ckpt.vocab)), (ppl, len(ckpt.vocab))
+
+
+def test_a_warmed_server_draws_the_chosen_models_distance_curve_without_computing_it(shipped, monkeypatch) -> None:
+    """After the server's warm-up (`model_source.warm_default_model`), the first visit computes the chosen
+    shipped model's gradient-against-distance curve no more: only the companion model's (a fresh one)."""
+    from lab_ui import model_cache, model_source
+
+    corpus = helpers.tiny_corpus().text
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    shipped("gru", "rnn")
+    model_source.warm_default_model()
+    curves: list[int] = []
+    real = bptt.gradient_by_distance
+    monkeypatch.setattr(bptt, "gradient_by_distance", lambda model, *a: curves.append(id(model)) or real(model, *a))
+    at = helpers.open_page("gradients", lang="en")
+    helpers.assert_ok(at)
+    first = min(shipped().glob("*.pt"))  # the default when the preferred shipped model is absent
+    chosen = model_cache.cached_model(model_cache.file_weights_key(first), model_cache.shipped_checkpoint(first))
+    assert curves, "the companion model's curve is computed on the visit"
+    assert id(chosen) not in curves, "the chosen model's curve came from the warm-up"

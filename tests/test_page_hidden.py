@@ -231,3 +231,37 @@ def test_unit_search_says_why_when_nothing_matches_or_the_corpus_is_missing(ship
     else:
         pytest.skip("no unit switches on over the default span of this tiny model")
     assert any("not available" in i.value for i in at.info)
+
+
+def test_a_warmed_server_opens_the_page_without_loading_or_tracing(shipped, monkeypatch) -> None:
+    """After the server's warm-up (`model_source.warm_default_model`, run when it starts), the first visit of
+    Hidden states parses no checkpoint, builds no model, finds no training text again and traces no corpus:
+    those once-per-server costs (9.5 s to the first figure on a loaded machine) were paid before anyone asked."""
+    from lab_ui import model_cache, model_source
+    from lm_core.analysis import bptt
+    from lm_core.checkpoint import Checkpoint
+
+    corpus = helpers.tiny_corpus().text
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    shipped("gru", "rnn")
+    model_source.warm_default_model()
+    paid: list[str] = []
+
+    def counted(name: str, real):
+        return lambda *args, **kwargs: paid.append(name) or real(*args, **kwargs)
+
+    searched: list[int] = []
+    monkeypatch.setattr(model_cache, "read_file", counted("parse", model_cache.read_file))
+    monkeypatch.setattr(model_cache, "find_training_text", counted("text", model_cache.find_training_text))
+    monkeypatch.setattr(bptt, "corpus_states", counted("trace corpus", bptt.corpus_states))
+    monkeypatch.setattr(Checkpoint, "build_model", counted("build", Checkpoint.build_model))
+    monkeypatch.setattr(bptt, "units_on_span", lambda *args: [0])  # unit #0 marks the span: the search runs
+    real_find = bptt.find_unit_pattern
+    monkeypatch.setattr(
+        bptt, "find_unit_pattern", lambda states, *a: searched.append(len(states)) or real_find(states, *a)
+    )
+    at = helpers.open_page("hidden_states", lang="en")
+    helpers.assert_ok(at)
+    assert helpers.figure(at, HEATMAP)["data"], "the heatmap is drawn"
+    assert searched, "the unit search ran over the corpus"
+    assert paid == []

@@ -54,6 +54,19 @@ def test_poll_rate_slows_with_the_web_process_load_up_to_a_cap() -> None:
         assert max(rates) == pytest.approx(poll.MAX_SLOWDOWN * at_ease)  # a running tab still hears every 2 s
 
 
+def test_a_run_without_its_first_point_is_asked_about_often_whatever_the_load() -> None:
+    """Until its first epoch arrives a run just submitted ("queued" but not waiting behind anyone), starting or
+    running is asked about every `FIRST_POINT_SECONDS`, on a busy server too (its student watches an empty
+    chart); one waiting in the queue, a paused or a finished one, as before."""
+    for load in (0.0, 1.0, 2.0):
+        for status in ("queued", "starting", "running"):
+            assert poll.poll_interval(status, load, first_point_pending=True) == poll.FIRST_POINT_SECONDS
+        assert poll.poll_interval("queued", load, True, queue_position=2) == poll.poll_interval("queued", load)
+        assert poll.poll_interval("paused", load, first_point_pending=True) == poll.poll_interval("paused", load)
+        assert poll.poll_interval("finished", load, first_point_pending=True) is None
+    assert poll.FIRST_POINT_SECONDS < poll.BASE_SECONDS["running"]
+
+
 def test_cpu_gauge_measures_the_cores_used_over_its_window() -> None:
     now, used = [100.0], [10.0]
     gauge = poll.CpuGauge(window=2.0, clock=lambda: now[0], cpu=lambda: used[0])
@@ -133,6 +146,19 @@ def test_an_idle_poll_builds_nothing_and_its_token_is_what_the_panel_drew(
     job.stop()
     assert wait_until(lambda: job.done)
     assert poll.answer(manager, job.id, mine, 0.0)[1]["next"] is None  # done: the tab stops asking
+
+
+def test_the_route_asks_again_soon_until_the_runs_first_point(
+    manager: JobManager, tiny_corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route's `next` is `FIRST_POINT_SECONDS` while the running run has no epoch, the running rate after."""
+    mine = _token()
+    job = _long_job(manager, tiny_corpus, web.owner_of(mine))
+    assert wait_until(lambda: job.epochs_done() >= 1)
+    assert poll.answer(manager, job.id, mine, 0.0)[1]["next"] == poll.BASE_SECONDS["running"]
+    monkeypatch.setattr(Job, "epochs_done", lambda self, run=0: 0)  # as it was before its first epoch arrived
+    assert poll.answer(manager, job.id, mine, 2.0)[1]["next"] == poll.FIRST_POINT_SECONDS
+    job.stop()
 
 
 def test_a_queued_run_gets_news_when_its_place_changes(manager: JobManager, tiny_corpus: Corpus) -> None:

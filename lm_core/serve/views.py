@@ -6,6 +6,8 @@ a `JobView` (the job's `snapshot()`), which it may keep and compare freely.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,27 @@ class JobView:
         return self.status in DONE_STATUSES
 
 
+WARM_UP_EPOCHS = 1  # a run's first epoch pays one-off costs (first backward, caches, a spare warming beside it)
+RECENT_EPOCHS = 15  # the estimate follows the machine's load as it is now, not as it was at the start
+
+
+def seconds_left(round_seconds: Sequence[float], rounds_left: int) -> float | None:
+    """About how long the `rounds_left` remaining epochs take, from this run's own measured epochs.
+
+    Why a median of the recent epochs after the warm-up: a mean of the last five,
+    the first epoch included, over-estimated by 2x (the first epoch is slow) and
+    swung from 5 to 15 minutes when one epoch met a busy moment of a shared
+    machine. The median ignores such a spike and the warm-up epoch counts only
+    while it is the only one measured. None before any epoch is measured.
+    """
+    if rounds_left <= 0:
+        return 0.0
+    if not round_seconds:
+        return None
+    measured = list(round_seconds[WARM_UP_EPOCHS:]) or list(round_seconds)
+    return statistics.median(measured[-RECENT_EPOCHS:]) * rounds_left
+
+
 def job_view(
     job_id: str, status: str, message: str, version: int, runs: list[RunView], elapsed: float, queue_position: int
 ) -> JobView:
@@ -77,8 +100,8 @@ def job_view(
     epoch = min(len(r.history) for r in live)
     eta = None
     if status in LIVE_STATUSES and all(r.history for r in live):
-        per_round = sum(sum(h["seconds"] for h in r.history[-5:]) / len(r.history[-5:]) for r in live)
-        eta = per_round * max(0, planned - epoch)
+        rounds = [sum(r.history[k]["seconds"] for r in live) for k in range(epoch)]
+        eta = seconds_left(rounds, planned - epoch)
     last = [r.history[-1]["tokens_per_s"] for r in live if r.history]
     tokens_per_s = sum(last) / len(last) if last else None
     return JobView(
