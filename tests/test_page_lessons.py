@@ -32,8 +32,8 @@ SETTING_NAMES = {settings.URL_KEYS.get(name, name): name for name in settings.FI
 
 
 def _links(at: AppTest) -> list[dict[str, str]]:
-    """The page's links' query parameters, in page order."""
-    return [dict(parse_qsl(link.proto.query_string)) for link in at.get("page_link")]
+    """The main area's links' query parameters, in page order (the sidebar's menu is page links too)."""
+    return [dict(parse_qsl(link.proto.query_string)) for link in at.main.get("page_link")]
 
 
 def _open(params: dict[str, str], page: str) -> AppTest:
@@ -65,7 +65,7 @@ def test_the_page_lists_the_six_exercises_and_the_experiments(lang: str) -> None
             assert f"**{number}. {text(item.title, lang)}**" in shown
             assert any(text(item.question, lang) in m for m in shown), item.key
         assert len(EXERCISES) == 6
-        assert len(at.get("page_link")) == len(EXERCISES) + len(EXPERIMENTS)
+        assert len(at.main.get("page_link")) == len(EXERCISES) + len(EXPERIMENTS)
         assert all(params["lang"] == lang for params in _links(at))
 
 
@@ -135,6 +135,6 @@ def test_a_page_a_lesson_lock_closed_gets_no_link_but_says_so(monkeypatch: pytes
     with app_page(f"pages/{PAGE}.py", lang="en") as at:
         assert not at.exception, [e.value for e in at.exception]
         to_clipping = [item for item in all_lessons() if item.page == "clipping"]
-        assert len(at.get("page_link")) == len(all_lessons()) - len(to_clipping)
+        assert len(at.main.get("page_link")) == len(all_lessons()) - len(to_clipping)
         closed = text("lessons.closed", "en").format(page=text("common.page_clipping", "en"))
         assert [c.value for c in at.caption].count(closed) == len(to_clipping)
