@@ -180,6 +180,19 @@ def distance_curve(
     return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def connectivity(key: str, text: str, pos: int, _model: CharModel, _ids: list[int]) -> np.ndarray:
+    """The Gradients page's section 1: how much each of the first `pos` characters of `text` moves the prediction
+    of the next one, for the weights `key` (the page and the server's warm-up share it)."""
+    return bptt.connectivity(_model, _ids, pos - 1)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.Surprisal:
+    """The Gradients page's surprise per character of `text` for the weights `key` (shared like `connectivity`)."""
+    return bptt.surprisal(_model, _ids)
+
+
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
     """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
     try:
@@ -188,6 +201,11 @@ def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
         return None, f"{path.name}: {exc.strerror}"
     ckpt, error = _shipped(str(path), stat.st_mtime_ns, stat.st_size)
     return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
+def fresh_companion_kind(kind: str) -> str:
+    """The fresh model the Gradients page draws beside a model of `kind` when no trained one shares its vocabulary."""
+    return "scratch-gru" if kind != "scratch-gru" else "scratch-rnn"
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

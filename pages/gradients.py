@@ -48,16 +48,6 @@ _TERM_LABELS = {
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _connectivity(key: str, text: str, pos: int, _model: CharModel, _ids: list[int]) -> np.ndarray:
-    return bptt.connectivity(_model, _ids, pos - 1)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.Surprisal:
-    return bptt.surprisal(_model, _ids)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
 def _step(key: str, text: str, index: int, _model: CharModel, _ids: list[int]) -> bptt.StepView:
     return bptt.step_view(_model, _ids, index)
 
@@ -109,7 +99,7 @@ def _second_ui(choice: ModelChoice) -> Companion:
     options = companions(choice)
     ids = list(options)
     trained = [i for i in ids if not i.startswith("fresh:")]
-    wanted = "scratch-gru" if choice.checkpoint.config.model != "scratch-gru" else "scratch-rnn"
+    wanted = model_cache.fresh_companion_kind(choice.checkpoint.config.model)
     default = trained[0] if trained else next(i for i in ids if i.startswith(f"fresh:{wanted}:"))
     key = f"{PAGE}:second"
     restore(key)
@@ -126,7 +116,7 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     key = f"{PAGE}:text"
     restore(key)
     if not st.session_state.get(key) and f"{PAGE}:text_set" not in st.session_state:
-        st.session_state[key] = model_source.sample_text(choice, 60)
+        st.session_state[key] = model_source.sample_text(choice, model_source.GRADIENT_TEXT_CHARS)
     st.session_state[f"{PAGE}:text_set"] = True
     text = st.text_area(t("gradients.text"), key=key, height=80, help=t("gradients.text_help", n=MAX_GRADIENT_TEXT))
     save(key)
@@ -173,8 +163,8 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
         with col:
             st.markdown(f"**{escape_markdown(label)}**")
             with st.spinner(t("gradients.computing")):
-                scores = _connectivity(mkey, text, pos, model, ids)
-                p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
+                scores = model_cache.connectivity(mkey, text, pos, model, ids)
+                p = 2.0 ** -float(model_cache.surprisal(mkey, text, model, ids).bits[pos - 1])
             st.caption(escape_markdown(t("gradients.predicting", i=pos + 1, ch=visible_char(text[pos]), p=p)))
             st.html(_connectivity_html(text, pos, scores))
 
@@ -246,7 +236,7 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
     st.subheader(t("gradients.s4"))
     st.caption(t("gradients.s4_caption"))
     mkey, _, model = models[0]
-    s = _surprisal(mkey, text, model, ids)
+    s = model_cache.surprisal(mkey, text, model, ids)
     top = max(float(np.log2(len(vocab))), 1.0)
     colors = ["rgb(255, 255, 255)"] + charts.value_colors(s.bits.tolist(), (0.0, top), charts.SURPRISE_SCALE)
     titles = [t("gradients.first_title")] + [
@@ -261,7 +251,9 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
             st.caption(t("gradients.ppl_worse", v=f"{len(vocab):,}"))
         for okey, olabel, other in models[1:]:
             st.caption(
-                escape_markdown(t("gradients.ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity))
+                escape_markdown(
+                    t("gradients.ppl_other", label=olabel, p=model_cache.surprisal(okey, text, other, ids).perplexity)
+                )
             )
     with c2:
         st.markdown(f"**{t('gradients.most')}**")

@@ -205,3 +205,26 @@ def test_a_warmed_server_draws_the_chosen_models_distance_curve_without_computin
     chosen = model_cache.cached_model(model_cache.file_weights_key(first), model_cache.shipped_checkpoint(first))
     assert curves, "the companion model's curve is computed on the visit"
     assert id(chosen) not in curves, "the chosen model's curve came from the warm-up"
+
+
+@pytest.mark.parametrize("kinds", [("gru", "rnn"), ("gru",)], ids=["trained-companion", "fresh-companion"])
+def test_a_warmed_server_draws_section_one_without_computing_it(shipped, monkeypatch, kinds) -> None:
+    """After the server's warm-up, the first visit finds the default text's connectivity and surprise of both
+    drawn models (the chosen shipped one and its default companion: the other shipped model with the same
+    vocabulary, else a fresh one) in the caches: section 1 computes nothing, so it shows at once."""
+    from lab_ui import model_cache, model_source
+
+    corpus = helpers.tiny_corpus().text
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    shipped(*kinds)
+    model_source.warm_default_model()
+    computed: list[str] = []
+    for name in ("connectivity", "surprisal"):
+        real = getattr(bptt, name)
+        monkeypatch.setattr(bptt, name, lambda *a, _name=name, _real=real: computed.append(_name) or _real(*a))
+    at = helpers.open_page("gradients", lang="en")
+    helpers.assert_ok(at)
+    assert len([b for b in helpers.html_bodies(at) if "influence" in b]) == 2  # both models' section 1 drawn
+    second = at.selectbox(key="gradients:second").value
+    assert second.startswith("shipped:" if len(kinds) > 1 else "fresh:"), second
+    assert computed == [], "the first visit computed what the warm-up should have"
