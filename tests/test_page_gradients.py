@@ -187,9 +187,9 @@ def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained_ch
     assert worse == (ppl > len(ckpt.vocab)), (ppl, len(ckpt.vocab))
 
 
-def test_a_warmed_server_draws_the_chosen_models_distance_curve_without_computing_it(shipped, monkeypatch) -> None:
-    """After the server's warm-up (`model_source.warm_default_model`), the first visit computes the chosen
-    shipped model's gradient-against-distance curve no more: only the companion model's (a fresh one)."""
+def test_a_warmed_server_draws_both_distance_curves_without_computing_them(shipped, monkeypatch) -> None:
+    """After the server's warm-up (`model_source.warm_default_model`), the first visit computes no
+    gradient-against-distance curve: neither the chosen shipped model's nor its default companion's."""
     from lab_ui import model_cache, model_source
 
     corpus = helpers.tiny_corpus().text
@@ -201,10 +201,13 @@ def test_a_warmed_server_draws_the_chosen_models_distance_curve_without_computin
     monkeypatch.setattr(bptt, "gradient_by_distance", lambda model, *a: curves.append(id(model)) or real(model, *a))
     at = helpers.open_page("gradients", lang="en")
     helpers.assert_ok(at)
-    first = min(shipped().glob("*.pt"))  # the default when the preferred shipped model is absent
-    chosen = model_cache.cached_model(model_cache.file_weights_key(first), model_cache.shipped_checkpoint(first))
-    assert curves, "the companion model's curve is computed on the visit"
-    assert id(chosen) not in curves, "the chosen model's curve came from the warm-up"
+    assert len(helpers.figure(at, "gradients:distance")["data"]) == 2  # both curves drawn
+    drawn = [  # the chosen model (the first file when the preferred one is absent) and its companion
+        model_cache.cached_model(model_cache.file_weights_key(path), model_cache.shipped_checkpoint(path))
+        for path in sorted(shipped().glob("*.pt"))
+    ]
+    assert at.selectbox(key="gradients:second").value.startswith("shipped:")
+    assert not {id(m) for m in drawn} & set(curves), "a drawn curve was computed on the visit, not in the warm-up"
 
 
 @pytest.mark.parametrize("kinds", [("gru", "rnn"), ("gru",)], ids=["trained-companion", "fresh-companion"])
