@@ -10,6 +10,7 @@ another folder instead (the tests and the screenshot runs use a temporary one).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from pathlib import Path
@@ -191,6 +192,36 @@ def connectivity(key: str, text: str, pos: int, _model: CharModel, _ids: list[in
 def surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.Surprisal:
     """The Gradients page's surprise per character of `text` for the weights `key` (shared like `connectivity`)."""
     return bptt.surprisal(_model, _ids)
+
+
+RHO_HIDDEN = 256  # the book's h for the Gradients page's ρ experiment's fresh RNN
+RHO_DEFAULT = 1.0  # the ρ slider's first value
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def rho_base(vocab_size: int) -> CharModel:
+    """The fresh RNN of the ρ experiment; never changed (each ρ rescales a copy)."""
+    return build_model("scratch-rnn", vocab_size, RHO_HIDDEN, seed=0)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def rho_base_radius(vocab_size: int) -> float:
+    """ρ of the fresh RNN's W_hh before rescaling: one eigenvalue computation per vocabulary size."""
+    return bptt.spectral_radius(bptt.recurrent_weight(rho_base(vocab_size)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def rho_run(
+    vocab_size: int, data_key: str, rho: float, num_steps: int, batch: int, _ids: list[int]
+) -> tuple[np.ndarray, float, float]:
+    """(gradient by distance, minibatch gradient norm, loss) of the fresh RNN rescaled to ρ: the Gradients page's
+    section 3 over the corpus `data_key` (shared with the server's warm-up, which computes the first ρ)."""
+    model = copy.deepcopy(rho_base(vocab_size))
+    bptt.set_spectral_radius(model, rho, current=rho_base_radius(vocab_size))
+    curve = bptt.gradient_by_distance(model, _ids, num_steps, batch)
+    X, Y = bptt.corpus_minibatch(_ids, batch, num_steps)
+    view = bptt.minibatch_gradient(model, X, Y, theta=1.0)
+    return curve.mean, view.norm, view.loss
 
 
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:

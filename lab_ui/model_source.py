@@ -34,6 +34,7 @@ from lm_core.serve.store import short_ids
 from . import corpus_ui, jobs_ui, persist
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, stored_run_label, t
 from .model_cache import (
+    RHO_DEFAULT,
     cached_model,
     connectivity,
     corpus_ids,
@@ -44,6 +45,7 @@ from .model_cache import (
     fresh_weights_key,
     job_weights_key,
     load_shipped,
+    rho_run,
     search_corpus,
     search_states,
     shipped_checkpoint,
@@ -412,7 +414,7 @@ def warm_gradients(
     """What the Gradients page computes on its first visit with the shipped model `key` chosen: the companion it
     draws beside it by default (the first other shipped model of the same vocabulary, else a fresh one), the
     default text's connectivity at the default position, its surprise and the gradient-against-distance curve
-    of both, into the caches the page reads (the same functions, the same keys)."""
+    of both, and the ρ experiment at its first ρ, into the caches the page reads (same functions, same keys)."""
     from lm_core.analysis import bptt
 
     V, h = len(ckpt.vocab), model.num_hiddens
@@ -438,6 +440,8 @@ def warm_gradients(
             surprisal(mkey, sample, m, ids)
         if corpus is not None:  # section 2: both curves over the chosen model's corpus and settings
             distance_curve(mkey, corpus[0], cfg.num_steps, cfg.batch_size, m, corpus[1])
+    if corpus is not None:  # section 3's first ρ
+        rho_run(V, corpus[0], RHO_DEFAULT, cfg.num_steps, cfg.batch_size, corpus[1])
 
 
 def warm_quietly(before_search: Callable[[], None] | None = None) -> None:

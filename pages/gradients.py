@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import streamlit as st
 
@@ -17,10 +15,9 @@ from lab_ui.text import escape_markdown, visible_char
 from lm_core.analysis import bptt
 from lm_core.errors import LabError, detached, localized
 from lm_core.limits import MAX_GRADIENT_TEXT
-from lm_core.models import CharModel, build_model
+from lm_core.models import CharModel
 
 PAGE = "gradients"
-RHO_HIDDEN = 256  # the book's h for the ρ experiment's fresh RNN
 THETAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 STRIP_UNITS = 32
 TARGET_COLOR = "rgb(255, 213, 79)"  # the character being predicted
@@ -52,18 +49,6 @@ def _step(key: str, text: str, index: int, _model: CharModel, _ids: list[int]) -
     return bptt.step_view(_model, _ids, index)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _rho_base(vocab_size: int) -> CharModel:
-    """The fresh RNN of the ρ experiment; never changed (each ρ rescales a copy)."""
-    return build_model("scratch-rnn", vocab_size, RHO_HIDDEN, seed=0)
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _rho_base_radius(vocab_size: int) -> float:
-    """ρ of the fresh RNN's W_hh before rescaling: one eigenvalue computation per vocabulary size."""
-    return bptt.spectral_radius(bptt.recurrent_weight(_rho_base(vocab_size)))
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def _problem(key: str, _model: CharModel) -> LabError | None:
     """Why a model cannot be differentiated (diverged), once per weights version; shown with `localized`."""
@@ -72,19 +57,6 @@ def _problem(key: str, _model: CharModel) -> LabError | None:
     except LabError as exc:
         return detached(exc)
     return None
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _rho_run(
-    vocab_size: int, data_key: str, rho: float, num_steps: int, batch: int, _ids: list[int]
-) -> tuple[np.ndarray, float, float]:
-    """(gradient by distance, minibatch gradient norm, loss) of the fresh RNN rescaled to ρ."""
-    model = copy.deepcopy(_rho_base(vocab_size))
-    bptt.set_spectral_radius(model, rho, current=_rho_base_radius(vocab_size))
-    curve = bptt.gradient_by_distance(model, _ids, num_steps, batch)
-    X, Y = bptt.corpus_minibatch(_ids, batch, num_steps)
-    view = bptt.minibatch_gradient(model, X, Y, theta=1.0)
-    return curve.mean, view.norm, view.loss
 
 
 # -- widgets ------------------------------------------------------------------------------------------------------
@@ -199,11 +171,11 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     data_key, corpus_ids = corpus
     cfg = choice.checkpoint.config
     V = len(choice.vocab)
-    r0 = _rho_base_radius(V)
-    st.caption(t("gradients.s3_caption", h=RHO_HIDDEN, r0=r0))
+    r0 = model_cache.rho_base_radius(V)
+    st.caption(t("gradients.s3_caption", h=model_cache.RHO_HIDDEN, r0=r0))
     c1, c2 = st.columns(2)
     rkey, tkey = f"{PAGE}:rho", f"{PAGE}:theta"
-    restore(rkey, 1.0)
+    restore(rkey, model_cache.RHO_DEFAULT)
     restore(tkey, 0.01)
     with c1:
         rho = st.slider(t("gradients.rho"), 0.5, 2.0, step=0.05, key=rkey, help=t("gradients.rho_help"))
@@ -214,7 +186,9 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     save(rkey)
     save(tkey)
     with st.spinner(t("gradients.computing")):
-        curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
+        curve, norm, _ = model_cache.rho_run(
+            V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids
+        )
     factor = min(1.0, theta / norm) if norm > 0 else 1.0
     left, right = st.columns([3, 2])
     with left:

@@ -187,27 +187,33 @@ def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained_ch
     assert worse == (ppl > len(ckpt.vocab)), (ppl, len(ckpt.vocab))
 
 
-def test_a_warmed_server_draws_both_distance_curves_without_computing_them(shipped, monkeypatch) -> None:
+def test_a_warmed_server_draws_both_distance_curves_and_the_first_rho_without_computing_them(
+    shipped, monkeypatch
+) -> None:
     """After the server's warm-up (`model_source.warm_default_model`), the first visit computes no
-    gradient-against-distance curve: neither the chosen shipped model's nor its default companion's."""
+    gradient-against-distance curve (neither the chosen shipped model's, nor its default companion's, nor the
+    ρ experiment's at its first ρ) and no minibatch gradient."""
     from lab_ui import model_cache, model_source
 
     corpus = helpers.tiny_corpus().text
     monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
     shipped("gru", "rnn")
     model_source.warm_default_model()
-    curves: list[int] = []
-    real = bptt.gradient_by_distance
-    monkeypatch.setattr(bptt, "gradient_by_distance", lambda model, *a: curves.append(id(model)) or real(model, *a))
+    computed: list[str] = []
+    for name in ("gradient_by_distance", "minibatch_gradient"):
+        real = getattr(bptt, name)
+        monkeypatch.setattr(
+            bptt, name, lambda *a, _name=name, _real=real, **kw: computed.append(_name) or _real(*a, **kw)
+        )
     at = helpers.open_page("gradients", lang="en")
     helpers.assert_ok(at)
-    assert len(helpers.figure(at, "gradients:distance")["data"]) == 2  # both curves drawn
-    drawn = [  # the chosen model (the first file when the preferred one is absent) and its companion
-        model_cache.cached_model(model_cache.file_weights_key(path), model_cache.shipped_checkpoint(path))
-        for path in sorted(shipped().glob("*.pt"))
-    ]
     assert at.selectbox(key="gradients:second").value.startswith("shipped:")
-    assert not {id(m) for m in drawn} & set(curves), "a drawn curve was computed on the visit, not in the warm-up"
+    assert len(helpers.figure(at, "gradients:distance")["data"]) == 2  # both curves drawn
+    helpers.figure(at, "gradients:rho_curve")
+    assert computed == [], "the first visit computed what the warm-up should have"
+    at.slider(key="gradients:rho").set_value(1.5).run()  # another ρ is computed on the visit, as before
+    helpers.assert_ok(at)
+    assert computed == ["gradient_by_distance", "minibatch_gradient"]
 
 
 @pytest.mark.parametrize("kinds", [("gru", "rnn"), ("gru",)], ids=["trained-companion", "fresh-companion"])
