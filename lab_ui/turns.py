@@ -10,9 +10,9 @@ against a loop in a small experiment stopped the loop for the whole 4 s.
 
 How: a run takes a turn (`turn`) before the lab's code runs and gives it back when it ends, so the
 interpreter is shared by at most `slots` script threads and the event loop, which then waits milliseconds.
-The others wait on a lock, which costs no interpreter time, and go in the order they came; a class's 40 runs
-finish one after another instead of all at the end. A run never waits longer than `max_wait`: one that holds
-its turn for long (a first analysis of a model) delays others by that much at most, never blocks them.
+The others wait on a lock, which costs no interpreter time, and go about in the order they came; a class's 40
+runs finish one after another instead of all at the end. A turn held longer than `stale_after` (a model's first
+analysis) stops counting, so it delays a click by that much at most; and no run waits longer than `max_wait`.
 A fragment's redraw takes its own turn (`fragment`); inside a page run it already has one.
 
 `RNN_LAB_SCRIPT_TURNS` (the operator's) sets the number of turns; 0 turns them off.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 DEFAULT_SLOTS = 2  # the interpreter runs one at a time anyway; a second keeps it busy while the first waits
+STALE_AFTER = 0.5  # seconds after which a turn no longer keeps others waiting: a long analysis, not a click
 MAX_WAIT = 2.0  # seconds a run waits for a turn at most, then goes ahead anyway
 ENV = "RNN_LAB_SCRIPT_TURNS"
 
@@ -37,28 +39,55 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Turns:
-    """At most `slots` holders at once; a thread that already holds a turn enters again freely (nesting)."""
+    """At most `slots` fresh holders at once; a thread that already holds a turn enters again freely (nesting).
 
-    def __init__(self, slots: int, max_wait: float = MAX_WAIT) -> None:
-        self.slots, self.max_wait = slots, max_wait
-        self._free = threading.BoundedSemaphore(slots) if slots > 0 else None
+    A turn held for over `stale_after` seconds stops counting: a page view or redraw takes tens of
+    milliseconds, and one that takes seconds (a model's first analysis, mostly in torch, which lets go of the
+    interpreter) must not make a Pause click wait for it. A run waits `max_wait` at most in any case.
+    """
+
+    def __init__(
+        self,
+        slots: int,
+        stale_after: float = STALE_AFTER,
+        max_wait: float = MAX_WAIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.slots, self.stale_after, self.max_wait, self._clock = slots, stale_after, max_wait, clock
+        self._changed = threading.Condition()
+        self._since: dict[object, float] = {}  # each holder's turn -> when it began
         self._held = threading.local()
-        self._lock = threading.Lock()
-        self.taken = 0  # turns taken (counted for tests and the benchmark's curiosity)
+        self.taken = 0  # turns taken (counted for tests and the curious)
         self.overdue = 0  # runs that went ahead without a turn after `max_wait`
+
+    def _wait_for_room(self, me: object) -> bool:
+        """Under `_changed`: wait until fewer than `slots` fresh turns are held, then hold one; False after
+        `max_wait` (the run goes ahead without one)."""
+        deadline = self._clock() + self.max_wait
+        while True:
+            now = self._clock()
+            fresh = sorted(s for s in self._since.values() if now - s < self.stale_after)
+            if len(fresh) < self.slots:
+                self._since[me] = now
+                return True
+            if now >= deadline:
+                return False
+            # woken by a turn given back, else when the oldest fresh turn goes stale, else at the deadline
+            self._changed.wait(min(fresh[0] + self.stale_after, deadline) - now)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold a turn while the block runs (or go ahead after `max_wait` without one)."""
-        if self._free is None or getattr(self._held, "depth", 0):
+        if self.slots <= 0 or getattr(self._held, "depth", 0):
             self._held.depth = getattr(self._held, "depth", 0) + 1
             try:
                 yield
             finally:
                 self._held.depth -= 1
             return
-        got = self._free.acquire(timeout=self.max_wait)
-        with self._lock:
+        me = object()
+        with self._changed:
+            got = self._wait_for_room(me)
             self.taken += got
             self.overdue += not got
         self._held.depth = 1
@@ -67,7 +96,9 @@ class Turns:
         finally:
             self._held.depth = 0
             if got:
-                self._free.release()
+                with self._changed:
+                    del self._since[me]
+                    self._changed.notify()
 
 
 def _slots_from_env() -> int:

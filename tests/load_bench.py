@@ -214,11 +214,12 @@ class Timeline:
         with self._lock:
             self.times.append(at)
 
-    def silences(self, start: float, end: float) -> list[float]:
+    def silences(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Each silence over `SILENCE` as (seconds after `start` it began, how long it lasted)."""
         with self._lock:
             times = sorted(t for t in self.times if start <= t <= end)
         edges = [start, *times, end]
-        return [b - a for a, b in itertools.pairwise(edges) if b - a > SILENCE]
+        return [(a - start, b - a) for a, b in itertools.pairwise(edges) if b - a > SILENCE]
 
 
 def probe(url: str, timeline: Timeline, stop: threading.Event, latencies: list[float]) -> None:
@@ -260,6 +261,7 @@ class Figures:
     runs_mixed: int = 0  # students who saw the same job, or jobs whose owners in the store coincide
     seconds_to_all_finished: float = 0.0
     silences: list[float] = field(default_factory=list)
+    silence_starts: list[float] = field(default_factory=list)  # seconds after Train each silence began
     health: list[float] = field(default_factory=list)
     machine: dict[str, float] = field(default_factory=dict)
     fragment_gone_lines: int = 0
@@ -477,7 +479,9 @@ def class_scenario(name: str, repo: Path, students: int, readers: int, epochs: i
             stop.set()
             for th in [*threads, *visitors, health]:
                 th.join(max(1.0, min(VISIT_TIMEOUT + 5, ctx.deadline + 30 - time.monotonic())))
-            figures.silences = timeline.silences(start, end)
+            gaps = timeline.silences(start, end)
+            figures.silences = [length for _, length in gaps]
+            figures.silence_starts = [round(at, 2) for at, _ in gaps]
             if end >= ctx.deadline:
                 figures.notes.append(f"stopped at the budget ({budget:.0f} s)")
             data = log_path.parent
@@ -687,7 +691,9 @@ def report(f: Figures) -> str:
         )
     if f.health:
         lines.append(
-            f"   server silences > {SILENCE:g} s: {len(f.silences)}, longest {max(f.silences, default=0):.1f} s; "
+            f"   server silences > {SILENCE:g} s: {len(f.silences)}, longest {max(f.silences, default=0):.1f} s"
+            + "".join(f" ({n:.1f} s at {a:.1f} s after Train)" for a, n in zip(f.silence_starts, f.silences))
+            + "; "
             f"health route p95 {_s(f.health, 0.95)} s, max {max(f.health):.2f} s"
         )
     if m:

@@ -24,7 +24,7 @@ def _wait_until(check, timeout: float = 30.0) -> bool:
 
 
 def test_no_more_than_slots_runs_hold_a_turn_at_once() -> None:
-    gate = turns.Turns(2, max_wait=60.0)
+    gate = turns.Turns(2, stale_after=60.0, max_wait=60.0)
     inside, most, lock, release = [0], [0], threading.Lock(), threading.Event()
 
     def run() -> None:
@@ -40,7 +40,7 @@ def test_no_more_than_slots_runs_hold_a_turn_at_once() -> None:
     for th in threads:
         th.start()
     assert _wait_until(lambda: inside[0] == 2)
-    assert gate._free is not None and not gate._free.acquire(blocking=False)  # the other six wait
+    assert gate.taken == 2  # the other six wait
     release.set()
     for th in threads:
         th.join(60)
@@ -50,7 +50,7 @@ def test_no_more_than_slots_runs_hold_a_turn_at_once() -> None:
 
 def test_a_run_inside_a_turn_enters_again_without_waiting() -> None:
     """A fragment drawn by its page's run is inside the page's turn: with one slot it would wait for itself."""
-    gate = turns.Turns(1, max_wait=30.0)
+    gate = turns.Turns(1, stale_after=60.0, max_wait=30.0)
     with gate.turn(), gate.turn(), gate.turn():
         pass
     assert (gate.taken, gate.overdue) == (1, 0)
@@ -61,7 +61,7 @@ def test_a_run_inside_a_turn_enters_again_without_waiting() -> None:
 
 def test_a_run_waits_at_most_max_wait_then_goes_ahead() -> None:
     """One run holding its turn for long (a model's first analysis) must delay the others, never block them."""
-    gate = turns.Turns(1, max_wait=0.05)
+    gate = turns.Turns(1, stale_after=60.0, max_wait=0.05)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -79,6 +79,26 @@ def test_a_run_waits_at_most_max_wait_then_goes_ahead() -> None:
     with gate.turn():  # the holder's slot came back: no second overdue run
         pass
     assert (gate.taken, gate.overdue) == (2, 1)
+
+
+def test_a_turn_held_long_stops_keeping_others_waiting() -> None:
+    """A page's first analysis may take seconds: a click waits for it `stale_after` at most, not `max_wait`."""
+    gate = turns.Turns(1, stale_after=0.05, max_wait=60.0)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.turn():
+            holding.set()
+            release.wait(60)
+
+    th = threading.Thread(target=hold)
+    th.start()
+    assert holding.wait(30)
+    with gate.turn():
+        assert not release.is_set()  # in while the long turn is still held
+    assert (gate.taken, gate.overdue) == (2, 0)
+    release.set()
+    th.join(60)
 
 
 def test_zero_slots_turn_the_turns_off() -> None:
