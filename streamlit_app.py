@@ -90,12 +90,23 @@ else:  # imported by `streamlit run` (or an ASGI server) to serve the app
 
     teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
 
+    from lm_core.serve import warmup
+
     def _warm_models() -> None:
         """Imported here, on its own thread: the server answers its health check before torch is imported."""
         from lab_ui import model_source
 
-        model_source.warm_quietly()
+        def before_search() -> None:
+            warmup.warm_up_torch_once()
+            model_source.give_way()
 
-    # The shipped model the model pages open with, loaded and analysed before the first student asks for it.
+        try:
+            model_source.warm_quietly(before_search)
+        finally:
+            warmup.warm_up_torch_once()  # done already, unless the model warm-up failed before it
+
+    # The shipped model the model pages open with, loaded and analysed before the first student asks for it;
+    # torch's first-use costs (a Train click's) after the model pages' needs, never during a first page view.
+    warmup.defer_to_server_warm_up()
     threading.Thread(target=_warm_models, name="model-warm-up", daemon=True).start()
     app = App(__file__, middleware=web.middleware(), routes=poll.routes())

@@ -10,6 +10,7 @@ another folder instead (the tests and the screenshot runs use a temporary one).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from pathlib import Path
@@ -180,6 +181,49 @@ def distance_curve(
     return bptt.gradient_by_distance(_model, _ids, num_steps, batch)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def connectivity(key: str, text: str, pos: int, _model: CharModel, _ids: list[int]) -> np.ndarray:
+    """The Gradients page's section 1: how much each of the first `pos` characters of `text` moves the prediction
+    of the next one, for the weights `key` (the page and the server's warm-up share it)."""
+    return bptt.connectivity(_model, _ids, pos - 1)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.Surprisal:
+    """The Gradients page's surprise per character of `text` for the weights `key` (shared like `connectivity`)."""
+    return bptt.surprisal(_model, _ids)
+
+
+RHO_HIDDEN = 256  # the book's h for the Gradients page's ρ experiment's fresh RNN
+RHO_DEFAULT = 1.0  # the ρ slider's first value
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def rho_base(vocab_size: int) -> CharModel:
+    """The fresh RNN of the ρ experiment; never changed (each ρ rescales a copy)."""
+    return build_model("scratch-rnn", vocab_size, RHO_HIDDEN, seed=0)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def rho_base_radius(vocab_size: int) -> float:
+    """ρ of the fresh RNN's W_hh before rescaling: one eigenvalue computation per vocabulary size."""
+    return bptt.spectral_radius(bptt.recurrent_weight(rho_base(vocab_size)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def rho_run(
+    vocab_size: int, data_key: str, rho: float, num_steps: int, batch: int, _ids: list[int]
+) -> tuple[np.ndarray, float, float]:
+    """(gradient by distance, minibatch gradient norm, loss) of the fresh RNN rescaled to ρ: the Gradients page's
+    section 3 over the corpus `data_key` (shared with the server's warm-up, which computes the first ρ)."""
+    model = copy.deepcopy(rho_base(vocab_size))
+    bptt.set_spectral_radius(model, rho, current=rho_base_radius(vocab_size))
+    curve = bptt.gradient_by_distance(model, _ids, num_steps, batch)
+    X, Y = bptt.corpus_minibatch(_ids, batch, num_steps)
+    view = bptt.minibatch_gradient(model, X, Y, theta=1.0)
+    return curve.mean, view.norm, view.loss
+
+
 def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
     """A shipped checkpoint, parsed once per file version (cached), or the reason it cannot be used."""
     try:
@@ -188,6 +232,11 @@ def load_shipped(path: Path) -> tuple[Checkpoint | None, str | None]:
         return None, f"{path.name}: {exc.strerror}"
     ckpt, error = _shipped(str(path), stat.st_mtime_ns, stat.st_size)
     return ckpt, (localized(error, current_lang()) if error is not None else None)
+
+
+def fresh_companion_kind(kind: str) -> str:
+    """The fresh model the Gradients page draws beside a model of `kind` when no trained one shares its vocabulary."""
+    return "scratch-gru" if kind != "scratch-gru" else "scratch-rnn"
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,16 +34,23 @@ from lm_core.serve.store import short_ids
 from . import corpus_ui, jobs_ui, persist, turns
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, stored_run_label, t
 from .model_cache import (
+    RHO_DEFAULT,
     cached_model,
+    connectivity,
     corpus_ids,
     distance_curve,
     file_weights_key,
+    fresh_companion_kind,
+    fresh_model,
+    fresh_weights_key,
     job_weights_key,
     load_shipped,
+    rho_run,
     search_corpus,
     search_states,
     shipped_checkpoint,
     shipped_files,
+    surprisal,
     training_text,
     upload_weights_key,
     uploaded_checkpoint,
@@ -57,6 +67,7 @@ UPLOAD_KEY = "model_source:upload"  # (name, sha256, bytes) of the last upload t
 # The shipped model that writes new ci (all of Song ci): opened by default when present, because the
 # small shipped models memorise their 10,000 characters and only recite. Absent, the first readable file is used.
 PREFERRED_SHIPPED = "songci-all-lstm.pt"
+WARM_UP_NICENESS = 10  # how much nicer than the server the warm-up's unit search trace runs
 
 
 # -- pure helpers (no widgets; tested directly) -------------------------------------------------------------
@@ -166,10 +177,18 @@ def default_prefix(choice: ModelChoice) -> str:
     return next((ch for ch in choice.vocab if not ch.isspace()), choice.vocab[0])
 
 
+GRADIENT_TEXT_CHARS = 60  # the Gradients page's default text: this many characters of `sample_text`
+
+
+def corpus_sample(corpus_text: str, n: int) -> str:
+    """`sample_text` of a model whose training text is known: its first `n` characters after the leading space."""
+    return corpus_text.strip()[:n]
+
+
 def sample_text(choice: ModelChoice, n: int = 40) -> str:
     """A text the model knows every character of: the corpus's start, else its own greedy lines."""
     if choice.corpus_text and choice.corpus_text.strip():
-        return choice.corpus_text.strip()[:n]
+        return corpus_sample(choice.corpus_text, n)
     prefix = default_prefix(choice)
     return generate(choice.model, choice.vocab, prefix, max(0, n - len(prefix))).text
 
@@ -339,15 +358,17 @@ def _corpus(ckpt: Checkpoint, job: Job | None, run: int, corpus_hash: str = "") 
     return text, notes.get(status, lambda: t.md("model_source.meter_unknown", name=name))()
 
 
-def warm_default_model() -> None:
+def warm_default_model(before_search: Callable[[], None] | None = None) -> None:
     """Load what the model pages open with, before a student asks: every shipped checkpoint (the picker
-    describes them all), the default one's model and training text, and the Hidden states page's unit search
-    over that text, and the Gradients page's gradient-against-distance curve.
+    describes them all), the default one's model and training text, what the Gradients page opens with
+    (`warm_gradients`) and the Hidden states page's unit search over that text.
 
     Why: these are once-per-server costs, shared by every session afterwards (process-wide caches), and the
     first visitor of Hidden states or Gradients through time paid all of them: 9.5-10.4 s to the first
     figure on a loaded 2-core machine (parsing three checkpoints, rebuilding the Song ci text, tracing 30,000
-    characters). Called once on a background thread when the server starts (`streamlit_app.py`).
+    characters). Called once on a background thread when the server starts (`streamlit_app.py`). The unit
+    search comes last: it is the longest (seconds) and its page draws everything above it meanwhile; it runs
+    after `before_search` (the server's thread: torch's warm-up, then `give_way`).
     """
     readable = []
     for path in shipped_files():
@@ -360,18 +381,74 @@ def warm_default_model() -> None:
         model = cached_model(key, ckpt)
         text, _, _ = training_text(ckpt)
         if text:
+            others = [(p, c) for p, c in readable if p != path and c.vocab == ckpt.vocab]
+            warm_gradients(key, ckpt, model, text, others)
+    if before_search is not None:
+        before_search()
+    for path, ckpt in preferred:
+        text, _, _ = training_text(ckpt)
+        if text:
+            key = file_weights_key(path)
+            model = cached_model(key, ckpt)
             char_to_idx = {ch: i for i, ch in enumerate(ckpt.vocab)}
             search_states(key, search_corpus(model, char_to_idx, text), model, char_to_idx)
-            corpus = corpus_ids(key, char_to_idx, text, ckpt.config)
-            if corpus is not None:  # the Gradients page's curve of the same model
-                distance_curve(key, corpus[0], ckpt.config.num_steps, ckpt.config.batch_size, model, corpus[1])
 
 
-def warm_quietly() -> None:
+def give_way() -> None:
+    """This thread from now on: one torch thread, and a lower CPU priority than the server's other threads
+    (Linux sets niceness per thread). Only for the server's warm-up thread, which ends after the unit search
+    trace: a page drawn meanwhile gets the cores first."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WARM_UP_NICENESS))
+    except (AttributeError, OSError):
+        pass
+
+
+def warm_gradients(
+    key: str, ckpt: Checkpoint, model: CharModel, text: str, others: list[tuple[Path, Checkpoint]]
+) -> None:
+    """What the Gradients page computes on its first visit with the shipped model `key` chosen: the companion it
+    draws beside it by default (the first other shipped model of the same vocabulary, else a fresh one), the
+    default text's connectivity at the default position, its surprise and the gradient-against-distance curve
+    of both, and the ρ experiment at its first ρ, into the caches the page reads (same functions, same keys)."""
+    from lm_core.analysis import bptt
+
+    V, h = len(ckpt.vocab), model.num_hiddens
+    if others:
+        path, other = others[0]
+        second_key, second = file_weights_key(path), cached_model(file_weights_key(path), other)
+    else:
+        kind = fresh_companion_kind(ckpt.config.model)
+        second_key, second = fresh_weights_key(kind, V, h), fresh_model(kind, V, h)
+    char_to_idx = {ch: i for i, ch in enumerate(ckpt.vocab)}
+    limit = min(bptt.text_limit(model), bptt.text_limit(second))
+    sample = "".join(ch for ch in corpus_sample(text, GRADIENT_TEXT_CHARS) if ch in char_to_idx)[:limit]
+    ids = [char_to_idx[ch] for ch in sample]
+    corpus = corpus_ids(key, char_to_idx, text, ckpt.config)
+    cfg = ckpt.config
+    for mkey, m in ((key, model), (second_key, second)):
+        try:
+            bptt.check_model(m)
+        except LabError:
+            continue  # the page says why instead of drawing it
+        if len(sample) >= 2:  # section 1 and the surprise of section 4
+            connectivity(mkey, sample, len(sample) - 1, m, ids)
+            surprisal(mkey, sample, m, ids)
+        if corpus is not None:  # section 2: both curves over the chosen model's corpus and settings
+            distance_curve(mkey, corpus[0], cfg.num_steps, cfg.batch_size, m, corpus[1])
+    if corpus is not None:  # section 3's first ρ
+        rho_run(V, corpus[0], RHO_DEFAULT, cfg.num_steps, cfg.batch_size, corpus[1])
+
+
+def warm_quietly(before_search: Callable[[], None] | None = None) -> None:
     """`warm_default_model`, for a background thread: a warm-up that fails (a broken checkpoint folder) leaves
     the pages to say why when they are opened."""
     try:
-        warm_default_model()
+        warm_default_model(before_search)
     except Exception:
         log.debug("model warm-up failed", exc_info=True)
 

@@ -24,6 +24,9 @@ every step for the UI, and the tests compare the fast path against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import ClassVar
 
 import torch
@@ -67,13 +70,39 @@ def _zeros(n: int) -> nn.Parameter:
     return nn.Parameter(torch.zeros(n))
 
 
+# Set by `tapped_input_rows`: where `input_rows` notes each gathered input row (see there).
+_ROW_TAP: ContextVar[list[tuple[torch.Tensor, torch.Tensor]] | None] = ContextVar("input_row_tap", default=None)
+
+
 def input_rows(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Rows of `W` (V, k) for ids `x` (B,), or `x @ W` for float one-hot rows `x` (B, V).
 
-    The same product either way; the float form lets autograd take gradients
-    with respect to the one-hot input itself (the Gradients through time page).
+    The same product either way (a one-hot row times W is exactly a row of W);
+    the float form lets autograd take gradients with respect to the one-hot
+    input itself. Inside `tapped_input_rows` a gathered row becomes a leaf that
+    requires grad, noted with its matrix: ∂f/∂x = W ∂f/∂(x W), so the caller gets
+    the one-hot gradient of every step from one product later (the Gradients
+    through time page's connectivity, without a (1, V) × (V, k) product per step).
     """
-    return x @ W if x.is_floating_point() else W[x]
+    if x.is_floating_point():
+        return x @ W
+    rows = W[x]
+    tap = _ROW_TAP.get()
+    if tap is not None:
+        rows = rows.detach().requires_grad_()
+        tap.append((W, rows))
+    return rows
+
+
+@contextmanager
+def tapped_input_rows() -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """`(W, rows)` of every `input_rows(W, ids)` called inside, in call order (this thread or task only)."""
+    tap: list[tuple[torch.Tensor, torch.Tensor]] = []
+    token = _ROW_TAP.set(tap)
+    try:
+        yield tap
+    finally:
+        _ROW_TAP.reset(token)
 
 
 def _output_layer(hs: torch.Tensor, weight_vh: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import streamlit as st
 
@@ -17,10 +15,9 @@ from lab_ui.text import escape_markdown, visible_char
 from lm_core.analysis import bptt
 from lm_core.errors import LabError, detached, localized
 from lm_core.limits import MAX_GRADIENT_TEXT
-from lm_core.models import CharModel, build_model
+from lm_core.models import CharModel
 
 PAGE = "gradients"
-RHO_HIDDEN = 256  # the book's h for the ρ experiment's fresh RNN
 THETAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 STRIP_UNITS = 32
 TARGET_COLOR = "rgb(255, 213, 79)"  # the character being predicted
@@ -48,30 +45,8 @@ _TERM_LABELS = {
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _connectivity(key: str, text: str, pos: int, _model: CharModel, _ids: list[int]) -> np.ndarray:
-    return bptt.connectivity(_model, _ids, pos - 1)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _surprisal(key: str, text: str, _model: CharModel, _ids: list[int]) -> bptt.Surprisal:
-    return bptt.surprisal(_model, _ids)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
 def _step(key: str, text: str, index: int, _model: CharModel, _ids: list[int]) -> bptt.StepView:
     return bptt.step_view(_model, _ids, index)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _rho_base(vocab_size: int) -> CharModel:
-    """The fresh RNN of the ρ experiment; never changed (each ρ rescales a copy)."""
-    return build_model("scratch-rnn", vocab_size, RHO_HIDDEN, seed=0)
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _rho_base_radius(vocab_size: int) -> float:
-    """ρ of the fresh RNN's W_hh before rescaling: one eigenvalue computation per vocabulary size."""
-    return bptt.spectral_radius(bptt.recurrent_weight(_rho_base(vocab_size)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -82,19 +57,6 @@ def _problem(key: str, _model: CharModel) -> LabError | None:
     except LabError as exc:
         return detached(exc)
     return None
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _rho_run(
-    vocab_size: int, data_key: str, rho: float, num_steps: int, batch: int, _ids: list[int]
-) -> tuple[np.ndarray, float, float]:
-    """(gradient by distance, minibatch gradient norm, loss) of the fresh RNN rescaled to ρ."""
-    model = copy.deepcopy(_rho_base(vocab_size))
-    bptt.set_spectral_radius(model, rho, current=_rho_base_radius(vocab_size))
-    curve = bptt.gradient_by_distance(model, _ids, num_steps, batch)
-    X, Y = bptt.corpus_minibatch(_ids, batch, num_steps)
-    view = bptt.minibatch_gradient(model, X, Y, theta=1.0)
-    return curve.mean, view.norm, view.loss
 
 
 # -- widgets ------------------------------------------------------------------------------------------------------
@@ -109,7 +71,7 @@ def _second_ui(choice: ModelChoice) -> Companion:
     options = companions(choice)
     ids = list(options)
     trained = [i for i in ids if not i.startswith("fresh:")]
-    wanted = "scratch-gru" if choice.checkpoint.config.model != "scratch-gru" else "scratch-rnn"
+    wanted = model_cache.fresh_companion_kind(choice.checkpoint.config.model)
     default = trained[0] if trained else next(i for i in ids if i.startswith(f"fresh:{wanted}:"))
     key = f"{PAGE}:second"
     restore(key)
@@ -126,7 +88,7 @@ def _text_ui(choice: ModelChoice, limit: int) -> tuple[str, list[int]] | None:
     key = f"{PAGE}:text"
     restore(key)
     if not st.session_state.get(key) and f"{PAGE}:text_set" not in st.session_state:
-        st.session_state[key] = model_source.sample_text(choice, 60)
+        st.session_state[key] = model_source.sample_text(choice, model_source.GRADIENT_TEXT_CHARS)
     st.session_state[f"{PAGE}:text_set"] = True
     text = st.text_area(t("gradients.text"), key=key, height=80, help=t("gradients.text_help", n=MAX_GRADIENT_TEXT))
     save(key)
@@ -173,8 +135,8 @@ def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: l
         with col:
             st.markdown(f"**{escape_markdown(label)}**")
             with st.spinner(t("gradients.computing")):
-                scores = _connectivity(mkey, text, pos, model, ids)
-                p = 2.0 ** -float(_surprisal(mkey, text, model, ids).bits[pos - 1])
+                scores = model_cache.connectivity(mkey, text, pos, model, ids)
+                p = 2.0 ** -float(model_cache.surprisal(mkey, text, model, ids).bits[pos - 1])
             st.caption(escape_markdown(t("gradients.predicting", i=pos + 1, ch=visible_char(text[pos]), p=p)))
             st.html(_connectivity_html(text, pos, scores))
 
@@ -209,11 +171,11 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     data_key, corpus_ids = corpus
     cfg = choice.checkpoint.config
     V = len(choice.vocab)
-    r0 = _rho_base_radius(V)
-    st.caption(t("gradients.s3_caption", h=RHO_HIDDEN, r0=r0))
+    r0 = model_cache.rho_base_radius(V)
+    st.caption(t("gradients.s3_caption", h=model_cache.RHO_HIDDEN, r0=r0))
     c1, c2 = st.columns(2)
     rkey, tkey = f"{PAGE}:rho", f"{PAGE}:theta"
-    restore(rkey, 1.0)
+    restore(rkey, model_cache.RHO_DEFAULT)
     restore(tkey, 0.01)
     with c1:
         rho = st.slider(t("gradients.rho"), 0.5, 2.0, step=0.05, key=rkey, help=t("gradients.rho_help"))
@@ -224,7 +186,9 @@ def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     save(rkey)
     save(tkey)
     with st.spinner(t("gradients.computing")):
-        curve, norm, _ = _rho_run(V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids)
+        curve, norm, _ = model_cache.rho_run(
+            V, data_key, round(float(rho), 4), cfg.num_steps, cfg.batch_size, corpus_ids
+        )
     factor = min(1.0, theta / norm) if norm > 0 else 1.0
     left, right = st.columns([3, 2])
     with left:
@@ -246,7 +210,7 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
     st.subheader(t("gradients.s4"))
     st.caption(t("gradients.s4_caption"))
     mkey, _, model = models[0]
-    s = _surprisal(mkey, text, model, ids)
+    s = model_cache.surprisal(mkey, text, model, ids)
     top = max(float(np.log2(len(vocab))), 1.0)
     colors = ["rgb(255, 255, 255)"] + charts.value_colors(s.bits.tolist(), (0.0, top), charts.SURPRISE_SCALE)
     titles = [t("gradients.first_title")] + [
@@ -261,7 +225,9 @@ def _surprise_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[
             st.caption(t("gradients.ppl_worse", v=f"{len(vocab):,}"))
         for okey, olabel, other in models[1:]:
             st.caption(
-                escape_markdown(t("gradients.ppl_other", label=olabel, p=_surprisal(okey, text, other, ids).perplexity))
+                escape_markdown(
+                    t("gradients.ppl_other", label=olabel, p=model_cache.surprisal(okey, text, other, ids).perplexity)
+                )
             )
     with c2:
         st.markdown(f"**{t('gradients.most')}**")

@@ -1,6 +1,6 @@
 """Benchmark: how soon a student sees something, in a real browser (Chromium via Playwright) on a fresh server.
 
-    python tests/paint_bench.py [--repo PATH] [--visits 3] [--trains 3]
+    python tests/paint_bench.py [--repo PATH] [--visits 3] [--trains 3] [--only paint,heavy,train,fresh]
 
 Starts its own `streamlit run` of `--repo` (default: this checkout; give another checkout, e.g. main's, to
 compare) with a temporary RNN_LAB_DATA and prints, in seconds after the browser asked for the page
@@ -12,6 +12,9 @@ compare) with a temporary RNN_LAB_DATA and prints, in seconds after the browser 
 - the heavy pages, each opened for the first time on this server, then again by a new browser: when the title,
   the first slider and the first figure showed, and when the script run ended; then a slider move: key press
   to the run's end;
+- `--only fresh`: each heavy page as the very first visit of its own fresh server, right after the server
+  started and `--delays` seconds later (warm-up threads running meanwhile): when title, slider, the first
+  coloured text (Gradients' section 1) and the first figure showed;
 - the quick demo preset's first point: Train pressed to "Epoch 1/20" on the progress bar (`--trains` times).
 
 Numbers, not assertions: the machine's load (printed) decides them. Talks only to 127.0.0.1.
@@ -70,6 +73,7 @@ RECORDER_JS = """
     note('raw_nav', shown.some(l => raw.includes(l)));
     note('slider', main && main.querySelector('[data-testid="stSlider"]'));
     note('figure', main && main.querySelector('.js-plotly-plot'));
+    note('influence', main && main.querySelector('[data-testid="stHtml"] span[title]'));
     const app = document.querySelector('[data-testid="stApp"]');
     const state = app && app.dataset.testScriptState;
     if (state === 'running') marks.__ran = true;
@@ -162,6 +166,21 @@ def heavy_page(browser, base: str, path: str) -> None:
     print(f"  {path:14s} slider move → run ended: {', '.join(f'{m:.2f}' for m in moves)} s")
 
 
+def fresh_server_page(browser, repo: Path, path: str, delay: float) -> None:
+    """`path` as the first page a fresh server serves, `delay` s after it answered its health check (its
+    warm-up threads run meanwhile, as when a teacher starts the server before class; 0: a student who is there
+    first). Each measurement starts its own server."""
+    names = ("title", "slider", "influence", "figure", "done")
+    with (
+        tempfile.TemporaryDirectory() as data,
+        open(Path(data) / "server.log", "w") as log,
+        streamlit_server(data, log, repo=repo) as server,
+    ):
+        time.sleep(delay)
+        marks = _visit(browser, f"{server.url}/{path}?lang=en", "figure", str(ARTIFACTS / f"bench_fresh_{path}.png"))
+    print(f"  {path:14s} visited {delay:4.1f} s after start: {_fmt(marks, names)}")
+
+
 def quick_demo_first_point(browser, base: str, trains: int) -> None:
     from lab_ui.presets import PRESETS
     from lab_ui.settings import FIELDS, URL_KEYS
@@ -211,11 +230,26 @@ def main() -> int:
     parser.add_argument("--visits", type=int, default=3)
     parser.add_argument("--trains", type=int, default=3)
     parser.add_argument("--only", default="paint,heavy,train")
+    parser.add_argument("--delays", default="0,10", help="fresh: seconds between the server's start and the visit")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh: how many servers per page and delay")
+    parser.add_argument("--pages", default="hidden_states,gradients", help="heavy, fresh: which pages")
     args = parser.parse_args()
     only = set(args.only.split(","))
     from playwright.sync_api import sync_playwright
 
     print(f"repo {args.repo}; load average {os.getloadavg()[0]:.2f}")
+    if "fresh" in only:
+        print("heavy pages as a fresh server's first visit (s after the request):")
+        with sync_playwright() as p:
+            browser = _browser(p)
+            for _ in range(args.rounds):
+                for delay in (float(d) for d in args.delays.split(",")):
+                    for path in args.pages.split(","):
+                        fresh_server_page(browser, Path(args.repo), path, delay)
+            browser.close()
+        only.discard("fresh")
+        if not only:
+            return 0
     with (
         tempfile.TemporaryDirectory() as data,
         open(Path(data) / "server.log", "w") as log,
@@ -228,7 +262,7 @@ def main() -> int:
             first_paint(browser, server.url, args.visits)
         if "heavy" in only:
             print("heavy pages (s after the request):")
-            for path in ("hidden_states", "gradients"):
+            for path in args.pages.split(","):
                 heavy_page(browser, server.url, path)
         if "train" in only:
             print("quick demo:")

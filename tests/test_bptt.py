@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lm_core.analysis import bptt
 from lm_core.errors import ConfigError, VocabularyError, localized
 from lm_core.limits import MAX_GRADIENT_TEXT
-from lm_core.models import MODEL_KINDS, build_model
+from lm_core.models import MODEL_KINDS, build_model, input_rows
 from lm_core.training import evaluate_perplexity
 from lm_core.vocab import SHOWN_CHARS
 
@@ -60,6 +60,35 @@ def _logp_from_onehots(model, xs: torch.Tensor, target: int) -> torch.Tensor:
         out, _ = model.rnn(xs[:, None])  # torch.nn's own cell on one-hot input
         logits = model.dense(out[-1])
     return F.log_softmax(logits, dim=-1)[0, target]
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("embed", [0, 24])
+def test_fast_connectivity_equals_the_one_hot_reference_in_float32(kind: str, embed: int) -> None:
+    """The page's connectivity (gathered rows, one product at the end) against the plain one-hot computation
+    it replaced, on float32 models with a vocabulary far larger than the hidden size, as the shipped ones:
+    equal to rounding, and the influences the page shows (3 decimals) are the same."""
+    if embed and kind.startswith("scratch"):
+        pytest.skip("only torch.nn models have an embedding")
+    vocab = 700
+    model = build_model(kind, vocab, 48, embed=embed, seed=3) if embed else build_model(kind, vocab, 48, seed=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(20.0 if kind.startswith("scratch") else 2.0)
+    ids = torch.randint(0, vocab, (60,), generator=torch.Generator().manual_seed(5)).tolist()
+    for t in (0, 1, 30, 58):
+        fast, ref = bptt.connectivity(model, ids, t), bptt.connectivity_reference(model, ids, t)
+        assert fast.shape == ref.shape == (t + 1,)
+        np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=0)
+        assert [f"{v:.3f}" for v in bptt.normalise(fast)] == [f"{v:.3f}" for v in bptt.normalise(ref)]
+
+
+def test_fast_connectivity_leaves_no_tap_behind() -> None:
+    """After `connectivity`, gathering rows is plain again (no leaf rows noted, nothing requires grad)."""
+    model = _tiny("scratch-gru")
+    bptt.connectivity(model, IDS, 4)
+    rows = input_rows(model.W_xh.detach(), torch.tensor([1, 2]))
+    assert not rows.requires_grad
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

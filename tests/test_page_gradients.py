@@ -187,21 +187,53 @@ def test_a_perplexity_above_the_vocabulary_size_is_explained(shipped, trained_ch
     assert worse == (ppl > len(ckpt.vocab)), (ppl, len(ckpt.vocab))
 
 
-def test_a_warmed_server_draws_the_chosen_models_distance_curve_without_computing_it(shipped, monkeypatch) -> None:
-    """After the server's warm-up (`model_source.warm_default_model`), the first visit computes the chosen
-    shipped model's gradient-against-distance curve no more: only the companion model's (a fresh one)."""
+def test_a_warmed_server_draws_both_distance_curves_and_the_first_rho_without_computing_them(
+    shipped, monkeypatch
+) -> None:
+    """After the server's warm-up (`model_source.warm_default_model`), the first visit computes no
+    gradient-against-distance curve (neither the chosen shipped model's, nor its default companion's, nor the
+    ρ experiment's at its first ρ) and no minibatch gradient."""
     from lab_ui import model_cache, model_source
 
     corpus = helpers.tiny_corpus().text
     monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
     shipped("gru", "rnn")
     model_source.warm_default_model()
-    curves: list[int] = []
-    real = bptt.gradient_by_distance
-    monkeypatch.setattr(bptt, "gradient_by_distance", lambda model, *a: curves.append(id(model)) or real(model, *a))
+    computed: list[str] = []
+    for name in ("gradient_by_distance", "minibatch_gradient"):
+        real = getattr(bptt, name)
+        monkeypatch.setattr(
+            bptt, name, lambda *a, _name=name, _real=real, **kw: computed.append(_name) or _real(*a, **kw)
+        )
     at = helpers.open_page("gradients", lang="en")
     helpers.assert_ok(at)
-    first = min(shipped().glob("*.pt"))  # the default when the preferred shipped model is absent
-    chosen = model_cache.cached_model(model_cache.file_weights_key(first), model_cache.shipped_checkpoint(first))
-    assert curves, "the companion model's curve is computed on the visit"
-    assert id(chosen) not in curves, "the chosen model's curve came from the warm-up"
+    assert at.selectbox(key="gradients:second").value.startswith("shipped:")
+    assert len(helpers.figure(at, "gradients:distance")["data"]) == 2  # both curves drawn
+    helpers.figure(at, "gradients:rho_curve")
+    assert computed == [], "the first visit computed what the warm-up should have"
+    at.slider(key="gradients:rho").set_value(1.5).run()  # another ρ is computed on the visit, as before
+    helpers.assert_ok(at)
+    assert computed == ["gradient_by_distance", "minibatch_gradient"]
+
+
+@pytest.mark.parametrize("kinds", [("gru", "rnn"), ("gru",)], ids=["trained-companion", "fresh-companion"])
+def test_a_warmed_server_draws_section_one_without_computing_it(shipped, monkeypatch, kinds) -> None:
+    """After the server's warm-up, the first visit finds the default text's connectivity and surprise of both
+    drawn models (the chosen shipped one and its default companion: the other shipped model with the same
+    vocabulary, else a fresh one) in the caches: section 1 computes nothing, so it shows at once."""
+    from lab_ui import model_cache, model_source
+
+    corpus = helpers.tiny_corpus().text
+    monkeypatch.setattr(model_cache, "find_training_text", lambda name, vocab: (corpus, "songci", {"n": len(corpus)}))
+    shipped(*kinds)
+    model_source.warm_default_model()
+    computed: list[str] = []
+    for name in ("connectivity", "surprisal"):
+        real = getattr(bptt, name)
+        monkeypatch.setattr(bptt, name, lambda *a, _name=name, _real=real: computed.append(_name) or _real(*a))
+    at = helpers.open_page("gradients", lang="en")
+    helpers.assert_ok(at)
+    assert len([b for b in helpers.html_bodies(at) if "influence" in b]) == 2  # both models' section 1 drawn
+    second = at.selectbox(key="gradients:second").value
+    assert second.startswith("shipped:" if len(kinds) > 1 else "fresh:"), second
+    assert computed == [], "the first visit computed what the warm-up should have"

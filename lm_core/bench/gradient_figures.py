@@ -47,6 +47,9 @@ def figure_times(corpus: Corpus, hidden: int = 256, repeats: int = 3) -> dict[st
             "connectivity (t = 199)": _seconds(
                 lambda model=model: bptt.connectivity(model, text_ids, TEXT_LEN - 2), repeats
             ),
+            "connectivity, one-hot reference": _seconds(
+                lambda model=model: bptt.connectivity_reference(model, text_ids, TEXT_LEN - 2), repeats
+            ),
             "gradient vs distance (32 × 35)": _seconds(
                 lambda model=model: bptt.gradient_by_distance(model, ids, 35, 32), repeats
             ),

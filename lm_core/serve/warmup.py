@@ -31,8 +31,33 @@ def warm_up_torch() -> None:
         optimizer.zero_grad()
 
 
-def warm_up_in_background() -> threading.Thread:
-    """`warm_up_torch` on a daemon thread, so a server's first page is not held up by it."""
-    thread = threading.Thread(target=warm_up_torch, name="torch-warm-up", daemon=True)
+_lock = threading.Lock()
+_done = False
+_deferred = False
+
+
+def warm_up_torch_once() -> None:
+    """`warm_up_torch`, once per process whichever thread asks first (a second caller waits for the first)."""
+    global _done
+    with _lock:
+        if not _done:
+            warm_up_torch()
+            _done = True
+
+
+def defer_to_server_warm_up() -> None:
+    """The server's own warm-up thread will call `warm_up_torch_once` after loading the models: a page's
+    `warm_up_in_background` then starts nothing. Why: the first page view started it at once, and its import
+    of `torch._dynamo` (seconds of pure Python, holding the interpreter lock) slowed that very page down."""
+    global _deferred
+    _deferred = True
+
+
+def warm_up_in_background() -> threading.Thread | None:
+    """`warm_up_torch_once` on a daemon thread, so a server's first page is not held up by it (None: the
+    server's warm-up does it, see `defer_to_server_warm_up`)."""
+    if _deferred or _done:
+        return None
+    thread = threading.Thread(target=warm_up_torch_once, name="torch-warm-up", daemon=True)
     thread.start()
     return thread
