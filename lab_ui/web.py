@@ -8,10 +8,6 @@ entrypoint through `App` (Streamlit's public ASGI app, `st.App`) with the two mi
 - `IdentityCookie` gives every browser that has none a random token in an HttpOnly, SameSite=Lax cookie that
   lasts a year. Pages read it from `st.context.cookies` (the websocket handshake carries it), so a browser's runs
   survive a browser restart while no script on any page can read the token.
-- `PreloadMenuCode` adds to Streamlit's HTML page a `modulepreload` link for the code of `st.page_link`, the
-  element the lab's menu is made of (lab_ui/nav.py). Streamlit's frontend loads that code only when a page link
-  first arrives, from the same busy server process that is running the page's script: on a loaded machine the
-  menu stood as grey placeholders for 0.5-3 s after the title. Preloaded, it comes with Streamlit's own code.
 - `RefuseDeveloperMessages` drops the websocket messages a visitor has no business sending (clear cache, run
   on save, the debug ones) before Streamlit sees them; the toolbar hides their buttons too
   (`client.toolbarMode = "viewer"` in .streamlit/config.toml).
@@ -21,13 +17,11 @@ Nothing here imports the pages or the engine: the script is still `streamlit_app
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from functools import cache
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,103 +126,9 @@ class RefuseDeveloperMessages:
         await self.app(scope, filtered, send)
 
 
-# Streamlit frontend elements whose code is loaded lazily but that every page's first paint shows: the menu.
-FIRST_PAINT_ELEMENTS = ("PageLink",)
-MAIN_BUNDLE = re.compile(r'<script type="module"[^>]*\bsrc="\./static/js/([\w.-]+\.js)"')
-
-
-def lazy_chunks(static_dir: Path, elements: Iterable[str] = FIRST_PAINT_ELEMENTS) -> list[str]:
-    """The file names (in static/js) of the lazily loaded code of `elements`, as Streamlit's main bundle names them.
-
-    Read from the installed frontend, whose file names carry a content hash that changes with every release;
-    an element not found (a future Streamlit that renamed or inlined it) is left out.
-    """
-    try:
-        index = (static_dir / "index.html").read_text(encoding="utf-8")
-        bundle_name = MAIN_BUNDLE.search(index)
-        bundle = (
-            (static_dir / "static" / "js" / bundle_name.group(1)).read_text(encoding="utf-8") if bundle_name else ""
-        )
-    except OSError:
-        return []
-    found = []
-    for element in elements:
-        match = re.search(rf"import\(`\./({re.escape(element)}\.[\w-]+\.js)`\)", bundle)
-        if match and (static_dir / "static" / "js" / match.group(1)).is_file():
-            found.append(match.group(1))
-    return found
-
-
-@cache
-def preload_links() -> bytes:
-    """The `<link rel="modulepreload">` tags for `FIRST_PAINT_ELEMENTS`, in the form of Streamlit's own."""
-    from streamlit import file_util
-
-    chunks = lazy_chunks(Path(file_util.get_static_dir()))
-    if not chunks:
-        log.warning("No lazily loaded Streamlit code found to preload for the menu (%s)", FIRST_PAINT_ELEMENTS)
-    return "".join(f'<link rel="modulepreload" crossorigin href="./static/js/{name}">\n' for name in chunks).encode()
-
-
-def with_preloads(html: bytes, links: bytes) -> bytes:
-    """`html` with `links` just before `</head>` (unchanged when it has no head or already has them)."""
-    end = html.find(b"</head>")
-    if not links or end < 0 or links in html:
-        return html
-    return html[:end] + links + html[end:]
-
-
-class PreloadMenuCode:
-    """Add `preload_links()` to every HTML page Streamlit serves (`/` and each page's URL: the same index.html)."""
-
-    def __init__(self, app: ASGIApp, links: bytes | None = None) -> None:
-        self.app = app
-        self.links = links
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "GET":
-            await self.app(scope, receive, send)
-            return
-        links = preload_links() if self.links is None else self.links
-        start: Message | None = None
-        body: list[bytes] = []
-
-        async def send_with_preloads(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                if not headers.get(b"content-type", b"").startswith(b"text/html") or message.get("status") != 200:
-                    await send(message)  # anything but a page passes untouched (the static code, the websocket's)
-                    return
-                start = message
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            body.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            html = b"".join(body)
-            headers = [
-                (k, v) for k, v in start.get("headers", []) if k.lower() not in {b"content-length", b"content-encoding"}
-            ]
-            encoded = dict(start.get("headers", [])).get(b"content-encoding", b"").lower() == b"gzip"
-            if encoded:  # a page's URL (not `/`) comes gzipped from Streamlit's middleware
-                html = gzip.decompress(html)
-            html = with_preloads(html, links)
-            if encoded:
-                html = gzip.compress(html, mtime=0)
-                headers.append((b"content-encoding", b"gzip"))
-            headers.append((b"content-length", str(len(html)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": html})
-
-        await self.app(scope, receive, send_with_preloads)
-
-
 def middleware() -> list[Middleware]:
-    """Outermost first: the cookie on page loads, the menu's code preloaded, then the websocket filter."""
-    return [Middleware(IdentityCookie), Middleware(PreloadMenuCode), Middleware(RefuseDeveloperMessages)]
+    """Outermost first: the cookie on page loads, then the websocket filter."""
+    return [Middleware(IdentityCookie), Middleware(RefuseDeveloperMessages)]
 
 
 def asgi_app(script: str | Path, routes: Sequence[BaseRoute] = ()) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import tempfile
 import tomllib
 import urllib.request
@@ -118,88 +117,4 @@ def test_the_real_server_issues_the_cookie_once(tmp_path: Path) -> None:
         request = urllib.request.Request(f"{server.url}/", headers={"Cookie": f"{web.COOKIE}={token}"})
         again = urllib.request.urlopen(request, timeout=30)
         assert not [c for c in again.headers.get_all("set-cookie") or [] if c.startswith(f"{web.COOKIE}=")]
-    assert "Traceback" not in log_path.read_text()
-
-
-HTML = b'<html><head><script type="module" src="./static/js/index.x.js"></script></head><body></body></html>'
-LINK = b'<link rel="modulepreload" crossorigin href="./static/js/PageLink.abc.js">\n'
-
-
-def _page_app(body: bytes, content_type: bytes = b"text/html; charset=utf-8", gzipped: bool = False) -> Any:
-    async def app(scope: dict, receive: Any, send: Any) -> None:
-        payload = gzip.compress(body) if gzipped else body
-        headers = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
-        headers += [(b"content-encoding", b"gzip")] if gzipped else []
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        half = len(payload) // 2  # in two parts, as a streamed response may come
-        await send({"type": "http.response.body", "body": payload[:half], "more_body": True})
-        await send({"type": "http.response.body", "body": payload[half:]})
-
-    return app
-
-
-def _serve(app: Any, method: str = "GET") -> tuple[dict[str, bytes], bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": "/", "headers": []}
-    asyncio.run(web.PreloadMenuCode(app, links=LINK)(scope, receive, send))
-    headers = dict(sent[0]["headers"])
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    assert int(headers[b"content-length"]) == len(body)
-    return headers, body
-
-
-def test_every_html_page_preloads_the_menus_code_plain_or_gzipped() -> None:
-    _, body = _serve(_page_app(HTML))
-    assert body == HTML.replace(b"</head>", LINK + b"</head>")
-    headers, body = _serve(_page_app(HTML, gzipped=True))  # a page's URL (/clipping) comes gzipped
-    assert headers[b"content-encoding"] == b"gzip"
-    assert gzip.decompress(body) == HTML.replace(b"</head>", LINK + b"</head>")
-
-
-def test_anything_but_an_html_page_passes_untouched() -> None:
-    code = b"export default 1; </head>"
-    _, body = _serve(_page_app(code, content_type=b"text/javascript"))
-    assert body == code
-    assert web.with_preloads(HTML.replace(b"</head>", LINK + b"</head>"), LINK).count(LINK) == 1  # never twice
-
-
-def test_the_installed_streamlit_loads_page_links_lazily_and_the_lab_finds_that_code() -> None:
-    """If a Streamlit upgrade renames or inlines the chunk, this says so (the menu would be slow again, or fine)."""
-    from streamlit import file_util
-
-    static = Path(file_util.get_static_dir())
-    [chunk] = web.lazy_chunks(static)
-    assert chunk.startswith("PageLink.") and (static / "static" / "js" / chunk).is_file()
-    assert f"./static/js/{chunk}".encode() not in (static / "index.html").read_bytes()  # Streamlit does not preload it
-    assert web.preload_links() == f'<link rel="modulepreload" crossorigin href="./static/js/{chunk}">\n'.encode()
-
-
-@pytest.mark.slow
-def test_the_real_server_preloads_the_menus_code_on_every_page(tmp_path: Path) -> None:
-    """The menu (`st.page_link`s) needs a chunk of Streamlit's frontend that the browser otherwise asks for only
-    when the first link arrives, from the server that is busy running the page: the page names it up front."""
-    from streamlit import file_util
-
-    [chunk] = web.lazy_chunks(Path(file_util.get_static_dir()))
-    href = f'<link rel="modulepreload" crossorigin href="./static/js/{chunk}">'
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log, streamlit_server(tempfile.mkdtemp(prefix="lab-web-"), log) as server:
-        for path in ("/", "/clipping?lang=en", "/hidden_states"):
-            for encoding in ("identity", "gzip"):
-                request = urllib.request.Request(f"{server.url}{path}", headers={"Accept-Encoding": encoding})
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    raw = response.read()
-                    gzipped = response.headers.get("Content-Encoding") == "gzip"
-                html = (gzip.decompress(raw) if gzipped else raw).decode()
-                assert href in html, (path, encoding)
-                assert html.index(href) < html.index("</head>")
-        with urllib.request.urlopen(f"{server.url}/static/js/{chunk}", timeout=30) as response:
-            assert response.status == 200 and b"stPageLink" in response.read()
     assert "Traceback" not in log_path.read_text()
