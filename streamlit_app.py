@@ -9,7 +9,15 @@ import streamlit as st
 
 
 def main() -> None:
-    """The script of every page view: page config, the session set up once, the navigation, the chosen page."""
+    """The script of every page view, in a script turn (`lab_ui.turns`: a class's clicks must not starve the
+    server's event loop): page config, the session set up once, the navigation, the chosen page."""
+    from lab_ui import turns
+
+    with turns.turn():
+        _page_view()
+
+
+def _page_view() -> None:
     from lab_ui import class_ui, identity, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon

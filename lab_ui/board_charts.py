@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import plotly.colors as pc
 import plotly.graph_objects as go
 
-from .charts import PALETTE, _log_axis_label, log_ticks
+from .charts import PALETTE, _log_axis_label, horizontal_line, log_ticks
 from .text import escape_html
 
 _MARGIN = {"l": 70, "r": 20, "t": 60, "b": 50}
@@ -274,7 +274,7 @@ def _log_y(fig: go.Figure, values: Sequence[float], baseline: Baseline | None) -
     ys = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     if baseline is not None:
         ys = [min(v, baseline.ceiling) for v in ys] + [float(baseline.vocab_size)]
-        fig.add_hline(y=baseline.vocab_size, line={"dash": "dot", "color": "#888"})
+        horizontal_line(fig, baseline.vocab_size, {"dash": "dot", "color": "#888"})
         _log_axis_label(fig, baseline.vocab_size, escape_html(baseline.label), "bottom")
     lo, hi = (max(1.0, min(ys)) / 1.2, max(ys) * 1.3) if ys else (1.0, 1000.0)
     if hi <= lo:

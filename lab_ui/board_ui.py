@@ -47,7 +47,7 @@ from lm_core.serve.board_store import BoardStore
 from lm_core.songci import songci_corpus
 from lm_core.training import TrainConfig, Trainer
 
-from . import corpus_ui, identity, jobs_ui, lesson, presets, session, settings
+from . import corpus_ui, identity, jobs_ui, lesson, presets, session, settings, turns
 from .board_charts import Baseline, BoardLine, ValuePoint, by_value_figure, curves_figure, value_colors
 from .i18n import N_, current_lang, labels, model_label, multiselect_words, t
 from .process_state import process_object
@@ -433,7 +433,7 @@ def live_board_ui(board: BoardSpec, viewer: Viewer) -> None:
     live = boards().snapshot(board).live
     rate = POLL_SECONDS if live else IDLE_POLL_SECONDS
 
-    @st.fragment(run_every=rate)
+    @turns.fragment(run_every=rate)
     def _panel() -> None:
         snapshot = boards().snapshot(board)
         draw_board(board, snapshot, viewer)

@@ -24,7 +24,7 @@ from lm_core.serve.job import FAILED, Job, ran_out_of_memory
 from lm_core.serve.views import JobView
 from lm_core.training import Trainer, check_validation
 
-from . import settings
+from . import settings, turns
 from .charts import Curve, perplexity_figure
 from .corpus_ui import CorpusChoice, corpus_summary_ui
 from .i18n import N_, current_lang, run_label, t
@@ -309,7 +309,7 @@ def live_ui(page: str, draw: Callable[[Job, JobView], None]) -> None:
         return
     alive = not job.done
 
-    @st.fragment
+    @turns.fragment
     def _panel() -> None:
         job = page_job(page)
         if job is None:

@@ -28,7 +28,7 @@ from lm_core.models import CharModel
 from lm_core.serve.job import Job
 from lm_core.serve.store import short_ids
 
-from . import corpus_ui, jobs_ui, persist
+from . import corpus_ui, jobs_ui, persist, turns
 from .i18n import PAGE_TITLES, current_lang, model_label, run_label, stored_run_label, t
 from .model_cache import (
     cached_model,
@@ -545,7 +545,7 @@ def live_status_ui(choice: ModelChoice, follow: bool) -> None:
     if job is None or job.done:
         return
 
-    @st.fragment
+    @turns.fragment
     def _watch() -> None:
         live = manager().get(job.id, owner_id())  # also marks the job as watched, so it is not reaped
         if live is None:

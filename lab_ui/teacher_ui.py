@@ -25,7 +25,7 @@ from lm_core.classroom.store import ClassInfo, ClassStore, StudentInfo
 from lm_core.errors import LabError, localized
 from lm_core.serve.store import RunRecord
 
-from . import identity, jobs_ui
+from . import identity, jobs_ui, turns
 from .i18n import N_, PAGE_TITLES, current_lang, labels, model_label, multiselect_words, stored_run_label, t
 from .presets import PRESET_LABELS, PRESETS
 from .session import manager
@@ -137,7 +137,7 @@ def _class_ui(store: ClassStore, klass: ClassInfo) -> None:
         _export_ui(store, klass)
 
 
-@st.fragment(run_every=LIVE_SECONDS)
+@turns.fragment(run_every=LIVE_SECONDS)
 def _class_header(class_id: str, code: str) -> None:
     """The code to give the class, and how many have joined (live: students join while the teacher watches)."""
     store = identity.class_store()
@@ -242,7 +242,7 @@ def _act(run_id: str, class_id: str, action: str) -> None:
     )
 
 
-@st.fragment(run_every=LIVE_SECONDS)
+@turns.fragment(run_every=LIVE_SECONDS)
 def _runs_panel(class_id: str) -> None:
     """Every student's runs (status, epoch, perplexity, a small curve), redrawn from the store every few seconds,
     and the controls. Its layout does not depend on the runs' states (see lab_ui.jobs_ui on stale elements)."""

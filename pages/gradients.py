@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import streamlit as st
 
-from lab_ui import charts, model_cache, model_source, session
+from lab_ui import charts, model_cache, model_source, session, turns
 from lab_ui.companions import Companion, companions
 from lab_ui.highlight import activation_html
 from lab_ui.i18n import current_lang, t
@@ -160,7 +160,7 @@ def _connectivity_html(text: str, pos: int, scores: np.ndarray) -> str:
     return activation_html(list(text), colors, titles)
 
 
-@st.fragment
+@turns.fragment
 def _connectivity_ui(models: list[tuple[str, str, CharModel]], text: str, ids: list[int]) -> None:
     """Section 1, a fragment: moving its slider reruns this section alone, not the page's other analyses."""
     st.subheader(t("gradients.s1"))
@@ -202,7 +202,7 @@ def _distance_ui(choice: ModelChoice, models: list[tuple[str, str, CharModel]], 
         st.markdown(t("gradients.explain_text"))
 
 
-@st.fragment
+@turns.fragment
 def _rho_ui(choice: ModelChoice, corpus: tuple[str, list[int]]) -> None:
     """Section 3, a fragment: a move of ρ or θ reruns this section alone (it took 2.7 s as a full page rerun)."""
     st.subheader(t("gradients.s3"))

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lab_ui import charts, corpus_ui, jobs_ui, session, stored_runs
+from lab_ui import charts, corpus_ui, jobs_ui, session, stored_runs, turns
 from lab_ui.i18n import N_, model_label, multiselect_words, stored_run_label, t
 from lab_ui.session import manager, owner_id
 from lm_core.limits import MAX_BYTES_PER_OWNER, MAX_RUNS_PER_OWNER
@@ -166,7 +166,7 @@ def _elsewhere_ui(record: RunRecord) -> None:
     _elsewhere_watch(record.job_id, record.id, record.epoch, record.status)
 
 
-@st.fragment(run_every=2.0)
+@turns.fragment(run_every=2.0)
 def _elsewhere_watch(job_id: str, run_id: str, epoch: int, status: str) -> None:
     """While this tab shows the run: keep it "watched" for its server, and redraw when the store moves on."""
     manager().control_remote(job_id, owner_id(), "touch")
