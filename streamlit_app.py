@@ -18,12 +18,11 @@ def main() -> None:
 
 
 def _page_view() -> None:
-    from lab_ui import class_ui, identity, nav, session
+    from lab_ui import class_ui, identity, session
     from lab_ui.i18n import PAGE_TITLES, t
     from lab_ui.icon import app_icon
 
     st.set_page_config(page_title=t("common.tab_title"), page_icon=app_icon(), layout="wide")
-    menu = nav.menu_slot()  # the sidebar's first place, before session.init() draws the language switch there
     session.init()
 
     # Each page's key is the `PAGE` its file uses for its widget keys; `st.session_state["page"]` names the page.
@@ -70,9 +69,10 @@ def _page_view() -> None:
     shown = {key: candidate for key, candidate in PAGES.items() if identity.page_visible(key)}
     first = next(iter(shown.values()), PAGES["my_runs"])
     routed = {key: shown.get(key) or class_ui.closed_page(key, candidate, first) for key, candidate in PAGES.items()}
-    # Streamlit's own menu is off (client.showSidebarNavigation): it listed file names until this first ran.
-    page = st.navigation(list(routed.values()), position="hidden")
-    nav.menu_ui(menu, shown.values())
+    # The menu is Streamlit's own, in the sidebar: page titles, drawn by the frontend's main code with no element
+    # to load first (the lab's st.page_link menu waited up to seconds for that code under load), every page shown
+    # (expanded), a click switches page in the session. Never file names: see `_leave_legacy_pages_mode` below.
+    page = st.navigation(list(routed.values()), position="sidebar", expanded=True)
     st.session_state["page"] = next(key for key, candidate in routed.items() if candidate is page)
     with session.routed_by_entrypoint():
         page.run()
@@ -87,6 +87,22 @@ else:  # imported by `streamlit run` (or an ASGI server) to serve the app
 
     from lab_ui import poll, web
     from lm_core.classroom import teacher
+
+    def _leave_legacy_pages_mode() -> None:
+        """Serve every first request through this entrypoint: never Streamlit's legacy mode of the `pages/` folder.
+
+        Streamlit 1.67 starts a server in its legacy multipage mode when a `pages/` folder sits beside the
+        entrypoint (`PagesManager.uses_pages_directory`, set from the folder's existence when the first session
+        starts): that first run shows a menu of file names ("streamlit app", "hidden states") and serves a deep
+        link by its file alone, until some run calls `st.navigation`, which clears the flag for the whole server
+        (streamlit/commands/navigation.py, `PagesManager.uses_pages_directory = False`). The entrypoint always
+        calls it, so clearing the flag before the first session does what the first run would do, only earlier.
+        """
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+
+    _leave_legacy_pages_mode()
 
     teacher.announce()  # without RNN_LAB_TEACHER_KEY: the generated key goes to the server's log, now
 

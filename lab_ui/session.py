@@ -266,7 +266,9 @@ def entrypoint_ran_instead() -> bool:
     (streamlit/commands/navigation.py, line 399; documented as "as soon as any
     session executes st.navigation, the app ignores the pages/ directory"), and
     no config option turns legacy mode off (`client.showSidebarNavigation` only
-    hides the menu). AppTest resets the flag before every run
+    hides the menu). A served app clears the flag before its first session
+    (`streamlit_app._leave_legacy_pages_mode`), so under `streamlit run` this
+    stays a second line; AppTest resets the flag before every run
     (streamlit/testing/v1/app_test.py, line 666), so in tests every page run
     after `switch_page` comes this way.
 

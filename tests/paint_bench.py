@@ -101,6 +101,8 @@ def _browser(p):
 
 def _visit(browser, url: str, wait_for: str = "done", shot: str = "") -> dict[str, float]:
     """Open `url` in a new browser context; the first-seen times (s) once `wait_for` was seen."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
     page = context.new_page()
     page.add_init_script(RECORDER_JS % (json.dumps(TITLES), json.dumps(RAW_NAMES)))
@@ -111,6 +113,10 @@ def _visit(browser, url: str, wait_for: str = "done", shot: str = "") -> dict[st
         "() => 'done' in window.__marks && !window.__marks.__ran && performance.now() - window.__marks.done > 1000",
         timeout=WAIT,
     )
+    try:  # the menu may still be grey placeholders after the run (its code loading): its time counts too
+        page.wait_for_function("() => 'nav' in window.__marks", timeout=WAIT)
+    except PlaywrightTimeout:
+        pass
     marks = page.evaluate("() => window.__marks")
     if "nav" not in marks:
         print("    (no full menu; last labels:", marks.get("__labels"), ")")

@@ -289,3 +289,36 @@ def test_no_request_leaves_this_machine(page, server: str) -> None:
     favicon = page.evaluate("() => document.querySelector('link[rel~=\"icon\"]')?.href || ''")
     assert favicon.startswith(server), favicon
     _shot(page, "offline_generate")
+
+
+def test_the_menu_lists_page_titles_and_switches_pages_within_the_session(page, server: str) -> None:
+    """The menu (Streamlit's navigation, in the sidebar) names pages by their titles, and a click on one switches
+    page in the same browser document over the same websocket: the session (its runs, its settings) is never lost
+    to a reload. It is Streamlit's navigation, not `st.page_link` elements, whose code the browser loads only when
+    the first one arrives: under load those stood as grey placeholders for seconds after the title."""
+    from lab_ui.i18n import PAGE_TITLES as PAGE_KEYS
+    from lm_core.messages import text
+
+    titles = {text(key, "en") for key in PAGE_KEYS.values()}
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(f"{server}/?lang=en")
+    _wait_ready(page)
+    links = page.get_by_test_id("stSidebar").get_by_test_id("stSidebarNav").get_by_test_id("stSidebarNavLink")
+    expect(links).to_have_count(len(titles), timeout=WAIT)
+    labels = links.evaluate_all("""links => links.map(link => {
+        const label = link.cloneNode(true);
+        label.querySelectorAll('[data-testid="stIconMaterial"]').forEach(icon => icon.remove());
+        return label.textContent.trim();
+    })""")
+    assert set(labels) == titles, labels
+    opened = len(sockets)
+    page.evaluate("() => { window.__sameDocument = true; }")  # gone if the click reloaded the page
+    clipping = text(PAGE_KEYS["clipping"], "en")
+    links.filter(has_text=clipping).click()
+    expect(_main(page).locator("h1")).to_have_text(clipping, timeout=WAIT)  # in English: the session's language
+    expect(page).to_have_url(re.compile(r"/clipping"), timeout=WAIT)
+    _wait_ready(page)
+    assert page.evaluate("() => window.__sameDocument === true"), "the menu reloaded the page"
+    assert len(sockets) == opened, f"a new websocket (a new session) was opened: {sockets}"
+    _shot(page, "menu_switched_to_clipping")

@@ -17,7 +17,6 @@ import pytest
 from test_browser import ARTIFACTS, _main, _require_browser, _shot, _wait_ready, expect
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_until
 
-from lab_ui.nav import NAV_KEY
 from lm_core import messages
 from lm_core.classroom.lesson import make_lock
 from lm_core.classroom.store import ClassStore
@@ -253,7 +252,7 @@ def test_a_lesson_lock_closes_pages_to_a_student_by_address_too(chromium, class_
     _ready(student)
     expect(_main(student)).to_contain_text("This page is closed to your class", timeout=WAIT)
     expect(_main(student).get_by_test_id("stSlider")).to_have_count(0)
-    nav = student.get_by_test_id("stSidebar").locator(f".st-key-{NAV_KEY}")  # the lab's menu (lab_ui/nav.py)
+    nav = student.get_by_test_id("stSidebar").get_by_test_id("stSidebarNav")  # the menu (st.navigation)
     expect(nav).to_contain_text("My runs", timeout=WAIT)
     expect(nav).not_to_contain_text("Gradient clipping")
     expect(nav).not_to_contain_text("Teacher")

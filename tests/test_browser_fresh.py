@@ -1,11 +1,13 @@
 """Real-browser test: a deep link as the very first request a fresh `streamlit run` serves.
 
-With a `pages/` folder beside the entrypoint, Streamlit 1.67 starts in its
-legacy multipage mode and serves /clipping by running pages/clipping.py alone,
-until some session has run `st.navigation` (see `lab_ui.session.entrypoint_ran_instead`).
-`test_browser.py` shares one server whose first request is `/`, which leaves
-that mode for good, so only a server of its own can show what a student who
-opens a shared /clipping link first sees. Same Chromium and flags as there.
+With a `pages/` folder beside the entrypoint, Streamlit 1.67 would start in its
+legacy multipage mode (a menu of file names, /clipping served by running
+pages/clipping.py alone) until some session has run `st.navigation`; the app
+leaves that mode before its first session (`streamlit_app._leave_legacy_pages_mode`,
+and `lab_ui.session.entrypoint_ran_instead` as a second line).
+`test_browser.py` shares one server whose first request is `/`, so only a
+server of its own can show what a student who opens a shared /clipping link
+first sees. Same Chromium and flags as there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from test_browser import ARTIFACTS, _main, _require_browser, _shot, _wait_ready,
 from testkit import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 from lab_ui.i18n import PAGE_TITLES as PAGE_KEYS
-from lab_ui.nav import NAV_KEY
 from lm_core.messages import text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -61,7 +62,8 @@ def test_a_fresh_servers_first_visit_never_shows_file_names(tmp_path) -> None:
             page.add_init_script(SEEN_LABELS_JS)
             page.goto(f"{running.url}/?lang=en")
             expect(_main(page).locator("h1")).to_have_text(title, timeout=WAIT)
-            links = page.get_by_test_id("stSidebar").locator(f".st-key-{NAV_KEY}").get_by_test_id("stPageLink-NavLink")
+            # the menu is Streamlit's navigation (st.navigation), drawn without a lazily loaded element
+            links = page.get_by_test_id("stSidebar").get_by_test_id("stSidebarNav").get_by_test_id("stSidebarNavLink")
             expect(links).to_have_count(len(PAGE_TITLES), timeout=WAIT)
             _wait_ready(page, timeout=WAIT)
             _shot(page, "fresh_root_menu")
@@ -87,13 +89,13 @@ def test_deep_link_as_a_fresh_servers_first_request(tmp_path) -> None:
             page.goto(f"{running.url}/clipping?lang=en")  # no request before this one ran a script
             _wait_ready(page, timeout=60_000)
             sidebar = page.get_by_test_id("stSidebar")
-            nav = sidebar.locator(f".st-key-{NAV_KEY}")
+            nav = sidebar.get_by_test_id("stSidebarNav")
             expect(nav).to_contain_text(title, timeout=WAIT)  # a legacy sidebar says "clipping"
             expect(_main(page).locator("h1")).to_have_text(title, timeout=WAIT)
             # Elements arrive one by one after the title: wait for each thing asserted, never count at once.
             language = sidebar.get_by_test_id("stRadio").filter(has=page.get_by_text("中文", exact=True))
             expect(language, "one language radio, from session.init()").to_have_count(1, timeout=WAIT)
-            links = nav.get_by_test_id("stPageLink-NavLink")
+            links = nav.get_by_test_id("stSidebarNavLink")
             expect(links).to_have_count(len(PAGE_TITLES), timeout=WAIT)
             _wait_ready(page, timeout=WAIT)  # the run is over: nothing more will be drawn
             _shot(page, "fresh_deep_link_clipping")
